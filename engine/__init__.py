@@ -1,0 +1,22 @@
+"""firstreply's engine: ingestion, hybrid retrieval and answers over a project's own sources.
+
+``engine.Engine`` is the in-process entry point; heavy dependencies (torch, Chroma) load
+only when an engine is built, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.service import Engine
+
+__all__ = ["Engine"]
+
+
+def __getattr__(name: str):
+    if name == "Engine":
+        from engine.service import Engine
+
+        return Engine
+    raise AttributeError(name)

@@ -1,0 +1,1 @@
+"""Answers: what the engine says back, with its citations, or why it abstained."""

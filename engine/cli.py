@@ -1,0 +1,169 @@
+"""The ``firstreply`` command line: ingest, search, ask, evaluate.
+
+Every command builds the engine from validated settings; a bad setting or an engine error
+ends the command with one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from engine.config import ConfigError, Settings, load_settings
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _settings(**overrides) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _engine(settings: Settings):
+    from engine.service import Engine
+
+    return Engine(settings)
+
+
+@contextmanager
+def _failures_as_messages():
+    from engine.index.embedder import EmbeddingModelError
+    from engine.index.vectors import VectorStoreError
+
+    try:
+        yield
+    except (EmbeddingModelError, VectorStoreError, FileNotFoundError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+@contextmanager
+def _progress(enabled: bool):
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+@click.group()
+@click.version_option(package_name="firstreply")
+def cli() -> None:
+    """firstreply: answers your community's questions from your project's own docs."""
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--repo-url", help="Repository web URL, so chunks link to …/blob/<ref>/<path>#L<a>-L<b>.")
+@click.option("--ref", help="Git ref (tag, branch or commit) for links; read from the checkout when omitted.")
+@click.option("--kb", help="Knowledge base name (default: FIRSTREPLY_KB).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def ingest(path: Path, repo_url: str | None, ref: str | None, kb: str | None, as_json: bool) -> None:
+    """Index the docs, examples and source under PATH (incrementally)."""
+    settings = _settings(kb=kb)
+    with _failures_as_messages(), _progress(not as_json and err.is_terminal) as progress:
+        report = _engine(settings).ingest(path, repo_url=repo_url, ref=ref, progress=progress)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    out.print(f"[bold]{settings.kb}[/]: {report.summary()}")
+    for rel_path, reason in report.unreadable:
+        err.print(f"[yellow]unreadable[/] {rel_path}: {reason}")
+
+
+@cli.command()
+@click.argument("query")
+@click.option("-k", "k", type=click.IntRange(1, 100), default=5, show_default=True)
+@click.option("--kb", help="Knowledge base name.")
+@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+def search(query: str, k: int, kb: str | None, as_json: bool) -> None:
+    """Show the passages that hybrid retrieval finds for QUERY."""
+    settings = _settings(kb=kb)
+    with _failures_as_messages():
+        hits = _engine(settings).search(query, k=k)
+    if as_json:
+        click.echo(json.dumps([h.as_dict() for h in hits], indent=2, ensure_ascii=False))
+        return
+    if not hits:
+        out.print("No results. Has this knowledge base been ingested? Try [bold]firstreply ingest PATH[/].")
+    for rank, hit in enumerate(hits, start=1):
+        dense = f"{hit.dense:.2f}" if hit.dense is not None else "–"
+        out.print(f"[bold]{rank}.[/] {hit.chunk.header}  [dim](similarity {dense})[/]")
+        out.print(f"   [link={hit.chunk.url}]{hit.chunk.url}[/link]", soft_wrap=True)
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--kb", help="Knowledge base name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+def ask(question: str, kb: str | None, as_json: bool) -> None:
+    """Answer QUESTION from the knowledge base, with cited sources."""
+    settings = _settings(kb=kb)
+    with _failures_as_messages():
+        answer = _engine(settings).ask(question)
+    if as_json:
+        click.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
+        return
+    click.echo(answer.text)
+    if answer.citations:
+        click.echo("\nSources:")
+        for citation in answer.citations:
+            click.echo(f"  [{citation.number}] {citation.label()} — {citation.url}")
+
+
+@cli.group(name="eval")
+def eval_group() -> None:
+    """Measure retrieval and answer quality on labelled questions."""
+
+
+@eval_group.command(name="retrieval")
+@click.option("--corpus", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--queries", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--qrels", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--k", "k", type=click.IntRange(1, 100), default=10, show_default=True, help="Chunks retrieved per question.")
+@click.option("--kb", help="Knowledge base to ingest the corpus into (default: eval-<corpus folder name>).")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--per-query", is_flag=True, help="With --json: include each question's ranking.")
+def eval_retrieval(corpus: Path, queries: Path, qrels: Path, k: int, kb: str | None, as_json: bool, per_query: bool) -> None:
+    """Ingest CORPUS (incrementally) and report page-level Recall@1/3/5/10 and MRR@10."""
+    from engine.evaluation.retrieval import evaluate, load_queries
+
+    kb = kb or f"eval-{corpus.resolve().parent.name}-{corpus.resolve().name}"[:64].strip("-_")
+    settings = _settings(kb=kb)
+    with _failures_as_messages():
+        labelled = load_queries(queries, qrels)
+        engine = _engine(settings)
+        with _progress(not as_json and err.is_terminal) as progress:
+            engine.ingest(corpus, progress=progress)
+        # Retrieve more chunks than pages asked for, so ten distinct pages can be ranked.
+        report = evaluate(labelled, lambda q: [h.chunk.path for h in engine.search(q.question, k=max(k, 10) * 3, title=q.title)])
+    if as_json:
+        click.echo(json.dumps(report.as_dict(with_queries=per_query), indent=2))
+        return
+    out.print(f"{report.queries} labelled questions on {corpus}")
+    for cutoff, value in report.recall.items():
+        out.print(f"  Recall@{cutoff:<3} {value:.3f}")
+    out.print(f"  MRR@10    {report.mrr_at_10:.3f}")
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)

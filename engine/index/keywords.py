@@ -1,0 +1,107 @@
+"""Keyword ranking with bm25s, persisted beside the vectors with the chunks it ranks.
+
+Chroma has no local keyword ranking, so BM25 lives here. Terms are stemmed English words
+plus the parts of code identifiers (``useFormFields`` also yields ``use``, ``form``,
+``fields``), because users ask about API names in prose.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
+
+from engine.ingest.chunking import Chunk
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_STOPWORDS = frozenset(STOPWORDS_EN)
+_stemmer = Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def _expand(word: str) -> tuple[str, ...]:
+    parts = [p for piece in word.split("_") for p in _CAMEL.findall(piece)]
+    words = [word.lower()]
+    if len(parts) > 1:
+        words.extend(p.lower() for p in parts)
+    return tuple(_stemmer.stemWord(w) for w in words if len(w) > 1 and w not in _STOPWORDS)
+
+
+def keyword_terms(text: str) -> list[str]:
+    """The BM25 terms of a text: lower-cased, stemmed, stop words dropped, identifiers split."""
+    terms: list[str] = []
+    for word in _WORD.findall(text):
+        terms.extend(_expand(word))
+    return terms
+
+
+class KeywordIndex:
+    """BM25 over a fixed list of chunks; rebuilt whole after an ingest (it takes seconds)."""
+
+    def __init__(self, chunks: list[Chunk], model: bm25s.BM25 | None) -> None:
+        self.chunks = chunks
+        self.model = model
+
+    @classmethod
+    def build(cls, chunks: list[Chunk]) -> "KeywordIndex":
+        chunks = sorted(chunks, key=lambda c: (c.path, c.start_line, c.id))
+        if not chunks:
+            return cls([], None)
+        model = bm25s.BM25(k1=1.2, b=0.75)
+        model.index([keyword_terms(c.embedding_text) or ["\u2205"] for c in chunks], show_progress=False)
+        return cls(chunks, model)
+
+    def save(self, directory: Path) -> None:
+        """Write atomically: a half-written index is never left where ``load`` would read it."""
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = directory.with_name(directory.name + ".new")
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir()
+        with (staging / "chunks.jsonl").open("w", encoding="utf-8") as handle:
+            for chunk in self.chunks:
+                handle.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+        if self.model is not None:
+            self.model.save(str(staging / "bm25"))
+        old = directory.with_name(directory.name + ".old")
+        if directory.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(directory, old)
+        os.replace(staging, directory)
+        if old.exists():
+            shutil.rmtree(old)
+
+    @classmethod
+    def load(cls, directory: Path) -> "KeywordIndex":
+        if not (directory / "chunks.jsonl").exists():
+            return cls([], None)
+        chunks = []
+        with (directory / "chunks.jsonl").open(encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                record["heading_path"] = tuple(record["heading_path"])
+                chunks.append(Chunk(**record))
+        model = bm25s.BM25.load(str(directory / "bm25")) if chunks else None
+        return cls(chunks, model)
+
+    def search(self, query: str, k: int) -> list[tuple[Chunk, float]]:
+        terms = keyword_terms(query)
+        if self.model is None or not terms:
+            return []
+        scores = self.model.get_scores(terms)
+        k = min(k, len(self.chunks))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(self.chunks[i], float(scores[i])) for i in top if scores[i] > 0]
+

@@ -1,0 +1,1 @@
+"""Ingestion: from a folder or git checkout to structured, linkable, embeddable chunks."""

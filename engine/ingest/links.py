@@ -1,0 +1,34 @@
+"""Where a chunk points: a repository blob with line anchors, or a page on the docs site."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+
+def slugify(heading: str) -> str:
+    """A heading's anchor as GitHub and most docs sites render it."""
+    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return slug.replace(" ", "-")
+
+
+@dataclass(frozen=True)
+class LinkBuilder:
+    repo_url: str | None = None
+    ref: str | None = None
+    #: path prefix -> docs-site base URL; the rest of the path, less its suffix, is appended.
+    url_map: dict[str, str] = field(default_factory=dict)
+
+    def url(self, path: str, start_line: int = 0, end_line: int = 0, heading: str | None = None) -> str:
+        for prefix in sorted(self.url_map, key=len, reverse=True):
+            if path.startswith(prefix):
+                rest = path[len(prefix) :].rsplit(".", 1)[0]
+                rest = re.sub(r"(^|/)(index|README)$", "", rest)
+                anchor = f"#{slugify(heading)}" if heading else ""
+                return self.url_map[prefix].rstrip("/") + ("/" + rest if rest else "") + anchor
+        if self.repo_url:
+            base = f"{self.repo_url.rstrip('/')}/blob/{self.ref or 'HEAD'}/{path}"
+            if start_line:
+                return f"{base}#L{start_line}-L{end_line}" if end_line > start_line else f"{base}#L{start_line}"
+            return base
+        return path

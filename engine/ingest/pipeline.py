@@ -1,0 +1,190 @@
+"""Incremental ingestion of one source into a knowledge base.
+
+Each run compares every file's content hash with the manifest from the last run: unchanged
+files are not parsed again, and within a changed file only chunks whose id is new are
+embedded (chunk ids hash their own content). Chunks of deleted files, and chunks a change
+made obsolete, are removed. The manifest is written only after the vector store holds the
+new state, so a run that dies half-way is simply redone, at the cost of what it had not
+finished, by the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from engine.ingest.chunking import Chunk, chunk_document
+from engine.ingest.links import LinkBuilder
+from engine.ingest.sources import UnreadableFile, discover, parser_for, read_text
+from engine.index.keywords import KeywordIndex
+
+Progress = Callable[[str, int, int], None]
+EMBED_BATCH = 256
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class IngestReport:
+    source: str
+    files_seen: int = 0
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_deleted: int = 0
+    chunks_total: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.files_seen} files: {len(self.added)} added, {len(self.updated)} updated, "
+            f"{len(self.removed)} removed, {self.unchanged} unchanged",
+            f"chunks: {self.chunks_embedded} embedded, {self.chunks_reused} reused, "
+            f"{self.chunks_deleted} deleted, {self.chunks_total} in the index",
+        ]
+        if self.skipped:
+            parts.append("skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())))
+        if self.unreadable:
+            parts.append(f"unreadable: {len(self.unreadable)}")
+        return "; ".join(parts) + f" ({self.seconds:.1f} s)"
+
+    def as_dict(self) -> dict:
+        data = {k: v for k, v in self.__dict__.items()}
+        data["unreadable"] = [{"path": p, "reason": r} for p, r in self.unreadable]
+        return data
+
+
+class Manifest:
+    """What the last runs indexed, per source: file -> content hash and chunk ids."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict = {"version": MANIFEST_VERSION, "embedding": None, "sources": {}}
+        if path.exists():
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+            if loaded.get("version") == MANIFEST_VERSION:
+                self.data = loaded
+
+    def files(self, source: str) -> dict[str, dict]:
+        return self.data["sources"].setdefault(source, {"files": {}})["files"]
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.data, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(temporary, self.path)
+
+
+def file_fingerprint(text: str, settings_key: str) -> str:
+    return hashlib.sha256(f"{settings_key}\0{text}".encode()).hexdigest()
+
+
+class Ingestor:
+    def __init__(self, embedder, vectors, kb_dir: Path, *, max_tokens: int | None = None,
+                 url_map: dict[str, str] | None = None) -> None:
+        self.embedder = embedder
+        self.vectors = vectors
+        self.kb_dir = kb_dir
+        self.max_tokens = max_tokens
+        self.url_map = url_map or {}
+        self.manifest = Manifest(kb_dir / "manifest.json")
+
+    @property
+    def keyword_dir(self) -> Path:
+        return self.kb_dir / "keywords"
+
+    def run(self, root: Path, repo_url: str | None = None, ref: str | None = None,
+            progress: Progress | None = None) -> IngestReport:
+        started = time.perf_counter()
+        info = discover(root, repo_url, ref)
+        source = str(info.root)
+        report = IngestReport(source=source, files_seen=len(info.files))
+        if self.manifest.data.get("embedding") != self.embedder.fingerprint:
+            # Vectors from another model are meaningless next to this one's.
+            self.vectors.reset()
+            self.manifest.data.update(embedding=self.embedder.fingerprint, sources={})
+        known = self.manifest.files(source)
+        max_tokens = self.max_tokens or self.embedder.max_tokens
+        links = LinkBuilder(info.repo_url, info.ref, self.url_map)
+        settings_key = json.dumps([max_tokens, info.repo_url, info.ref, sorted(self.url_map.items())])
+
+        fresh: dict[str, dict] = {}
+        new_chunks: list[Chunk] = []
+        for index, rel_path in enumerate(info.files):
+            if progress:
+                progress("reading", index + 1, len(info.files))
+            parser = parser_for(rel_path)
+            if parser is None:
+                report.skipped["unsupported format"] = report.skipped.get("unsupported format", 0) + 1
+                continue
+            try:
+                text = read_text(info.root / rel_path)
+            except UnreadableFile as error:
+                report.unreadable.append((rel_path, str(error)))
+                continue
+            if text is None:
+                report.skipped["binary"] = report.skipped.get("binary", 0) + 1
+                continue
+            digest = file_fingerprint(text, settings_key)
+            previous = known.get(rel_path)
+            if previous and previous["sha256"] == digest:
+                fresh[rel_path] = previous
+                report.unchanged += 1
+                continue
+            try:
+                chunks = chunk_document(parser(rel_path, text), self.embedder.count_tokens, max_tokens, links)
+            except Exception as error:  # a parser bug must not stop the run; say which file
+                report.unreadable.append((rel_path, f"could not parse: {type(error).__name__}: {error}"))
+                continue
+            (report.updated if previous else report.added).append(rel_path)
+            fresh[rel_path] = {"sha256": digest, "chunks": [c.id for c in chunks]}
+            new_chunks.extend(chunks)
+
+        report.removed = sorted(set(known) - set(fresh) - {p for p, _ in report.unreadable})
+        for path, _ in report.unreadable:  # keeps its old chunks until it is readable again
+            if path in known:
+                fresh[path] = known[path]
+
+        old_ids = {i for p, entry in known.items() if p not in fresh or fresh[p] is not entry for i in entry["chunks"]}
+        present = self.vectors.existing([c.id for c in new_chunks])
+        to_embed = [c for c in new_chunks if c.id not in present]
+        reused = [c for c in new_chunks if c.id in present]
+        report.chunks_reused = len(reused)
+        embed_started = time.perf_counter()
+        for start in range(0, len(to_embed), EMBED_BATCH):
+            batch = to_embed[start : start + EMBED_BATCH]
+            self.vectors.upsert(batch, self.embedder.encode([c.embedding_text for c in batch]))
+            report.chunks_embedded += len(batch)
+            if progress:
+                progress("embedding", report.chunks_embedded, len(to_embed))
+        report.embed_seconds = time.perf_counter() - embed_started
+        if reused:  # same text, but links may have moved (a new ref, a new URL map)
+            self.vectors.update_metadata(reused)
+        obsolete = old_ids - {c.id for c in new_chunks}
+        self.vectors.delete(obsolete)
+        report.chunks_deleted = len(obsolete)
+
+        known.clear()
+        known.update(fresh)
+        self.manifest.save()
+        if report.changed or not (self.keyword_dir / "chunks.jsonl").exists():
+            if progress:
+                progress("keyword index", 0, 1)
+            KeywordIndex.build(self.vectors.all_chunks()).save(self.keyword_dir)
+        report.chunks_total = self.vectors.count()
+        report.seconds = time.perf_counter() - started
+        return report
