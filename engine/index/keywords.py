@@ -48,18 +48,26 @@ def keyword_terms(text: str) -> list[str]:
 class KeywordIndex:
     """BM25 over a fixed list of chunks; rebuilt whole after an ingest (it takes seconds)."""
 
-    def __init__(self, chunks: list[Chunk], model: bm25s.BM25 | None) -> None:
+    def __init__(self, chunks: list[Chunk], model: bm25s.BM25 | None, pages: bm25s.BM25 | None = None) -> None:
         self.chunks = chunks
         self.model = model
+        self.page_paths = sorted({c.path for c in chunks})
+        self.pages = pages
 
     @classmethod
     def build(cls, chunks: list[Chunk]) -> "KeywordIndex":
         chunks = sorted(chunks, key=lambda c: (c.path, c.start_line, c.id))
         if not chunks:
             return cls([], None)
+        terms = [keyword_terms(c.embedding_text) or ["\u2205"] for c in chunks]
         model = bm25s.BM25(k1=1.2, b=0.75)
-        model.index([keyword_terms(c.embedding_text) or ["\u2205"] for c in chunks], show_progress=False)
-        return cls(chunks, model)
+        model.index(terms, show_progress=False)
+        by_page: dict[str, list[str]] = {}
+        for chunk, chunk_terms in zip(chunks, terms):
+            by_page.setdefault(chunk.path, []).extend(chunk_terms)
+        pages = bm25s.BM25(k1=1.2, b=0.75)
+        pages.index([by_page[path] for path in sorted(by_page)], show_progress=False)
+        return cls(chunks, model, pages)
 
     def save(self, directory: Path) -> None:
         """Write atomically: a half-written index is never left where ``load`` would read it."""
@@ -71,8 +79,9 @@ class KeywordIndex:
         with (staging / "chunks.jsonl").open("w", encoding="utf-8") as handle:
             for chunk in self.chunks:
                 handle.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
-        if self.model is not None:
+        if self.model is not None and self.pages is not None:
             self.model.save(str(staging / "bm25"))
+            self.pages.save(str(staging / "bm25-pages"))
         old = directory.with_name(directory.name + ".old")
         if directory.exists():
             if old.exists():
@@ -92,16 +101,30 @@ class KeywordIndex:
                 record = json.loads(line)
                 record["heading_path"] = tuple(record["heading_path"])
                 chunks.append(Chunk(**record))
-        model = bm25s.BM25.load(str(directory / "bm25")) if chunks else None
-        return cls(chunks, model)
+        if not chunks:
+            return cls([], None)
+        return cls(chunks, bm25s.BM25.load(str(directory / "bm25")), bm25s.BM25.load(str(directory / "bm25-pages")))
 
     def search(self, query: str, k: int) -> list[tuple[Chunk, float]]:
+        """The ``k`` best chunks for ``query`` with their BM25 scores (zero scores left out)."""
         terms = keyword_terms(query)
         if self.model is None or not terms:
             return []
-        scores = self.model.get_scores(terms)
-        k = min(k, len(self.chunks))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self.chunks[i], float(scores[i])) for i in top if scores[i] > 0]
+        return [(self.chunks[i], s) for i, s in _top(self.model.get_scores(terms), k)]
+
+    def search_pages(self, query: str, k: int = 100) -> list[tuple[str, float]]:
+        """Pages ranked by BM25 over their whole text."""
+        terms = keyword_terms(query)
+        if self.pages is None or not terms:
+            return []
+        return [(self.page_paths[i], s) for i, s in _top(self.pages.get_scores(terms), k)]
+
+
+def _top(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    k = min(k, len(scores))
+    if k == 0:
+        return []
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
 

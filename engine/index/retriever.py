@@ -63,16 +63,40 @@ def limit_per_page(hits: Sequence[Hit], per_page: int) -> list[Hit]:
     return kept
 
 
-class Retriever:
-    """Dense (Chroma) and keyword (bm25s) candidates for a question, fused and trimmed to ``k``."""
+def page_scores(ranked: Sequence[tuple[str, float]], page_of: dict[str, str], top_n: int = 1) -> dict[str, float]:
+    """A page's score from its chunks: the mean of its ``top_n`` best, counting absent ones as 0.
 
-    def __init__(self, embedder, vectors, keywords, *, candidates: int = 50, weights: tuple[float, float] = (1.0, 1.0)) -> None:
+    Rewards a page where several passages match over one with a single lucky match, without
+    letting long pages win on size alone.
+    """
+    per_page: dict[str, list[float]] = {}
+    for chunk_id, score in ranked:
+        best = per_page.setdefault(page_of[chunk_id], [])
+        if len(best) < top_n:
+            best.append(score)
+    return {page: sum(best) / top_n for page, best in per_page.items()}
+
+
+def ranked_keys(scores: dict[str, float]) -> list[str]:
+    return sorted(scores, key=lambda key: -scores[key])
+
+
+class Retriever:
+    """Hybrid retrieval: fuse dense and keyword evidence per page, then return each page's best chunks.
+
+    Three page rankings are fused with reciprocal rank fusion: dense similarity of the page's
+    best chunks, BM25 of its best chunks, and BM25 of the whole page (which sees terms spread
+    over several sections). Within a page, chunks are ordered by their own fused rank.
+    """
+
+    def __init__(self, embedder, vectors, keywords, *, candidates: int = 100, page_rrf_k: int = 5) -> None:
         self.embedder = embedder
         self.vectors = vectors
         self.keywords = keywords
         self.candidates = candidates
-        self.weights = weights
+        self.page_rrf_k = page_rrf_k
         self._by_id = {c.id: c for c in keywords.chunks}
+        self._page_of = {c.id: c.path for c in keywords.chunks}
 
     def search(self, question: str, k: int = 5, per_page: int | None = 2, title: str | None = None) -> list[Hit]:
         from engine.index.query import prepare_query
@@ -83,9 +107,17 @@ class Retriever:
         vector = self.embedder.encode([query.text])[0]
         dense = [(i, s) for i, s in self.vectors.query(vector, self.candidates) if i in self._by_id]
         keyword = [(c.id, s) for c, s in self.keywords.search(query.keyword_text, self.candidates)]
+        whole_pages = self.keywords.search_pages(query.keyword_text)
+        page_ranking = fuse_rankings(
+            [ranked_keys(page_scores(dense, self._page_of)), ranked_keys(page_scores(keyword, self._page_of)),
+             [page for page, _ in whole_pages]],
+            k=self.page_rrf_k,
+        )
+        page_rank = {page: rank for rank, (page, _) in enumerate(page_ranking)}
         dense_scores, keyword_scores = dict(dense), dict(keyword)
-        fused = fuse_rankings([[i for i, _ in dense], [i for i, _ in keyword]], self.weights)
-        hits = [Hit(self._by_id[i], s, dense_scores.get(i), keyword_scores.get(i)) for i, s in fused]
+        chunk_fused = fuse_rankings([[i for i, _ in dense], [i for i, _ in keyword]])
+        hits = [Hit(self._by_id[i], s, dense_scores.get(i), keyword_scores.get(i)) for i, s in chunk_fused]
+        hits.sort(key=lambda h: page_rank.get(h.chunk.path, len(page_rank)))  # stable: chunk order kept within a page
         if per_page:
             hits = limit_per_page(hits, per_page)
         return hits[:k]
