@@ -56,6 +56,8 @@ def best_passage(question_terms: set[str], text: str, max_chars: int = MAX_PASSA
     chosen: set[int] = set()
     size = 0
     for i in ranked:
+        if chosen and overlap(paragraphs[i]) == 0:
+            break  # the rest share nothing with the question
         if size and size + len(paragraphs[i]) > max_chars:
             continue
         chosen.add(i)

@@ -80,6 +80,9 @@ class Embedder:
                 raise EmbeddingModelError(f"embedding model folder {location} not found")
             verify_weights(location, self._expected_sha256)
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # "Loading weights" bars are noise in a CLI
 
         try:
             return SentenceTransformer(self._location, device=self.device, local_files_only=True)

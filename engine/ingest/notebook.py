@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from engine.ingest.document import Block, ParsedDocument, Section, title_from_path
 from engine.ingest.markdown import parse_markdown
@@ -27,12 +28,11 @@ def parse_notebook(path: str, text: str) -> ParsedDocument:
         if not source.strip():
             continue
         if cell.get("cell_type") == "markdown":
-            parsed = parse_markdown(path, source)
-            for section in parsed.sections:
+            if not title and (h1 := re.search(r"^# (.+)$", source, re.MULTILINE)):
+                title = h1.group(1).strip()
+            for section in parse_markdown(path, source).sections:
                 blocks = [Block(b.text, 0, 0, b.is_code) for b in section.blocks]
                 heading = section.heading_path if section.heading_path else sections[-1].heading_path
-                if section.heading_path and not title:
-                    title = section.heading_path[0]
                 sections.append(Section(heading, blocks))
         elif cell.get("cell_type") == "code":
             sections[-1].blocks.append(Block(source, 0, 0, is_code=True))

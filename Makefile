@@ -1,0 +1,40 @@
+# Everything set-up needs, from a fresh clone on a machine that has Python 3.11+ and make.
+#   make run   - install, index this project's docs/, and answer a question about them
+#   make test  - install with the test extras and run the whole suite
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# CPU torch first, so nothing that depends on torch pulls a CUDA build.
+# Elsewhere, add: TORCH_INDEX=--index-url https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+
+.PHONY: install run test bench eval-payload clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $(TORCH_INDEX)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/firstreply ingest docs --kb firstreply
+	$(BIN)/firstreply ask --kb firstreply "How do I index my project's documentation?"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.ingest_throughput
+	$(BIN)/python -m bench.retrieval_latency
+
+eval-payload: $(STAMP)
+	$(BIN)/firstreply eval retrieval --corpus ../shared/eval/payload/corpus \
+	  --queries ../shared/eval/payload/queries.jsonl --qrels ../shared/eval/payload/qrels.tsv
+
+clean:
+	rm -rf $(VENV) .firstreply .pytest_cache

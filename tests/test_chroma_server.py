@@ -1,0 +1,74 @@
+"""The same ingest and search against a real `chroma run` server through HttpClient."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from engine.config import Settings
+from engine.index.vectors import VectorStoreError, open_client
+from engine.service import Engine
+
+pytestmark = pytest.mark.chroma_server
+
+CHROMA = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    if not Path(CHROMA).exists():
+        pytest.skip("the `chroma` command (from the chromadb package) is not installed")
+    port = free_port()
+    log = (tmp_path / "chroma.log").open("w")
+    process = subprocess.Popen(
+        [CHROMA, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"chroma run did not start: {(tmp_path / 'chroma.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_ingest_and_search_through_a_chroma_server(chroma_server, tmp_path, embedder, sample_project):
+    settings = Settings(data_dir=tmp_path / "state", kb="served", chroma_url=chroma_server, _env_file=None)
+    engine = Engine(settings)
+    engine.__dict__["embedder"] = embedder
+    report = engine.ingest(sample_project)
+    assert report.chunks_total > 7
+    assert not (tmp_path / "state" / "chroma").exists()  # nothing went to an embedded store
+    hits = engine.search("how do I zoom the camera?", k=2)
+    assert hits[0].chunk.path == "docs/guide/camera.rst"
+    assert hits[0].dense is not None
+
+    # A second engine process (a replica) sees the same vectors.
+    replica = Engine(settings)
+    replica.__dict__["embedder"] = embedder
+    assert replica.vectors().count() == report.chunks_total
+    assert replica.ingest(sample_project).chunks_embedded == 0
+
+
+def test_an_unreachable_chroma_server_is_a_clear_error():
+    with pytest.raises(VectorStoreError, match="can't open Chroma at http://127.0.0.1:"):
+        open_client(url=f"http://127.0.0.1:{free_port()}")

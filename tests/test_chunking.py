@@ -1,0 +1,92 @@
+"""Chunking: sized to the model, code kept whole where it fits, stable ids, links."""
+
+from pathlib import Path
+
+from conftest import words
+
+from engine.ingest.chunking import SPECIAL_TOKENS, chunk_document
+from engine.ingest.document import Block, ParsedDocument, Section
+from engine.ingest.links import LinkBuilder, slugify
+from engine.ingest.markdown import parse_markdown
+
+SAMPLE = Path(__file__).parent / "data" / "sample_project"
+
+
+def doc_with(blocks: list[Block], heading=("Guide",), title="Title") -> ParsedDocument:
+    return ParsedDocument("docs/page.md", title, "docs", [Section(heading, blocks)])
+
+
+def test_every_chunk_fits_the_model_with_its_header():
+    prose = Block(" ".join(f"word{i}." for i in range(500)), 1, 1)
+    code = Block("```py\n" + "\n".join(f"x{i} = {i}" for i in range(300)) + "\n```", 2, 303, is_code=True)
+    chunks = chunk_document(doc_with([prose, code]), words, max_tokens=64)
+    assert len(chunks) > 10
+    for chunk in chunks:
+        assert words(chunk.embedding_text) + SPECIAL_TOKENS <= 64
+
+
+def test_a_code_block_that_fits_is_never_split():
+    before = Block(" ".join(["intro"] * 30), 1, 1)
+    code = Block("```py\n" + "\n".join(["print(1)"] * 40) + "\n```", 3, 44, is_code=True)
+    chunks = chunk_document(doc_with([before, code]), words, max_tokens=64)
+    holding = [c for c in chunks if "print(1)" in c.text]
+    assert len(holding) == 1
+    assert holding[0].text.count("print(1)") == 40
+    assert holding[0].text.startswith("```py") and holding[0].text.endswith("```")
+
+
+def test_an_oversized_code_block_is_split_by_lines_with_exact_line_ranges():
+    code = Block("\n".join(f"line_{i} = {i}" for i in range(100)), 10, 109, is_code=True)
+    chunks = chunk_document(doc_with([code]), words, max_tokens=40)
+    assert len(chunks) > 3
+    assert chunks[0].start_line == 10 and chunks[-1].end_line == 109
+    for chunk in chunks:
+        first = int(chunk.text.split("\n")[0].split("_")[1].split(" ")[0])
+        assert chunk.start_line == 10 + first
+
+
+def test_heading_path_is_context_in_the_embedded_text():
+    doc = parse_markdown("docs/guide/colors.mdx", (SAMPLE / "docs/guide/colors.mdx").read_text())
+    chunks = chunk_document(doc, words, max_tokens=256)
+    opacity = next(c for c in chunks if "set_opacity" in c.text)
+    assert opacity.heading_path == ("Changing opacity",)
+    assert opacity.embedding_text.startswith("Colors and opacity > Changing opacity\n\n")
+
+
+def test_chunk_ids_are_stable_and_only_change_with_their_own_content():
+    blocks = [Block("first paragraph", 1, 1), Block("x " * 80, 3, 3), Block("third paragraph", 5, 5)]
+    one = chunk_document(doc_with(blocks), words, max_tokens=64)
+    again = chunk_document(doc_with(blocks), words, max_tokens=64)
+    assert [c.id for c in one] == [c.id for c in again]
+    changed = chunk_document(doc_with(blocks[:2] + [Block("third paragraph, edited", 5, 5)]), words, max_tokens=64)
+    assert len(one) == len(changed) > 1
+    assert one[0].id == changed[0].id
+    assert one[-1].id != changed[-1].id
+
+
+def test_identical_chunks_get_distinct_ids():
+    doc = ParsedDocument("a.md", "T", "docs", [Section(("H",), [Block("same", 1, 1)]), Section(("H",), [Block("same", 3, 3)])])
+    ids = [c.id for c in chunk_document(doc, words, max_tokens=64)]
+    assert len(set(ids)) == 2
+
+
+def test_links_to_the_repository_with_line_anchors():
+    links = LinkBuilder("https://github.com/org/proj", "v1.0")
+    chunks = chunk_document(doc_with([Block("hello", 3, 7)]), words, 64, links)
+    assert chunks[0].url == "https://github.com/org/proj/blob/v1.0/docs/page.md#L3-L7"
+
+
+def test_links_through_the_docs_site_map_win_over_the_repository():
+    links = LinkBuilder("https://github.com/org/proj", "main", {"docs/": "https://proj.dev/docs/"})
+    assert links.url("docs/admin/hooks.mdx", 10, 20, "useField") == "https://proj.dev/docs/admin/hooks#usefield"
+    assert links.url("docs/index.md") == "https://proj.dev/docs"
+    assert links.url("src/a.py", 5, 5) == "https://github.com/org/proj/blob/main/src/a.py#L5"
+
+
+def test_without_a_repository_the_link_is_the_path():
+    assert LinkBuilder().url("docs/a.md", 1, 2) == "docs/a.md"
+
+
+def test_slugify_like_github():
+    assert slugify("Changing opacity!") == "changing-opacity"
+    assert slugify("useField") == "usefield"

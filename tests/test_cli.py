@@ -1,0 +1,83 @@
+"""The `firstreply` command as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli import cli
+
+FIRSTREPLY = str(Path(sys.executable).with_name("firstreply"))
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no stray .env, state under tmp_path
+    monkeypatch.setenv("FIRSTREPLY_DATA_DIR", str(tmp_path / "state"))
+    return {**os.environ, "FIRSTREPLY_DATA_DIR": str(tmp_path / "state")}
+
+
+def test_a_bad_setting_stops_the_command_with_one_line(env):
+    result = subprocess.run([FIRSTREPLY, "search", "x"], env={**env, "FIRSTREPLY_SEARCH_K": "lots"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: bad setting FIRSTREPLY_SEARCH_K: Input should be a valid integer, unable to parse string as an integer"
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_ingest_search_and_ask_from_the_command_line(env, sample_project):
+    runner = CliRunner()
+    ingest = runner.invoke(cli, ["ingest", str(sample_project), "--kb", "tiny", "--repo-url", "https://github.com/org/tinyviz", "--ref", "v1"])
+    assert ingest.exit_code == 0, ingest.output
+    assert "tiny: 10 files: 7 added, 0 updated, 0 removed, 0 unchanged" in ingest.output
+    assert "unreadable docs/legacy.md: not UTF-8 text" in ingest.output
+
+    again = runner.invoke(cli, ["ingest", str(sample_project), "--kb", "tiny", "--json", "--repo-url", "https://github.com/org/tinyviz", "--ref", "v1"])
+    report = json.loads(again.stdout)
+    assert report["chunks_embedded"] == 0 and report["unchanged"] == 7
+
+    search = runner.invoke(cli, ["search", "zoom the camera", "--kb", "tiny", "--json", "-k", "2"])
+    hits = json.loads(search.stdout)
+    assert hits[0]["path"] == "docs/guide/camera.rst"
+    assert hits[0]["url"].startswith("https://github.com/org/tinyviz/blob/v1/docs/guide/camera.rst#L")
+    assert {"score", "dense", "keyword", "heading_path", "start_line", "end_line", "title"} <= set(hits[0])
+
+    ask = runner.invoke(cli, ["ask", "How do I zoom the camera?", "--kb", "tiny"])
+    assert ask.exit_code == 0
+    assert "scene.zoom(2)" in ask.output
+    assert "Sources:\n  [1] Camera basics" in ask.output
+
+
+def test_eval_retrieval_reports_recall_and_mrr(env, sample_project, tmp_path):
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text("\n".join(json.dumps(q) for q in [
+        {"id": "q1", "question": "How do I zoom in on the scene?"},
+        {"id": "q2", "question": "make my actor half transparent", "title": "opacity"},
+    ]))
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("query-id\tdoc-path\nq1\tdocs/guide/camera.rst\nq2\tdocs/guide/colors.mdx\n")
+    result = CliRunner().invoke(cli, ["eval", "retrieval", "--corpus", str(sample_project), "--queries", str(queries),
+                                      "--qrels", str(qrels), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["queries"] == 2
+    assert report["recall@10"] == 1.0
+    assert 0.5 <= report["mrr@10"] <= 1.0
+
+
+def test_search_before_any_ingest_says_what_to_do(env):
+    result = CliRunner().invoke(cli, ["search", "anything", "--kb", "empty"])
+    assert result.exit_code == 0
+    assert "firstreply ingest PATH" in result.output
+
+
+def test_ingest_of_a_missing_folder_is_a_usage_error(env):
+    result = CliRunner().invoke(cli, ["ingest", "/no/such/folder"])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output

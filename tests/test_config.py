@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+
+from engine.config import ConfigError, Settings, load_settings
+
+
+def test_defaults_need_no_environment(monkeypatch):
+    for name in ("FIRSTREPLY_KB", "FIRSTREPLY_CHROMA_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(_env_file=None)
+    assert settings.kb == "default"
+    assert settings.chroma_url is None
+    assert settings.kb_dir == Path(".firstreply") / "kb"
+
+
+def test_environment_variables_are_read(monkeypatch):
+    monkeypatch.setenv("FIRSTREPLY_KB", "payload")
+    monkeypatch.setenv("FIRSTREPLY_URL_MAP", '{"docs/": "https://example.org/docs/"}')
+    settings = load_settings(_env_file=None)
+    assert settings.kb == "payload"
+    assert settings.url_map == {"docs/": "https://example.org/docs/"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("FIRSTREPLY_CHROMA_URL", "not a url", "FIRSTREPLY_CHROMA_URL"),
+        ("FIRSTREPLY_SEARCH_K", "zero", "FIRSTREPLY_SEARCH_K"),
+        ("FIRSTREPLY_ABSTAIN_THRESHOLD", "1.5", "FIRSTREPLY_ABSTAIN_THRESHOLD"),
+        ("FIRSTREPLY_KB", "bad name!", "FIRSTREPLY_KB"),
+        ("FIRSTREPLY_EMBEDDING_SHA256", "abc", "FIRSTREPLY_EMBEDDING_SHA256"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it(monkeypatch, variable, value, named):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(_env_file=None)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert named in message
+    assert message.startswith("bad setting ")
+
+
+def test_env_file_is_read(tmp_path, monkeypatch):
+    monkeypatch.delenv("FIRSTREPLY_KB", raising=False)
+    env = tmp_path / ".env"
+    env.write_text("FIRSTREPLY_KB=from-dotenv\n")
+    assert Settings(_env_file=env).kb == "from-dotenv"

@@ -1,0 +1,64 @@
+"""The embedding model: local weights only, checked before loading, batched off the loop."""
+
+import asyncio
+import shutil
+
+import numpy as np
+import pytest
+
+from engine.index.embedder import PACKAGED_WEIGHTS_SHA256, Embedder, EmbeddingModelError, resolve_model, sha256_of
+
+
+def test_the_packaged_weights_are_the_pinned_ones():
+    location, expected = resolve_model("all-MiniLM-L6-v2")
+    assert expected == PACKAGED_WEIGHTS_SHA256
+    from pathlib import Path
+
+    assert sha256_of(Path(location) / "model.safetensors") == PACKAGED_WEIGHTS_SHA256
+
+
+def test_tampered_weights_are_refused_before_loading(tmp_path):
+    location, _ = resolve_model("all-MiniLM-L6-v2")
+    copy = tmp_path / "model"
+    shutil.copytree(location, copy)
+    with (copy / "model.safetensors").open("r+b") as handle:
+        handle.seek(1000)
+        handle.write(b"\x00\x01\x02")
+    with pytest.raises(EmbeddingModelError, match="have SHA-256"):
+        Embedder(str(copy), expected_sha256=PACKAGED_WEIGHTS_SHA256).model
+
+
+def test_an_unknown_model_name_fails_without_downloading(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    with pytest.raises(EmbeddingModelError, match="can't load embedding model"):
+        Embedder("someone/not-a-local-model").model
+    assert not any((tmp_path / "hf").rglob("*.safetensors"))
+
+
+def test_vectors_are_normalised_and_similar_texts_are_close(embedder):
+    vectors = embedder.encode(["how do I install it", "installation instructions", "chocolate cake recipe"])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+    assert embedder.max_tokens == 256
+    assert embedder.count_tokens("hello world") == 2
+
+
+def test_async_encoding_runs_off_the_event_loop(embedder):
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.001)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        vectors = await embedder.aencode(["a sentence to embed"] * 512)
+        task.cancel()
+        return vectors, ticks
+
+    vectors, ticks = asyncio.run(main())
+    assert vectors.shape == (512, 384)
+    assert ticks > 5  # the loop kept running while the model worked
