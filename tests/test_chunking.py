@@ -90,3 +90,17 @@ def test_without_a_repository_the_link_is_the_path():
 def test_slugify_like_github():
     assert slugify("Changing opacity!") == "changing-opacity"
     assert slugify("useField") == "usefield"
+
+
+def test_markup_is_not_embedded_but_is_kept_for_display():
+    text = (
+        'See [the hooks page](/docs/hooks/overview) for more.\n\n<Banner type="success">\n  Use it <strong>wisely</strong>.\n</Banner>\n\n'
+        "| Option | Meaning |\n| --- | :---: |\n| `depth` | how deep |\n\n```ts\nconst a = 1\n```"
+    )
+    chunk = chunk_document(doc_with([Block(text, 1, 12)]), words, 256)[0]
+    assert chunk.text == text
+    embedded = chunk.embedding_text
+    assert "See the hooks page for more." in embedded
+    for noise in ("/docs/hooks/overview", "<Banner", "</strong>", "---", "```"):
+        assert noise not in embedded
+    assert "Use it wisely" in embedded and "| `depth` | how deep |" in embedded and "const a = 1" in embedded

@@ -18,7 +18,26 @@ from engine.ingest.document import Block, ParsedDocument
 from engine.ingest.links import LinkBuilder
 
 TokenCounter = Callable[[str], int]
+#: Bump when what ``Chunk.embedding_text`` produces changes: every chunk is then embedded again.
+EMBEDDING_TEXT_VERSION = 2
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_MARKUP = [
+    (re.compile(r"\[([^\]]*)\]\([^)]*\)"), r"\1"),  # [text](target) -> text
+    (re.compile(r"</?[A-Za-z][\w.-]*(\s[^<>]*)?/?>"), " "),  # HTML and JSX tags
+    (re.compile(r"^\s*\|?[\s:|-]*-[\s:|-]*\|?\s*$", re.MULTILINE), " "),  # table rules
+    (re.compile(r"```[\w+-]*"), " "),  # fence markers
+    (re.compile(r"[ \t]+"), " "),
+]
+
+
+def strip_markup(text: str) -> str:
+    """The words of a chunk without the markup around them, for embedding and keyword indexing.
+
+    Link targets, tags and table rules carry no meaning for the model but use up its window.
+    """
+    for pattern, replacement in _MARKUP:
+        text = pattern.sub(replacement, text)
+    return text.strip()
 #: [CLS] and [SEP] (or their equivalents) take two positions of every sequence.
 SPECIAL_TOKENS = 2
 
@@ -42,8 +61,8 @@ class Chunk:
 
     @property
     def embedding_text(self) -> str:
-        """The text that is embedded and keyword-indexed: context header, then the body."""
-        return f"{self.header}\n\n{self.text}"
+        """The text that is embedded and keyword-indexed: context header, then the body's words."""
+        return f"{self.header}\n\n{strip_markup(self.text)}"
 
 
 def context_header(title: str, heading_path: tuple[str, ...]) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from engine.ingest.chunking import Chunk, chunk_document
+from engine.ingest.chunking import EMBEDDING_TEXT_VERSION, Chunk, chunk_document
 from engine.ingest.links import LinkBuilder
 from engine.ingest.sources import UnreadableFile, discover, looks_binary, parser_for, read_text
 from engine.index.keywords import KeywordIndex
@@ -113,10 +113,11 @@ class Ingestor:
         info = discover(root, repo_url, ref)
         source = str(info.root)
         report = IngestReport(source=source, files_seen=len(info.files))
-        if self.manifest.data.get("embedding") != self.embedder.fingerprint:
-            # Vectors from another model are meaningless next to this one's.
+        vector_kind = f"{self.embedder.fingerprint}/text-v{EMBEDDING_TEXT_VERSION}"
+        if self.manifest.data.get("embedding") != vector_kind:
+            # Vectors from another model, or of differently prepared text, can't sit beside these.
             self.vectors.reset()
-            self.manifest.data.update(embedding=self.embedder.fingerprint, sources={})
+            self.manifest.data.update(embedding=vector_kind, sources={})
         known = self.manifest.files(source)
         max_tokens = self.max_tokens or self.embedder.max_tokens
         links = LinkBuilder(info.repo_url, info.ref, self.url_map)
