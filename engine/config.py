@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "FIRSTREPLY_"
@@ -73,6 +73,66 @@ class Settings(BaseSettings):
         description="The offline answerer abstains when the best passage's similarity is below this.",
     )
 
+    # -- answers and providers -----------------------------------------------------------
+    providers: list[str] = Field(
+        default_factory=list,
+        description='JSON list tried in order, e.g. ["gemini:tunedModels/my-model", "gemini:gemini-2.5-flash", '
+        '"openai:llama-3.1-8b-instant"]; the offline extractive answerer is always the last fallback.',
+    )
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: AnyHttpUrl | None = Field(default=None, description="Override the Gemini API endpoint.")
+    openai_api_key: SecretStr | None = None
+    openai_base_url: AnyHttpUrl = Field(default="https://api.openai.com/v1", description="Any OpenAI-compatible server.")
+    llm_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    llm_retries: Annotated[int, Field(ge=1, le=10)] = 3
+    llm_context_window: Annotated[int, Field(ge=512)] | None = Field(
+        default=None, description="Override the primary model's context window (tokens)."
+    )
+    max_output_tokens: Annotated[int, Field(ge=16, le=65536)] = 1024
+    abstain_thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"discord": 0.30, "web": 0.30, "api": 0.30, "github": 0.40},
+        description="Minimum retrieval confidence per channel before a model is asked at all.",
+    )
+    history_turns: Annotated[int, Field(ge=0, le=200)] = 20
+
+    # -- storage and HTTP API --------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; SQLite in the data folder when unset, e.g. postgresql://user@host/db."
+    )
+    user_salt: SecretStr | None = Field(default=None, description="Salt for pseudonymous user ids; generated once when unset.")
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Bearer keys accepted by the HTTP API (JSON list). With none, only loopback clients are served.",
+    )
+    max_body_bytes: Annotated[int, Field(ge=1024, le=10_000_000)] = 64 * 1024
+    rate_limit_per_minute: Annotated[int, Field(ge=1)] = 60
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            kind, _, model = spec.partition(":")
+            if kind not in {"gemini", "openai", "extractive"} or (kind != "extractive" and not model):
+                raise ValueError(f"{spec!r} is not 'gemini:<model>', 'openai:<model>' or 'extractive'")
+        return value
+
+    @field_validator("abstain_thresholds")
+    @classmethod
+    def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        for channel, threshold in value.items():
+            if channel not in {"discord", "github", "api", "web"} or not 0 <= threshold <= 1:
+                raise ValueError(f"{channel}={threshold}: channels are discord, github, api, web; thresholds 0..1")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_for_providers(self) -> "Settings":
+        kinds = {spec.partition(":")[0] for spec in self.providers}
+        if "gemini" in kinds and self.gemini_api_key is None:
+            raise ValueError("FIRSTREPLY_GEMINI_API_KEY is required when FIRSTREPLY_PROVIDERS names a gemini model")
+        return self
+
     @field_validator("kb")
     @classmethod
     def _kb_name(cls, value: str) -> str:
@@ -91,13 +151,17 @@ class Settings(BaseSettings):
     def kb_dir(self) -> Path:
         return self.data_dir / "kb"
 
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'firstreply.db').resolve()}"
+
 
 def _describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
-        name = ENV_PREFIX + "_".join(str(p) for p in item["loc"] if isinstance(p, str)).upper()
         message = item["msg"].removeprefix("Value error, ")
-        parts.append(f"{name}: {message}")
+        fields = [p for p in item["loc"] if isinstance(p, str)]
+        parts.append(f"{ENV_PREFIX}{fields[0].upper()}: {message}" if fields else message)
     return "; ".join(parts)
 
 

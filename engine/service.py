@@ -1,29 +1,41 @@
-"""``Engine``: the engine in one process — ingest, search and answer over knowledge bases.
+"""``Engine``: the engine in one process — ingest, search, answer and feedback.
 
-Heavy parts (the embedding model, the Chroma client) are built on first use and shared by
-every knowledge base; each knowledge base's retriever is cached until an ingest changes it.
+It implements the answer protocol that frontends use (``answer``, ``answer_stream``,
+``feedback``), the same one :class:`engine.client.EngineClient` implements over HTTP. Heavy
+parts (the embedding model, the Chroma client) are built on first use; the database and the
+provider chain are opened by :meth:`start`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import AsyncIterator
 
-from engine.answer.extractive import extractive_answer
-from engine.answer.model import Answer
+from engine.answer.model import Answer, Question
+from engine.answer.pipeline import AnswerPipeline, PipelineSettings, pseudonym
 from engine.config import Settings, load_settings
 from engine.index.embedder import Embedder
 from engine.index.keywords import KeywordIndex
 from engine.index.retriever import Hit, Retriever
 from engine.index.vectors import VectorStore, open_client
 from engine.ingest.pipeline import IngestReport, Ingestor, Progress
+from engine.llm.chain import ProviderChain
+from engine.llm.factory import build_chain
+from engine.store.repository import Store
 
 
 class Engine:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
         self._retrievers: dict[str, Retriever] = {}
+        self.store: Store | None = None
+        self.chain: ProviderChain | None = None
+        self.pipeline: AnswerPipeline | None = None
+
+    # -- index -----------------------------------------------------------------------------
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -62,12 +74,74 @@ class Engine:
     def search(self, question: str, *, k: int | None = None, kb: str | None = None, title: str | None = None) -> list[Hit]:
         return self.retriever(kb).search(question, k=k or self.settings.search_k, title=title)
 
-    def ask(self, question: str, *, kb: str | None = None) -> Answer:
-        hits = self.search(question, kb=kb)
-        return extractive_answer(question, hits, self.settings.abstain_threshold)
-
     async def asearch(self, question: str, **options) -> list[Hit]:
         return await asyncio.to_thread(self.search, question, **options)
 
-    async def aask(self, question: str, **options) -> Answer:
-        return await asyncio.to_thread(self.ask, question, **options)
+    def index_size(self, kb: str | None = None) -> int:
+        return len(self.retriever(kb).keywords.chunks)
+
+    # -- answers ---------------------------------------------------------------------------
+
+    def _user_salt(self) -> str:
+        if self.settings.user_salt is not None:
+            return self.settings.user_salt.get_secret_value()
+        path = self.settings.data_dir / "user-salt"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(16))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    async def start(self) -> "Engine":
+        if self.pipeline is None:
+            self.store = await Store.open(self.settings.database)
+            self.chain = build_chain(self.settings)
+            s = self.settings
+            self.pipeline = AnswerPipeline(
+                self.retriever, self.chain, self.store,
+                PipelineSettings(thresholds=s.abstain_thresholds, max_output_tokens=s.max_output_tokens,
+                                 context_window=s.llm_context_window, k=s.search_k, history_turns=s.history_turns,
+                                 user_salt=self._user_salt()),
+            )
+        return self
+
+    async def close(self) -> None:
+        if self.chain is not None:
+            await self.chain.aclose()
+        if self.store is not None:
+            await self.store.close()
+        self.pipeline = self.store = self.chain = None
+
+    async def __aenter__(self) -> "Engine":
+        return await self.start()
+
+    async def __aexit__(self, *_exc) -> None:
+        await self.close()
+
+    async def answer(self, question: Question) -> Answer:
+        await self.start()
+        assert self.pipeline is not None
+        return await self.pipeline.answer(question)
+
+    async def answer_stream(self, question: Question) -> AsyncIterator[dict]:
+        await self.start()
+        assert self.pipeline is not None
+        async for event in self.pipeline.answer_stream(question):
+            yield event
+
+    async def feedback(self, answer_id: str, user_id: str, vote: int, comment: str | None = None) -> bool:
+        """Record a 👍 (+1) or 👎 (-1); a user's second vote on an answer replaces the first."""
+        if vote not in (1, -1):
+            raise ValueError("vote must be 1 or -1")
+        await self.start()
+        assert self.store is not None
+        return await self.store.vote(answer_id, pseudonym(user_id, self._user_salt()) or "", vote, comment)
+
+    def ask(self, question: str, *, kb: str | None = None) -> Answer:
+        """Answer once from the command line (opens and closes the database around it)."""
+
+        async def once() -> Answer:
+            async with self:
+                return await self.answer(Question(question, channel="api", kb=kb))
+
+        return asyncio.run(once())

@@ -1,10 +1,27 @@
-"""The answer the engine returns to every frontend."""
+"""The question every frontend asks and the answer the engine gives back."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from engine.index.retriever import Hit
+
+CHANNELS = ("discord", "github", "api", "web")
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    channel: str = "api"  # discord | github | api | web
+    conversation_id: str | None = None  # a Discord thread, a GitHub discussion node id
+    user_id: str | None = None  # stored only as a salted hash
+    title: str | None = None
+    kb: str | None = None
+    request_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.channel not in CHANNELS:
+            raise ValueError(f"channel must be one of {', '.join(CHANNELS)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,23 +42,36 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     abstained: bool = False
     confidence: float = 0.0
-    hits: list[Hit] = field(default_factory=list)
     model: str = "extractive"
+    id: str | None = None
+    conversation_id: str | None = None
+    escalation: str | None = None  # what to do next when the engine abstained
+    latency_ms: int = 0
+    fallback_reasons: list[str] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
+            "id": self.id,
             "text": self.text,
             "abstained": self.abstained,
             "confidence": round(self.confidence, 4),
             "model": self.model,
+            "conversation_id": self.conversation_id,
+            "escalation": self.escalation,
+            "latency_ms": self.latency_ms,
+            "fallback_reasons": self.fallback_reasons,
             "citations": [
                 {"number": c.number, "title": c.title, "heading": c.heading, "url": c.url, "path": c.path}
                 for c in self.citations
             ],
         }
 
-
-def citation_for(number: int, hit: Hit) -> Citation:
-    chunk = hit.chunk
-    heading = chunk.heading_path[-1] if chunk.heading_path else ""
-    return Citation(number, chunk.title, chunk.url, chunk.path, heading)
+    @classmethod
+    def from_dict(cls, data: dict) -> "Answer":
+        return cls(
+            text=data["text"], abstained=data["abstained"], confidence=data["confidence"], model=data["model"],
+            id=data.get("id"), conversation_id=data.get("conversation_id"), escalation=data.get("escalation"),
+            latency_ms=data.get("latency_ms", 0), fallback_reasons=list(data.get("fallback_reasons", [])),
+            citations=[Citation(c["number"], c["title"], c["url"], c.get("path", ""), c.get("heading", "")) for c in data["citations"]],
+        )

@@ -1,0 +1,34 @@
+"""Citations: the [n] markers a model wrote, checked against the passages it was actually given."""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from engine.answer.model import Citation
+from engine.llm.base import ContextPassage
+
+_MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+
+
+def resolve_citations(text: str, passages: Sequence[ContextPassage]) -> tuple[str, list[Citation]]:
+    """Drop markers that point at no given passage; return the text and the cited sources, in order."""
+    given = {p.number: p for p in passages}
+    cited: list[int] = []
+
+    def keep(match: re.Match) -> str:
+        numbers = [int(n) for n in re.split(r"\s*,\s*", match.group(1))]
+        valid = [n for n in numbers if n in given]
+        for n in valid:
+            if n not in cited:
+                cited.append(n)
+        return "".join(f"[{n}]" for n in valid)
+
+    cleaned = _MARKER.sub(keep, text)
+    cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)  # a dropped marker leaves no stray space
+    citations = []
+    for n in cited:
+        p = given[n]
+        title, _, heading = p.title.partition(" › ")
+        citations.append(Citation(n, title, p.url, p.path, heading))
+    return cleaned, citations

@@ -1,0 +1,109 @@
+"""Any OpenAI-compatible chat-completions server over aiohttp: Groq, Ollama, vLLM, llama.cpp, OpenAI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import AsyncIterator
+
+import aiohttp
+
+from engine.llm.base import Generation, GenerationRequest, ProviderError, StreamEvent, estimate_tokens
+from engine.llm.retry import parse_retry_after
+
+RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
+FINISH = {"stop": "stop", "length": "max_tokens", "content_filter": "blocked"}
+
+
+class OpenAICompatibleProvider:
+    def __init__(self, model: str, base_url: str, api_key: str | None = None, *, timeout: float = 30.0,
+                 context_window: int = 8192) -> None:
+        self.model = model
+        self.name = f"openai:{model}"
+        self.base_url = base_url.rstrip("/")
+        self.context_window = context_window
+        self.timeout = timeout
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=aiohttp.ClientTimeout(total=self.timeout))
+        return self._session
+
+    def _body(self, request: GenerationRequest, stream: bool) -> dict:
+        body = {
+            "model": self.model,
+            "messages": [{"role": "system", "content": request.system}, {"role": "user", "content": request.prompt}],
+            "max_tokens": request.max_output_tokens,
+            "temperature": request.temperature,
+            "stream": stream,
+        }
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def _post(self, request: GenerationRequest, stream: bool) -> aiohttp.ClientResponse:
+        try:
+            response = await self._client().post(f"{self.base_url}/chat/completions", json=self._body(request, stream))
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            message = f"no answer within {self.timeout:g} s" if isinstance(error, asyncio.TimeoutError) else str(error)
+            raise ProviderError(message, provider=self.name, retryable=True) from None
+        if response.status >= 400:
+            text = (await response.text())[:300]
+            response.release()
+            raise ProviderError(text or response.reason or "error", provider=self.name, status=response.status,
+                                retryable=response.status in RETRYABLE,
+                                retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        return response
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        response = await self._post(request, stream=False)
+        try:
+            data = await response.json(content_type=None)
+            choice = data["choices"][0]
+            usage = data.get("usage") or {}
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, IndexError, TypeError) as error:
+            raise ProviderError(f"malformed response: {error}", provider=self.name, retryable=True) from None
+        finish = FINISH.get(choice.get("finish_reason") or "stop", "other")
+        text = (choice.get("message") or {}).get("content") or ""
+        return Generation(text if finish != "blocked" else "", self.name, finish, usage.get("prompt_tokens"),
+                          usage.get("completion_tokens"), blocked_reason="content_filter" if finish == "blocked" else None)
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+        response = await self._post(request, stream=True)
+        pieces: list[str] = []
+        finish, usage = "stop", {}
+        try:
+            async for raw in response.content:
+                line = raw.decode("utf-8", "replace").strip()
+                if not line.startswith("data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    break
+                data = json.loads(payload)
+                usage = data.get("usage") or usage
+                for choice in data.get("choices") or []:
+                    if choice.get("finish_reason"):
+                        finish = FINISH.get(choice["finish_reason"], "other")
+                    piece = (choice.get("delta") or {}).get("content")
+                    if piece:
+                        pieces.append(piece)
+                        yield StreamEvent(text=piece)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+            raise ProviderError(f"stream broke: {error or type(error).__name__}", provider=self.name, retryable=True) from None
+        finally:
+            response.release()
+        yield StreamEvent(done=True, generation=Generation("".join(pieces), self.name, finish, usage.get("prompt_tokens"),
+                                                           usage.get("completion_tokens")))
+
+    async def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)  # the chat-completions API has no token-counting endpoint
+
+    def estimate_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()

@@ -1,0 +1,1 @@
+"""State: answers, conversations, feedback — SQLAlchemy async on SQLite or PostgreSQL."""

@@ -1,0 +1,96 @@
+"""Reading and writing the engine's state: the answer log, conversation turns and votes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine.store.database import create_engine, migrate, sessions
+from engine.store.models import AnswerRecord, Conversation, Feedback, Turn, utcnow
+
+
+class UnknownAnswer(LookupError):
+    """Feedback or a lookup named an answer id that was never logged."""
+
+
+@dataclass(frozen=True)
+class HistoryTurn:
+    role: str
+    text: str
+    tokens: int
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.session = sessions(engine)
+
+    @classmethod
+    async def open(cls, url: str) -> "Store":
+        engine = create_engine(url)
+        await migrate(engine)
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        async with self.session() as session:
+            await session.execute(select(1))
+
+    async def history(self, conversation_id: str, limit: int = 50) -> list[HistoryTurn]:
+        """The conversation's most recent turns, oldest first."""
+        async with self.session() as session:
+            rows = (await session.execute(
+                select(Turn.role, Turn.text, Turn.tokens).where(Turn.conversation_id == conversation_id)
+                .order_by(Turn.id.desc()).limit(limit)
+            )).all()
+        return [HistoryTurn(r.role, r.text, r.tokens) for r in reversed(rows)]
+
+    async def log_answer(self, record: AnswerRecord, turns: list[HistoryTurn]) -> None:
+        """Store the answer and, in the same transaction, the question and answer as turns."""
+        async with self.session.begin() as session:
+            if record.conversation_id:
+                conversation = await session.get(Conversation, record.conversation_id)
+                if conversation is None:
+                    session.add(Conversation(id=record.conversation_id, channel=record.channel))
+                else:
+                    conversation.updated_at = utcnow()
+            session.add(record)
+            await session.flush()
+            if record.conversation_id:
+                for turn in turns:
+                    session.add(Turn(conversation_id=record.conversation_id, role=turn.role, text=turn.text,
+                                     tokens=turn.tokens, answer_id=record.id))
+
+    async def answer(self, answer_id: str) -> AnswerRecord | None:
+        async with self.session() as session:
+            return await session.get(AnswerRecord, answer_id)
+
+    async def count_answers(self) -> int:
+        async with self.session() as session:
+            return int((await session.execute(select(func.count()).select_from(AnswerRecord))).scalar_one())
+
+    async def vote(self, answer_id: str, user_hash: str, vote: int, comment: str | None = None) -> bool:
+        """Record one user's vote on an answer; a second vote replaces the first. True if it was new."""
+        async with self.session.begin() as session:
+            if await session.get(AnswerRecord, answer_id) is None:
+                raise UnknownAnswer(answer_id)
+            existing = (await session.execute(
+                select(Feedback).where(Feedback.answer_id == answer_id, Feedback.user_hash == user_hash).with_for_update()
+            )).scalar_one_or_none()
+            if existing is None:
+                session.add(Feedback(answer_id=answer_id, user_hash=user_hash, vote=vote, comment=comment))
+                return True
+            existing.vote, existing.comment, existing.updated_at = vote, comment, utcnow()
+            return False
+
+    async def votes(self, answer_id: str) -> dict[str, int]:
+        async with self.session() as session:
+            rows = (await session.execute(
+                select(Feedback.vote, func.count()).where(Feedback.answer_id == answer_id).group_by(Feedback.vote)
+            )).all()
+        counts = {vote: n for vote, n in rows}
+        return {"up": counts.get(1, 0), "down": counts.get(-1, 0)}
