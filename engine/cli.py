@@ -38,10 +38,11 @@ def _engine(settings: Settings):
 def _failures_as_messages():
     from engine.index.embedder import EmbeddingModelError
     from engine.index.vectors import VectorStoreError
+    from engine.store.database import DatabaseError
 
     try:
         yield
-    except (EmbeddingModelError, VectorStoreError, FileNotFoundError, ValueError) as error:
+    except (EmbeddingModelError, VectorStoreError, DatabaseError, FileNotFoundError, ValueError, OSError) as error:
         raise click.ClickException(str(error)) from None
 
 
@@ -160,6 +161,27 @@ def eval_retrieval(corpus: Path, queries: Path, qrels: Path, k: int, kb: str | N
     for cutoff, value in report.recall.items():
         out.print(f"  Recall@{cutoff:<3} {value:.3f}")
     out.print(f"  MRR@10    {report.mrr_at_10:.3f}")
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (default: FIRSTREPLY_HOST, 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default: FIRSTREPLY_PORT, 8080).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the engine's HTTP API."""
+    import logging
+
+    from aiohttp import web
+
+    from engine.api.app import build_app
+
+    settings = _settings(host=host, port=port)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.api_keys:
+        err.print("[yellow]No FIRSTREPLY_API_KEYS set: only clients on this machine will be served.[/]")
+    with _failures_as_messages():
+        app = build_app(_engine(settings))
+        web.run_app(app, host=settings.host, port=settings.port, access_log=None,
+                    print=lambda _: out.print(f"firstreply engine on http://{settings.host}:{settings.port}"))
 
 
 def main() -> None:

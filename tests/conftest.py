@@ -38,3 +38,34 @@ def settings(tmp_path: Path) -> Settings:
 def words(text: str) -> int:
     """A token counter for pure chunking tests: one token per whitespace-separated word."""
     return len(text.split())
+
+
+@pytest.fixture(scope="session")
+def indexed_sample(tmp_path_factory, embedder) -> Path:
+    """A data folder holding the sample project's index, built once per session (read-only)."""
+    from engine.service import Engine
+
+    data = tmp_path_factory.mktemp("indexed")
+    project = data / "project"
+    shutil.copytree(DATA / "sample_project", project)
+    engine = Engine(Settings(data_dir=data / "state", kb="sample", _env_file=None))
+    engine.__dict__["embedder"] = embedder
+    engine.ingest(project, repo_url="https://github.com/org/tinyviz", ref="v0.3.0")
+    return data / "state"
+
+
+@pytest.fixture
+def make_engine(indexed_sample, embedder, tmp_path):
+    """Engines over the shared sample index, each with its own database and settings."""
+    from engine.service import Engine
+
+    made = []
+
+    def build(**overrides):
+        overrides.setdefault("database_url", f"sqlite+aiosqlite:///{tmp_path}/firstreply-{len(made)}.db")
+        engine = Engine(Settings(data_dir=indexed_sample, kb="sample", user_salt="pepper", _env_file=None, **overrides))
+        engine.__dict__["embedder"] = embedder
+        made.append(engine)
+        return engine
+
+    return build

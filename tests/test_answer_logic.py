@@ -73,6 +73,11 @@ def test_citations_to_passages_not_given_are_dropped():
     assert citations[0].path == "docs/p1.md"
 
 
+def test_dropping_a_marker_leaves_the_rest_of_the_text_alone():
+    text, _ = resolve_citations("Run `pip install -e .` [1] then `ls ,` [4]!", [passage(1)])
+    assert text == "Run `pip install -e .` [1] then `ls ,`!"
+
+
 def test_mentions_are_defused():
     text = defuse_mentions("Hey @everyone and @HERE, ask <@&123> or <@!456> or <@789>. Email a@here.org stays.")
     assert "@everyone" not in text and "@HERE" not in text

@@ -9,6 +9,7 @@ from engine.answer.model import Citation
 from engine.llm.base import ContextPassage
 
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_DROPPED = "\x00"
 
 
 def resolve_citations(text: str, passages: Sequence[ContextPassage]) -> tuple[str, list[Citation]]:
@@ -22,10 +23,10 @@ def resolve_citations(text: str, passages: Sequence[ContextPassage]) -> tuple[st
         for n in valid:
             if n not in cited:
                 cited.append(n)
-        return "".join(f"[{n}]" for n in valid)
+        return "".join(f"[{n}]" for n in valid) or _DROPPED
 
     cleaned = _MARKER.sub(keep, text)
-    cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)  # a dropped marker leaves no stray space
+    cleaned = re.sub(rf"[ \t]*{_DROPPED}", "", cleaned)  # a dropped marker takes its leading space with it
     citations = []
     for n in cited:
         p = given[n]

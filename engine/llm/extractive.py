@@ -85,8 +85,8 @@ class ExtractiveProvider:
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         generation = await self.generate(request)
-        for paragraph in generation.text.split("\n\n"):
-            yield StreamEvent(text=paragraph + "\n\n")
+        for index, paragraph in enumerate(generation.text.split("\n\n")):
+            yield StreamEvent(text=paragraph if index == 0 else "\n\n" + paragraph)
         yield StreamEvent(done=True, generation=generation)
 
     async def count_tokens(self, text: str) -> int:

@@ -1,0 +1,1 @@
+"""The engine's HTTP API (aiohttp): what remote frontends and scripts call."""

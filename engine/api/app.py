@@ -1,0 +1,322 @@
+"""The engine's HTTP API.
+
+Routes: ``POST /v1/answer`` (JSON, or server-sent events with ``"stream": true``),
+``GET /v1/search``, ``POST /v1/feedback``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``,
+and ``POST /api/{provider}/generate`` for the existing FURY bot clients.
+
+Every route but health needs a bearer API key (``FIRSTREPLY_API_KEYS``); with no key
+configured, only loopback clients are served. Errors always have one shape,
+``{"error": {"status", "code", "message"}}``, with 400/401/404/413/429/503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import time
+import uuid
+
+from aiohttp import web
+
+from engine.answer.model import CHANNELS, Answer, Question
+from engine.api.metrics import Metrics
+from engine.api.ratelimit import TokenBuckets
+from engine.index.embedder import EmbeddingModelError
+from engine.index.vectors import VectorStoreError
+from engine.store.database import DatabaseError
+from engine.store.repository import UnknownAnswer
+
+log = logging.getLogger(__name__)
+
+ENGINE = web.AppKey("engine", object)
+METRICS = web.AppKey("metrics", Metrics)
+LIMITS = web.AppKey("limits", TokenBuckets)
+KEY_DIGESTS = web.AppKey("key_digests", list)
+REQUEST_ID = web.RequestKey("request_id", str)
+CALLER = web.RequestKey("caller", str)
+OPEN_ROUTES = {"/healthz", "/readyz"}
+MAX_QUESTION_CHARS = 8000
+ERROR_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+               413: "too_large", 429: "rate_limited", 500: "internal", 503: "unavailable"}
+
+
+def error_response(status: int, message: str, headers: dict | None = None) -> web.Response:
+    body = {"error": {"status": status, "code": ERROR_CODES.get(status, "error"), "message": message}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def _is_loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler):
+    request[REQUEST_ID] = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    started = time.perf_counter()
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    try:
+        response = await handler(request)
+    except BadRequest as error:
+        response = error_response(400, str(error))
+    except web.HTTPRequestEntityTooLarge:
+        response = error_response(413, f"the body is larger than {request.app[ENGINE].settings.max_body_bytes} bytes")
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        response = error_response(error.status, error.reason)
+    except (DatabaseError, VectorStoreError, EmbeddingModelError) as error:
+        log.error("request %s: engine not ready: %s", request[REQUEST_ID], error)
+        response = error_response(503, "the engine is not ready; try again shortly")
+    except Exception:
+        log.exception("request %s failed", request[REQUEST_ID])
+        response = error_response(500, "something went wrong on our side")
+    response.headers["X-Request-Id"] = request[REQUEST_ID]
+    if not response.prepared:
+        metrics = request.app[METRICS]
+        metrics.requests.labels(route, str(response.status)).inc()
+        metrics.latency.labels(route).observe(time.perf_counter() - started)
+    return response
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    if request.path in OPEN_ROUTES:
+        return await handler(request)
+    digests = request.app[KEY_DIGESTS]
+    if not digests:
+        if not _is_loopback(request.remote):
+            return error_response(401, "no API keys are configured (FIRSTREPLY_API_KEYS); only local clients are served")
+        caller = "local"
+    else:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return error_response(401, "send an API key as 'Authorization: Bearer <key>'")
+        given = _digest(token.strip())
+        if not any(hmac.compare_digest(given, d) for d in digests):
+            return error_response(401, "unknown API key")
+        caller = given.hex()[:12]
+    request[CALLER] = caller
+    wait = request.app[LIMITS].take(caller)
+    if wait is not None:
+        return error_response(429, "too many requests for this key", {"Retry-After": str(max(1, round(wait)))})
+    return await handler(request)
+
+
+async def _json(request: web.Request) -> dict:
+    limit = request.app[ENGINE].settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return data
+
+
+def _text(data: dict, field: str, *, required: bool = False, limit: int = 500) -> str | None:
+    value = data.get(field)
+    if value is None:
+        if required:
+            raise BadRequest(f"'{field}' is required")
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise BadRequest(f"'{field}' must be a non-empty string" if required else f"'{field}' must be a string")
+    if len(value) > limit:
+        raise BadRequest(f"'{field}' is longer than {limit} characters")
+    return value
+
+
+def question_from(data: dict, request: web.Request) -> Question:
+    channel = data.get("channel", "api")
+    if channel not in CHANNELS:
+        raise BadRequest(f"'channel' must be one of {', '.join(CHANNELS)}")
+    return Question(
+        text=_text(data, "question", required=True, limit=MAX_QUESTION_CHARS) or "",
+        channel=channel,
+        conversation_id=_text(data, "conversation_id", limit=200),
+        user_id=_text(data, "user_id", limit=200),
+        title=_text(data, "title", limit=500),
+        kb=_kb(data.get("kb")),
+        request_id=request[REQUEST_ID],
+    )
+
+
+def _kb(value) -> str | None:
+    from engine.config import KB_NAME
+
+    if value is None:
+        return None
+    if not isinstance(value, str) or not KB_NAME.match(value):
+        raise BadRequest("'kb' must be a knowledge base name")
+    return value
+
+
+async def _sse(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                           "X-Request-Id": request[REQUEST_ID]})
+    await response.prepare(request)
+    return response
+
+
+async def _send(response: web.StreamResponse, event: str, data: dict) -> None:
+    await response.write(f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode())
+
+
+async def answer_route(request: web.Request) -> web.StreamResponse:
+    data = await _json(request)
+    question = question_from(data, request)
+    engine = request.app[ENGINE]
+    metrics = request.app[METRICS]
+    if not data.get("stream"):
+        answer = await engine.answer(question)
+        metrics.answered(answer, question.channel)
+        return web.json_response(answer.as_dict())
+    response = await _sse(request)
+    try:
+        async for event in engine.answer_stream(question):
+            if event["type"] == "delta":
+                await _send(response, "delta", {"text": event["text"]})
+            else:
+                metrics.answered(event["answer"], question.channel)
+                await _send(response, "answer", event["answer"].as_dict())
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception:
+        log.exception("request %s: streaming failed", request[REQUEST_ID])
+        await _send(response, "error", {"status": 500, "code": "internal", "message": "something went wrong on our side"})
+    await response.write_eof()
+    return response
+
+
+async def search_route(request: web.Request) -> web.Response:
+    query = request.query.get("q", "").strip()
+    if not query:
+        raise BadRequest("'q' is required")
+    if len(query) > MAX_QUESTION_CHARS:
+        raise BadRequest(f"'q' is longer than {MAX_QUESTION_CHARS} characters")
+    try:
+        k = int(request.query.get("k", "5"))
+    except ValueError:
+        raise BadRequest("'k' must be an integer") from None
+    if not 1 <= k <= 50:
+        raise BadRequest("'k' must be between 1 and 50")
+    hits = await request.app[ENGINE].asearch(query, k=k, kb=_kb(request.query.get("kb")))
+    return web.json_response({"query": query, "hits": [h.as_dict() for h in hits]})
+
+
+def parse_vote(value) -> int:
+    votes = {"up": 1, "down": -1, 1: 1, -1: -1, "+1": 1, "-1": -1}
+    if isinstance(value, bool) or value not in votes:
+        raise BadRequest("'vote' must be 'up' or 'down' (or 1 / -1)")
+    return votes[value]
+
+
+async def feedback_route(request: web.Request) -> web.Response:
+    data = await _json(request)
+    answer_id = _text(data, "answer_id", required=True, limit=64) or ""
+    user_id = _text(data, "user_id", required=True, limit=200) or ""
+    comment = _text(data, "comment", limit=2000)
+    try:
+        created = await request.app[ENGINE].feedback(answer_id, user_id, parse_vote(data.get("vote")), comment)
+    except UnknownAnswer:
+        return error_response(404, f"no answer with id {answer_id!r}")
+    return web.json_response({"ok": True, "created": created})
+
+
+async def fury_generate_route(request: web.Request) -> web.StreamResponse:
+    """The route FURY's Discord bot and tools already call: {query, llm, knn, stream} -> {response, references}."""
+    data = await _json(request)
+    query = _text(data, "query", required=True, limit=MAX_QUESTION_CHARS) or ""
+    knn = data.get("knn", 5)
+    if isinstance(knn, bool) or not isinstance(knn, int) or not 1 <= knn <= 50:
+        raise BadRequest("'knn' must be an integer between 1 and 50")
+    question = Question(query, channel="api", request_id=request[REQUEST_ID])
+    engine = request.app[ENGINE]
+
+    def references(answer: Answer) -> list[str]:
+        return [c.url for c in answer.citations] or [h.chunk.url for h in answer.hits[:knn]]
+
+    if not data.get("stream"):
+        answer = await engine.answer(question)
+        request.app[METRICS].answered(answer, "api")
+        return web.json_response({"response": answer.text, "references": references(answer)})
+    response = await _sse(request)
+    async for event in engine.answer_stream(question):
+        if event["type"] == "delta":
+            await _send(response, "delta", {"response": event["text"]})
+        else:
+            request.app[METRICS].answered(event["answer"], "api")
+            await _send(response, "done", {"response": event["answer"].text, "references": references(event["answer"])})
+    await response.write_eof()
+    return response
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    checks: dict[str, str] = {}
+
+    async def check(name: str, probe) -> None:
+        try:
+            await asyncio.wait_for(probe(), 5)
+            checks[name] = "ok"
+        except Exception as error:  # readiness reports every failure, whatever it is
+            checks[name] = f"failing: {type(error).__name__}"
+
+    await check("database", lambda: engine.store.ping())
+    await check("vectors", lambda: asyncio.to_thread(engine.vectors().count))
+    await check("model", lambda: asyncio.to_thread(lambda: engine.embedder.model))
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+
+
+async def metrics_route(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[METRICS].render(), content_type="text/plain", charset="utf-8")
+
+
+def build_app(engine) -> web.Application:
+    settings = engine.settings
+    app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=settings.max_body_bytes)
+    app[ENGINE] = engine
+    app[METRICS] = Metrics()
+    app[LIMITS] = TokenBuckets(settings.rate_limit_per_minute)
+    app[KEY_DIGESTS] = [_digest(k.get_secret_value()) for k in settings.api_keys]
+    app.router.add_post("/v1/answer", answer_route)
+    app.router.add_get("/v1/search", search_route)
+    app.router.add_post("/v1/feedback", feedback_route)
+    app.router.add_post("/api/{provider}/generate", fury_generate_route)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_route)
+
+    async def start(_app: web.Application) -> None:
+        await engine.start()
+        await asyncio.to_thread(lambda: engine.embedder.model)  # load the model before the first question
+
+    async def stop(_app: web.Application) -> None:
+        await engine.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app

@@ -1,0 +1,114 @@
+"""``EngineClient``: the answer protocol over HTTP, for frontends that run apart from the engine.
+
+It behaves like the in-process :class:`engine.Engine`: the same answers, the same stream of
+events, the same exceptions. When the engine can't be reached, or says it isn't ready, it
+raises :class:`EngineUnavailable`, so a frontend can apologise and keep running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import AsyncIterator
+
+import aiohttp
+
+from engine.answer.model import Answer, Question
+from engine.store.repository import UnknownAnswer
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine could not be reached or is not ready."""
+
+
+class EngineError(RuntimeError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"engine answered {status}: {message}")
+        self.status = status
+
+
+class EngineClient:
+    def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float = 120.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def __aenter__(self) -> "EngineClient":
+        return self
+
+    async def __aexit__(self, *_exc) -> None:
+        await self.aclose()
+
+    @staticmethod
+    def _body(question: Question, stream: bool) -> dict:
+        body = {"question": question.text, "channel": question.channel, "conversation_id": question.conversation_id,
+                "user_id": question.user_id, "title": question.title, "kb": question.kb, "stream": stream}
+        return {k: v for k, v in body.items() if v is not None}
+
+    async def _post(self, path: str, body: dict, request_id: str | None = None) -> aiohttp.ClientResponse:
+        headers = {"X-Request-Id": request_id} if request_id else {}
+        try:
+            response = await self._client().post(self.base_url + path, json=body, headers=headers)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise EngineUnavailable(f"can't reach the engine at {self.base_url}: {error or type(error).__name__}") from None
+        if response.status >= 400:
+            try:
+                message = (await response.json())["error"]["message"]
+            except (aiohttp.ContentTypeError, ValueError, KeyError, TypeError):
+                message = response.reason or "error"
+            response.release()
+            if response.status in (502, 503, 504):
+                raise EngineUnavailable(f"the engine is unavailable: {message}")
+            raise EngineError(response.status, message)
+        return response
+
+    async def answer(self, question: Question) -> Answer:
+        response = await self._post("/v1/answer", self._body(question, False), question.request_id)
+        async with response:
+            return Answer.from_dict(await response.json())
+
+    async def answer_stream(self, question: Question) -> AsyncIterator[dict]:
+        response = await self._post("/v1/answer", self._body(question, True), question.request_id)
+        event = None
+        try:
+            async for raw in response.content:
+                line = raw.decode("utf-8").rstrip("\r\n")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:") and event:
+                    data = json.loads(line[5:].strip())
+                    if event == "delta":
+                        yield {"type": "delta", "text": data["text"]}
+                    elif event == "answer":
+                        yield {"type": "answer", "answer": Answer.from_dict(data)}
+                    elif event == "error":
+                        raise EngineError(data.get("status", 500), data.get("message", "stream failed"))
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise EngineUnavailable(f"the engine stopped mid-answer: {error or type(error).__name__}") from None
+        finally:
+            response.release()
+
+    async def feedback(self, answer_id: str, user_id: str, vote: int, comment: str | None = None) -> bool:
+        if vote not in (1, -1):
+            raise ValueError("vote must be 1 or -1")
+        body = {"answer_id": answer_id, "user_id": user_id, "vote": vote}
+        if comment is not None:
+            body["comment"] = comment
+        try:
+            response = await self._post("/v1/feedback", body)
+        except EngineError as error:
+            if error.status == 404:
+                raise UnknownAnswer(answer_id) from None
+            raise
+        async with response:
+            return bool((await response.json())["created"])

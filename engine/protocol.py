@@ -1,0 +1,24 @@
+"""The answer protocol: the one thing frontends depend on.
+
+It is implemented twice, with identical behaviour: in process by :class:`engine.Engine`, and
+over HTTP by :class:`engine.client.EngineClient`. Both raise :class:`UnknownAnswer` for
+feedback on an answer that doesn't exist and ``ValueError`` for a bad vote.
+"""
+
+from __future__ import annotations
+
+from typing import AsyncIterator, Protocol, runtime_checkable
+
+from engine.answer.model import Answer, Citation, Question
+from engine.store.repository import UnknownAnswer
+
+__all__ = ["Answer", "Answerer", "Citation", "Question", "UnknownAnswer"]
+
+
+@runtime_checkable
+class Answerer(Protocol):
+    async def answer(self, question: Question) -> Answer: ...
+
+    def answer_stream(self, question: Question) -> AsyncIterator[dict]: ...
+
+    async def feedback(self, answer_id: str, user_id: str, vote: int, comment: str | None = None) -> bool: ...
