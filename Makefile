@@ -24,6 +24,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/firstreply ingest docs --kb firstreply
 	$(BIN)/firstreply ask --kb firstreply "How do I index my project's documentation?"
+	@echo; echo "Serving the engine API; try:"; \
+	 echo "  curl -s localhost:8080/v1/answer -d '{\"question\": \"How do I configure firstreply?\", \"kb\": \"firstreply\"}'"; echo
+	FIRSTREPLY_KB=firstreply $(BIN)/firstreply serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

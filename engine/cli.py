@@ -175,6 +175,8 @@ def serve(host: str | None, port: int | None) -> None:
     from engine.api.app import build_app
 
     settings = _settings(host=host, port=port)
+    if settings.embedding_threads is None:
+        settings = settings.model_copy(update={"embedding_threads": 1})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not settings.api_keys:
         err.print("[yellow]No FIRSTREPLY_API_KEYS set: only clients on this machine will be served.[/]")

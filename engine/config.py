@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
     embedding_device: str = "cpu"
+    embedding_threads: Annotated[int, Field(ge=1, le=256)] | None = Field(
+        default=None,
+        description="torch threads for encoding; `serve` uses 1 unless set (small query batches, many requests).",
+    )
 
     chroma_url: AnyHttpUrl | None = Field(
         default=None,

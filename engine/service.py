@@ -41,7 +41,7 @@ class Engine:
     def embedder(self) -> Embedder:
         s = self.settings
         return Embedder(s.embedding_model, device=s.embedding_device, batch_size=s.embedding_batch_size,
-                        expected_sha256=s.embedding_sha256)
+                        expected_sha256=s.embedding_sha256, threads=s.embedding_threads)
 
     @cached_property
     def chroma(self):
@@ -74,8 +74,10 @@ class Engine:
     def search(self, question: str, *, k: int | None = None, kb: str | None = None, title: str | None = None) -> list[Hit]:
         return self.retriever(kb).search(question, k=k or self.settings.search_k, title=title)
 
-    async def asearch(self, question: str, **options) -> list[Hit]:
-        return await asyncio.to_thread(self.search, question, **options)
+    async def asearch(self, question: str, *, k: int | None = None, kb: str | None = None, title: str | None = None,
+                      per_page: int | None = 2) -> list[Hit]:
+        retriever = await asyncio.to_thread(self.retriever, kb)  # the first use of a knowledge base loads it
+        return await retriever.asearch(question, k or self.settings.search_k, per_page, title)
 
     def index_size(self, kb: str | None = None) -> int:
         return len(self.retriever(kb).keywords.chunks)
@@ -98,7 +100,7 @@ class Engine:
             self.chain = build_chain(self.settings)
             s = self.settings
             self.pipeline = AnswerPipeline(
-                self.retriever, self.chain, self.store,
+                self.asearch, self.chain, self.store,
                 PipelineSettings(thresholds=s.abstain_thresholds, max_output_tokens=s.max_output_tokens,
                                  context_window=s.llm_context_window, k=s.search_k, history_turns=s.history_turns,
                                  user_salt=self._user_salt()),

@@ -14,19 +14,18 @@ Steps, in order:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 from engine.answer.citations import resolve_citations
 from engine.answer.mentions import defuse_mentions
 from engine.answer.model import Answer, Question
 from engine.answer.prompt import NOT_IN_CONTEXT, BuiltPrompt, build_prompt
-from engine.index.retriever import Hit, Retriever
+from engine.index.retriever import Hit
 from engine.llm.base import Attempt, ContextPassage, GenerationRequest, ProviderError
 from engine.llm.chain import ProviderChain
 from engine.store.models import AnswerRecord
@@ -84,9 +83,9 @@ class Prepared:
 
 
 class AnswerPipeline:
-    def __init__(self, retriever_for: Callable[[str | None], Retriever], chain: ProviderChain, store: Store,
+    def __init__(self, search: Callable[..., Awaitable[list[Hit]]], chain: ProviderChain, store: Store,
                  settings: PipelineSettings) -> None:
-        self.retriever_for = retriever_for
+        self.search = search
         self.chain = chain
         self.store = store
         self.settings = settings
@@ -120,8 +119,7 @@ class AnswerPipeline:
         started = time.perf_counter()
         history = await self.store.history(question.conversation_id, self.settings.history_turns) if question.conversation_id else []
         search_query = await self._standalone(question, history)
-        retriever = self.retriever_for(question.kb)
-        hits = await asyncio.to_thread(retriever.search, search_query, self.settings.k, 2, question.title)
+        hits = await self.search(search_query, k=self.settings.k, kb=question.kb, title=question.title)
         confidence = confidence_of(hits)
         threshold = self.settings.thresholds.get(question.channel, self.settings.thresholds.get("api", 0.3))
         prompt = None

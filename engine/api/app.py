@@ -197,8 +197,9 @@ async def answer_route(request: web.Request) -> web.StreamResponse:
             else:
                 metrics.answered(event["answer"], question.channel)
                 await _send(response, "answer", event["answer"].as_dict())
-    except (ConnectionResetError, asyncio.CancelledError):
-        raise
+    except ConnectionResetError:  # the client went away; the answer was still logged
+        log.info("request %s: client disconnected during the stream", request[REQUEST_ID])
+        return response
     except Exception:
         log.exception("request %s: streaming failed", request[REQUEST_ID])
         await _send(response, "error", {"status": 500, "code": "internal", "message": "something went wrong on our side"})

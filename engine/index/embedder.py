@@ -63,8 +63,9 @@ class Embedder:
     """Encodes text into L2-normalised float32 vectors, in batches, off the event loop on request."""
 
     def __init__(self, model: str = DEFAULT_EMBEDDING_MODEL, *, device: str = "cpu", batch_size: int = 64,
-                 expected_sha256: str | None = None) -> None:
+                 expected_sha256: str | None = None, threads: int | None = None) -> None:
         self.name = model
+        self.threads = threads
         self.device = device
         self.batch_size = batch_size
         self._location, self._expected_sha256 = resolve_model(model, expected_sha256)
@@ -79,9 +80,14 @@ class Embedder:
             if not location.is_dir():
                 raise EmbeddingModelError(f"embedding model folder {location} not found")
             verify_weights(location, self._expected_sha256)
+        import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
+        if self.threads:
+            # A query is a tiny matrix against 88 MB of weights: more threads than cores
+            # (torch's own plus the server's workers) only fight over memory bandwidth.
+            torch.set_num_threads(self.threads)
         transformers_logging.disable_progress_bar()  # "Loading weights" bars are noise in a CLI
 
         try:
@@ -115,3 +121,4 @@ class Embedder:
 
     async def aencode(self, texts: list[str]) -> np.ndarray:
         return await asyncio.to_thread(self.encode, texts)
+

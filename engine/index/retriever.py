@@ -10,6 +10,10 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+import numpy as np
+
+from engine.index.batching import MicroBatcher
+from engine.index.query import PreparedQuery, prepare_query
 from engine.ingest.chunking import Chunk
 
 K = TypeVar("K", bound=Hashable)
@@ -97,15 +101,29 @@ class Retriever:
         self.page_rrf_k = page_rrf_k
         self._by_id = {c.id: c for c in keywords.chunks}
         self._page_of = {c.id: c.path for c in keywords.chunks}
+        self._dense_batcher: MicroBatcher[str, list[tuple[str, float]]] = MicroBatcher(self._dense_many)
 
     def search(self, question: str, k: int = 5, per_page: int | None = 2, title: str | None = None) -> list[Hit]:
-        from engine.index.query import prepare_query
-
         query = prepare_query(question, title)
         if not query.text or not self._by_id:
             return []
-        vector = self.embedder.encode([query.text])[0]
-        dense = [(i, s) for i, s in self.vectors.query(vector, self.candidates) if i in self._by_id]
+        return self.rank(query, self.embedder.encode([query.text])[0], k, per_page)
+
+    async def asearch(self, question: str, k: int = 5, per_page: int | None = 2, title: str | None = None) -> list[Hit]:
+        """``search`` for the event loop: concurrent questions are embedded and looked up in batches."""
+        query = prepare_query(question, title)
+        if not query.text or not self._by_id:
+            return []
+        return self.fuse(query, await self._dense_batcher.submit(query.text), k, per_page)
+
+    def _dense_many(self, texts: list[str]) -> list[list[tuple[str, float]]]:
+        return self.vectors.query_many(self.embedder.encode(texts), self.candidates)
+
+    def rank(self, query: PreparedQuery, vector: np.ndarray, k: int, per_page: int | None) -> list[Hit]:
+        return self.fuse(query, self.vectors.query(vector, self.candidates), k, per_page)
+
+    def fuse(self, query: PreparedQuery, dense: list[tuple[str, float]], k: int, per_page: int | None) -> list[Hit]:
+        dense = [(i, s) for i, s in dense if i in self._by_id]
         keyword = [(c.id, s) for c, s in self.keywords.search(query.keyword_text, self.candidates)]
         whole_pages = self.keywords.search_pages(query.keyword_text)
         page_ranking = fuse_rankings(

@@ -136,11 +136,15 @@ class VectorStore:
 
     def query(self, embedding: np.ndarray, k: int) -> list[tuple[str, float]]:
         """The ``k`` nearest chunk ids with their cosine similarity."""
-        total = self.count()
-        if total == 0:
+        return self.query_many(np.asarray([embedding]), k)[0]
+
+    def query_many(self, embeddings: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """Nearest chunks for several query vectors in one call."""
+        if len(embeddings) == 0:
             return []
-        result = self.collection.query(query_embeddings=[embedding], n_results=min(k, total), include=["distances"])
-        return [(i, 1.0 - float(d)) for i, d in zip(result["ids"][0], result["distances"][0])]
+        result = self.collection.query(query_embeddings=embeddings, n_results=k, include=["distances"])
+        return [[(i, 1.0 - float(d)) for i, d in zip(ids, distances)]
+                for ids, distances in zip(result["ids"], result["distances"])]
 
     def update_metadata(self, chunks: list[Chunk]) -> None:
         for start in range(0, len(chunks), BATCH):

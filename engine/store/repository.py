@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from engine.index.batching import MicroBatcher
 from engine.store.database import create_engine, migrate, sessions
 from engine.store.models import AnswerRecord, Conversation, Feedback, Turn, utcnow
 
@@ -26,6 +27,7 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.session = sessions(engine)
+        self._log = MicroBatcher(self._log_many, max_batch=64)
 
     @classmethod
     async def open(cls, url: str) -> "Store":
@@ -50,20 +52,48 @@ class Store:
         return [HistoryTurn(r.role, r.text, r.tokens) for r in reversed(rows)]
 
     async def log_answer(self, record: AnswerRecord, turns: list[HistoryTurn]) -> None:
-        """Store the answer and, in the same transaction, the question and answer as turns."""
+        """Store the answer and its question and answer turns; returns once they are committed.
+
+        Concurrent calls are committed together in one transaction (group commit).
+        """
+        await self._log.submit((record, turns))
+
+    async def _log_many(self, items: list[tuple[AnswerRecord, list[HistoryTurn]]]) -> list[Exception | None]:
+        try:
+            await self._write(items)
+            return [None] * len(items)
+        except Exception:
+            if len(items) == 1:
+                raise
+        results: list[Exception | None] = []
+        for item in items:  # one bad record must not cost the others theirs
+            try:
+                await self._write([item])
+                results.append(None)
+            except Exception as error:
+                results.append(error)
+        return results
+
+    async def _write(self, items: list[tuple[AnswerRecord, list[HistoryTurn]]]) -> None:
         async with self.session.begin() as session:
-            if record.conversation_id:
-                conversation = await session.get(Conversation, record.conversation_id)
-                if conversation is None:
-                    session.add(Conversation(id=record.conversation_id, channel=record.channel))
-                else:
-                    conversation.updated_at = utcnow()
-            session.add(record)
-            await session.flush()
-            if record.conversation_id:
-                for turn in turns:
-                    session.add(Turn(conversation_id=record.conversation_id, role=turn.role, text=turn.text,
-                                     tokens=turn.tokens, answer_id=record.id))
+            conversation_ids = {r.conversation_id: r.channel for r, _ in items if r.conversation_id}
+            if conversation_ids:
+                existing = set((await session.execute(
+                    select(Conversation.id).where(Conversation.id.in_(conversation_ids))
+                )).scalars())
+                for conversation_id, channel in conversation_ids.items():
+                    if conversation_id in existing:
+                        await session.execute(
+                            update(Conversation).where(Conversation.id == conversation_id).values(updated_at=utcnow())
+                        )
+                    else:
+                        session.add(Conversation(id=conversation_id, channel=channel))
+                await session.flush()
+            for record, turns in items:
+                session.add(record)
+                if record.conversation_id:
+                    session.add_all(Turn(conversation_id=record.conversation_id, role=t.role, text=t.text,
+                                         tokens=t.tokens, answer_id=record.id) for t in turns)
 
     async def answer(self, answer_id: str) -> AnswerRecord | None:
         async with self.session() as session:
