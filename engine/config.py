@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 ENV_PREFIX = "FIRSTREPLY_"
 
@@ -72,10 +73,6 @@ class Settings(BaseSettings):
     )
 
     search_k: Annotated[int, Field(ge=1, le=100)] = 5
-    abstain_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
-        default=0.30,
-        description="The offline answerer abstains when the best passage's similarity is below this.",
-    )
 
     # -- answers and providers -----------------------------------------------------------
     providers: list[str] = Field(
@@ -175,3 +172,7 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)
     except ValidationError as error:
         raise ConfigError(f"bad setting {_describe(error)}") from None
+    except SettingsError as error:  # a list or dict setting that is not valid JSON
+        field = re.search(r'field "(\w+)"', str(error))
+        name = f"{ENV_PREFIX}{field.group(1).upper()}" if field else "a FIRSTREPLY_ setting"
+        raise ConfigError(f"bad setting {name}: not valid JSON (lists and objects are written as JSON)") from None

@@ -81,3 +81,37 @@ def test_ingest_of_a_missing_folder_is_a_usage_error(env):
     result = CliRunner().invoke(cli, ["ingest", "/no/such/folder"])
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+def test_serve_runs_the_api_until_interrupted(env, sample_project):
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    CliRunner().invoke(cli, ["ingest", str(sample_project), "--kb", "served"])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([FIRSTREPLY, "serve", "--port", str(port)], env={**env, "FIRSTREPLY_KB": "served"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                ready = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2))
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()
+                time.sleep(0.3)
+        assert ready["status"] == "ready"
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/answer", method="POST",
+                                         data=json.dumps({"question": "How do I zoom the camera?"}).encode())
+        answer = json.load(urllib.request.urlopen(request, timeout=30))
+        assert "scene.zoom(2)" in answer["text"] and answer["citations"]
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=30)
+    assert server.returncode == 0
+    assert f"firstreply engine on http://127.0.0.1:{port}" in out
+    assert "only clients on this machine" in err

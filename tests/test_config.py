@@ -27,7 +27,10 @@ def test_environment_variables_are_read(monkeypatch):
     [
         ("FIRSTREPLY_CHROMA_URL", "not a url", "FIRSTREPLY_CHROMA_URL"),
         ("FIRSTREPLY_SEARCH_K", "zero", "FIRSTREPLY_SEARCH_K"),
-        ("FIRSTREPLY_ABSTAIN_THRESHOLD", "1.5", "FIRSTREPLY_ABSTAIN_THRESHOLD"),
+        ("FIRSTREPLY_ABSTAIN_THRESHOLDS", '{"irc": 0.3}', "FIRSTREPLY_ABSTAIN_THRESHOLDS"),
+        ("FIRSTREPLY_PROVIDERS", '["claude:opus"]', "FIRSTREPLY_PROVIDERS"),
+        ("FIRSTREPLY_PROVIDERS", '["gemini:gemini-2.5-flash"]', "FIRSTREPLY_GEMINI_API_KEY"),
+        ("FIRSTREPLY_API_KEYS", "not-json", "FIRSTREPLY_API_KEYS"),
         ("FIRSTREPLY_KB", "bad name!", "FIRSTREPLY_KB"),
         ("FIRSTREPLY_EMBEDDING_SHA256", "abc", "FIRSTREPLY_EMBEDDING_SHA256"),
     ],

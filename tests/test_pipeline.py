@@ -171,3 +171,13 @@ async def test_one_vote_per_user_per_answer_and_it_can_change(make_engine):
             await engine.feedback(answer.id, "discord:1", 5)
     assert votes == {"up": 1, "down": 1}
     assert len(rows) == 2 and {r.comment for r in rows} == {"wrong page", None}
+
+
+async def test_near_the_limit_the_model_s_own_token_count_decides(make_engine, fake_gemini):
+    # The fake counts one token per word, far fewer than the local estimate: the estimate trims first,
+    # and an exact count near the limit confirms the fit with one countTokens call.
+    settings = with_gemini(fake_gemini, llm_context_window=1200, max_output_tokens=256)
+    async with make_engine(**settings) as engine:
+        await engine.answer(Question(CAMERA + " " + "Some detail about my scene. " * 100))
+    methods = [r["method"] for r in fake_gemini.requests]
+    assert methods == ["countTokens", "generateContent"]

@@ -124,9 +124,27 @@ class AnswerPipeline:
         threshold = self.settings.thresholds.get(question.channel, self.settings.thresholds.get("api", 0.3))
         prompt = None
         if hits and confidence >= threshold:
-            prompt = build_prompt(passages_from(hits), [(t.role, t.text) for t in history], question.text,
-                                  budget=self._budget(), count=self.chain.primary.estimate_tokens)
+            prompt = await self._fit(passages_from(hits), [(t.role, t.text) for t in history], question.text)
         return Prepared(question, started, search_query, hits, confidence, history, prompt)
+
+    async def _fit(self, passages: list[ContextPassage], history: list[tuple[str, str]], question: str) -> BuiltPrompt:
+        """Fit by the local estimate; near the limit, or when the estimate made us trim, confirm once
+        with the model's own token count (a network call, so not on every answer)."""
+        budget = self._budget()
+        provider = self.chain.primary
+        built = build_prompt(passages, history, question, budget=budget, count=provider.estimate_tokens)
+        trimmed = built.dropped_turns or built.dropped_passages or built.shortened
+        if not self.chain.has_llm or (built.tokens < 0.9 * budget and not trimmed):
+            return built
+        try:
+            exact = await provider.count_tokens(built.system + "\n" + built.prompt)
+        except ProviderError as error:
+            log.info("token count with %s failed (%s); keeping the estimate", provider.name, error)
+            return built
+        if exact <= budget:
+            return built
+        return build_prompt(passages, history, question, budget=int(budget * budget / exact * 0.95),
+                            count=provider.estimate_tokens)
 
     def _request(self, prepared: Prepared) -> GenerationRequest:
         assert prepared.prompt is not None
