@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -167,12 +168,20 @@ class Ingestor:
         reused = [c for c in new_chunks if c.id in present]
         report.chunks_reused = len(reused)
         embed_started = time.perf_counter()
-        for start in range(0, len(to_embed), EMBED_BATCH):
-            batch = to_embed[start : start + EMBED_BATCH]
-            self.vectors.upsert(batch, self.embedder.encode([c.embedding_text for c in batch]))
-            report.chunks_embedded += len(batch)
-            if progress:
-                progress("embedding", report.chunks_embedded, len(to_embed))
+        # Writing a batch to the vector store overlaps with encoding the next one.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="upsert") as writer:
+            pending: Future | None = None
+            for start in range(0, len(to_embed), EMBED_BATCH):
+                batch = to_embed[start : start + EMBED_BATCH]
+                vectors = self.embedder.encode([c.embedding_text for c in batch])
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(self.vectors.upsert, batch, vectors)
+                report.chunks_embedded += len(batch)
+                if progress:
+                    progress("embedding", report.chunks_embedded, len(to_embed))
+            if pending is not None:
+                pending.result()
         report.embed_seconds = time.perf_counter() - embed_started
         if reused:  # same text, but links may have moved (a new ref, a new URL map)
             self.vectors.update_metadata(reused)
