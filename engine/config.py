@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
     embedding_device: str = "cpu"
+    onnx_queries: bool = Field(
+        default=True,
+        description="Encode questions with ONNX Runtime (exported once from the same weights, checked against PyTorch).",
+    )
     embedding_threads: Annotated[int, Field(ge=1, le=256)] | None = Field(
         default=None,
         description="torch threads for encoding; `serve` uses 1 unless set (small query batches, many requests).",

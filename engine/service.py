@@ -43,6 +43,12 @@ class Engine:
         return Embedder(s.embedding_model, device=s.embedding_device, batch_size=s.embedding_batch_size,
                         expected_sha256=s.embedding_sha256, threads=s.embedding_threads)
 
+    def prepare_queries(self) -> None:
+        """Load the model, and switch question encoding to ONNX Runtime when configured (for serving)."""
+        self.embedder.model
+        if self.settings.onnx_queries:
+            self.embedder.use_onnx_for_queries(self.settings.data_dir / "onnx")
+
     @cached_property
     def chroma(self):
         url = str(self.settings.chroma_url) if self.settings.chroma_url else None
@@ -76,7 +82,8 @@ class Engine:
 
     async def asearch(self, question: str, *, k: int | None = None, kb: str | None = None, title: str | None = None,
                       per_page: int | None = 2) -> list[Hit]:
-        retriever = await asyncio.to_thread(self.retriever, kb)  # the first use of a knowledge base loads it
+        name = kb or self.settings.kb
+        retriever = self._retrievers.get(name) or await asyncio.to_thread(self.retriever, name)  # first use loads it
         return await retriever.asearch(question, k or self.settings.search_k, per_page, title)
 
     def index_size(self, kb: str | None = None) -> int:

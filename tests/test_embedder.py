@@ -62,3 +62,30 @@ def test_async_encoding_runs_off_the_event_loop(embedder):
     vectors, ticks = asyncio.run(main())
     assert vectors.shape == (512, 384)
     assert ticks > 5  # the loop kept running while the model worked
+
+
+def test_onnx_query_vectors_are_the_pytorch_ones(embedder, tmp_path):
+    from engine.index.embedder import Embedder
+
+    fast = Embedder(threads=1)
+    assert fast.use_onnx_for_queries(tmp_path / "onnx") is True
+    assert [p.name for p in (tmp_path / "onnx").iterdir()] == [PACKAGED_WEIGHTS_SHA256[:16] + ".onnx"]
+    texts = ["zoom", "How do I change the opacity of an actor made from polydata?", "x " * 400]
+    similarity = np.sum(fast.encode_queries(texts) * embedder.encode(texts), axis=1)
+    assert np.all(similarity > 0.9999)
+    again = Embedder(threads=1)
+    assert again.use_onnx_for_queries(tmp_path / "onnx") is True  # reuses the exported file
+
+
+def test_queries_stay_on_pytorch_when_onnx_cannot_be_used(tmp_path, monkeypatch, caplog):
+    from engine.index import onnx_queries
+    from engine.index.embedder import Embedder
+
+    def broken_export(model_dir, target):
+        raise RuntimeError("exporter unavailable")
+
+    monkeypatch.setattr(onnx_queries, "export", broken_export)
+    slow = Embedder()
+    assert slow.use_onnx_for_queries(tmp_path / "onnx") is False
+    assert "queries stay on PyTorch: export failed" in caplog.text
+    assert slow.encode_queries(["zoom"]).shape == (1, 384)

