@@ -69,3 +69,15 @@ def make_engine(indexed_sample, embedder, tmp_path):
         return engine
 
     return build
+
+
+@pytest.fixture
+async def fake_gemini():
+    """A loopback fake of the Gemini REST API; ``fake.url`` is its base URL."""
+    from fakes.gemini import FakeGemini
+    from fakes.server import serve
+
+    fake = FakeGemini()
+    async with serve(fake.app()) as url:
+        fake.url = url
+        yield fake

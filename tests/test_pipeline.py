@@ -8,17 +8,8 @@ from engine.answer.pipeline import ABSTAIN_TEXT, REWRITE_SYSTEM
 from engine.store.models import AnswerRecord, Feedback, Turn
 from engine.store.repository import UnknownAnswer
 from fakes import gemini
-from fakes.server import serve
 
 CAMERA = "How do I zoom the camera in?"
-
-
-@pytest.fixture
-async def fake_gemini():
-    fake = gemini.FakeGemini()
-    async with serve(fake.app()) as url:
-        fake.url = url
-        yield fake
 
 
 def with_gemini(fake, **more):

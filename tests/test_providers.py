@@ -20,14 +20,6 @@ REQUEST = GenerationRequest(
 
 
 @pytest.fixture
-async def fake_gemini():
-    fake = gemini.FakeGemini()
-    async with serve(fake.app()) as url:
-        fake.url = url
-        yield fake
-
-
-@pytest.fixture
 async def fake_openai():
     fake = openai.FakeOpenAI()
     async with serve(fake.app()) as url:

@@ -175,7 +175,7 @@ class AnswerPipeline:
             id=answer.id, request_id=question.request_id, channel=question.channel, conversation_id=question.conversation_id,
             user_hash=pseudonym(question.user_id, self.settings.user_salt), kb=question.kb or "", question=question.text,
             search_query=prepared.search_query, text=answer.text, abstained=abstained, confidence=prepared.confidence,
-            sources=[h.as_dict() | {"text": None} for h in prepared.hits], citations=answer.as_dict()["citations"],
+            sources=[h.as_dict() for h in prepared.hits], citations=answer.as_dict()["citations"],
             model=answer.model, fallback_reasons=answer.fallback_reasons,
             prompt_tokens=prompt_tokens if prompt_tokens is not None else (prepared.prompt.tokens if prepared.prompt else 0),
             output_tokens=output_tokens if output_tokens is not None else estimate(answer.text),
