@@ -101,6 +101,24 @@ def test_git_checkout_reads_tracked_files_and_its_remote_and_ref(engine, sample_
     assert hit.chunk.url.startswith(f"https://github.com/org/tinyviz/blob/{sha}/docs/guide/camera.rst#L")
 
 
+def test_a_folder_inside_a_checkout_links_into_the_repository(engine, sample_project):
+    def git(*args):
+        subprocess.run(["git", "-C", str(sample_project), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.org")
+    git("config", "user.name", "t")
+    git("remote", "add", "origin", "https://github.com/org/tinyviz.git")
+    git("add", "-A")
+    git("commit", "-qm", "init")
+    (sample_project / "docs" / "untracked.md").write_text("# Not committed\n\nThis file is not tracked.\n")
+    report = engine.ingest(sample_project / "docs", ref="v2")
+    assert "untracked.md" not in report.added and "guide/camera.rst" in report.added
+    hit = engine.search("zoom the camera", k=1)[0]
+    assert hit.chunk.path == "guide/camera.rst"
+    assert hit.chunk.url.startswith("https://github.com/org/tinyviz/blob/v2/docs/guide/camera.rst#L")
+
+
 def test_ask_cites_sources_and_abstains_when_nothing_matches(engine, sample_project):
     engine.ingest(sample_project, repo_url="https://github.com/org/tinyviz", ref="main")
     answer = engine.ask("How do I zoom the camera in?")

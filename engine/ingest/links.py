@@ -18,6 +18,8 @@ class LinkBuilder:
     ref: str | None = None
     #: path prefix -> docs-site base URL; the rest of the path, less its suffix, is appended.
     url_map: dict[str, str] = field(default_factory=dict)
+    #: where the ingested folder sits in the repository ("docs/" when only docs/ was ingested)
+    repo_prefix: str = ""
 
     def url(self, path: str, start_line: int = 0, end_line: int = 0, heading: str | None = None) -> str:
         for prefix in sorted(self.url_map, key=len, reverse=True):
@@ -27,7 +29,7 @@ class LinkBuilder:
                 anchor = f"#{slugify(heading)}" if heading else ""
                 return self.url_map[prefix].rstrip("/") + ("/" + rest if rest else "") + anchor
         if self.repo_url:
-            base = f"{self.repo_url.rstrip('/')}/blob/{self.ref or 'HEAD'}/{path}"
+            base = f"{self.repo_url.rstrip('/')}/blob/{self.ref or 'HEAD'}/{self.repo_prefix}{path}"
             if start_line:
                 return f"{base}#L{start_line}-L{end_line}" if end_line > start_line else f"{base}#L{start_line}"
             return base

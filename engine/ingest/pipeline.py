@@ -121,8 +121,8 @@ class Ingestor:
             self.manifest.data.update(embedding=vector_kind, sources={})
         known = self.manifest.files(source)
         max_tokens = self.max_tokens or self.embedder.max_tokens
-        links = LinkBuilder(info.repo_url, info.ref, self.url_map)
-        settings_key = json.dumps([max_tokens, info.repo_url, info.ref, sorted(self.url_map.items())])
+        links = LinkBuilder(info.repo_url, info.ref, self.url_map, info.repo_prefix)
+        settings_key = json.dumps([max_tokens, info.repo_url, info.ref, info.repo_prefix, sorted(self.url_map.items())])
 
         fresh: dict[str, dict] = {}
         new_chunks: list[Chunk] = []

@@ -53,6 +53,7 @@ class SourceInfo:
     files: list[str]  # relative POSIX paths, sorted
     repo_url: str | None
     ref: str | None
+    repo_prefix: str = ""  # where the folder sits in its repository, e.g. "docs/"
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -79,12 +80,15 @@ def discover(root: Path, repo_url: str | None = None, ref: str | None = None) ->
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")
     top = _git(root, "rev-parse", "--show-toplevel")
-    if top and Path(top).resolve() == root:
+    repo_prefix = ""
+    if top:  # the folder is a checkout, or inside one: tracked files only, links into the repository
         listed = _git(root, "ls-files", "-z") or ""
         files = sorted(f for f in listed.split("\0") if f and (root / f).is_file())
         if repo_url is None and (remote := _git(root, "remote", "get-url", "origin")):
             repo_url = web_url(remote)
         ref = ref or _git(root, "rev-parse", "HEAD")
+        relative = root.relative_to(Path(top).resolve()).as_posix()
+        repo_prefix = "" if relative == "." else relative + "/"
     else:
         files = []
         for dirpath, dirnames, filenames in os.walk(root):
@@ -94,7 +98,7 @@ def discover(root: Path, repo_url: str | None = None, ref: str | None = None) ->
                 if not name.startswith("."):
                     files.append(name if rel_dir == "." else f"{rel_dir}/{name}")
         files.sort()
-    return SourceInfo(root=root, files=files, repo_url=repo_url, ref=ref)
+    return SourceInfo(root=root, files=files, repo_url=repo_url, ref=ref, repo_prefix=repo_prefix)
 
 
 def looks_binary(path: Path) -> bool:
