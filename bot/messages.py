@@ -1,0 +1,127 @@
+"""Turning an answer into Discord messages: sources as links without previews, split under
+Discord's 2,000-character limit at paragraph boundaries and never inside a code block.
+
+A code block longer than a whole message is split by lines, each piece closed and the next
+reopened with the same fence and language, so every message renders on its own.
+"""
+
+from __future__ import annotations
+
+import re
+
+from engine.answer.model import Answer
+
+DISCORD_LIMIT = 2000
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*([\w+#.-]*)")
+
+
+def _blocks(text: str) -> list[str]:
+    """Paragraphs and whole fenced code blocks, in order."""
+    blocks: list[str] = []
+    current: list[str] = []
+    fence: str | None = None
+    for line in text.split("\n"):
+        match = _FENCE.match(line)
+        if fence is None and match:
+            if current:
+                blocks.append("\n".join(current))
+            current, fence = [line], match.group(1)
+            continue
+        if fence is not None:
+            current.append(line)
+            if line.strip().startswith(fence) and len(current) > 1:
+                blocks.append("\n".join(current))
+                current, fence = [], None
+            continue
+        if not line.strip():
+            if current:
+                blocks.append("\n".join(current))
+                current = []
+            continue
+        current.append(line)
+    if current:
+        if fence is not None:  # an unclosed fence: close it so the message renders
+            current.append(fence)
+        blocks.append("\n".join(current))
+    return blocks
+
+
+def _split_long(block: str, limit: int) -> list[str]:
+    """Split one block that is longer than a message."""
+    match = _FENCE.match(block)
+    if match:
+        opener = block.split("\n", 1)[0]
+        closer = match.group(1)
+        body = block.split("\n")[1:-1]
+        room = limit - len(opener) - len(closer) - 2
+        pieces, current = [], []
+        for line in body:
+            while len(line) > room:  # a single enormous line
+                if current:
+                    pieces.append(current)
+                    current = []
+                pieces.append([line[:room]])
+                line = line[room:]
+            if current and len("\n".join(current + [line])) > room:
+                pieces.append(current)
+                current = []
+            current.append(line)
+        if current:
+            pieces.append(current)
+        return [f"{opener}\n" + "\n".join(p) + f"\n{closer}" for p in pieces]
+    pieces, current = [], ""
+    for word in re.split(r"(?<=\s)", block):
+        while len(word) > limit:
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(word[:limit])
+            word = word[limit:]
+        if len(current) + len(word) > limit:
+            pieces.append(current)
+            current = ""
+        current += word
+    if current:
+        pieces.append(current)
+    return [p.strip() for p in pieces if p.strip()]
+
+
+def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
+    """Split ``text`` into messages of at most ``limit`` characters, at block boundaries."""
+    messages: list[str] = []
+    current = ""
+    for block in _blocks(text):
+        for piece in ([block] if len(block) <= limit else _split_long(block, limit)):
+            candidate = f"{current}\n\n{piece}" if current else piece
+            if len(candidate) <= limit:
+                current = candidate
+            else:
+                messages.append(current)
+                current = piece
+    if current:
+        messages.append(current)
+    return messages
+
+
+def sources_block(answer: Answer) -> str:
+    """The answer's sources as Markdown links; ``<…>`` keeps Discord from unfurling previews."""
+    lines = []
+    for citation in answer.citations:
+        label = citation.label().replace("[", "(").replace("]", ")")
+        if citation.url.startswith(("http://", "https://")):
+            lines.append(f"[{citation.number}] [{label}](<{citation.url}>)")
+        else:
+            lines.append(f"[{citation.number}] {label} ({citation.url})")
+    return "**Sources**\n" + "\n".join(lines) if lines else ""
+
+
+def answer_messages(answer: Answer, limit: int = DISCORD_LIMIT) -> list[str]:
+    """Everything the bot posts for one answer, in order: the answer, then its sources."""
+    if answer.abstained:
+        text = answer.text + (f"\n\n{answer.escalation}" if answer.escalation else "")
+    else:
+        text = answer.text
+        sources = sources_block(answer)
+        if sources:
+            text = f"{text}\n\n{sources}"
+    return split_message(text, limit)
