@@ -1,0 +1,132 @@
+"""The Discord client: listens, decides (:mod:`bot.triggers`), answers in a thread, posts safely.
+
+Everything the model wrote is posted with no mention allowed and link previews off; the
+only ping the bot ever sends is the maintainer role, once per thread, when a user asks for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import discord
+
+from bot.messages import answer_messages
+from bot.triggers import Decision, Incoming, TriggerConfig, decide
+from bot.views import EscalateButton, VoteButton, answer_view
+from engine.answer.model import Question
+from engine.client import EngineError, EngineUnavailable
+from engine.protocol import Answerer
+
+log = logging.getLogger(__name__)
+APOLOGY = "Sorry, I can't answer right now: my knowledge base is unavailable. Please try again in a little while."
+THREAD_NAME_LIMIT = 100
+
+
+@dataclass
+class BotConfig:
+    help_channels: frozenset[int] = frozenset()
+    forum_channels: frozenset[int] = frozenset()
+    maintainer_role: int | None = None
+    answer_dms: bool = False
+    thread_mode: bool = True  # answer in a new thread created from the question, where the channel allows it
+    escalated: set[int] = field(default_factory=set)  # threads whose maintainers were already pinged
+
+
+def thread_name(question: str) -> str:
+    name = " ".join(question.split())
+    return name if len(name) <= THREAD_NAME_LIMIT else name[: THREAD_NAME_LIMIT - 1] + "…"
+
+
+class FirstReplyBot(discord.Client):
+    def __init__(self, answerer: Answerer, config: BotConfig, **options) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True
+        options.setdefault("chunk_guilds_at_startup", False)
+        super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none(), **options)
+        self.answerer = answerer
+        self.config = config
+        self.answered_threads: set[int] = set()
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(VoteButton, EscalateButton)
+
+    # -- deciding ----------------------------------------------------------------------------
+
+    def incoming(self, message: discord.Message) -> Incoming:
+        channel = message.channel
+        in_thread = isinstance(channel, discord.Thread)
+        parent_id = channel.parent_id if in_thread else None
+        return Incoming(
+            content=message.content,
+            author_id=message.author.id,
+            author_is_bot=message.author.bot,
+            is_webhook=message.webhook_id is not None,
+            is_dm=message.guild is None,
+            channel_id=channel.id,
+            parent_id=parent_id,
+            in_thread=in_thread,
+            thread_owned_by_bot=in_thread and (channel.owner_id == self.user.id or channel.id in self.answered_threads),
+            is_forum_post=in_thread and message.id == channel.id and isinstance(channel.parent, discord.ForumChannel),
+            mentions_bot=self.user in message.mentions,
+        )
+
+    def trigger_config(self) -> TriggerConfig:
+        return TriggerConfig(bot_id=self.user.id, help_channels=self.config.help_channels,
+                             forum_channels=self.config.forum_channels, answer_dms=self.config.answer_dms)
+
+    async def on_message(self, message: discord.Message) -> None:
+        decision = decide(self.incoming(message), self.trigger_config())
+        if not decision.answer:
+            return
+        log.info("answering message %s (%s)", message.id, decision.reason)
+        await self.answer_message(message, decision)
+
+    # -- answering -----------------------------------------------------------------------------
+
+    async def destination(self, message: discord.Message, decision: Decision) -> discord.abc.Messageable:
+        channel = message.channel
+        if self.config.thread_mode and isinstance(channel, discord.TextChannel):
+            try:
+                return await message.create_thread(name=thread_name(decision.question), auto_archive_duration=1440)
+            except discord.HTTPException as error:  # no permission, or a thread exists already
+                log.info("answering in the channel: can't create a thread (%s)", error)
+        return channel
+
+    async def answer_message(self, message: discord.Message, decision: Decision) -> None:
+        where = await self.destination(message, decision)
+        conversation = str(where.id) if isinstance(where, discord.Thread) else f"message:{message.id}"
+        question = Question(decision.question, channel="discord", conversation_id=conversation,
+                            user_id=f"discord:{message.author.id}", request_id=f"discord-{message.id}")
+        try:
+            async with where.typing():
+                answer = await self.answerer.answer(question)
+        except (EngineUnavailable, EngineError) as error:
+            log.warning("engine unavailable for message %s: %s", message.id, error)
+            await where.send(APOLOGY, allowed_mentions=discord.AllowedMentions.none())
+            return
+        if isinstance(where, discord.Thread):
+            self.answered_threads.add(where.id)
+        await self.post_answer(where, answer)
+
+    async def post_answer(self, where: discord.abc.Messageable, answer) -> None:
+        messages = answer_messages(answer)
+        for index, text in enumerate(messages):
+            last = index == len(messages) - 1
+            await where.send(text, allowed_mentions=discord.AllowedMentions.none(), suppress_embeds=True,
+                             view=answer_view(answer.id) if last and answer.id else discord.utils.MISSING)
+
+    async def escalate(self, interaction: discord.Interaction, answer_id: str) -> None:
+        channel = interaction.channel
+        role = self.config.maintainer_role
+        if role is None:
+            await interaction.response.send_message("No maintainer role is configured for this server.", ephemeral=True)
+            return
+        if channel is None or channel.id in self.config.escalated:
+            await interaction.response.send_message("A maintainer has already been asked here.", ephemeral=True)
+            return
+        self.config.escalated.add(channel.id)
+        await interaction.response.send_message(
+            f"<@&{role}>, {interaction.user.mention} would like a maintainer to look at this.",
+            allowed_mentions=discord.AllowedMentions(roles=[discord.Object(role)], users=False, everyone=False),
+        )

@@ -1,0 +1,63 @@
+"""The buttons under every answer: 👍 / 👎 and "Ask a maintainer".
+
+They are discord.py dynamic items: the custom id carries the answer id
+(``fr:vote:up:<answer id>``), so any button ever posted works again after a restart without
+the bot remembering anything.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+
+from engine.client import EngineUnavailable
+from engine.protocol import UnknownAnswer
+
+log = logging.getLogger(__name__)
+ANSWER_ID = r"[\w-]{1,64}"
+
+
+class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"fr:vote:(?P<vote>up|down):(?P<answer>{ANSWER_ID})"):
+    def __init__(self, vote: str, answer_id: str) -> None:
+        super().__init__(discord.ui.Button(
+            emoji="👍" if vote == "up" else "👎", style=discord.ButtonStyle.secondary,
+            custom_id=f"fr:vote:{vote}:{answer_id}",
+        ))
+        self.vote, self.answer_id = vote, answer_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match) -> "VoteButton":
+        return cls(match["vote"], match["answer"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot = interaction.client
+        try:
+            await bot.answerer.feedback(self.answer_id, f"discord:{interaction.user.id}", 1 if self.vote == "up" else -1)
+        except (EngineUnavailable, UnknownAnswer) as error:
+            log.warning("vote on %s not stored: %s", self.answer_id, error)
+            await interaction.response.send_message("Sorry, I couldn't record that just now.", ephemeral=True)
+            return
+        await interaction.response.send_message("Thanks for the feedback!", ephemeral=True)
+
+
+class EscalateButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"fr:escalate:(?P<answer>{ANSWER_ID})"):
+    def __init__(self, answer_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Ask a maintainer", style=discord.ButtonStyle.primary,
+                                           custom_id=f"fr:escalate:{answer_id}"))
+        self.answer_id = answer_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match) -> "EscalateButton":
+        return cls(match["answer"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.client.escalate(interaction, self.answer_id)
+
+
+def answer_view(answer_id: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(VoteButton("up", answer_id))
+    view.add_item(VoteButton("down", answer_id))
+    view.add_item(EscalateButton(answer_id))
+    return view
