@@ -96,3 +96,48 @@ async def test_a_discord_429_is_waited_out_and_the_reply_still_arrives(make_engi
         first, second = replies()
         assert "scene.zoom" in second.json["content"]
         assert {**first.json, "nonce": None} == {**second.json, "nonce": None}  # the same message, sent again after retry_after
+
+
+async def ask_and_get_reply(fake):
+    await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+    await fake.wait_for(lambda: any("**Sources**" in (r.json or {}).get("content", "") for r in fake.requests))
+    reply = next(r for r in fake.requests if "**Sources**" in (r.json or {}).get("content", ""))
+    thread_id = reply.path.split("/")[2]
+    message = fake.message(thread_id, reply.json, author=fake.bot_user)
+    ids = [c["custom_id"] for row in reply.json["components"] for c in row["components"]]
+    return thread_id, message, ids
+
+
+async def test_thumbs_up_then_down_by_one_user_leaves_one_vote_and_buttons_survive_a_restart(make_engine):
+    async with make_engine() as engine:
+        async with running(engine) as (fake, bot):
+            thread_id, message, (up, down, _) = await ask_and_get_reply(fake)
+            answer_id = up.rsplit(":", 1)[1]
+            first = await fake.click(up, message=message, channel_id=thread_id, user_id="111")
+            await fake.wait_for(lambda: fake.callbacks(first))
+            second = await fake.click(down, message=message, channel_id=thread_id, user_id="111")
+            await fake.wait_for(lambda: fake.callbacks(second))
+            reply = fake.callbacks(second)[0].json
+            assert reply["type"] == 4 and reply["data"]["flags"] & 64 and "Thanks" in reply["data"]["content"]
+        assert await engine.store.votes(answer_id) == {"up": 0, "down": 1}
+
+        async with running(engine) as (fake, bot):  # a new process: nothing in memory but the custom id
+            later = await fake.click(up, message=message, channel_id=thread_id, user_id="222")
+            await fake.wait_for(lambda: fake.callbacks(later))
+        assert await engine.store.votes(answer_id) == {"up": 1, "down": 1}
+
+
+async def test_ask_a_maintainer_pings_the_role_once_per_thread(make_engine):
+    role = 900000000000000005
+    async with make_engine() as engine, running(engine, BotConfig(maintainer_role=role)) as (fake, bot):
+        thread_id, message, (_, _, escalate) = await ask_and_get_reply(fake)
+        first = await fake.click(escalate, message=message, channel_id=thread_id)
+        await fake.wait_for(lambda: fake.callbacks(first))
+        again = await fake.click(escalate, message=message, channel_id=thread_id, user_id="333")
+        await fake.wait_for(lambda: fake.callbacks(again))
+    ping = fake.callbacks(first)[0].json["data"]
+    assert ping["content"].startswith(f"<@&{role}>")
+    assert ping["allowed_mentions"]["parse"] == []  # no @everyone, no users
+    assert [int(r) for r in ping["allowed_mentions"]["roles"]] == [role]  # only the maintainer role
+    repeat = fake.callbacks(again)[0].json["data"]
+    assert "already" in repeat["content"] and repeat["flags"] & 64 and "<@&" not in repeat["content"]

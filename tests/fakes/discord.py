@@ -59,6 +59,7 @@ class FakeDiscord:
         self.identified = asyncio.Event()
         self.identify_payloads: list[dict] = []
         self.posted = asyncio.Condition()
+        self.interactions: dict[str, dict] = {}
 
     # -- the app ---------------------------------------------------------------------------
 
@@ -71,7 +72,7 @@ class FakeDiscord:
         app.router.add_post("/api/v10/channels/{channel}/messages", self.create_message)
         app.router.add_post("/api/v10/channels/{channel}/messages/{message}/threads", self.create_thread)
         app.router.add_post("/api/v10/channels/{channel}/typing", lambda r: self.record_and(r, None, 204))
-        app.router.add_post("/api/v10/interactions/{id}/{token}/callback", lambda r: self.record_and(r, None, 204))
+        app.router.add_post("/api/v10/interactions/{id}/{token}/callback", self.interaction_callback)
         app.router.add_post("/api/v10/webhooks/{app}/{token}", self.create_followup)
         app.router.add_patch("/api/v10/webhooks/{app}/{token}/messages/@original", self.create_followup)
         app.router.add_route("*", "/api/v10/{tail:.*}", lambda r: self.record_and(r, {"message": "Unknown", "code": 0}, 404))
@@ -133,6 +134,21 @@ class FakeDiscord:
         await self.dispatch("THREAD_CREATE", thread | {"newly_created": True})
         return discord_json(thread)
 
+    async def interaction_callback(self, request: web.Request) -> web.Response:
+        body = await self.record(request) or {}
+        if "with_response" not in request.query:
+            return web.Response(status=204)
+        interaction = self.interactions.get(request.match_info["id"], {})
+        data = body.get("data") or {}
+        response = {"interaction": {"id": request.match_info["id"], "type": interaction.get("type", 2),
+                                    "response_message_loading": body.get("type") == 5,
+                                    "response_message_ephemeral": bool(data.get("flags", 0) & 64)}}
+        if body.get("type") in (4, 7):  # a message was created or updated
+            message = self.message(interaction.get("channel_id", "0"), data, author=self.bot_user)
+            response["interaction"]["response_message_id"] = message["id"]
+            response["resource"] = {"type": body["type"], "message": message}
+        return discord_json(response)
+
     async def create_followup(self, request: web.Request) -> web.Response:
         body = await self.record(request)
         return discord_json(self.message("0", body or {}, author=self.bot_user))
@@ -178,6 +194,25 @@ class FakeDiscord:
         data["author"] = dict(data["author"], id=author_id, bot=bot_author)
         await self.dispatch("MESSAGE_CREATE", data)
         return data
+
+    async def click(self, custom_id: str, *, message: dict, channel_id: str, user_id: str = "900000000000000002") -> dict:
+        """A user pressing a button: the captured INTERACTION_CREATE, as a component interaction."""
+        data = copy.deepcopy(frame("gateway_interaction_create")["d"])
+        data.update(id=str(next(self.ids)), token=f"token-{next(self.ids)}", type=3, application_id=self.application_id,
+                    channel_id=channel_id, guild_id=self.guild_id, message=message,
+                    data={"custom_id": custom_id, "component_type": 2})
+        thread = frame("gateway_thread_create")["d"]  # interactions carry the full channel, thread metadata included
+        thread.pop("newly_created", None)
+        data["channel"] = dict(thread, id=channel_id, guild_id=self.guild_id, parent_id=self.text_channel,
+                               owner_id=self.bot_user["id"])
+        data["member"]["user"] = dict(data["member"]["user"], id=user_id)
+        data.pop("guild", None)
+        self.interactions[data["id"]] = data
+        await self.dispatch("INTERACTION_CREATE", data)
+        return data
+
+    def callbacks(self, interaction: dict) -> list[Recorded]:
+        return self.sent("POST", f"/interactions/{interaction['id']}/")
 
     def sent(self, method: str, path_part: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and path_part in r.path]
