@@ -96,7 +96,8 @@ class FirstReplyBot(discord.Client):
     async def answer_message(self, message: discord.Message, decision: Decision) -> None:
         where = await self.destination(message, decision)
         conversation = str(where.id) if isinstance(where, discord.Thread) else f"message:{message.id}"
-        question = Question(decision.question, channel="discord", conversation_id=conversation,
+        title = where.name if decision.reason == "new forum post" else None  # a forum post's title is half the question
+        question = Question(decision.question, channel="discord", conversation_id=conversation, title=title,
                             user_id=f"discord:{message.author.id}", request_id=f"discord-{message.id}")
         try:
             async with where.typing():

@@ -182,8 +182,41 @@ def serve(host: str | None, port: int | None) -> None:
         err.print("[yellow]No FIRSTREPLY_API_KEYS set: only clients on this machine will be served.[/]")
     with _failures_as_messages():
         app = build_app(_engine(settings))
-        web.run_app(app, host=settings.host, port=settings.port, access_log=None,
-                    print=lambda _: out.print(f"firstreply engine on http://{settings.host}:{settings.port}"))
+        try:
+            web.run_app(app, host=settings.host, port=settings.port, access_log=None,
+                        print=lambda _: out.print(f"firstreply engine on http://{settings.host}:{settings.port}"))
+        except ConfigError as error:  # e.g. the Discord token, checked at start-up
+            raise click.ClickException(str(error)) from None
+
+
+@cli.command(name="discord")
+def discord_command() -> None:
+    """Run the Discord bot alone: against FIRSTREPLY_ENGINE_URL, or with the engine in this process."""
+    import asyncio
+    import logging
+
+    from bot.run import run_bot
+    from engine.client import EngineClient
+
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def main() -> None:
+        if settings.engine_url:
+            key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else None
+            async with EngineClient(str(settings.engine_url), key) as client:
+                await run_bot(settings, client)
+        else:
+            async with _engine(settings) as engine:
+                await run_bot(settings, engine)
+
+    with _failures_as_messages():
+        try:
+            asyncio.run(main())
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from None
+        except KeyboardInterrupt:
+            pass
 
 
 def main() -> None:

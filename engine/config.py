@@ -114,6 +114,18 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024, le=10_000_000)] = 64 * 1024
     rate_limit_per_minute: Annotated[int, Field(ge=1)] = 60
 
+    # -- Discord ----------------------------------------------------------------------------
+    discord_token: SecretStr | None = Field(default=None, description="Bot token; `serve` starts the bot when set.")
+    discord_help_channels: list[int] = Field(default_factory=list, description="Channel ids whose every message is a question.")
+    discord_forum_channels: list[int] = Field(default_factory=list, description="Forum ids whose new posts get a first reply.")
+    discord_maintainer_role: int | None = Field(default=None, description="Role pinged by “Ask a maintainer”.")
+    discord_answer_dms: bool = False
+    discord_thread_mode: bool = True
+    discord_api_base: AnyHttpUrl | None = Field(default=None, description="Discord REST base (a proxy); Discord's own when unset.")
+    discord_gateway_url: str | None = Field(default=None, description="Gateway websocket URL; Discord's own when unset.")
+    engine_url: AnyHttpUrl | None = Field(default=None, description="`firstreply discord` asks this engine over HTTP.")
+    engine_api_key: SecretStr | None = None
+
     @field_validator("providers")
     @classmethod
     def _providers(cls, value: list[str]) -> list[str]:

@@ -141,3 +141,103 @@ async def test_ask_a_maintainer_pings_the_role_once_per_thread(make_engine):
     assert [int(r) for r in ping["allowed_mentions"]["roles"]] == [role]  # only the maintainer role
     repeat = fake.callbacks(again)[0].json["data"]
     assert "already" in repeat["content"] and repeat["flags"] & 64 and "<@&" not in repeat["content"]
+
+
+async def test_follow_ups_in_the_bot_s_thread_need_no_mention_and_keep_the_conversation(make_engine):
+    async with make_engine() as engine, running(engine) as (fake, bot):
+        thread_id, _, _ = await ask_and_get_reply(fake)
+        await fake.user_message("and how do I zoom out again?", channel_id=thread_id)
+        await fake.wait_for(lambda: len([r for r in posts_to(fake, thread_id) if "**Sources**" in r.json["content"]]) == 2)
+        assert not fake.sent("POST", f"/channels/{thread_id}/messages/")  # no second thread
+        assert [t.role for t in await engine.store.history(thread_id)] == ["user", "assistant"] * 2
+
+
+async def test_a_new_forum_post_gets_a_first_reply_in_its_thread(make_engine):
+    async with make_engine() as engine:
+        config = BotConfig(forum_channels=frozenset({int(FakeDiscord().forum_channel)}))
+        async with running(engine, config) as (fake, bot):
+            thread = await fake.forum_post("Zooming the camera", "It only shows a small part of my scene, how can I zoom?")
+            await fake.wait_for(lambda: posts_to(fake, thread["id"]))
+        [reply] = posts_to(fake, thread["id"])
+        assert "scene.zoom" in reply.json["content"] and not fake.sent("POST", "/threads")
+        history = await engine.store.history(thread["id"])
+        assert history[0].text == "It only shows a small part of my scene, how can I zoom?"
+
+
+async def test_a_5000_character_answer_arrives_in_several_messages_with_buttons_on_the_last(make_engine):
+    from engine.answer.model import Answer, Citation
+
+    class Wordy:
+        async def answer(self, question):
+            code = "```python\n" + "\n".join(f"scene.zoom({i})  # step {i}" for i in range(80)) + "\n```"
+            text = "\n\n".join(["A long explanation of zooming. " * 25, code, "More words about cameras. " * 40, code])
+            return Answer(text=text, id="a-long-one", citations=[Citation(1, "Camera", "https://x.test/c", "c.rst")])
+
+        async def feedback(self, *args):
+            return True
+
+    async with running(Wordy()) as (fake, bot):
+        await fake.user_message(f"<@{fake.bot_user['id']}> explain zoom at length", mentions_bot=True)
+        await fake.wait_for(lambda: any("**Sources**" in (r.json or {}).get("content", "") for r in fake.requests))
+        thread_id = next(r.path.split("/")[2] for r in fake.requests if r.path.endswith("/typing"))
+        replies = [r.json for r in posts_to(fake, thread_id)]
+    assert len(replies) >= 3 and all(len(r["content"]) <= 2000 for r in replies)
+    assert all(r["allowed_mentions"] == {"parse": []} for r in replies)
+    assert [bool(r.get("components")) for r in replies] == [False] * (len(replies) - 1) + [True]
+    for reply in replies:
+        assert reply["content"].count("```") % 2 == 0
+
+
+async def test_firstreply_discord_runs_the_bot_and_a_bad_token_is_one_line(indexed_sample, tmp_path):
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    firstreply = str(Path(sys.executable).with_name("firstreply"))
+    fake = FakeDiscord(token="good-token")
+    async with serve(fake.app()) as url:
+        fake.url = url
+        env = {**os.environ, "FIRSTREPLY_DATA_DIR": str(indexed_sample), "FIRSTREPLY_KB": "sample",
+               "FIRSTREPLY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+               "FIRSTREPLY_DISCORD_API_BASE": f"{url}/api/v10",
+               "FIRSTREPLY_DISCORD_GATEWAY_URL": url.replace("http://", "ws://") + "/gateway",
+               "FIRSTREPLY_DISCORD_HELP_CHANNELS": json.dumps([int(fake.text_channel)])}
+        bad = await asyncio.create_subprocess_exec(firstreply, "discord", env={**env, "FIRSTREPLY_DISCORD_TOKEN": "stolen"},
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path)
+        _, err = await asyncio.wait_for(bad.communicate(), 120)
+        assert bad.returncode == 1
+        assert err.decode().strip().splitlines()[-1] == "Error: bad setting FIRSTREPLY_DISCORD_TOKEN: Discord refused the token"
+        assert "stolen" not in err.decode()
+
+        good = await asyncio.create_subprocess_exec(firstreply, "discord", env={**env, "FIRSTREPLY_DISCORD_TOKEN": "good-token"},
+                                                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, cwd=tmp_path)
+        try:
+            await asyncio.wait_for(fake.identified.wait(), 120)
+            await fake.user_message(QUESTION)
+            await fake.wait_for(lambda: any("scene.zoom" in (r.json or {}).get("content", "") for r in fake.requests), 60)
+        finally:
+            good.terminate()
+            await asyncio.wait_for(good.wait(), 30)
+
+
+async def test_serve_starts_the_bot_when_a_token_is_set_and_refuses_a_bad_one(make_engine):
+    from engine.api.app import build_app
+    from engine.config import ConfigError
+
+    fake = FakeDiscord(token="good-token")
+    base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    try:
+        async with serve(fake.app()) as url:
+            fake.url = url
+            where = dict(discord_api_base=f"{url}/api/v10", discord_gateway_url=url.replace("http://", "ws://") + "/gateway")
+            with pytest.raises(ConfigError, match="FIRSTREPLY_DISCORD_TOKEN: Discord refused the token"):
+                async with serve(build_app(make_engine(discord_token="wrong", **where))):
+                    pass
+            engine = make_engine(discord_token="good-token", **where)
+            async with serve(build_app(engine)):
+                await asyncio.wait_for(fake.identified.wait(), 30)
+                await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+                await fake.wait_for(lambda: any("scene.zoom" in (r.json or {}).get("content", "") for r in fake.requests))
+    finally:
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway

@@ -37,6 +37,7 @@ ENGINE = web.AppKey("engine", object)
 METRICS = web.AppKey("metrics", Metrics)
 LIMITS = web.AppKey("limits", TokenBuckets)
 KEY_DIGESTS = web.AppKey("key_digests", list)
+DISCORD_BOT = web.AppKey("discord_bot", tuple)
 REQUEST_ID = web.RequestKey("request_id", str)
 CALLER = web.RequestKey("caller", str)
 OPEN_ROUTES = {"/healthz", "/readyz"}
@@ -320,7 +321,17 @@ def build_app(engine) -> web.Application:
         gc.collect()
         gc.freeze()
 
+        if settings.discord_token is not None:  # the Discord bot runs in this process too
+            from bot.run import start_bot
+
+            bot = await start_bot(settings, engine)
+            app[DISCORD_BOT] = (bot, asyncio.create_task(bot.connect(), name="discord-bot"))
+
     async def stop(_app: web.Application) -> None:
+        if DISCORD_BOT in app:
+            bot, task = app[DISCORD_BOT]
+            await bot.close()
+            task.cancel()
         await engine.close()
 
     app.on_startup.append(start)

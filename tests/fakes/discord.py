@@ -42,6 +42,7 @@ class Recorded:
 class FakeDiscord:
     requests: list[Recorded] = field(default_factory=list)
     rate_limit_next: int = 0  # answer this many message posts with 429 first
+    token: str | None = None  # when set, any other bot token is refused
     ids: itertools.count = field(default_factory=lambda: itertools.count(950000000000000000))
 
     def __post_init__(self) -> None:
@@ -67,7 +68,7 @@ class FakeDiscord:
         app = web.Application()
         app.router.add_get("/gateway", self.gateway)
         app.router.add_get("/api/v10/gateway/bot", self.gateway_bot)
-        app.router.add_get("/api/v10/users/@me", lambda r: self.record_and(r, self.bot_user))
+        app.router.add_get("/api/v10/users/@me", self.users_me)
         app.router.add_get("/api/v10/oauth2/applications/@me", lambda r: self.record_and(r, self.application()))
         app.router.add_post("/api/v10/channels/{channel}/messages", self.create_message)
         app.router.add_post("/api/v10/channels/{channel}/messages/{message}/threads", self.create_thread)
@@ -96,6 +97,12 @@ class FakeDiscord:
     async def record_and(self, request: web.Request, data, status: int = 200) -> web.Response:
         await self.record(request)
         return web.Response(status=204) if status == 204 else discord_json(data, status)
+
+    async def users_me(self, request: web.Request) -> web.Response:
+        if self.token is not None and request.headers.get("Authorization") != f"Bot {self.token}":
+            await self.record(request)
+            return discord_json({"message": "401: Unauthorized", "code": 0}, 401)
+        return await self.record_and(request, self.bot_user)
 
     def application(self) -> dict:
         """The bot's application (not captured: built from READY's application and the documented fields)."""
@@ -194,6 +201,18 @@ class FakeDiscord:
         data["author"] = dict(data["author"], id=author_id, bot=bot_author)
         await self.dispatch("MESSAGE_CREATE", data)
         return data
+
+    async def forum_post(self, title: str, content: str, author_id: str = "900000000000000002") -> dict:
+        """A new forum post: Discord sends THREAD_CREATE, then the starter message whose id is the thread's."""
+        thread = frame("gateway_thread_create")["d"]
+        thread.update(id=str(next(self.ids)), guild_id=self.guild_id, parent_id=self.forum_channel, name=title,
+                      owner_id=author_id)
+        await self.dispatch("THREAD_CREATE", thread)
+        data = copy.deepcopy(frame("gateway_message_create")["d"])
+        data.update(id=thread["id"], content=content, channel_id=thread["id"], guild_id=self.guild_id, mentions=[])
+        data["author"] = dict(data["author"], id=author_id, bot=False)
+        await self.dispatch("MESSAGE_CREATE", data)
+        return thread
 
     async def click(self, custom_id: str, *, message: dict, channel_id: str, user_id: str = "900000000000000002") -> dict:
         """A user pressing a button: the captured INTERACTION_CREATE, as a component interaction."""
