@@ -6,11 +6,14 @@ only ping the bot ever sends is the maintainer role, once per thread, when a use
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
 import discord
+from discord import app_commands
 
+from bot.limits import QuestionLimits, SlidingWindow
 from bot.messages import answer_messages
 from bot.triggers import Decision, Incoming, TriggerConfig, decide
 from bot.views import EscalateButton, VoteButton, answer_view
@@ -20,6 +23,8 @@ from engine.protocol import Answerer
 
 log = logging.getLogger(__name__)
 APOLOGY = "Sorry, I can't answer right now: my knowledge base is unavailable. Please try again in a little while."
+SLOW_DOWN = "You're asking faster than I can keep up — please try again in {seconds} seconds."
+BUSY = "I'm answering a lot of questions right now — please try again in a minute."
 THREAD_NAME_LIMIT = 100
 
 
@@ -30,6 +35,10 @@ class BotConfig:
     maintainer_role: int | None = None
     answer_dms: bool = False
     thread_mode: bool = True  # answer in a new thread created from the question, where the channel allows it
+    user_questions_per_minute: int = 5
+    channel_questions_per_minute: int = 20
+    max_concurrent_answers: int = 8
+    max_waiting_answers: int = 32
     escalated: set[int] = field(default_factory=set)  # threads whose maintainers were already pinged
 
 
@@ -47,9 +56,57 @@ class FirstReplyBot(discord.Client):
         self.answerer = answerer
         self.config = config
         self.answered_threads: set[int] = set()
+        self.limits = QuestionLimits(SlidingWindow(config.user_questions_per_minute, 60),
+                                     SlidingWindow(config.channel_questions_per_minute, 60))
+        self.answering = asyncio.Semaphore(config.max_concurrent_answers)
+        self.waiting = 0
+        self.tree = app_commands.CommandTree(self)
+        self.tree.add_command(app_commands.Command(
+            name="ask", description="Ask a question about the project", callback=self.ask_command))
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(VoteButton, EscalateButton)
+
+    def admit(self, user_id: int, channel_id: int) -> str | None:
+        """None if this question may be answered now; else the polite notice to give instead."""
+        wait = self.limits.check(user_id, channel_id)
+        if wait:
+            return SLOW_DOWN.format(seconds=max(1, round(wait)))
+        if self.waiting >= self.config.max_waiting_answers:
+            return BUSY
+        return None
+
+    async def ask_engine(self, question: Question):
+        """Ask the engine, at most ``max_concurrent_answers`` at a time; the rest wait their turn."""
+        self.waiting += 1
+        try:
+            async with self.answering:
+                return await self.answerer.answer(question)
+        finally:
+            self.waiting -= 1
+
+    @app_commands.describe(question="What do you want to know?", private="Only you will see the answer")
+    async def ask_command(self, interaction: discord.Interaction, question: str, private: bool = False) -> None:
+        await interaction.response.defer(thinking=True, ephemeral=private)  # Discord allows 3 s before this
+        notice = self.admit(interaction.user.id, interaction.channel_id or 0)
+        if notice:
+            await interaction.followup.send(notice, ephemeral=True)
+            return
+        conversation = f"interaction:{interaction.id}"
+        try:
+            answer = await self.ask_engine(Question(question, channel="discord", conversation_id=conversation,
+                                                    user_id=f"discord:{interaction.user.id}",
+                                                    request_id=f"discord-{interaction.id}"))
+        except (EngineUnavailable, EngineError) as error:
+            log.warning("engine unavailable for /ask %s: %s", interaction.id, error)
+            await interaction.followup.send(APOLOGY, ephemeral=True)
+            return
+        messages = answer_messages(answer)
+        for index, text in enumerate(messages):
+            last = index == len(messages) - 1
+            await interaction.followup.send(text, ephemeral=private, allowed_mentions=discord.AllowedMentions.none(),
+                                            suppress_embeds=True,
+                                            view=answer_view(answer.id) if last and answer.id else discord.utils.MISSING)
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -94,6 +151,10 @@ class FirstReplyBot(discord.Client):
         return channel
 
     async def answer_message(self, message: discord.Message, decision: Decision) -> None:
+        notice = self.admit(message.author.id, message.channel.id)
+        if notice:
+            await message.reply(notice, allowed_mentions=discord.AllowedMentions.none(), delete_after=30)
+            return
         where = await self.destination(message, decision)
         conversation = str(where.id) if isinstance(where, discord.Thread) else f"message:{message.id}"
         title = where.name if decision.reason == "new forum post" else None  # a forum post's title is half the question
@@ -101,7 +162,7 @@ class FirstReplyBot(discord.Client):
                             user_id=f"discord:{message.author.id}", request_id=f"discord-{message.id}")
         try:
             async with where.typing():
-                answer = await self.answerer.answer(question)
+                answer = await self.ask_engine(question)
         except (EngineUnavailable, EngineError) as error:
             log.warning("engine unavailable for message %s: %s", message.id, error)
             await where.send(APOLOGY, allowed_mentions=discord.AllowedMentions.none())

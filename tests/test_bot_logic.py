@@ -109,3 +109,17 @@ def test_when_the_bot_stays_quiet():
     assert decide(message(in_thread=True, parent_id=10), CONFIG).reason == "not addressed to the bot"  # others' threads
     assert decide(message(mentions_bot=True, content=f"<@{BOT}>"), CONFIG).reason == "nothing to answer"
     assert decide(message(is_forum_post=True, in_thread=True, parent_id=21), CONFIG).answer is False
+
+
+def test_sliding_windows_limit_users_and_channels_separately():
+    from bot.limits import QuestionLimits, SlidingWindow
+
+    now = [0.0]
+    limits = QuestionLimits(SlidingWindow(2, 60, clock=lambda: now[0]), SlidingWindow(3, 60, clock=lambda: now[0]))
+    assert [limits.check(1, 100), limits.check(1, 100)] == [0, 0]
+    assert limits.check(1, 100) == 60  # the user's third question in a minute
+    assert limits.check(2, 100) == 0  # another user in the same channel
+    assert limits.check(3, 100) == 60  # the channel's fourth
+    assert limits.check(3, 200) == 0  # not counted against user 3 when the channel refused
+    now[0] = 61
+    assert limits.check(1, 100) == 0

@@ -241,3 +241,29 @@ async def test_serve_starts_the_bot_when_a_token_is_set_and_refuses_a_bad_one(ma
                 await fake.wait_for(lambda: any("scene.zoom" in (r.json or {}).get("content", "") for r in fake.requests))
     finally:
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
+
+
+async def test_slash_ask_is_deferred_at_once_then_answered_privately_when_asked(make_engine):
+    async with make_engine() as engine, running(engine) as (fake, bot):
+        public = await fake.slash("ask", {"question": QUESTION})
+        private = await fake.slash("ask", {"question": QUESTION, "private": True}, user_id="444")
+        await fake.wait_for(lambda: fake.followups(public) and fake.followups(private))
+    for interaction, ephemeral in ((public, False), (private, True)):
+        [defer] = fake.callbacks(interaction)
+        assert defer.json["type"] == 5  # deferred: "the bot is thinking"
+        assert bool((defer.json.get("data") or {}).get("flags", 0) & 64) is ephemeral
+        [answer] = fake.followups(interaction)
+        assert "scene.zoom" in answer.json["content"] and answer.json["allowed_mentions"] == {"parse": []}
+        assert bool(answer.json["flags"] & 64) is ephemeral
+        assert fake.requests.index(defer) < fake.requests.index(answer)
+
+
+async def test_a_user_asking_too_fast_gets_a_polite_notice(make_engine):
+    async with make_engine() as engine:
+        config = BotConfig(help_channels=frozenset({int(FakeDiscord().text_channel)}), user_questions_per_minute=1)
+        async with running(engine, config) as (fake, bot):
+            await fake.user_message(QUESTION)
+            await fake.wait_for(lambda: any("**Sources**" in (r.json or {}).get("content", "") for r in fake.requests))
+            await fake.user_message("How do I zoom out?")
+            await fake.wait_for(lambda: any("faster than I can keep up" in (r.json or {}).get("content", "") for r in fake.requests))
+        assert await engine.store.count_answers() == 1

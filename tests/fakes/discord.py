@@ -214,6 +214,24 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_CREATE", data)
         return thread
 
+    async def slash(self, name: str, options: dict, user_id: str = "900000000000000002") -> dict:
+        """A user running a slash command in the text channel: the captured INTERACTION_CREATE, as that command."""
+        data = copy.deepcopy(frame("gateway_interaction_create")["d"])
+        kinds = {str: 3, bool: 5, int: 4}
+        data.update(id=str(next(self.ids)), token=f"token-{next(self.ids)}", type=2, application_id=self.application_id,
+                    channel_id=self.text_channel, guild_id=self.guild_id,
+                    data={"id": str(next(self.ids)), "name": name, "type": 1,
+                          "options": [{"name": k, "type": kinds[type(v)], "value": v} for k, v in options.items()]})
+        data["channel"] = next(dict(c, guild_id=self.guild_id) for c in self.guild["channels"] if c["id"] == self.text_channel)
+        data["member"]["user"] = dict(data["member"]["user"], id=user_id)
+        data.pop("guild", None)
+        self.interactions[data["id"]] = data
+        await self.dispatch("INTERACTION_CREATE", data)
+        return data
+
+    def followups(self, interaction: dict) -> list[Recorded]:
+        return self.sent("POST", f"/webhooks/{self.application_id}/{interaction['token']}")
+
     async def click(self, custom_id: str, *, message: dict, channel_id: str, user_id: str = "900000000000000002") -> dict:
         """A user pressing a button: the captured INTERACTION_CREATE, as a component interaction."""
         data = copy.deepcopy(frame("gateway_interaction_create")["d"])
