@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import discord
 from discord import app_commands
@@ -39,7 +39,6 @@ class BotConfig:
     channel_questions_per_minute: int = 20
     max_concurrent_answers: int = 8
     max_waiting_answers: int = 32
-    escalated: set[int] = field(default_factory=set)  # threads whose maintainers were already pinged
 
 
 def thread_name(question: str) -> str:
@@ -56,6 +55,7 @@ class FirstReplyBot(discord.Client):
         self.answerer = answerer
         self.config = config
         self.answered_threads: set[int] = set()
+        self.escalated: set[int] = set()  # threads whose maintainers were already pinged
         self.limits = QuestionLimits(SlidingWindow(config.user_questions_per_minute, 60),
                                      SlidingWindow(config.channel_questions_per_minute, 60))
         self.answering = asyncio.Semaphore(config.max_concurrent_answers)
@@ -184,10 +184,10 @@ class FirstReplyBot(discord.Client):
         if role is None:
             await interaction.response.send_message("No maintainer role is configured for this server.", ephemeral=True)
             return
-        if channel is None or channel.id in self.config.escalated:
+        if channel is None or channel.id in self.escalated:
             await interaction.response.send_message("A maintainer has already been asked here.", ephemeral=True)
             return
-        self.config.escalated.add(channel.id)
+        self.escalated.add(channel.id)
         await interaction.response.send_message(
             f"<@&{role}>, {interaction.user.mention} would like a maintainer to look at this.",
             allowed_mentions=discord.AllowedMentions(roles=[discord.Object(role)], users=False, everyone=False),

@@ -83,17 +83,22 @@ def test_a_new_embedding_model_fingerprint_rebuilds_everything(engine, sample_pr
     assert again.chunks_total == first.chunks_total
 
 
-def test_git_checkout_reads_tracked_files_and_its_remote_and_ref(engine, sample_project):
+def make_checkout(path, remote: str) -> None:
+    """Turn ``path`` into a git checkout with one commit of everything not ignored."""
     def git(*args):
-        subprocess.run(["git", "-C", str(sample_project), *args], check=True, capture_output=True)
+        subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True)
 
     git("init", "-q")
     git("config", "user.email", "t@example.org")
     git("config", "user.name", "t")
-    git("remote", "add", "origin", "git@github.com:org/tinyviz.git")
-    (sample_project / ".gitignore").write_text("examples/\n")
+    git("remote", "add", "origin", remote)
     git("add", "-A")
     git("commit", "-qm", "init")
+
+
+def test_git_checkout_reads_tracked_files_and_its_remote_and_ref(engine, sample_project):
+    (sample_project / ".gitignore").write_text("examples/\n")
+    make_checkout(sample_project, "git@github.com:org/tinyviz.git")
     sha = subprocess.run(["git", "-C", str(sample_project), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     report = engine.ingest(sample_project)
     assert not any(p.startswith("examples/") for p in report.added)  # ignored, so not tracked
@@ -102,15 +107,7 @@ def test_git_checkout_reads_tracked_files_and_its_remote_and_ref(engine, sample_
 
 
 def test_a_folder_inside_a_checkout_links_into_the_repository(engine, sample_project):
-    def git(*args):
-        subprocess.run(["git", "-C", str(sample_project), *args], check=True, capture_output=True)
-
-    git("init", "-q")
-    git("config", "user.email", "t@example.org")
-    git("config", "user.name", "t")
-    git("remote", "add", "origin", "https://github.com/org/tinyviz.git")
-    git("add", "-A")
-    git("commit", "-qm", "init")
+    make_checkout(sample_project, "https://github.com/org/tinyviz.git")
     (sample_project / "docs" / "untracked.md").write_text("# Not committed\n\nThis file is not tracked.\n")
     report = engine.ingest(sample_project / "docs", ref="v2")
     assert "untracked.md" not in report.added and "guide/camera.rst" in report.added
