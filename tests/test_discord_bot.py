@@ -267,3 +267,21 @@ async def test_a_user_asking_too_fast_gets_a_polite_notice(make_engine):
             await fake.user_message("How do I zoom out?")
             await fake.wait_for(lambda: any("faster than I can keep up" in (r.json or {}).get("content", "") for r in fake.requests))
         assert await engine.store.count_answers() == 1
+
+
+async def test_a_model_writing_everyone_pings_nobody(make_engine):
+    from engine.answer.model import Answer
+
+    class Mischief:
+        async def answer(self, question):
+            return Answer(text="@everyone @here <@&900000000000000005> <@900000000000000002> look at this", id="m-1")
+
+        async def feedback(self, *args):
+            return True
+
+    async with running(Mischief()) as (fake, bot):
+        await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        await fake.wait_for(lambda: any("look at this" in (r.json or {}).get("content", "") for r in fake.requests))
+    [reply] = [r.json for r in fake.requests if "look at this" in (r.json or {}).get("content", "")]
+    assert reply["allowed_mentions"] == {"parse": []}  # Discord resolves no mention in this message
+    assert "roles" not in reply["allowed_mentions"] and "users" not in reply["allowed_mentions"]
