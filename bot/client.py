@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 APOLOGY = "Sorry, I can't answer right now: my knowledge base is unavailable. Please try again in a little while."
 SLOW_DOWN = "You're asking faster than I can keep up — please try again in {seconds} seconds."
 BUSY = "I'm answering a lot of questions right now — please try again in a minute."
+OVERRIDES_TTL = 60.0  # seconds
 THREAD_NAME_LIMIT = 100
 
 
@@ -59,10 +60,20 @@ class FirstReplyBot(discord.Client):
         self.limits = QuestionLimits(SlidingWindow(config.user_questions_per_minute, 60),
                                      SlidingWindow(config.channel_questions_per_minute, 60))
         self.answering = asyncio.Semaphore(config.max_concurrent_answers)
-        self.waiting = 0
+        self.waiting = 0  # questions waiting for, or holding, an answering slot
+        self.active = 0  # questions the engine is answering right now
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(app_commands.Command(
             name="ask", description="Ask a question about the project", callback=self.ask_command))
+        admin = app_commands.Group(name="firstreply", description="Settings for this server's firstreply",
+                                   default_permissions=discord.Permissions(manage_guild=True), guild_only=True)
+        admin.add_command(app_commands.Command(name="status", description="Index size, model and queue",
+                                               callback=self.status_command))
+        admin.add_command(app_commands.Command(name="channel", description="Settings for this channel",
+                                               callback=self.channel_command))
+        self.tree.add_command(admin)
+        self.overrides: dict[int, dict] = {}  # channel id -> settings stored in the engine
+        self.overrides_loaded = 0.0
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(VoteButton, EscalateButton)
@@ -81,7 +92,11 @@ class FirstReplyBot(discord.Client):
         self.waiting += 1
         try:
             async with self.answering:
-                return await self.answerer.answer(question)
+                self.active += 1
+                try:
+                    return await self.answerer.answer(question)
+                finally:
+                    self.active -= 1
         finally:
             self.waiting -= 1
 
@@ -129,10 +144,34 @@ class FirstReplyBot(discord.Client):
         )
 
     def trigger_config(self) -> TriggerConfig:
-        return TriggerConfig(bot_id=self.user.id, help_channels=self.config.help_channels,
+        help_channels = set(self.config.help_channels)
+        for channel_id, settings in self.overrides.items():
+            if settings.get("help_channel") is True:
+                help_channels.add(channel_id)
+            elif settings.get("help_channel") is False:
+                help_channels.discard(channel_id)
+        return TriggerConfig(bot_id=self.user.id, help_channels=frozenset(help_channels),
                              forum_channels=self.config.forum_channels, answer_dms=self.config.answer_dms)
 
+    def thread_mode(self, channel_id: int) -> bool:
+        override = self.overrides.get(channel_id, {}).get("thread_mode")
+        return self.config.thread_mode if override is None else override
+
+    async def refresh_overrides(self, force: bool = False) -> None:
+        """Per-channel settings admins stored in the engine, re-read at most once a minute."""
+        loop = asyncio.get_running_loop()
+        if not force and loop.time() - self.overrides_loaded < OVERRIDES_TTL:
+            return
+        self.overrides_loaded = loop.time()
+        try:
+            stored = await self.answerer.channel_settings("discord")
+        except (EngineUnavailable, EngineError) as error:
+            log.info("channel settings not refreshed: %s", error)
+            return
+        self.overrides = {int(channel): settings for channel, settings in stored.items()}
+
     async def on_message(self, message: discord.Message) -> None:
+        await self.refresh_overrides()
         decision = decide(self.incoming(message), self.trigger_config())
         if not decision.answer:
             return
@@ -143,7 +182,7 @@ class FirstReplyBot(discord.Client):
 
     async def destination(self, message: discord.Message, decision: Decision) -> discord.abc.Messageable:
         channel = message.channel
-        if self.config.thread_mode and isinstance(channel, discord.TextChannel):
+        if self.thread_mode(channel.id) and isinstance(channel, discord.TextChannel):
             try:
                 return await message.create_thread(name=thread_name(decision.question), auto_archive_duration=1440)
             except discord.HTTPException as error:  # no permission, or a thread exists already
@@ -177,6 +216,55 @@ class FirstReplyBot(discord.Client):
             last = index == len(messages) - 1
             await where.send(text, allowed_mentions=discord.AllowedMentions.none(), suppress_embeds=True,
                              view=answer_view(answer.id) if last and answer.id else discord.utils.MISSING)
+
+    # -- admin commands (Manage Server) ------------------------------------------------------------
+
+    @staticmethod
+    async def _admin_only(interaction: discord.Interaction) -> bool:
+        # Discord hides these commands from others (default_permissions); checked here as well.
+        if interaction.permissions.manage_guild:
+            return True
+        await interaction.response.send_message("Only members who can manage this server can do that.", ephemeral=True)
+        return False
+
+    async def status_command(self, interaction: discord.Interaction) -> None:
+        if not await self._admin_only(interaction):
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            status = await self.answerer.status()
+        except (EngineUnavailable, EngineError) as error:
+            await interaction.followup.send(f"The engine is not reachable: {error}", ephemeral=True)
+            return
+        await interaction.followup.send(
+            f"**Knowledge base** `{status['kb']}`: {status['index_chunks']} passages\n"
+            f"**Model**: {status['model']} (fallbacks: {', '.join(status['providers'][1:]) or 'none'})\n"
+            f"**Answers logged**: {status['answers']}\n"
+            f"**Queue**: {self.active} answering, {self.waiting - self.active} waiting",
+            ephemeral=True)
+
+    @app_commands.describe(help_channel="Answer every message in this channel", thread_mode="Answer in a new thread")
+    async def channel_command(self, interaction: discord.Interaction, help_channel: bool | None = None,
+                              thread_mode: bool | None = None) -> None:
+        if not await self._admin_only(interaction):
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        channel_id = interaction.channel_id or 0
+        changes = {k: v for k, v in (("help_channel", help_channel), ("thread_mode", thread_mode)) if v is not None}
+        try:
+            if changes:
+                stored = await self.answerer.set_channel_settings("discord", str(channel_id), changes,
+                                                                  by=f"discord:{interaction.user.id}")
+                self.overrides[channel_id] = stored
+            await self.refresh_overrides(force=True)
+        except (EngineUnavailable, EngineError) as error:
+            await interaction.followup.send(f"The engine is not reachable: {error}", ephemeral=True)
+            return
+        helping = channel_id in self.trigger_config().help_channels
+        await interaction.followup.send(
+            f"In <#{channel_id}>: help channel **{'on' if helping else 'off'}**, "
+            f"answers in threads **{'on' if self.thread_mode(channel_id) else 'off'}**.",
+            ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
     async def escalate(self, interaction: discord.Interaction, answer_id: str) -> None:
         channel = interaction.channel

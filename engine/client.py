@@ -98,6 +98,38 @@ class EngineClient:
         finally:
             response.release()
 
+    async def _get(self, path: str) -> dict:
+        try:
+            response = await self._client().get(self.base_url + path)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise EngineUnavailable(f"can't reach the engine at {self.base_url}: {error or type(error).__name__}") from None
+        async with response:
+            if response.status in (502, 503, 504):
+                raise EngineUnavailable("the engine is unavailable")
+            if response.status >= 400:
+                raise EngineError(response.status, response.reason or "error")
+            return await response.json()
+
+    async def status(self) -> dict:
+        return await self._get("/v1/status")
+
+    async def channel_settings(self, platform: str) -> dict[str, dict]:
+        return await self._get(f"/v1/channels/{platform}")
+
+    async def set_channel_settings(self, platform: str, channel_id: str, changes: dict[str, bool | None],
+                                   by: str | None = None) -> dict:
+        if set(changes) - {"help_channel", "thread_mode"}:
+            raise ValueError(f"unknown channel settings: {', '.join(sorted(set(changes) - {'help_channel', 'thread_mode'}))}")
+        body = dict(changes, **({"by": by} if by else {}))
+        try:
+            response = await self._client().put(f"{self.base_url}/v1/channels/{platform}/{channel_id}", json=body)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise EngineUnavailable(f"can't reach the engine at {self.base_url}: {error or type(error).__name__}") from None
+        async with response:
+            if response.status >= 400:
+                raise EngineError(response.status, (await response.json())["error"]["message"])
+            return await response.json()
+
     async def feedback(self, answer_id: str, user_id: str, vote: int, comment: str | None = None) -> bool:
         if vote not in (1, -1):
             raise ValueError("vote must be 1 or -1")

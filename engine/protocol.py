@@ -1,4 +1,5 @@
-"""The answer protocol: the one thing frontends depend on.
+"""The answer protocol: the one thing frontends depend on (answers and votes, plus the status
+and per-channel settings their admin commands show and change).
 
 It is implemented twice, with identical behaviour: in process by :class:`engine.Engine`, and
 over HTTP by :class:`engine.client.EngineClient`. Both raise :class:`UnknownAnswer` for
@@ -22,3 +23,10 @@ class Answerer(Protocol):
     def answer_stream(self, question: Question) -> AsyncIterator[dict]: ...
 
     async def feedback(self, answer_id: str, user_id: str, vote: int, comment: str | None = None) -> bool: ...
+
+    async def status(self) -> dict: ...
+
+    async def channel_settings(self, platform: str) -> dict[str, dict]: ...
+
+    async def set_channel_settings(self, platform: str, channel_id: str, changes: dict[str, bool | None],
+                                   by: str | None = None) -> dict: ...

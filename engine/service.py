@@ -146,6 +146,28 @@ class Engine:
         assert self.store is not None
         return await self.store.vote(answer_id, pseudonym(user_id, self._user_salt()) or "", vote, comment)
 
+    async def status(self) -> dict:
+        """What an admin wants at a glance: index size, the model answering, answers logged."""
+        await self.start()
+        assert self.chain is not None and self.store is not None
+        chunks = await asyncio.to_thread(self.index_size)
+        return {"kb": self.settings.kb, "index_chunks": chunks, "model": self.chain.primary.name,
+                "providers": [p.name for p in self.chain.providers], "answers": await self.store.count_answers()}
+
+    async def channel_settings(self, platform: str) -> dict[str, dict]:
+        await self.start()
+        assert self.store is not None
+        return await self.store.channel_settings(platform)
+
+    async def set_channel_settings(self, platform: str, channel_id: str, changes: dict[str, bool | None],
+                                   by: str | None = None) -> dict:
+        unknown = set(changes) - {"help_channel", "thread_mode"}
+        if unknown:
+            raise ValueError(f"unknown channel settings: {', '.join(sorted(unknown))}")
+        await self.start()
+        assert self.store is not None
+        return await self.store.set_channel_settings(platform, channel_id, changes, by)
+
     def ask(self, question: str, *, kb: str | None = None) -> Answer:
         """Answer once from the command line (opens and closes the database around it)."""
 

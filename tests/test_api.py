@@ -220,3 +220,32 @@ async def test_client_says_unavailable_when_the_engine_is_down():
     async with EngineClient("http://127.0.0.1:9", KEY, timeout=2) as client:
         with pytest.raises(EngineUnavailable, match="can't reach the engine"):
             await client.answer(Question(CAMERA))
+
+
+async def test_status_and_channel_settings_behave_the_same_both_ways(answerer):
+    status = await answerer.status()
+    assert status["kb"] == "sample" and status["index_chunks"] > 7 and status["model"] == "extractive"
+    assert await answerer.channel_settings("discord") == {}
+    assert await answerer.set_channel_settings("discord", "123", {"help_channel": True}, by="discord:1") == \
+        {"help_channel": True, "thread_mode": None}
+    assert await answerer.set_channel_settings("discord", "123", {"thread_mode": False}) == \
+        {"help_channel": True, "thread_mode": False}
+    assert await answerer.channel_settings("discord") == {"123": {"help_channel": True, "thread_mode": False}}
+    assert await answerer.channel_settings("github") == {}
+    with pytest.raises(ValueError):
+        await answerer.set_channel_settings("discord", "123", {"volume": True})
+
+
+@pytest.mark.parametrize(("path", "body", "message"), [
+    ("/v1/channels/irc/1", {"help_channel": True}, "platform must be"),
+    ("/v1/channels/discord/1", {"help_channel": "yes"}, "true, false or null"),
+    ("/v1/channels/discord/1", {"volume": 11}, "send 'help_channel'"),
+    ("/v1/channels/discord/general", {"help_channel": True}, "must be a number"),
+])
+async def test_bad_channel_settings_are_refused_and_store_nothing(api, path, body, message):
+    url, engine = api
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as http:
+        async with http.put(url + path, json=body) as response:
+            error = (await response.json())["error"]
+    assert response.status == 400 and message in error["message"]
+    assert await engine.channel_settings("discord") == {}

@@ -17,6 +17,22 @@ pytestmark = pytest.mark.skipif(not FRAMES.is_dir(), reason="../shared/fixtures/
 QUESTION = "How do I zoom the camera in?"
 
 
+class AnswererDouble:
+    """The admin half of the protocol for test answerers that only script answers."""
+
+    async def feedback(self, *args):
+        return True
+
+    async def status(self):
+        return {"kb": "none", "index_chunks": 0, "model": "double", "providers": ["double"], "answers": 0}
+
+    async def channel_settings(self, platform):
+        return {}
+
+    async def set_channel_settings(self, platform, channel_id, changes, by=None):
+        return changes
+
+
 @contextlib.asynccontextmanager
 async def running(answerer, config: BotConfig | None = None):
     fake = FakeDiscord()
@@ -167,14 +183,11 @@ async def test_a_new_forum_post_gets_a_first_reply_in_its_thread(make_engine):
 async def test_a_5000_character_answer_arrives_in_several_messages_with_buttons_on_the_last(make_engine):
     from engine.answer.model import Answer, Citation
 
-    class Wordy:
+    class Wordy(AnswererDouble):
         async def answer(self, question):
             code = "```python\n" + "\n".join(f"scene.zoom({i})  # step {i}" for i in range(80)) + "\n```"
             text = "\n\n".join(["A long explanation of zooming. " * 25, code, "More words about cameras. " * 40, code])
             return Answer(text=text, id="a-long-one", citations=[Citation(1, "Camera", "https://x.test/c", "c.rst")])
-
-        async def feedback(self, *args):
-            return True
 
     async with running(Wordy()) as (fake, bot):
         await fake.user_message(f"<@{fake.bot_user['id']}> explain zoom at length", mentions_bot=True)
@@ -272,12 +285,9 @@ async def test_a_user_asking_too_fast_gets_a_polite_notice(make_engine):
 async def test_a_model_writing_everyone_pings_nobody(make_engine):
     from engine.answer.model import Answer
 
-    class Mischief:
+    class Mischief(AnswererDouble):
         async def answer(self, question):
             return Answer(text="@everyone @here <@&900000000000000005> <@900000000000000002> look at this", id="m-1")
-
-        async def feedback(self, *args):
-            return True
 
     async with running(Mischief()) as (fake, bot):
         await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
@@ -285,3 +295,31 @@ async def test_a_model_writing_everyone_pings_nobody(make_engine):
     [reply] = [r.json for r in fake.requests if "look at this" in (r.json or {}).get("content", "")]
     assert reply["allowed_mentions"] == {"parse": []}  # Discord resolves no mention in this message
     assert "roles" not in reply["allowed_mentions"] and "users" not in reply["allowed_mentions"]
+
+
+async def test_admins_see_status_and_turn_a_help_channel_on_for_good(make_engine):
+    async with make_engine() as engine:
+        async with running(engine) as (fake, bot):
+            definition = next(c for c in bot.tree.get_commands() if c.name == "firstreply").to_dict(bot.tree)
+            assert int(definition["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
+
+            refused = await fake.slash("firstreply", {}, subcommand="status", permissions="0")
+            await fake.wait_for(lambda: fake.callbacks(refused))
+            assert "manage this server" in fake.callbacks(refused)[0].json["data"]["content"]
+
+            status = await fake.slash("firstreply", {}, subcommand="status")
+            await fake.wait_for(lambda: fake.followups(status))
+            text = fake.followups(status)[0].json["content"]
+            assert "`sample`" in text and "passages" in text and "extractive" in text and "0 answering, 0 waiting" in text
+
+            await fake.user_message(QUESTION)  # not a help channel yet: ignored
+            switch = await fake.slash("firstreply", {"help_channel": True, "thread_mode": False}, subcommand="channel")
+            await fake.wait_for(lambda: fake.followups(switch))
+            assert "help channel **on**" in fake.followups(switch)[0].json["content"]
+        assert await engine.channel_settings("discord") == {fake.text_channel: {"help_channel": True, "thread_mode": False}}
+        assert await engine.store.count_answers() == 0
+
+        async with running(engine) as (fake, bot):  # restarted: the setting came from the engine's database
+            await fake.user_message(QUESTION)
+            await fake.wait_for(lambda: any("scene.zoom" in (r.json or {}).get("content", "") for r in fake.requests))
+            assert not fake.sent("POST", "/threads")  # thread mode off: answered in the channel

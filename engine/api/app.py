@@ -272,6 +272,39 @@ async def fury_generate_route(request: web.Request) -> web.StreamResponse:
     return response
 
 
+PLATFORMS = {"discord", "github"}
+
+
+def _platform(request: web.Request) -> str:
+    platform = request.match_info["platform"]
+    if platform not in PLATFORMS:
+        raise BadRequest(f"platform must be one of {', '.join(sorted(PLATFORMS))}")
+    return platform
+
+
+async def status_route(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[ENGINE].status())
+
+
+async def channels_route(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[ENGINE].channel_settings(_platform(request)))
+
+
+async def set_channel_route(request: web.Request) -> web.Response:
+    platform = _platform(request)
+    data = await _json(request)
+    changes = {k: v for k, v in data.items() if k in ("help_channel", "thread_mode")}
+    if set(data) - {"help_channel", "thread_mode", "by"} or not changes:
+        raise BadRequest("send 'help_channel' and/or 'thread_mode' (true, false or null), and optionally 'by'")
+    if any(v is not None and not isinstance(v, bool) for v in changes.values()):
+        raise BadRequest("'help_channel' and 'thread_mode' must be true, false or null")
+    channel_id = request.match_info["channel"]
+    if not channel_id.isdigit() or len(channel_id) > 30:
+        raise BadRequest("the channel id must be a number")
+    result = await request.app[ENGINE].set_channel_settings(platform, channel_id, changes, _text(data, "by", limit=64))
+    return web.json_response(result)
+
+
 async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -309,6 +342,9 @@ def build_app(engine) -> web.Application:
     app.router.add_get("/v1/search", search_route)
     app.router.add_post("/v1/feedback", feedback_route)
     app.router.add_post("/api/{provider}/generate", fury_generate_route)
+    app.router.add_get("/v1/status", status_route)
+    app.router.add_get("/v1/channels/{platform}", channels_route)
+    app.router.add_put("/v1/channels/{platform}/{channel}", set_channel_route)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)

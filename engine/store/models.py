@@ -78,3 +78,16 @@ class Feedback(Base):
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class ChannelSettings(Base):
+    """Per-channel overrides a frontend's admins set (e.g. a Discord help channel on or off)."""
+
+    __tablename__ = "channel_settings"
+
+    platform: Mapped[str] = mapped_column(String(20), primary_key=True)  # discord | github
+    channel_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    help_channel: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    thread_mode: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    updated_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

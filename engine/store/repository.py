@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.index.batching import MicroBatcher
 from engine.store.database import create_engine, migrate, sessions
-from engine.store.models import AnswerRecord, Conversation, Feedback, Turn, utcnow
+from engine.store.models import AnswerRecord, ChannelSettings, Conversation, Feedback, Turn, utcnow
 
 
 class UnknownAnswer(LookupError):
@@ -124,3 +124,22 @@ class Store:
             )).all()
         counts = {vote: n for vote, n in rows}
         return {"up": counts.get(1, 0), "down": counts.get(-1, 0)}
+
+    async def channel_settings(self, platform: str) -> dict[str, dict]:
+        """Every channel's overrides on a platform: channel id -> {"help_channel", "thread_mode"} (None: default)."""
+        async with self.session() as session:
+            rows = (await session.execute(select(ChannelSettings).where(ChannelSettings.platform == platform))).scalars()
+            return {r.channel_id: {"help_channel": r.help_channel, "thread_mode": r.thread_mode} for r in rows}
+
+    async def set_channel_settings(self, platform: str, channel_id: str, changes: dict[str, bool | None],
+                                   by: str | None = None) -> dict:
+        async with self.session.begin() as session:
+            row = await session.get(ChannelSettings, (platform, channel_id))
+            if row is None:
+                row = ChannelSettings(platform=platform, channel_id=channel_id)
+                session.add(row)
+            for name in ("help_channel", "thread_mode"):
+                if name in changes:
+                    setattr(row, name, changes[name])
+            row.updated_by, row.updated_at = by, utcnow()
+            return {"help_channel": row.help_channel, "thread_mode": row.thread_mode}

@@ -214,14 +214,19 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_CREATE", data)
         return thread
 
-    async def slash(self, name: str, options: dict, user_id: str = "900000000000000002") -> dict:
+    async def slash(self, name: str, options: dict, user_id: str = "900000000000000002", *, subcommand: str | None = None,
+                    permissions: str | None = None) -> dict:
         """A user running a slash command in the text channel: the captured INTERACTION_CREATE, as that command."""
         data = copy.deepcopy(frame("gateway_interaction_create")["d"])
         kinds = {str: 3, bool: 5, int: 4}
+        arguments = [{"name": k, "type": kinds[type(v)], "value": v} for k, v in options.items()]
+        if subcommand:
+            arguments = [{"name": subcommand, "type": 1, "options": arguments}]
         data.update(id=str(next(self.ids)), token=f"token-{next(self.ids)}", type=2, application_id=self.application_id,
                     channel_id=self.text_channel, guild_id=self.guild_id,
-                    data={"id": str(next(self.ids)), "name": name, "type": 1,
-                          "options": [{"name": k, "type": kinds[type(v)], "value": v} for k, v in options.items()]})
+                    data={"id": str(next(self.ids)), "name": name, "type": 1, "options": arguments})
+        if permissions is not None:
+            data["member"]["permissions"] = permissions
         data["channel"] = next(dict(c, guild_id=self.guild_id) for c in self.guild["channels"] if c["id"] == self.text_channel)
         data["member"]["user"] = dict(data["member"]["user"], id=user_id)
         data.pop("guild", None)
