@@ -116,12 +116,7 @@ class FirstReplyBot(discord.Client):
             log.warning("engine unavailable for /ask %s: %s", interaction.id, error)
             await interaction.followup.send(APOLOGY, ephemeral=True)
             return
-        messages = answer_messages(answer)
-        for index, text in enumerate(messages):
-            last = index == len(messages) - 1
-            await interaction.followup.send(text, ephemeral=private, allowed_mentions=discord.AllowedMentions.none(),
-                                            suppress_embeds=True,
-                                            view=answer_view(answer.id) if last and answer.id else discord.utils.MISSING)
+        await self.post_answer(lambda text, **options: interaction.followup.send(text, ephemeral=private, **options), answer)
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -208,14 +203,17 @@ class FirstReplyBot(discord.Client):
             return
         if isinstance(where, discord.Thread):
             self.answered_threads.add(where.id)
-        await self.post_answer(where, answer)
+        await self.post_answer(where.send, answer)
 
-    async def post_answer(self, where: discord.abc.Messageable, answer) -> None:
+    @staticmethod
+    async def post_answer(send, answer) -> None:
+        """Post an answer through ``send`` (a channel's or an interaction's): mentions off, no previews,
+        the buttons under the last message."""
         messages = answer_messages(answer)
         for index, text in enumerate(messages):
             last = index == len(messages) - 1
-            await where.send(text, allowed_mentions=discord.AllowedMentions.none(), suppress_embeds=True,
-                             view=answer_view(answer.id) if last and answer.id else discord.utils.MISSING)
+            await send(text, allowed_mentions=discord.AllowedMentions.none(), suppress_embeds=True,
+                       view=answer_view(answer.id) if last and answer.id else discord.utils.MISSING)
 
     # -- admin commands (Manage Server) ------------------------------------------------------------
 

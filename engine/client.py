@@ -55,10 +55,12 @@ class EngineClient:
                 "user_id": question.user_id, "title": question.title, "kb": question.kb, "stream": stream}
         return {k: v for k, v in body.items() if v is not None}
 
-    async def _post(self, path: str, body: dict, request_id: str | None = None) -> aiohttp.ClientResponse:
+    async def _request(self, method: str, path: str, body: dict | None = None,
+                       request_id: str | None = None) -> aiohttp.ClientResponse:
+        """Send one request; connection failures and 502-504 become EngineUnavailable, other errors EngineError."""
         headers = {"X-Request-Id": request_id} if request_id else {}
         try:
-            response = await self._client().post(self.base_url + path, json=body, headers=headers)
+            response = await self._client().request(method, self.base_url + path, json=body, headers=headers)
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise EngineUnavailable(f"can't reach the engine at {self.base_url}: {error or type(error).__name__}") from None
         if response.status >= 400:
@@ -72,13 +74,17 @@ class EngineClient:
             raise EngineError(response.status, message)
         return response
 
+    async def _json(self, method: str, path: str, body: dict | None = None):
+        async with await self._request(method, path, body) as response:
+            return await response.json()
+
     async def answer(self, question: Question) -> Answer:
-        response = await self._post("/v1/answer", self._body(question, False), question.request_id)
+        response = await self._request("POST", "/v1/answer", self._body(question, False), question.request_id)
         async with response:
             return Answer.from_dict(await response.json())
 
     async def answer_stream(self, question: Question) -> AsyncIterator[dict]:
-        response = await self._post("/v1/answer", self._body(question, True), question.request_id)
+        response = await self._request("POST", "/v1/answer", self._body(question, True), question.request_id)
         event = None
         try:
             async for raw in response.content:
@@ -98,37 +104,18 @@ class EngineClient:
         finally:
             response.release()
 
-    async def _get(self, path: str) -> dict:
-        try:
-            response = await self._client().get(self.base_url + path)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            raise EngineUnavailable(f"can't reach the engine at {self.base_url}: {error or type(error).__name__}") from None
-        async with response:
-            if response.status in (502, 503, 504):
-                raise EngineUnavailable("the engine is unavailable")
-            if response.status >= 400:
-                raise EngineError(response.status, response.reason or "error")
-            return await response.json()
-
     async def status(self) -> dict:
-        return await self._get("/v1/status")
+        return await self._json("GET", "/v1/status")
 
     async def channel_settings(self, platform: str) -> dict[str, dict]:
-        return await self._get(f"/v1/channels/{platform}")
+        return await self._json("GET", f"/v1/channels/{platform}")
 
     async def set_channel_settings(self, platform: str, channel_id: str, changes: dict[str, bool | None],
                                    by: str | None = None) -> dict:
         if set(changes) - {"help_channel", "thread_mode"}:
             raise ValueError(f"unknown channel settings: {', '.join(sorted(set(changes) - {'help_channel', 'thread_mode'}))}")
         body = dict(changes, **({"by": by} if by else {}))
-        try:
-            response = await self._client().put(f"{self.base_url}/v1/channels/{platform}/{channel_id}", json=body)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            raise EngineUnavailable(f"can't reach the engine at {self.base_url}: {error or type(error).__name__}") from None
-        async with response:
-            if response.status >= 400:
-                raise EngineError(response.status, (await response.json())["error"]["message"])
-            return await response.json()
+        return await self._json("PUT", f"/v1/channels/{platform}/{channel_id}", body)
 
     async def feedback(self, answer_id: str, user_id: str, vote: int, comment: str | None = None) -> bool:
         if vote not in (1, -1):
@@ -137,7 +124,7 @@ class EngineClient:
         if comment is not None:
             body["comment"] = comment
         try:
-            response = await self._post("/v1/feedback", body)
+            response = await self._request("POST", "/v1/feedback", body)
         except EngineError as error:
             if error.status == 404:
                 raise UnknownAnswer(answer_id) from None
