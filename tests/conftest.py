@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
+import uuid
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -81,3 +85,62 @@ async def fake_gemini():
     async with serve(fake.app()) as url:
         fake.url = url
         yield fake
+
+
+@pytest.fixture(scope="session")
+def rsa_key():
+    """A GitHub App private key (RSA 2048, PEM) and its public half, made once per session."""
+    from types import SimpleNamespace
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return SimpleNamespace(private_pem=private, public_pem=public)
+
+
+ADMIN_DSN = os.environ.get("FIRSTREPLY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(ADMIN_DSN, timeout=5)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@asynccontextmanager
+async def postgres_database():
+    """A fresh database on the local PostgreSQL server, dropped afterwards; skips the test if there is none."""
+    name = f"firstreply_{uuid.uuid4().hex[:12]}"
+    try:
+        await _admin(f'CREATE DATABASE "{name}"')
+    except (OSError, asyncio.TimeoutError) as error:
+        pytest.skip(f"PostgreSQL is not reachable at {ADMIN_DSN}: {error}")
+    base, _, _ = ADMIN_DSN.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        await _admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def postgres_url():
+    async with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_overrides(request):
+    """Run a test once on the default SQLite database and once on PostgreSQL (settings overrides)."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    async with postgres_database() as url:
+        yield {"database_url": url}
