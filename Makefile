@@ -34,6 +34,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest_throughput
 	$(BIN)/python -m bench.retrieval_latency
+	$(BIN)/python -m bench.webhook_ack
 
 eval-payload: $(STAMP)
 	$(BIN)/firstreply eval retrieval --corpus ../shared/eval/payload/corpus \

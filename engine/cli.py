@@ -181,8 +181,8 @@ def serve(host: str | None, port: int | None) -> None:
     if not settings.api_keys:
         err.print("[yellow]No FIRSTREPLY_API_KEYS set: only clients on this machine will be served.[/]")
     with _failures_as_messages():
-        app = build_app(_engine(settings))
         try:
+            app = build_app(_engine(settings))  # a missing GitHub App setting stops here
             web.run_app(app, host=settings.host, port=settings.port, access_log=None,
                         print=lambda _: out.print(f"firstreply engine on http://{settings.host}:{settings.port}"))
         except ConfigError as error:  # e.g. the Discord token, checked at start-up
@@ -218,6 +218,129 @@ def discord_command() -> None:
         except KeyboardInterrupt:
             pass
 
+
+@cli.command(name="github-app")
+@click.option("--host", help="Address to listen on (default: FIRSTREPLY_HOST).")
+@click.option("--port", type=int, help="Port (default: FIRSTREPLY_PORT).")
+def github_app_command(host: str | None, port: int | None) -> None:
+    """Run the GitHub App alone: the webhook and its workers, against FIRSTREPLY_ENGINE_URL or an engine in process."""
+    import logging
+
+    from aiohttp import web
+
+    from engine.client import EngineClient
+    from github_app.run import build_standalone
+
+    settings = _settings(host=host, port=port)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.engine_url:
+        key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else None
+        answerer = EngineClient(str(settings.engine_url), key)
+    else:
+        answerer = _engine(settings)
+    with _failures_as_messages():
+        try:
+            app = build_standalone(settings, answerer)
+            web.run_app(app, host=settings.host, port=settings.port, access_log=None,
+                        print=lambda _: out.print(f"firstreply GitHub App on http://{settings.host}:{settings.port}/github/webhook"))
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@cli.group(name="github")
+def github_group() -> None:
+    """Inspect and steer the GitHub App's work: jobs, drafts, repositories."""
+
+
+def _with_github_store(work):
+    """Run ``work(store)`` on the App's tables in the engine's database (migrated first if needed)."""
+    import asyncio
+
+    from engine.store.database import create_engine, migrate
+    from engine.store.github import GitHubStore
+
+    settings = _settings()
+
+    async def main():
+        database = create_engine(settings.database)
+        try:
+            await migrate(database)
+            return await work(GitHubStore(database))
+        finally:
+            await database.dispose()
+
+    with _failures_as_messages():
+        return asyncio.run(main())
+
+
+@github_group.command(name="jobs")
+@click.option("--status", type=click.Choice(["queued", "running", "done", "failed"]), help="Only jobs with this status.")
+@click.option("--limit", type=int, default=20, show_default=True)
+def github_jobs(status: str | None, limit: int) -> None:
+    """The newest webhook jobs: what each delivery did, and why a failed one failed."""
+    jobs = _with_github_store(lambda store: store.jobs(status, limit))
+    if not jobs:
+        click.echo("no jobs")
+    for job in jobs:
+        detail = job.outcome if job.status == "done" else job.last_error or ""
+        click.echo(f"{job.id:>6}  {job.status:<8} {job.kind:<26} attempts={job.attempts}  {detail}")
+
+
+@github_group.command(name="retry")
+@click.argument("job_id", type=int)
+def github_retry(job_id: int) -> None:
+    """Give a failed job another round of attempts (a running App picks it up)."""
+    if not _with_github_store(lambda store: store.requeue(job_id)):
+        raise click.ClickException(f"no failed job {job_id}")
+    click.echo(f"job {job_id} queued again")
+
+
+@github_group.command(name="drafts")
+def github_drafts() -> None:
+    """Replies waiting for a maintainer (review mode)."""
+    drafts = _with_github_store(lambda store: store.replies("draft", 100))
+    if not drafts:
+        click.echo("no drafts")
+    for reply in drafts:
+        click.echo(f"[{reply.id}] {reply.repository}#{reply.discussion_number} {reply.discussion_url or ''}")
+        click.echo((reply.body or "").strip())
+        click.echo()
+
+
+@github_group.command(name="approve")
+@click.argument("reply_id", type=int)
+@click.option("--by", required=True, help="Who approves (recorded on the reply).")
+@click.option("--body-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Post this corrected text instead of the draft.")
+def github_approve(reply_id: int, by: str, body_file: Path | None) -> None:
+    """Approve a draft; the running App posts it."""
+    body = body_file.read_text() if body_file else None
+    if _with_github_store(lambda store: store.approve_reply(reply_id, by, body)) is None:
+        raise click.ClickException(f"no draft {reply_id}")
+    click.echo(f"draft {reply_id} approved; it will be posted")
+
+
+@github_group.command(name="repos")
+def github_repos() -> None:
+    """Repositories the App is installed on, and whether replies are on."""
+    repos = _with_github_store(lambda store: store.repositories())
+    if not repos:
+        click.echo("no repositories recorded yet (they arrive with installation events)")
+    for repo in repos:
+        state = "removed" if repo.removed else "on" if repo.enabled else "off"
+        click.echo(f"{repo.id:>12}  {repo.full_name:<50} {state}")
+
+
+@github_group.command(name="switch")
+@click.argument("repository")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@click.option("--by", help="Who switched it (recorded).")
+def github_switch(repository: str, state: str, by: str | None) -> None:
+    """Switch replies on or off for a repository (OWNER/NAME or id)."""
+    repo = _with_github_store(lambda store: store.set_repository_enabled(repository, state == "on", by))
+    if repo is None:
+        raise click.ClickException(f"no repository {repository!r} (see `firstreply github repos`)")
+    click.echo(f"replies are {state} for {repo.full_name}")
 
 def main() -> None:
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -123,8 +123,29 @@ class Settings(BaseSettings):
     discord_thread_mode: bool = True
     discord_api_base: AnyHttpUrl | None = Field(default=None, description="Discord REST base (a proxy); Discord's own when unset.")
     discord_gateway_url: str | None = Field(default=None, description="Gateway websocket URL; Discord's own when unset.")
-    engine_url: AnyHttpUrl | None = Field(default=None, description="`firstreply discord` asks this engine over HTTP.")
+    engine_url: AnyHttpUrl | None = Field(default=None, description="`firstreply discord` and `firstreply github-app` ask this engine over HTTP.")
     engine_api_key: SecretStr | None = None
+
+    # -- GitHub App (Discussions) -------------------------------------------------------------
+    github_app_id: Annotated[int, Field(ge=1)] | None = Field(default=None, description="The App's id; `serve` mounts the webhook when the App is configured.")
+    github_private_key: SecretStr | None = Field(default=None, description="The App's PEM private key itself (\\n escapes accepted).")
+    github_private_key_file: Path | None = Field(default=None, description="Or a file holding it.")
+    github_webhook_secret: SecretStr | None = Field(default=None, description="Secret every delivery's X-Hub-Signature-256 is checked against.")
+    github_app_slug: str | None = Field(default=None, description="The App's slug: `@<slug>` in a comment asks it a follow-up.")
+    github_api_url: AnyHttpUrl = Field(default="https://api.github.com", description="REST base (GitHub Enterprise: https://HOST/api/v3).")
+    github_graphql_url: AnyHttpUrl | None = Field(default=None, description="GraphQL endpoint; <api url>/graphql when unset.")
+    github_categories: list[str] = Field(default_factory=lambda: ["q-a"], description="Discussion categories answered (slugs or names); [] for all.")
+    github_opt_in: bool = Field(default=False, description="Answer only when the author ticked the opt-in box in the form.")
+    github_opt_in_text: str = "I want an AI-generated answer as a first response"
+    github_review_categories: list[str] = Field(default_factory=list, description="Categories whose replies wait as drafts for a maintainer (\"*\": all).")
+    github_abstain: Literal["silent", "note"] = Field(default="silent", description="On low confidence: post nothing, or a short note.")
+    github_maintainer_hint: str = "Not what you needed? Reply here and a maintainer will follow up."
+    github_workers: Annotated[int, Field(ge=1, le=32)] = 2
+    github_max_attempts: Annotated[int, Field(ge=1, le=50)] = 6
+    github_retry_base_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    github_lease_seconds: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    github_poll_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
+    github_max_payload_bytes: Annotated[int, Field(ge=1024, le=26_214_400)] = 5 * 1024 * 1024
 
     @field_validator("providers")
     @classmethod
@@ -149,6 +170,13 @@ class Settings(BaseSettings):
         if "gemini" in kinds and self.gemini_api_key is None:
             raise ValueError("FIRSTREPLY_GEMINI_API_KEY is required when FIRSTREPLY_PROVIDERS names a gemini model")
         return self
+
+    @field_validator("github_app_slug")
+    @classmethod
+    def _slug(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,33}", value.strip().lower()):
+            raise ValueError("must be the App's slug: lowercase letters, digits and '-', as in github.com/apps/<slug>")
+        return value.strip().lower() if value else value
 
     @field_validator("kb")
     @classmethod

@@ -115,3 +115,60 @@ def test_serve_runs_the_api_until_interrupted(env, sample_project):
     assert server.returncode == 0
     assert f"firstreply engine on http://127.0.0.1:{port}" in out
     assert "only clients on this machine" in err
+
+
+def test_the_github_app_refuses_to_start_half_configured_in_one_line(env):
+    result = subprocess.run([FIRSTREPLY, "github-app"], env={**env, "FIRSTREPLY_GITHUB_APP_SLUG": "helper"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: missing setting FIRSTREPLY_GITHUB_APP_ID, FIRSTREPLY_GITHUB_WEBHOOK_SECRET, "
+        "FIRSTREPLY_GITHUB_PRIVATE_KEY (or FIRSTREPLY_GITHUB_PRIVATE_KEY_FILE): required to run the GitHub App"
+    ]
+
+
+async def _queue_a_draft_and_a_failed_job(database_url: str) -> int:
+    from engine.store.database import create_engine, migrate
+    from engine.store.github import GitHubStore
+
+    database = create_engine(database_url)
+    await migrate(database)
+    store = GitHubStore(database)
+    await store.save_installation({"id": 5, "account": {"login": "org"}})
+    await store.save_repositories(5, [{"id": 77, "full_name": "org/project"}])
+    job = await store.enqueue("d-1", "discussion", "created", "discussion_created", {}, key="discussion:D_1")
+    claimed = await store.claim("w", 30)
+    await store.fail(claimed.id, "w", "GraphQL: Discussion is locked")
+    await store.hold_reply("D_1", job, 30, kind="first", discussion_id="D_1", repository="org/project",
+                           installation_id=5, discussion_number=3)
+    await store.update_reply("D_1", status="draft", body="Use scene.zoom(2) [1].", release=True)
+    reply = await store.reply("D_1")
+    await database.dispose()
+    return reply.id
+
+
+def test_maintainers_steer_the_github_app_from_the_command_line(env, tmp_path):
+    import asyncio
+
+    reply_id = asyncio.run(_queue_a_draft_and_a_failed_job(f"sqlite+aiosqlite:///{tmp_path}/state/firstreply.db"))
+    runner = CliRunner()
+    jobs = runner.invoke(cli, ["github", "jobs", "--status", "failed"])
+    assert jobs.exit_code == 0 and "failed" in jobs.output and "Discussion is locked" in jobs.output
+    assert runner.invoke(cli, ["github", "retry", "1"]).exit_code == 0
+    assert "queued" in runner.invoke(cli, ["github", "jobs"]).output
+    assert runner.invoke(cli, ["github", "retry", "1"]).exit_code == 1  # no longer failed
+
+    drafts = runner.invoke(cli, ["github", "drafts"])
+    assert f"[{reply_id}] org/project#3" in drafts.output and "scene.zoom(2)" in drafts.output
+    (tmp_path / "fixed.md").write_text("Use scene.zoom(2.5) [1].")
+    approve = runner.invoke(cli, ["github", "approve", str(reply_id), "--by", "ada", "--body-file", str(tmp_path / "fixed.md")])
+    assert approve.exit_code == 0 and "approved" in approve.output
+    assert "no drafts" in runner.invoke(cli, ["github", "drafts"]).output
+    assert "post_reply" in runner.invoke(cli, ["github", "jobs"]).output  # queued for a running App to post
+
+    assert "org/project" in runner.invoke(cli, ["github", "repos"]).output
+    switched = runner.invoke(cli, ["github", "switch", "org/project", "off", "--by", "ada"])
+    assert switched.exit_code == 0 and "replies are off for org/project" in switched.output
+    assert " off" in runner.invoke(cli, ["github", "repos"]).output
+    missing = runner.invoke(cli, ["github", "switch", "org/other", "off"])
+    assert missing.exit_code == 1 and "no repository 'org/other'" in missing.output

@@ -40,7 +40,7 @@ KEY_DIGESTS = web.AppKey("key_digests", list)
 DISCORD_BOT = web.AppKey("discord_bot", tuple)
 REQUEST_ID = web.RequestKey("request_id", str)
 CALLER = web.RequestKey("caller", str)
-OPEN_ROUTES = {"/healthz", "/readyz"}
+OPEN_ROUTES = {"/healthz", "/readyz", "/github/webhook"}  # the webhook is authenticated by its signature
 MAX_QUESTION_CHARS = 8000
 ERROR_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
                413: "too_large", 429: "rate_limited", 500: "internal", 503: "unavailable"}
@@ -331,6 +331,21 @@ async def metrics_route(request: web.Request) -> web.Response:
     return web.Response(body=request.app[METRICS].render(), content_type="text/plain", charset="utf-8")
 
 
+def _github_app(app: web.Application, engine):
+    """Mount the GitHub App when it is configured (a missing or bad App setting raises ConfigError here)."""
+    from github_app.config import configured
+
+    if not configured(engine.settings):
+        return None
+    from github_app.app import GitHubApp
+    from github_app.config import app_config
+    from github_app.routes import mount
+
+    github = GitHubApp(app_config(engine.settings), engine)
+    mount(app, github)
+    return github
+
+
 def build_app(engine) -> web.Application:
     settings = engine.settings
     app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=settings.max_body_bytes)
@@ -348,6 +363,7 @@ def build_app(engine) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)
+    github = _github_app(app, engine)
 
     async def start(_app: web.Application) -> None:
         await engine.start()
@@ -356,6 +372,12 @@ def build_app(engine) -> web.Application:
         # walks them stalls every request for ~270 ms (measured on a 2-core machine). Freeze them.
         gc.collect()
         gc.freeze()
+
+        if github is not None:  # the GitHub App's workers share the engine's database
+            from engine.store.github import GitHubStore
+
+            assert engine.store is not None
+            await github.start(GitHubStore(engine.store.engine))
 
         if settings.discord_token is not None:  # the Discord bot runs in this process too
             from bot.run import start_bot
@@ -368,6 +390,8 @@ def build_app(engine) -> web.Application:
             bot, task = app[DISCORD_BOT]
             await bot.close()
             task.cancel()
+        if github is not None:
+            await github.close()
         await engine.close()
 
     app.on_startup.append(start)

@@ -1,0 +1,130 @@
+"""Talking to GitHub as the App: installation tokens, GraphQL calls, and which failures are worth a retry.
+
+gidgethub does the HTTP (its aiohttp client, pointed at ``api_url`` for REST and
+``graphql_url`` for GraphQL). This module adds the two things the App needs on top: a cache
+of installation tokens, and a verdict on every failure: :class:`TransientError` (5xx, rate
+limits, network trouble: try again later, after ``retry_after`` when GitHub said so) or
+:class:`PermanentError` (a 4xx or a refused query: retrying won't help; the job records why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiohttp
+import gidgethub
+import gidgethub.aiohttp
+from gidgethub.apps import get_installation_access_token
+
+from github_app.config import AppConfig
+
+log = logging.getLogger(__name__)
+TOKEN_MARGIN_SECONDS = 300  # renew an installation token this long before it expires
+
+
+class TransientError(Exception):
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
+
+
+class PermanentError(Exception):
+    pass
+
+
+def retry_after(headers, now: float | None = None) -> float | None:
+    """Seconds GitHub asked us to wait: ``Retry-After``, or until ``X-RateLimit-Reset`` when none remain."""
+    value = headers.get("retry-after")
+    if value is not None:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None
+    if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset", "").isdigit():
+        return max(0.0, int(headers["x-ratelimit-reset"]) - (now if now is not None else time.time()))
+    return None
+
+
+def is_rate_limited(status: int, headers) -> bool:
+    return status == 429 or (status == 403 and (headers.get("retry-after") is not None
+                                                or headers.get("x-ratelimit-remaining") == "0"))
+
+
+class GitHubAPI(gidgethub.aiohttp.GitHubAPI):
+    """gidgethub's aiohttp client, turning server errors, rate limits and network trouble into :class:`TransientError`."""
+
+    async def _request(self, method, url, headers, body=b""):
+        try:
+            status, response_headers, data = await super()._request(method, url, headers, body)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise TransientError(f"{method} {url}: {type(error).__name__}: {error}") from None
+        if status >= 500 or is_rate_limited(status, response_headers):
+            raise TransientError(f"{method} {url}: HTTP {status}", status=status, retry_after=retry_after(response_headers))
+        return status, response_headers, data
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float  # epoch seconds
+
+
+class GitHubClient:
+    """The App's view of GitHub: one aiohttp session, cached installation tokens, GraphQL with variables."""
+
+    def __init__(self, config: AppConfig, session: aiohttp.ClientSession) -> None:
+        self.config = config
+        self.session = session
+        self.requester = f"{config.slug}/firstreply"
+        self._tokens: dict[int, _Token] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self.exchanges = 0  # token exchanges made (the cache keeps this low)
+
+    async def installation_token(self, installation_id: int) -> str:
+        cached = self._tokens.get(installation_id)
+        if cached and cached.expires_at - TOKEN_MARGIN_SECONDS > time.time():
+            return cached.value
+        async with self._locks.setdefault(installation_id, asyncio.Lock()):
+            cached = self._tokens.get(installation_id)
+            if cached and cached.expires_at - TOKEN_MARGIN_SECONDS > time.time():
+                return cached.value
+            gh = GitHubAPI(self.session, self.requester, base_url=self.config.api_url)
+            try:
+                data = await get_installation_access_token(gh, installation_id=str(installation_id),
+                                                           app_id=str(self.config.app_id), private_key=self.config.private_key)
+            except gidgethub.BadRequest as error:
+                if is_rate_limited(int(error.status_code), error.headers):
+                    raise TransientError(f"token exchange rate-limited", status=int(error.status_code),
+                                         retry_after=retry_after(error.headers)) from None
+                raise PermanentError(f"installation {installation_id}: token exchange refused: "
+                                     f"HTTP {int(error.status_code)} {error}") from None
+            self.exchanges += 1
+            expires = datetime.fromisoformat(data["expires_at"].replace("Z", "+00:00")).timestamp()
+            self._tokens[installation_id] = _Token(data["token"], expires)
+            return data["token"]
+
+    def forget_token(self, installation_id: int) -> None:
+        self._tokens.pop(installation_id, None)
+
+    async def graphql(self, installation_id: int, query: str, **variables) -> dict:
+        token = await self.installation_token(installation_id)
+        gh = GitHubAPI(self.session, self.requester, oauth_token=token, base_url=self.config.api_url)
+        try:
+            return await gh.graphql(query, endpoint=self.config.graphql_url, **variables)
+        except gidgethub.GraphQLAuthorizationFailure:
+            self.forget_token(installation_id)  # revoked or expired early: the next try gets a fresh one
+            raise TransientError("GraphQL: the installation token was refused", status=401) from None
+        except gidgethub.QueryError as error:
+            errors = error.response.get("errors") or []
+            if any(e.get("type") == "RATE_LIMITED" for e in errors if isinstance(e, dict)):
+                raise TransientError("GraphQL: rate limited") from None
+            messages = "; ".join(str(e.get("message", e)) for e in errors if isinstance(e, dict)) or str(error)
+            raise PermanentError(f"GraphQL: {messages}") from None
+        except gidgethub.BadGraphQLRequest as error:
+            raise PermanentError(f"GraphQL: HTTP {int(error.status_code)}: {error.response}") from None
+        except gidgethub.GraphQLException as error:
+            raise TransientError(f"GraphQL: unusable response: {error}") from None

@@ -1,0 +1,97 @@
+"""``GitHubApp``: the App in one object: receive deliveries, queue them, run the workers, approve drafts.
+
+It runs inside ``firstreply serve`` (sharing the engine's database) or alone under
+``firstreply github-app`` (asking a remote engine over HTTP, or one in the same process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+
+from engine.store.github import GitHubStore
+from engine.store.models import GitHubReply
+from github_app import sansio
+from github_app.api import GitHubClient
+from github_app.config import AppConfig
+from github_app.handlers import Handlers
+from github_app.worker import Worker
+
+log = logging.getLogger(__name__)
+HTTP_TIMEOUT_SECONDS = 30
+
+
+class GitHubApp:
+    def __init__(self, config: AppConfig, answerer) -> None:
+        self.config = config
+        self.answerer = answerer
+        self.store: GitHubStore | None = None
+        self.client: GitHubClient | None = None
+        self.handlers: Handlers | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self, store: GitHubStore, *, workers: bool = True) -> "GitHubApp":
+        self.store = store
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS))
+        self.client = GitHubClient(self.config, self._session)
+        self.handlers = Handlers(self.config, store, self.client, self.answerer)
+        if workers:
+            self._tasks = [asyncio.create_task(self.worker(f"w{i}").run_forever(), name=f"github-worker-{i}")
+                           for i in range(self.config.workers)]
+        return self
+
+    def worker(self, name: str | None = None) -> Worker:
+        assert self.store is not None and self.handlers is not None, "start() first"
+        return Worker(self.config, self.store, self.handlers, self._wake, name)
+
+    def wake(self) -> None:
+        """Tell idle workers there is work (they also poll, for work queued by other processes)."""
+        self._wake.set()
+
+    async def retry(self, job_id: int) -> bool:
+        """Give a failed job a fresh round of attempts; False if no failed job has that id."""
+        assert self.store is not None
+        if not await self.store.requeue(job_id):
+            return False
+        self.wake()
+        return True
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._session is not None:
+            await self._session.close()
+
+    async def receive(self, headers, body: bytes) -> tuple[int, dict]:
+        """Check and acknowledge one delivery: (HTTP status, JSON body). Queued work starts at once."""
+        assert self.store is not None
+        try:
+            event = sansio.parse_delivery(headers, body, self.config.webhook_secret)
+        except sansio.Rejected as rejected:
+            log.warning("webhook delivery %s rejected (%s): %s", headers.get("x-github-delivery", "?"),
+                        rejected.status, rejected.reason)
+            return rejected.status, {"error": rejected.reason}
+        routed = sansio.route(event.event, event.data, self.config.slug)
+        if routed.kind is None:
+            return 200, {"status": "pong" if event.event == "ping" else "ignored", "reason": routed.reason}
+        job = await self.store.enqueue(event.delivery_id, event.event, event.data.get("action"), routed.kind, event.data,
+                                       sansio.job_key(event.event, event.data))
+        if job is None:
+            log.info("delivery %s was already received; not processed again", event.delivery_id)
+            return 200, {"status": "duplicate", "delivery": event.delivery_id}
+        self.wake()
+        return 202, {"status": "queued", "job": job}
+
+    async def approve(self, reply_id: int, by: str, body: str | None = None) -> GitHubReply | None:
+        """Approve a draft (optionally corrected) and queue it for posting; None if it isn't a draft."""
+        assert self.store is not None
+        reply = await self.store.approve_reply(reply_id, by, body)
+        if reply is not None:
+            self.wake()
+        return reply

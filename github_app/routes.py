@@ -1,0 +1,142 @@
+"""The App's HTTP routes: ``POST /github/webhook`` for GitHub, and ``/api/v1/github/…`` for maintainers.
+
+The webhook is authenticated by its signature alone (GitHub sends no API key); the
+maintainer routes sit behind the engine's API keys like every other route.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from engine.api.app import BadRequest, error_response
+from github_app.app import GitHubApp
+
+GITHUB_APP = web.AppKey("github_app", GitHubApp)
+WEBHOOK_PATH = "/github/webhook"
+
+
+async def _body(request: web.Request, limit: int) -> bytes:
+    """Read the raw body (the signature is over these exact bytes), refusing more than ``limit``."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def webhook(request: web.Request) -> web.Response:
+    github = request.app[GITHUB_APP]
+    try:
+        body = await _body(request, github.config.max_payload_bytes)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, f"the payload is larger than {github.config.max_payload_bytes} bytes")
+    status, data = await github.receive(request.headers, body)
+    if status >= 400:
+        return error_response(status, data["error"])
+    return web.json_response(data, status=status)
+
+
+def _reply_view(reply) -> dict:
+    return {"id": reply.id, "trigger_id": reply.trigger_id, "kind": reply.kind, "status": reply.status,
+            "repository": reply.repository, "discussion_number": reply.discussion_number,
+            "discussion_url": reply.discussion_url, "answer_id": reply.answer_id, "body": reply.body,
+            "original_body": reply.original_body, "comment_url": reply.comment_url, "accepted": reply.accepted,
+            "approved_by": reply.approved_by}
+
+
+def _repository_view(repo) -> dict:
+    return {"id": repo.id, "full_name": repo.full_name, "installation_id": repo.installation_id,
+            "enabled": repo.enabled, "removed": repo.removed, "updated_by": repo.updated_by}
+
+
+def _limit(request: web.Request) -> int:
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        raise BadRequest("'limit' must be an integer") from None
+    if not 1 <= limit <= 500:
+        raise BadRequest("'limit' must be between 1 and 500")
+    return limit
+
+
+def _id(request: web.Request) -> int:
+    value = request.match_info["id"]
+    if not value.isdigit() or len(value) > 20:
+        raise BadRequest("the id must be a number")
+    return int(value)
+
+
+async def _object(request: web.Request) -> dict:
+    try:
+        data = await request.json()
+    except ValueError:
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return data
+
+
+async def jobs_route(request: web.Request) -> web.Response:
+    status = request.query.get("status")
+    if status is not None and status not in ("queued", "running", "done", "failed"):
+        raise BadRequest("'status' must be queued, running, done or failed")
+    jobs = await request.app[GITHUB_APP].store.jobs(status, _limit(request))
+    return web.json_response({"jobs": [j.summary() for j in jobs]})
+
+
+async def retry_job_route(request: web.Request) -> web.Response:
+    if not await request.app[GITHUB_APP].retry(_id(request)):
+        return error_response(404, "no failed job with that id")
+    return web.json_response({"ok": True})
+
+
+async def replies_route(request: web.Request) -> web.Response:
+    replies = await request.app[GITHUB_APP].store.replies(request.query.get("status"), _limit(request))
+    return web.json_response({"replies": [_reply_view(r) for r in replies]})
+
+
+async def approve_route(request: web.Request) -> web.Response:
+    data = await _object(request)
+    by, body = data.get("by"), data.get("body")
+    if not isinstance(by, str) or not by.strip() or len(by) > 100:
+        raise BadRequest("'by' (who approves) is required")
+    if body is not None and (not isinstance(body, str) or not body.strip() or len(body) > 65_000):
+        raise BadRequest("'body' must be the corrected reply text (at most 65,000 characters)")
+    reply = await request.app[GITHUB_APP].approve(_id(request), by.strip(), body)
+    if reply is None:
+        return error_response(404, "no draft with that id")
+    return web.json_response(_reply_view(reply))
+
+
+async def repositories_route(request: web.Request) -> web.Response:
+    repos = await request.app[GITHUB_APP].store.repositories()
+    return web.json_response({"repositories": [_repository_view(r) for r in repos]})
+
+
+async def set_repository_route(request: web.Request) -> web.Response:
+    data = await _object(request)
+    if not isinstance(data.get("enabled"), bool):
+        raise BadRequest("send {\"enabled\": true|false}")
+    by = data.get("by") if isinstance(data.get("by"), str) else None
+    repo = await request.app[GITHUB_APP].store.set_repository_enabled(_id(request), data["enabled"], by)
+    if repo is None:
+        return error_response(404, "no repository with that id")
+    return web.json_response(_repository_view(repo))
+
+
+def mount(app: web.Application, github: GitHubApp, *, admin: bool = True) -> None:
+    """Add the webhook, and (``admin``) the maintainer routes, which need an app that checks API keys."""
+    app[GITHUB_APP] = github
+    app.router.add_post(WEBHOOK_PATH, webhook)
+    if not admin:
+        return
+    app.router.add_get("/api/v1/github/jobs", jobs_route)
+    app.router.add_post("/api/v1/github/jobs/{id}/retry", retry_job_route)
+    app.router.add_get("/api/v1/github/replies", replies_route)
+    app.router.add_post("/api/v1/github/replies/{id}/approve", approve_route)
+    app.router.add_get("/api/v1/github/repositories", repositories_route)
+    app.router.add_put("/api/v1/github/repositories/{id}", set_repository_route)

@@ -1,0 +1,47 @@
+"""Running the App alone (``firstreply github-app``): the webhook, the workers and a health route.
+
+It asks a remote engine over HTTP when ``FIRSTREPLY_ENGINE_URL`` is set (several App
+processes can then share one engine and one PostgreSQL queue), or an engine in this process.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from engine.config import Settings
+from engine.store.database import create_engine, migrate
+from engine.store.github import GitHubStore
+from github_app.app import GitHubApp
+from github_app.config import app_config
+from github_app.routes import mount
+
+
+def build_standalone(settings: Settings, answerer) -> web.Application:
+    """The App as its own web application; raises ConfigError at once if a setting is missing or bad."""
+    github = GitHubApp(app_config(settings), answerer)
+    app = web.Application()
+    mount(app, github, admin=False)  # no API keys are checked here: maintainers use the engine's routes
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app.router.add_get("/healthz", healthz)
+
+    async def start(_app: web.Application) -> None:
+        database = create_engine(settings.database)
+        await migrate(database)
+        if hasattr(answerer, "start"):
+            await answerer.start()
+        await github.start(GitHubStore(database))
+
+    async def stop(_app: web.Application) -> None:
+        await github.close()
+        if github.store is not None:
+            await github.store.engine.dispose()
+        closer = getattr(answerer, "close", None) or getattr(answerer, "aclose", None)
+        if closer is not None:
+            await closer()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app

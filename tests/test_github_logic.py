@@ -1,0 +1,218 @@
+"""The GitHub App's pure decisions: signatures, routing, whom to answer, what the reply says, backoff, settings."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+from pathlib import Path
+
+import pytest
+from graphql import parse, validate
+
+from engine.answer.model import Answer, Citation
+from engine.config import ConfigError, Settings
+from fakes.github import github_schema
+from github_app import graphql as documents
+from github_app import sansio
+from github_app.api import is_rate_limited, retry_after
+from github_app.config import ReplyPolicy, app_config, configured
+from github_app.worker import MAX_BACKOFF_SECONDS, backoff
+
+PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "github" / "payload-examples" / "api.github.com"
+SECRET = "It's a Secret to Everybody"
+SLUG = "firstreply-test"
+
+
+def signed_headers(body: bytes, event: str = "discussion", secret: str = SECRET) -> dict:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"content-type": "application/json", "x-github-event": event, "x-github-delivery": "d-1",
+            "x-hub-signature-256": f"sha256={digest}"}
+
+
+def test_githubs_documented_signature_example_verifies():
+    # The example from GitHub's "Validating webhook deliveries" documentation.
+    body = b"Hello, World!"
+    expected = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    assert signed_headers(body)["x-hub-signature-256"] == expected
+
+
+def test_a_signed_delivery_parses_and_anything_else_is_rejected_with_its_status():
+    body = json.dumps({"action": "created", "zen": "Keep it logically awesome."}).encode()
+    event = sansio.parse_delivery(signed_headers(body), body, SECRET)
+    assert event.event == "discussion" and event.delivery_id == "d-1" and event.data["action"] == "created"
+
+    cases = {
+        "wrong secret": (signed_headers(body, secret="guess"), body, 401),
+        "tampered body": (signed_headers(body), body.replace(b"created", b"deleted"), 401),
+        "truncated body": (signed_headers(body), body[:-5], 401),
+        "no signature": ({k: v for k, v in signed_headers(body).items() if k != "x-hub-signature-256"}, body, 401),
+        "no event header": ({k: v for k, v in signed_headers(body).items() if k != "x-github-event"}, body, 400),
+        "not JSON, signed": (signed_headers(b"{not json"), b"{not json", 400),
+        "a JSON list, signed": (signed_headers(b"[1, 2]"), b"[1, 2]", 400),
+        "form content type": ({**signed_headers(body), "content-type": "text/plain"}, body, 415),
+    }
+    for name, (headers, payload, status) in cases.items():
+        with pytest.raises(sansio.Rejected) as rejected:
+            sansio.parse_delivery(headers, payload, SECRET)
+        assert rejected.value.status == status, name
+
+
+def _payload(event: str, name: str) -> dict:
+    return json.loads((PAYLOADS / event / name).read_text())
+
+
+@pytest.mark.conformance
+def test_every_fixture_payload_routes_to_the_right_work():
+    expected = {
+        ("discussion", "created.payload.json"): "discussion_created",
+        ("discussion", "answered.payload.json"): "discussion_answered",
+        ("installation_repositories", "added.payload.json"): "installation_repositories",
+        ("installation_repositories", "removed.payload.json"): "installation_repositories",
+    }
+    for path in sorted(PAYLOADS.glob("*/*.json")):
+        event, payload = path.parent.name, json.loads(path.read_text())
+        routed = sansio.route(event, payload, SLUG)
+        if event == "installation":
+            assert routed.kind == "installation", path.name
+        elif event in ("discussion_comment", "issue_comment"):
+            assert routed.kind is None, path.name  # none of them mentions the App
+        else:
+            assert routed.kind == expected.get((event, path.name)), path.name
+
+
+def test_a_comment_mentioning_the_app_is_a_mention_unless_a_bot_wrote_it():
+    payload = _payload("discussion_comment", "created.payload.json")
+    payload["comment"]["body"] = f"@{SLUG} how do I zoom?"
+    assert sansio.route("discussion_comment", payload, SLUG).kind == "mention"
+    payload["comment"]["user"] = {"login": f"{SLUG}[bot]", "type": "Bot"}
+    assert sansio.route("discussion_comment", payload, SLUG).kind is None
+    assert sansio.route("push", {"ref": "refs/heads/main"}, SLUG).kind is None
+    assert sansio.route("ping", {"zen": "Design for failure."}, SLUG).reason == "pong"
+
+
+def test_mentions_are_found_outside_code_only():
+    assert sansio.mentions(f"hey @{SLUG}, help", SLUG)
+    assert sansio.mentions(f"@{SLUG.upper()}[bot] help", SLUG)
+    assert not sansio.mentions(f"hey @{SLUG}-other", SLUG)
+    assert not sansio.mentions(f"mail me at me@{SLUG}.dev", SLUG)
+    assert not sansio.mentions(f"run `@{SLUG}` like this", SLUG)
+    assert not sansio.mentions(f"```\n@{SLUG}\n```", SLUG)
+    assert sansio.strip_mention(f"@{SLUG} how do I zoom?", SLUG) == "how do I zoom?"
+
+
+def _discussion(**changes) -> sansio.Discussion:
+    values = dict(id="D_1", number=1, title="Zoom?", body="How do I zoom?", url="https://x", locked=False,
+                  category_slug="q-a", category_name="Q&A", author_login="octocat", author_is_bot=False)
+    values.update(changes)
+    return sansio.Discussion(**values)
+
+
+def test_which_discussions_are_answered():
+    policy = ReplyPolicy()
+    assert sansio.should_answer(_discussion(), policy, SLUG) == (True, "answer")
+    assert sansio.should_answer(_discussion(category_slug="general", category_name="General"), policy, SLUG)[1] == \
+        "category 'General' is not answered"
+    assert not sansio.should_answer(_discussion(locked=True), policy, SLUG)[0]
+    assert not sansio.should_answer(_discussion(author_is_bot=True), policy, SLUG)[0]
+    assert not sansio.should_answer(_discussion(author_login=SLUG), policy, SLUG)[0]
+    every_category = ReplyPolicy(categories=frozenset())
+    assert sansio.should_answer(_discussion(category_slug="general", category_name="General"), every_category, SLUG)[0]
+    by_name = ReplyPolicy(categories=frozenset({"q&a"}))
+    assert sansio.should_answer(_discussion(), by_name, SLUG)[0]
+
+
+def test_opt_in_needs_the_ticked_box_from_the_form():
+    policy = ReplyPolicy(opt_in=True)
+    ticked = "### Question\nHow do I zoom?\n\n### AI answer\n- [x] I want an AI-generated answer as a first response"
+    unticked = ticked.replace("[x]", "[ ]")
+    assert sansio.should_answer(_discussion(body=ticked), policy, SLUG)[0]
+    assert sansio.should_answer(_discussion(body=unticked), policy, SLUG) == (False, "the author did not ask for an AI answer")
+    assert not sansio.should_answer(_discussion(body="I want an AI-generated answer as a first response"), policy, SLUG)[0]
+    question = sansio.question_text("Zoom?", ticked + "\n<!-- template note -->", policy)
+    assert "AI-generated" not in question and "template note" not in question and "How do I zoom?" in question
+
+
+def _answer(text: str = "Call `scene.zoom(2)` [1].") -> Answer:
+    return Answer(text, [Citation(1, "Camera [basics]", "https://github.com/org/tinyviz/blob/v0.3.0/docs/guide/camera.rst#L1-L9",
+                                  "docs/guide/camera.rst", "Zoom")], id="a-1")
+
+
+def test_the_reply_carries_the_answer_its_sources_the_footer_and_the_marker():
+    policy = ReplyPolicy(maintainer_hint="Ping @org/maintainers if not.")
+    body = sansio.format_reply(_answer(), policy, "D_1")
+    assert body.startswith("Call `scene.zoom(2)` [1].")
+    assert "1. [Camera \\[basics\\] › Zoom](https://github.com/org/tinyviz/blob/v0.3.0/docs/guide/camera.rst#L1-L9)" in body
+    assert "AI-generated first reply" in body and "Ping @org/maintainers if not." in body
+    assert body.rstrip().endswith(sansio.marker("D_1"))
+    assert sansio.has_reply([{"id": "C", "body": body, "author": {"login": SLUG}}], "D_1", SLUG)["id"] == "C"
+    assert sansio.has_reply([{"id": "C", "body": body, "author": {"login": "mallory"}}], "D_1", SLUG) is None
+    assert sansio.has_reply([{"id": "C", "body": body, "author": {"login": SLUG}}], "D_2", SLUG) is None
+
+
+def test_model_text_cannot_ping_people_or_teams_but_code_is_untouched():
+    text = "Ask @octocat or @org/team. Email a@b.c.\n```python\n@property\ndef x(self): ...\n```\nUse `@cache`."
+    defused = sansio.defuse_mentions(text)
+    assert "@\u200doctocat" in defused and "@\u200dorg/team" in defused and "a@b.c" in defused
+    assert "@property" in defused and "`@cache`" in defused
+
+
+def test_a_huge_answer_is_cut_to_fit_githubs_comment_limit():
+    body = sansio.format_reply(_answer("word " * 30_000), ReplyPolicy(), "D_1")
+    assert len(body) <= sansio.MAX_COMMENT_CHARS and body.rstrip().endswith(sansio.marker("D_1"))
+
+
+def test_backoff_grows_is_jittered_capped_and_honours_retry_after():
+    rng = random.Random(7)
+    delays = [backoff(n, 2.0, rng=rng) for n in range(1, 6)]
+    assert all(2.0 * 2 ** (n - 1) * 0.5 <= d <= 2.0 * 2 ** (n - 1) for n, d in zip(range(1, 6), delays))
+    assert backoff(40, 2.0, rng=rng) <= MAX_BACKOFF_SECONDS
+    assert backoff(1, 2.0, 60.0, rng=rng) == 60.0
+
+
+def test_rate_limit_responses_are_recognised_and_their_wait_read():
+    assert is_rate_limited(403, {"retry-after": "30"}) and is_rate_limited(429, {})
+    assert is_rate_limited(403, {"x-ratelimit-remaining": "0"}) and not is_rate_limited(403, {})
+    assert retry_after({"retry-after": "30"}) == 30.0
+    assert retry_after({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1000"}, now=990.0) == 10.0
+    assert retry_after({}) is None
+
+
+def test_every_document_is_valid_against_githubs_schema_and_has_no_inline_values():
+    schema = github_schema()
+    for name in ("DISCUSSION", "COMMENT", "THREAD_REPLIES", "ADD_COMMENT"):
+        text = getattr(documents, name)
+        assert validate(schema, parse(text)) == [], name
+        assert '"' not in text, name  # every value travels as a variable
+
+
+# -- settings ---------------------------------------------------------------------------------------
+
+
+def test_missing_app_settings_are_named_in_one_line(tmp_path):
+    partial = Settings(github_app_slug="firstreply", _env_file=None)
+    assert configured(partial) and not configured(Settings(_env_file=None))
+    with pytest.raises(ConfigError) as error:
+        app_config(partial)
+    message = str(error.value)
+    assert "\n" not in message
+    for name in ("FIRSTREPLY_GITHUB_APP_ID", "FIRSTREPLY_GITHUB_WEBHOOK_SECRET", "FIRSTREPLY_GITHUB_PRIVATE_KEY"):
+        assert name in message
+
+
+def test_a_bad_private_key_is_a_clear_error_and_secrets_stay_out_of_repr(tmp_path, rsa_key):
+    base = dict(github_app_id=1, github_webhook_secret="s3cret", github_app_slug="firstreply", _env_file=None)
+    (tmp_path / "key.pem").write_text("not a key")
+    with pytest.raises(ConfigError, match="FIRSTREPLY_GITHUB_PRIVATE_KEY_FILE: not a PEM private key"):
+        app_config(Settings(github_private_key_file=tmp_path / "key.pem", **base))
+    with pytest.raises(ConfigError, match="can't read"):
+        app_config(Settings(github_private_key_file=tmp_path / "missing.pem", **base))
+    escaped = rsa_key.private_pem.decode().replace("\n", "\\n")  # as one line in an env file
+    config = app_config(Settings(github_private_key=escaped, **base))
+    assert config.private_key.startswith("-----BEGIN") and "s3cret" not in repr(config)
+    assert config.graphql_url == "https://api.github.com/graphql"
+    with pytest.raises(ConfigError, match="FIRSTREPLY_GITHUB_APP_SLUG"):
+        from engine.config import load_settings
+
+        load_settings(github_app_slug="Not A Slug!", _env_file=None)
