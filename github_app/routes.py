@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.api.app import BadRequest, error_response
+from engine.api.app import BadRequest, error_response, int_query, read_json
 from github_app.app import GitHubApp
 
 GITHUB_APP = web.AppKey("github_app", GitHubApp)
@@ -53,16 +53,6 @@ def _repository_view(repo) -> dict:
             "enabled": repo.enabled, "removed": repo.removed, "updated_by": repo.updated_by}
 
 
-def _limit(request: web.Request) -> int:
-    try:
-        limit = int(request.query.get("limit", "50"))
-    except ValueError:
-        raise BadRequest("'limit' must be an integer") from None
-    if not 1 <= limit <= 500:
-        raise BadRequest("'limit' must be between 1 and 500")
-    return limit
-
-
 def _id(request: web.Request) -> int:
     value = request.match_info["id"]
     if not value.isdigit() or len(value) > 20:
@@ -70,21 +60,11 @@ def _id(request: web.Request) -> int:
     return int(value)
 
 
-async def _object(request: web.Request) -> dict:
-    try:
-        data = await request.json()
-    except ValueError:
-        raise BadRequest("the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object")
-    return data
-
-
 async def jobs_route(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status is not None and status not in ("queued", "running", "done", "failed"):
         raise BadRequest("'status' must be queued, running, done or failed")
-    jobs = await request.app[GITHUB_APP].store.jobs(status, _limit(request))
+    jobs = await request.app[GITHUB_APP].store.jobs(status, int_query(request, "limit", 50, 1, 500))
     return web.json_response({"jobs": [j.summary() for j in jobs]})
 
 
@@ -95,12 +75,12 @@ async def retry_job_route(request: web.Request) -> web.Response:
 
 
 async def replies_route(request: web.Request) -> web.Response:
-    replies = await request.app[GITHUB_APP].store.replies(request.query.get("status"), _limit(request))
+    replies = await request.app[GITHUB_APP].store.replies(request.query.get("status"), int_query(request, "limit", 50, 1, 500))
     return web.json_response({"replies": [_reply_view(r) for r in replies]})
 
 
 async def approve_route(request: web.Request) -> web.Response:
-    data = await _object(request)
+    data = await read_json(request)
     by, body = data.get("by"), data.get("body")
     if not isinstance(by, str) or not by.strip() or len(by) > 100:
         raise BadRequest("'by' (who approves) is required")
@@ -118,7 +98,7 @@ async def repositories_route(request: web.Request) -> web.Response:
 
 
 async def set_repository_route(request: web.Request) -> web.Response:
-    data = await _object(request)
+    data = await read_json(request)
     if not isinstance(data.get("enabled"), bool):
         raise BadRequest("send {\"enabled\": true|false}")
     by = data.get("by") if isinstance(data.get("by"), str) else None

@@ -85,6 +85,13 @@ class Harness:
                 raise AssertionError(f"jobs did not settle: {[j.summary() for j in jobs]}")
             await asyncio.sleep(0.05)
 
+    async def new_discussion(self, data: dict | None = None) -> list:
+        """A discussion appears on GitHub and its `created` delivery arrives; returns the settled jobs."""
+        data = data or qa_discussion()
+        self.github.add_discussion_from_payload(data)
+        assert (await self.deliver("discussion", data))[0] == 202
+        return await self.settle()
+
     async def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         async with self.session.request(method, f"{self.url}{path}", json=body,
                                         headers={"Authorization": f"Bearer {KEY}"}) as response:
@@ -349,10 +356,7 @@ async def test_low_confidence_posts_nothing_or_a_short_note(app_harness):
 
 async def test_a_comment_mentioning_the_app_gets_a_threaded_reply_in_the_same_conversation(app_harness):
     h = await app_harness()
-    data = qa_discussion()
-    h.github.add_discussion_from_payload(data)
-    await h.deliver("discussion", data)
-    await h.settle()
+    await h.new_discussion()
 
     question = h.github.add_comment("D_kwDOQA", "Thanks! Can I zoom out too?", author="octocat")
     follow_up = h.github.add_comment("D_kwDOQA", f"@{SLUG} and how do I zoom the camera out?", author="octocat",
@@ -375,10 +379,7 @@ async def test_a_comment_mentioning_the_app_gets_a_threaded_reply_in_the_same_co
 
 async def test_review_mode_posts_nothing_until_a_maintainer_approves(app_harness):
     h = await app_harness(github_review_categories=["Q&A"])
-    data = qa_discussion()
-    h.github.add_discussion_from_payload(data)
-    await h.deliver("discussion", data)
-    [job] = await h.settle()
+    [job] = await h.new_discussion()
     assert job.outcome == "drafted for review" and h.github.bot_comments() == []
     status, drafts = await h.api("GET", "/api/v1/github/replies?status=draft")
     [draft] = drafts["replies"]
@@ -399,10 +400,7 @@ async def test_review_mode_posts_nothing_until_a_maintainer_approves(app_harness
 
 async def test_an_accepted_bot_reply_is_recorded_on_its_answer(app_harness):
     h = await app_harness()
-    data = qa_discussion()
-    h.github.add_discussion_from_payload(data)
-    await h.deliver("discussion", data)
-    await h.settle()
+    await h.new_discussion()
     [comment] = h.github.bot_comments()
     answered = payload("discussion", "answered.payload.json")
     answered["discussion"]["node_id"] = "D_kwDOQA"

@@ -120,7 +120,7 @@ async def auth_middleware(request: web.Request, handler):
     return await handler(request)
 
 
-async def _json(request: web.Request) -> dict:
+async def read_json(request: web.Request) -> dict:
     limit = request.app[ENGINE].settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
@@ -131,6 +131,17 @@ async def _json(request: web.Request) -> dict:
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
     return data
+
+
+def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high], or a 400 naming it."""
+    try:
+        value = int(request.query.get(name, str(default)))
+    except ValueError:
+        raise BadRequest(f"'{name}' must be an integer") from None
+    if not low <= value <= high:
+        raise BadRequest(f"'{name}' must be between {low} and {high}")
+    return value
 
 
 def _text(data: dict, field: str, *, required: bool = False, limit: int = 500) -> str | None:
@@ -183,7 +194,7 @@ async def _send(response: web.StreamResponse, event: str, data: dict) -> None:
 
 
 async def answer_route(request: web.Request) -> web.StreamResponse:
-    data = await _json(request)
+    data = await read_json(request)
     question = question_from(data, request)
     engine = request.app[ENGINE]
     metrics = request.app[METRICS]
@@ -215,12 +226,7 @@ async def search_route(request: web.Request) -> web.Response:
         raise BadRequest("'q' is required")
     if len(query) > MAX_QUESTION_CHARS:
         raise BadRequest(f"'q' is longer than {MAX_QUESTION_CHARS} characters")
-    try:
-        k = int(request.query.get("k", "5"))
-    except ValueError:
-        raise BadRequest("'k' must be an integer") from None
-    if not 1 <= k <= 50:
-        raise BadRequest("'k' must be between 1 and 50")
+    k = int_query(request, "k", 5, 1, 50)
     hits = await request.app[ENGINE].asearch(query, k=k, kb=_kb(request.query.get("kb")))
     return web.json_response({"query": query, "hits": [h.as_dict() for h in hits]})
 
@@ -233,7 +239,7 @@ def parse_vote(value) -> int:
 
 
 async def feedback_route(request: web.Request) -> web.Response:
-    data = await _json(request)
+    data = await read_json(request)
     answer_id = _text(data, "answer_id", required=True, limit=64) or ""
     user_id = _text(data, "user_id", required=True, limit=200) or ""
     comment = _text(data, "comment", limit=2000)
@@ -246,7 +252,7 @@ async def feedback_route(request: web.Request) -> web.Response:
 
 async def fury_generate_route(request: web.Request) -> web.StreamResponse:
     """The route FURY's Discord bot and tools already call: {query, llm, knn, stream} -> {response, references}."""
-    data = await _json(request)
+    data = await read_json(request)
     query = _text(data, "query", required=True, limit=MAX_QUESTION_CHARS) or ""
     knn = data.get("knn", 5)
     if isinstance(knn, bool) or not isinstance(knn, int) or not 1 <= knn <= 50:
@@ -292,7 +298,7 @@ async def channels_route(request: web.Request) -> web.Response:
 
 async def set_channel_route(request: web.Request) -> web.Response:
     platform = _platform(request)
-    data = await _json(request)
+    data = await read_json(request)
     changes = {k: v for k, v in data.items() if k in ("help_channel", "thread_mode")}
     if set(data) - {"help_channel", "thread_mode", "by"} or not changes:
         raise BadRequest("send 'help_channel' and/or 'thread_mode' (true, false or null), and optionally 'by'")
