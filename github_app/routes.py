@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.api.app import BadRequest, error_response, int_query, read_json
+from engine.api.http import BadRequest, error_response, int_query, read_json
 from github_app.app import GitHubApp
 
 GITHUB_APP = web.AppKey("github_app", GitHubApp)

@@ -1,0 +1,78 @@
+"""HTTP plumbing every route module shares: the app's keys, the one error shape, reading JSON
+bodies and query parameters, and server-sent events."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from engine.api.metrics import Metrics
+from engine.api.ratelimit import TokenBuckets
+
+ENGINE = web.AppKey("engine", object)
+METRICS = web.AppKey("metrics", Metrics)
+LIMITS = web.AppKey("limits", TokenBuckets)
+KEY_DIGESTS = web.AppKey("key_digests", list)
+REQUEST_ID = web.RequestKey("request_id", str)
+CALLER = web.RequestKey("caller", str)
+
+ERROR_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+               413: "too_large", 429: "rate_limited", 500: "internal", 503: "unavailable"}
+
+
+def error_response(status: int, message: str, headers: dict | None = None) -> web.Response:
+    body = {"error": {"status": status, "code": ERROR_CODES.get(status, "error"), "message": message}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+class BadRequest(Exception):
+    pass
+
+
+async def read_json(request: web.Request) -> dict:
+    limit = request.app[ENGINE].settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return data
+
+
+def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high], or a 400 naming it."""
+    try:
+        value = int(request.query.get(name, str(default)))
+    except ValueError:
+        raise BadRequest(f"'{name}' must be an integer") from None
+    if not low <= value <= high:
+        raise BadRequest(f"'{name}' must be between {low} and {high}")
+    return value
+
+
+def text_field(data: dict, field: str, *, required: bool = False, limit: int = 500) -> str | None:
+    value = data.get(field)
+    if value is None:
+        if required:
+            raise BadRequest(f"'{field}' is required")
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise BadRequest(f"'{field}' must be a non-empty string" if required else f"'{field}' must be a string")
+    if len(value) > limit:
+        raise BadRequest(f"'{field}' is longer than {limit} characters")
+    return value
+
+
+async def sse_response(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                           "X-Request-Id": request[REQUEST_ID]})
+    await response.prepare(request)
+    return response
+
+
+async def send_event(response: web.StreamResponse, event: str, data: dict) -> None:
+    await response.write(f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode())
