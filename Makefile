@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # Elsewhere, add: TORCH_INDEX=--index-url https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: install run test bench eval-payload clean
+.PHONY: install browser run test bench eval-payload clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,20 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/firstreply ingest docs --kb firstreply
 	$(BIN)/firstreply ask --kb firstreply "How do I index my project's documentation?"
-	@echo; echo "Serving the engine API; try:"; \
-	 echo "  curl -s localhost:8080/v1/answer -d '{\"question\": \"How do I configure firstreply?\", \"kb\": \"firstreply\"}'"; echo
+	@echo; echo "Serving firstreply: open http://127.0.0.1:8080/ask to ask in your browser, or try:"; \
+	 echo "  curl -s localhost:8080/v1/answer -d '{\"question\": \"How do I configure firstreply?\"}'"; \
+	 echo "Maintainers: .venv/bin/firstreply maintainer add YOURNAME, then sign in at http://127.0.0.1:8080/review"; echo
 	FIRSTREPLY_KB=firstreply $(BIN)/firstreply serve
 
-test: $(STAMP)
+# The page tests drive Debian's chromium: install it where we can (root with apt-get); elsewhere they skip, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is not installed here: the browser tests will be skipped"; fi; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024, le=10_000_000)] = 64 * 1024
     rate_limit_per_minute: Annotated[int, Field(ge=1)] = 60
 
+    # -- web pages (Ask, review) ----------------------------------------------------------------
+    ask_public: bool = Field(default=True, description="Anyone may use the Ask page; false: maintainers only.")
+    public_url: AnyHttpUrl | None = Field(default=None, description="Where people reach the pages (links to reviews); http://HOST:PORT when unset.")
+    session_secret: SecretStr | None = Field(default=None, description="Signs session cookies; generated once in the data folder when unset.")
+    cookie_secure: bool = Field(default=False, description="Send cookies only over HTTPS (set it behind TLS).")
+
     # -- Discord ----------------------------------------------------------------------------
     discord_token: SecretStr | None = Field(default=None, description="Bot token; `serve` starts the bot when set.")
     discord_help_channels: list[int] = Field(default_factory=list, description="Channel ids whose every message is a question.")

@@ -18,13 +18,16 @@ from engine.answer.model import Answer, Question
 from engine.answer.pipeline import AnswerPipeline, PipelineSettings, pseudonym
 from engine.config import Settings, load_settings
 from engine.index.embedder import Embedder
+from engine.index.golden import GoldenPair, sync_golden
 from engine.index.keywords import KeywordIndex
 from engine.index.retriever import Hit, Retriever
 from engine.index.vectors import VectorStore, open_client
 from engine.ingest.pipeline import IngestReport, Ingestor, Progress
 from engine.llm.chain import ProviderChain
 from engine.llm.factory import build_chain
+from engine.store.github import GitHubStore
 from engine.store.repository import Store
+from engine.store.review import ReviewStore
 
 
 class Engine:
@@ -34,6 +37,8 @@ class Engine:
         self.store: Store | None = None
         self.chain: ProviderChain | None = None
         self.pipeline: AnswerPipeline | None = None
+        self.review: ReviewStore | None = None
+        self._golden_lock = asyncio.Lock()
 
     # -- index -----------------------------------------------------------------------------
 
@@ -91,19 +96,32 @@ class Engine:
 
     # -- answers ---------------------------------------------------------------------------
 
-    def _user_salt(self) -> str:
-        if self.settings.user_salt is not None:
-            return self.settings.user_salt.get_secret_value()
-        path = self.settings.data_dir / "user-salt"
+    def _secret(self, configured, name: str) -> str:
+        """A configured secret, or one generated once and kept (mode 600) in the data folder."""
+        if configured is not None:
+            return configured.get_secret_value()
+        path = self.settings.data_dir / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(16))
+            path.write_text(secrets.token_hex(32 if name == "session-secret" else 16))
             path.chmod(0o600)
         return path.read_text().strip()
+
+    def _user_salt(self) -> str:
+        return self._secret(self.settings.user_salt, "user-salt")
+
+    def session_secret(self) -> str:
+        return self._secret(self.settings.session_secret, "session-secret")
+
+    @property
+    def public_url(self) -> str:
+        s = self.settings
+        return str(s.public_url).rstrip("/") if s.public_url else f"http://{s.host}:{s.port}"
 
     async def start(self) -> "Engine":
         if self.pipeline is None:
             self.store = await Store.open(self.settings.database)
+            self.review = ReviewStore(self.store.engine)
             self.chain = build_chain(self.settings)
             s = self.settings
             self.pipeline = AnswerPipeline(
@@ -119,7 +137,7 @@ class Engine:
             await self.chain.aclose()
         if self.store is not None:
             await self.store.close()
-        self.pipeline = self.store = self.chain = None
+        self.pipeline = self.store = self.chain = self.review = None
 
     async def __aenter__(self) -> "Engine":
         return await self.start()
@@ -167,6 +185,42 @@ class Engine:
         await self.start()
         assert self.store is not None
         return await self.store.set_channel_settings(platform, channel_id, changes, by)
+
+    # -- review ----------------------------------------------------------------------------
+
+    async def review_answer(self, answer_id: str, verdict: str, by: str, *, text: str | None = None,
+                            reason: str | None = None):
+        """Approve, correct or reject an answer; approved and corrected ones are retrieved from then on."""
+        await self.start()
+        assert self.review is not None
+        record, golden = await self.review.review(answer_id, verdict, by, text=text, reason=reason)
+        await self.sync_golden()
+        return record, golden
+
+    async def sync_golden(self) -> tuple[int, int]:
+        """Index the golden records as they are now (one sync at a time; searches see it at once)."""
+        await self.start()
+        assert self.review is not None
+        async with self._golden_lock:
+            pairs = [GoldenPair(r.id, r.question, r.answer, f"{self.public_url}/review/golden/{r.id}")
+                     for r in await self.review.all_golden_records()]
+            kb = self.settings.kb
+            changed = await asyncio.to_thread(sync_golden, self.embedder, self.vectors(kb), self.kb_dir(kb) / "keywords", pairs)
+            if any(changed):
+                self._retrievers.pop(kb, None)
+            return changed
+
+    async def post_github_draft(self, answer_id: str, by: str, body: str | None = None):
+        """Approve the GitHub draft made for this answer (review mode); a running App posts it."""
+        await self.start()
+        assert self.store is not None and self.review is not None
+        detail = await self.review.detail(answer_id)
+        reply = detail and detail["github"]
+        if not reply or reply.status != "draft":
+            return None
+        approved = await GitHubStore(self.store.engine).approve_reply(reply.id, by, body)
+        await self.review.audit(by, "github.post", answer_id, {"reply": reply.id})
+        return approved
 
     def ask(self, question: str, *, kb: str | None = None) -> Answer:
         """Answer once from the command line (opens and closes the database around it)."""

@@ -24,7 +24,11 @@ import uuid
 from aiohttp import web
 
 from engine.answer.model import CHANNELS, Answer, Question
+from engine.api.http import (CALLER, ENGINE, ERROR_CODES, KEY_DIGESTS, LIMITS, METRICS, REQUEST_ID, BadRequest,
+                             error_response, int_query, read_json, send_event, sse_response, text_field)
 from engine.api.metrics import Metrics
+from engine.api.pages import is_page, mount_pages, session_middleware
+from engine.api.review_api import mount_review_api
 from engine.api.ratelimit import TokenBuckets
 from engine.index.embedder import EmbeddingModelError
 from engine.index.vectors import VectorStoreError
@@ -33,28 +37,9 @@ from engine.store.repository import UnknownAnswer
 
 log = logging.getLogger(__name__)
 
-ENGINE = web.AppKey("engine", object)
-METRICS = web.AppKey("metrics", Metrics)
-LIMITS = web.AppKey("limits", TokenBuckets)
-KEY_DIGESTS = web.AppKey("key_digests", list)
 DISCORD_BOT = web.AppKey("discord_bot", tuple)
-REQUEST_ID = web.RequestKey("request_id", str)
-CALLER = web.RequestKey("caller", str)
 OPEN_ROUTES = {"/healthz", "/readyz", "/github/webhook"}  # the webhook is authenticated by its signature
 MAX_QUESTION_CHARS = 8000
-ERROR_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-               413: "too_large", 429: "rate_limited", 500: "internal", 503: "unavailable"}
-
-
-def error_response(status: int, message: str, headers: dict | None = None) -> web.Response:
-    body = {"error": {"status": status, "code": ERROR_CODES.get(status, "error"), "message": message}}
-    return web.json_response(body, status=status, headers=headers)
-
-
-class BadRequest(Exception):
-    pass
-
-
 def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
@@ -95,24 +80,34 @@ async def errors_middleware(request: web.Request, handler):
     return response
 
 
+async def _maintainer(request: web.Request, token: str) -> str | None:
+    """A maintainer's sign-in token works as a bearer key too; their name is then the caller."""
+    engine = request.app[ENGINE]
+    await engine.start()
+    name = await engine.review.maintainer_for(token)
+    return f"maintainer:{name}" if name else None
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
-    if request.path in OPEN_ROUTES:
+    if request.path in OPEN_ROUTES or is_page(request.path):  # pages have their own sessions
         return await handler(request)
     digests = request.app[KEY_DIGESTS]
-    if not digests:
-        if not _is_loopback(request.remote):
-            return error_response(401, "no API keys are configured (FIRSTREPLY_API_KEYS); only local clients are served")
-        caller = "local"
-    else:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return error_response(401, "send an API key as 'Authorization: Bearer <key>'")
-        given = _digest(token.strip())
-        if not any(hmac.compare_digest(given, d) for d in digests):
-            return error_response(401, "unknown API key")
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    given = _digest(token) if token else b""
+    if token and any(hmac.compare_digest(given, d) for d in digests):
         caller = given.hex()[:12]
+    elif token and (maintainer := await _maintainer(request, token)):
+        caller = maintainer
+    elif not digests and _is_loopback(request.remote):
+        caller = "local"
+    elif token:
+        return error_response(401, "unknown API key")
+    elif digests:
+        return error_response(401, "send an API key as 'Authorization: Bearer <key>'")
+    else:
+        return error_response(401, "no API keys are configured (FIRSTREPLY_API_KEYS); only local clients are served")
     request[CALLER] = caller
     wait = request.app[LIMITS].take(caller)
     if wait is not None:
@@ -120,53 +115,16 @@ async def auth_middleware(request: web.Request, handler):
     return await handler(request)
 
 
-async def read_json(request: web.Request) -> dict:
-    limit = request.app[ENGINE].settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object")
-    return data
-
-
-def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    """An integer query parameter within [low, high], or a 400 naming it."""
-    try:
-        value = int(request.query.get(name, str(default)))
-    except ValueError:
-        raise BadRequest(f"'{name}' must be an integer") from None
-    if not low <= value <= high:
-        raise BadRequest(f"'{name}' must be between {low} and {high}")
-    return value
-
-
-def _text(data: dict, field: str, *, required: bool = False, limit: int = 500) -> str | None:
-    value = data.get(field)
-    if value is None:
-        if required:
-            raise BadRequest(f"'{field}' is required")
-        return None
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise BadRequest(f"'{field}' must be a non-empty string" if required else f"'{field}' must be a string")
-    if len(value) > limit:
-        raise BadRequest(f"'{field}' is longer than {limit} characters")
-    return value
-
-
 def question_from(data: dict, request: web.Request) -> Question:
     channel = data.get("channel", "api")
     if channel not in CHANNELS:
         raise BadRequest(f"'channel' must be one of {', '.join(CHANNELS)}")
     return Question(
-        text=_text(data, "question", required=True, limit=MAX_QUESTION_CHARS) or "",
+        text=text_field(data, "question", required=True, limit=MAX_QUESTION_CHARS) or "",
         channel=channel,
-        conversation_id=_text(data, "conversation_id", limit=200),
-        user_id=_text(data, "user_id", limit=200),
-        title=_text(data, "title", limit=500),
+        conversation_id=text_field(data, "conversation_id", limit=200),
+        user_id=text_field(data, "user_id", limit=200),
+        title=text_field(data, "title", limit=500),
         kb=_kb(data.get("kb")),
         request_id=request[REQUEST_ID],
     )
@@ -182,17 +140,6 @@ def _kb(value) -> str | None:
     return value
 
 
-async def _sse(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                           "X-Request-Id": request[REQUEST_ID]})
-    await response.prepare(request)
-    return response
-
-
-async def _send(response: web.StreamResponse, event: str, data: dict) -> None:
-    await response.write(f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode())
-
-
 async def answer_route(request: web.Request) -> web.StreamResponse:
     data = await read_json(request)
     question = question_from(data, request)
@@ -202,20 +149,20 @@ async def answer_route(request: web.Request) -> web.StreamResponse:
         answer = await engine.answer(question)
         metrics.answered(answer, question.channel)
         return web.json_response(answer.as_dict())
-    response = await _sse(request)
+    response = await sse_response(request)
     try:
         async for event in engine.answer_stream(question):
             if event["type"] == "delta":
-                await _send(response, "delta", {"text": event["text"]})
+                await send_event(response, "delta", {"text": event["text"]})
             else:
                 metrics.answered(event["answer"], question.channel)
-                await _send(response, "answer", event["answer"].as_dict())
+                await send_event(response, "answer", event["answer"].as_dict())
     except ConnectionResetError:  # the client went away; the answer was still logged
         log.info("request %s: client disconnected during the stream", request[REQUEST_ID])
         return response
     except Exception:
         log.exception("request %s: streaming failed", request[REQUEST_ID])
-        await _send(response, "error", {"status": 500, "code": "internal", "message": "something went wrong on our side"})
+        await send_event(response, "error", {"status": 500, "code": "internal", "message": "something went wrong on our side"})
     await response.write_eof()
     return response
 
@@ -240,9 +187,9 @@ def parse_vote(value) -> int:
 
 async def feedback_route(request: web.Request) -> web.Response:
     data = await read_json(request)
-    answer_id = _text(data, "answer_id", required=True, limit=64) or ""
-    user_id = _text(data, "user_id", required=True, limit=200) or ""
-    comment = _text(data, "comment", limit=2000)
+    answer_id = text_field(data, "answer_id", required=True, limit=64) or ""
+    user_id = text_field(data, "user_id", required=True, limit=200) or ""
+    comment = text_field(data, "comment", limit=2000)
     try:
         created = await request.app[ENGINE].feedback(answer_id, user_id, parse_vote(data.get("vote")), comment)
     except UnknownAnswer:
@@ -253,7 +200,7 @@ async def feedback_route(request: web.Request) -> web.Response:
 async def fury_generate_route(request: web.Request) -> web.StreamResponse:
     """The route FURY's Discord bot and tools already call: {query, llm, knn, stream} -> {response, references}."""
     data = await read_json(request)
-    query = _text(data, "query", required=True, limit=MAX_QUESTION_CHARS) or ""
+    query = text_field(data, "query", required=True, limit=MAX_QUESTION_CHARS) or ""
     knn = data.get("knn", 5)
     if isinstance(knn, bool) or not isinstance(knn, int) or not 1 <= knn <= 50:
         raise BadRequest("'knn' must be an integer between 1 and 50")
@@ -267,13 +214,13 @@ async def fury_generate_route(request: web.Request) -> web.StreamResponse:
         answer = await engine.answer(question)
         request.app[METRICS].answered(answer, "api")
         return web.json_response({"response": answer.text, "references": references(answer)})
-    response = await _sse(request)
+    response = await sse_response(request)
     async for event in engine.answer_stream(question):
         if event["type"] == "delta":
-            await _send(response, "delta", {"response": event["text"]})
+            await send_event(response, "delta", {"response": event["text"]})
         else:
             request.app[METRICS].answered(event["answer"], "api")
-            await _send(response, "done", {"response": event["answer"].text, "references": references(event["answer"])})
+            await send_event(response, "done", {"response": event["answer"].text, "references": references(event["answer"])})
     await response.write_eof()
     return response
 
@@ -307,7 +254,7 @@ async def set_channel_route(request: web.Request) -> web.Response:
     channel_id = request.match_info["channel"]
     if not channel_id.isdigit() or len(channel_id) > 30:
         raise BadRequest("the channel id must be a number")
-    result = await request.app[ENGINE].set_channel_settings(platform, channel_id, changes, _text(data, "by", limit=64))
+    result = await request.app[ENGINE].set_channel_settings(platform, channel_id, changes, text_field(data, "by", limit=64))
     return web.json_response(result)
 
 
@@ -354,7 +301,8 @@ def _github_app(app: web.Application, engine):
 
 def build_app(engine) -> web.Application:
     settings = engine.settings
-    app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[errors_middleware, auth_middleware, session_middleware],
+                          client_max_size=settings.max_body_bytes)
     app[ENGINE] = engine
     app[METRICS] = Metrics()
     app[LIMITS] = TokenBuckets(settings.rate_limit_per_minute)
@@ -369,6 +317,8 @@ def build_app(engine) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)
+    mount_review_api(app)
+    mount_pages(app, engine.session_secret(), settings.cookie_secure)
     github = _github_app(app, engine)
 
     async def start(_app: web.Application) -> None:

@@ -43,6 +43,8 @@ class AnswerRecord(Base):
     __table_args__ = (
         Index("ix_answers_created", "created_at"),
         Index("ix_answers_channel_created", "channel", "created_at"),
+        Index("ix_answers_verdict_created", "verdict", "created_at"),
+        Index("ix_answers_down_votes", "down_votes", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -66,6 +68,14 @@ class AnswerRecord(Base):
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
     trimmed: Mapped[dict] = mapped_column(JSON, default=dict)  # what the token budget dropped
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # chosen as the answer on GitHub
+    # review: unreviewed | approved | corrected | rejected
+    verdict: Mapped[str] = mapped_column(String(12), default="unreviewed")
+    corrected_text: Mapped[str | None] = mapped_column(Text, nullable=True)  # kept beside the original `text`
+    review_note: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it was rejected
+    reviewed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    up_votes: Mapped[int] = mapped_column(Integer, default=0)  # kept in step with `feedback`, for fast filters
+    down_votes: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Feedback(Base):
@@ -92,6 +102,48 @@ class ChannelSettings(Base):
     thread_mode: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     updated_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+# -- review -------------------------------------------------------------------------------------
+
+
+class GoldenRecord(Base):
+    """A question and the answer maintainers stand behind: from a review, an import, or typed in."""
+
+    __tablename__ = "golden_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(12))  # review | import | manual
+    answer_id: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True)
+    created_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    updated_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Maintainer(Base):
+    __tablename__ = "maintainers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the token; the token is never stored
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditEvent(Base):
+    """Who did what: every review action, sign-in and golden-record change."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 # -- GitHub App -------------------------------------------------------------------------------

@@ -111,9 +111,15 @@ class Store:
             existing = (await session.execute(
                 select(Feedback).where(Feedback.answer_id == answer_id, Feedback.user_hash == user_hash).with_for_update()
             )).scalar_one_or_none()
+            counts = {1: AnswerRecord.up_votes, -1: AnswerRecord.down_votes}
             if existing is None:
                 session.add(Feedback(answer_id=answer_id, user_hash=user_hash, vote=vote, comment=comment))
+                await session.execute(update(AnswerRecord).where(AnswerRecord.id == answer_id)
+                                      .values({counts[vote]: counts[vote] + 1}))
                 return True
+            if existing.vote != vote:  # the counters follow the change of mind, atomically with it
+                await session.execute(update(AnswerRecord).where(AnswerRecord.id == answer_id)
+                                      .values({counts[vote]: counts[vote] + 1, counts[existing.vote]: counts[existing.vote] - 1}))
             existing.vote, existing.comment, existing.updated_at = vote, comment, utcnow()
             return False
 

@@ -1,0 +1,415 @@
+"""The web pages: Ask (for everyone, or only maintainers) and the maintainers' review pages.
+
+Server-rendered with Jinja2; a little plain JavaScript streams the Ask page's answer. Pages
+use a signed-cookie session instead of API keys; every state change is a POST carrying the
+session's CSRF token from the same origin, and is recorded with who did it. GETs change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from urllib.parse import urlencode
+
+import jinja2
+from aiohttp import web
+
+from engine.answer.model import CHANNELS, Question
+from engine.api import charts
+from engine.api.http import ENGINE, LIMITS, METRICS, send_event, sse_response
+from engine.api.sessions import CsrfRefused, Sessions, WebSession, check_csrf
+from engine.store.repository import UnknownAnswer
+from engine.store.review import VERDICTS, AnswerFilter, ReviewError
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+SESSIONS = web.AppKey("sessions", Sessions)
+TEMPLATES = web.AppKey("templates", jinja2.Environment)
+SESSION = web.RequestKey("session", WebSession)
+PAGE_PREFIXES = ("/ask", "/review", "/static/")
+MAX_QUESTION_CHARS = 8000
+
+
+def is_page(path: str) -> bool:
+    return path == "/" or path.startswith(PAGE_PREFIXES)
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler):
+    if not is_page(request.path) or request.path.startswith("/static/"):
+        return await handler(request)
+    sessions = request.app[SESSIONS]
+    request[SESSION] = sessions.load(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:  # redirects keep the session too (e.g. after signing in)
+            sessions.save(error, request[SESSION])
+            raise
+        if request.path.startswith("/ask/"):  # the Ask page's script reads JSON
+            return web.json_response({"error": {"status": error.status, "message": error.text or error.reason}},
+                                     status=error.status)
+        response = render(request, "error.html", status=error.status, reason=error.reason,
+                          message=error.text if error.text and error.text != f"{error.status}: {error.reason}" else None)
+    if not response.prepared:
+        sessions.save(response, request[SESSION])
+    return response
+
+
+def render(request: web.Request, name: str, status: int = 200, **context) -> web.Response:
+    session = request[SESSION]
+    page = request.app[TEMPLATES].get_template(name).render(
+        maintainer=session.maintainer, csrf=session.csrf, path=request.path, **context)
+    return web.Response(text=page, status=status, content_type="text/html", charset="utf-8",
+                        headers={"Content-Security-Policy": "default-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                                            "script-src 'self'; frame-ancestors 'none'",
+                                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})
+
+
+def _engine(request: web.Request):
+    return request.app[ENGINE]
+
+
+def require_maintainer(request: web.Request) -> str:
+    name = request[SESSION].maintainer
+    if not name:
+        raise web.HTTPSeeOther(f"/review/login?{urlencode({'next': request.path_qs})}")
+    return name
+
+
+async def _form(request: web.Request) -> dict:
+    form = await request.post()
+    check_csrf(request, request[SESSION], form.get("csrf_token"))
+    return form
+
+
+def _json_refusal(error: CsrfRefused) -> web.Response:
+    return web.json_response({"error": {"status": 403, "code": "forbidden", "message": error.text}}, status=403)
+
+
+# -- Ask ----------------------------------------------------------------------------------------
+
+
+async def home(_request: web.Request) -> web.Response:
+    raise web.HTTPFound("/ask")
+
+
+async def ask_page(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    if not engine.settings.ask_public:
+        require_maintainer(request)
+    return render(request, "ask.html", kb=engine.settings.kb)
+
+
+async def _ask_json(request: web.Request) -> dict:
+    engine = _engine(request)
+    if not engine.settings.ask_public and not request[SESSION].maintainer:
+        raise web.HTTPUnauthorized(text="sign in to ask")
+    check_csrf(request, request[SESSION], request.headers.get("X-CSRF-Token"))
+    try:
+        data = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="the body must be a JSON object")
+    return data
+
+
+async def ask_answer(request: web.Request) -> web.StreamResponse:
+    """The Ask page's question: answered as server-sent events (``delta``, then ``answer``)."""
+    try:
+        data = await _ask_json(request)
+    except CsrfRefused as error:
+        return _json_refusal(error)
+    question = data.get("question")
+    if not isinstance(question, str) or not question.strip() or len(question) > MAX_QUESTION_CHARS:
+        raise web.HTTPBadRequest(text=f"ask a question of 1-{MAX_QUESTION_CHARS} characters")
+    wait = request.app[LIMITS].take(f"web:{request.remote}")
+    if wait is not None:
+        return web.json_response({"error": {"status": 429, "code": "rate_limited", "message": "slow down a little"}},
+                                 status=429, headers={"Retry-After": str(max(1, round(wait)))})
+    conversation = data.get("conversation_id") if isinstance(data.get("conversation_id"), str) else None
+    session = request[SESSION]
+    response = await sse_response(request)
+    try:
+        async for event in _engine(request).answer_stream(Question(
+                question.strip(), channel="web", conversation_id=conversation, user_id=f"web:{session.visitor}")):
+            if event["type"] == "delta":
+                await send_event(response, "delta", {"text": event["text"]})
+            else:
+                request.app[METRICS].answered(event["answer"], "web")
+                await send_event(response, "answer", event["answer"].as_dict())
+    except ConnectionResetError:
+        return response
+    except Exception:
+        log.exception("the Ask page's answer failed")
+        await send_event(response, "error", {"message": "something went wrong on our side"})
+    await response.write_eof()
+    return response
+
+
+async def ask_feedback(request: web.Request) -> web.Response:
+    try:
+        data = await _ask_json(request)
+    except CsrfRefused as error:
+        return _json_refusal(error)
+    vote = {"up": 1, "down": -1}.get(data.get("vote"))
+    answer_id = data.get("answer_id")
+    if vote is None or not isinstance(answer_id, str):
+        raise web.HTTPBadRequest(text="send answer_id and vote ('up' or 'down')")
+    try:
+        created = await _engine(request).feedback(answer_id, f"web:{request[SESSION].visitor}", vote)
+    except UnknownAnswer:
+        raise web.HTTPNotFound(text="no such answer") from None
+    return web.json_response({"ok": True, "created": created})
+
+
+async def review_home(_request: web.Request) -> web.Response:
+    raise web.HTTPFound("/review/answers")
+
+
+# -- signing in -----------------------------------------------------------------------------------
+
+
+def _safe_next(value: str | None) -> str:
+    return value if value and value.startswith("/") and not value.startswith("//") else "/review/answers"
+
+
+async def login_page(request: web.Request) -> web.Response:
+    return render(request, "login.html", next=_safe_next(request.query.get("next")), error=None)
+
+
+async def login(request: web.Request) -> web.Response:
+    form = await _form(request)
+    target = _safe_next(form.get("next"))
+    if request.app[LIMITS].take(f"login:{request.remote}") is not None:
+        return render(request, "login.html", status=429, next=target, error="Too many attempts; wait a minute.")
+    engine = _engine(request)
+    await engine.start()
+    name = await engine.review.maintainer_for(str(form.get("token", "")).strip())
+    if name is None:
+        log.warning("sign-in refused from %s", request.remote)
+        return render(request, "login.html", status=401, next=target, error="That token is not valid.")
+    session = request[SESSION]
+    session.maintainer, session.csrf = name, WebSession().csrf  # a new token after signing in
+    await engine.review.audit(name, "signin", None, {"from": request.remote})
+    raise web.HTTPSeeOther(target)
+
+
+async def logout(request: web.Request) -> web.Response:
+    await _form(request)
+    request[SESSION].maintainer = None
+    raise web.HTTPSeeOther("/review/login")
+
+
+# -- answers ----------------------------------------------------------------------------------------
+
+
+def _flag(value: str | None) -> bool | None:
+    return {"yes": True, "no": False}.get(value or "")
+
+
+def answer_filter(query) -> AnswerFilter:
+    """The list's filters from a query string; anything unknown is ignored, not an error."""
+    try:
+        page = max(1, min(10_000, int(query.get("page", "1"))))
+    except ValueError:
+        page = 1
+    return AnswerFilter(
+        channel=query.get("channel") if query.get("channel") in CHANNELS else None,
+        verdict=query.get("verdict") if query.get("verdict") in VERDICTS else None,
+        votes=query.get("votes") if query.get("votes") in ("down", "up", "none") else None,
+        abstained=_flag(query.get("abstained")), accepted=_flag(query.get("accepted")),
+        text=(query.get("q") or "").strip()[:200] or None,
+        order="newest" if query.get("order") == "newest" else "down", page=page,
+    )
+
+
+async def answers_page(request: web.Request) -> web.Response:
+    require_maintainer(request)
+    engine = _engine(request)
+    await engine.start()
+    selected = answer_filter(request.query)
+    rows, more = await engine.review.answers(selected)
+    params = {k: v for k, v in request.query.items() if k != "page" and v}
+
+    def page_link(page: int) -> str:
+        return "/review/answers?" + urlencode({**params, "page": page})
+
+    return render(request, "answers.html", rows=rows, filter=selected, channels=CHANNELS, verdicts=VERDICTS,
+                  previous=page_link(selected.page - 1) if selected.page > 1 else None,
+                  next=page_link(selected.page + 1) if more else None)
+
+
+async def answer_page(request: web.Request) -> web.Response:
+    require_maintainer(request)
+    engine = _engine(request)
+    await engine.start()
+    detail = await engine.review.detail(request.match_info["id"])
+    if detail is None:
+        raise web.HTTPNotFound(text="no such answer")
+    return render(request, "answer.html", error=request.query.get("error"), **detail)
+
+
+async def answer_action(request: web.Request) -> web.Response:
+    name = require_maintainer(request)
+    form = await _form(request)
+    engine = _engine(request)
+    answer_id = request.match_info["id"]
+    action = form.get("action")
+    target = f"/review/answers/{answer_id}"
+    try:
+        if action in ("approve", "correct", "reject"):
+            verdict = {"approve": "approved", "correct": "corrected", "reject": "rejected"}[action]
+            await engine.review_answer(answer_id, verdict, name, text=form.get("text"), reason=form.get("reason"))
+        elif action == "post":
+            if await engine.post_github_draft(answer_id, name, form.get("body") or None) is None:
+                raise ReviewError("there is no GitHub draft waiting for this answer")
+        else:
+            raise ReviewError("unknown action")
+    except LookupError:
+        raise web.HTTPNotFound(text="no such answer") from None
+    except ReviewError as error:
+        raise web.HTTPSeeOther(f"{target}?{urlencode({'error': str(error)})}") from None
+    raise web.HTTPSeeOther(target)
+
+
+# -- golden records ----------------------------------------------------------------------------------
+
+
+async def golden_page(request: web.Request) -> web.Response:
+    require_maintainer(request)
+    engine = _engine(request)
+    await engine.start()
+    try:
+        page = max(1, int(request.query.get("page", "1")))
+    except ValueError:
+        page = 1
+    text = (request.query.get("q") or "").strip()[:200] or None
+    rows, more = await engine.review.golden_records(text, page)
+    params = {"q": text} if text else {}
+    return render(request, "golden.html", rows=rows, q=text or "", message=request.query.get("message"),
+                  error=request.query.get("error"),
+                  previous=f"/review/golden?{urlencode({**params, 'page': page - 1})}" if page > 1 else None,
+                  next=f"/review/golden?{urlencode({**params, 'page': page + 1})}" if more else None)
+
+
+async def golden_record_page(request: web.Request) -> web.Response:
+    require_maintainer(request)
+    engine = _engine(request)
+    await engine.start()
+    record = await engine.review.golden_record(int(request.match_info["id"]))
+    if record is None:
+        raise web.HTTPNotFound(text="no such golden record")
+    return render(request, "golden_record.html", record=record, error=request.query.get("error"))
+
+
+async def golden_add(request: web.Request) -> web.Response:
+    name = require_maintainer(request)
+    form = await _form(request)
+    engine = _engine(request)
+    try:
+        await engine.start()
+        await engine.review.add_golden_record(form.get("question", ""), form.get("answer", ""), name)
+    except ReviewError as error:
+        raise web.HTTPSeeOther(f"/review/golden?{urlencode({'error': str(error)})}") from None
+    await engine.sync_golden()
+    raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "Added."}))
+
+
+async def golden_action(request: web.Request) -> web.Response:
+    name = require_maintainer(request)
+    form = await _form(request)
+    engine = _engine(request)
+    await engine.start()
+    record_id = int(request.match_info["id"])
+    if form.get("action") == "delete":
+        if not await engine.review.delete_golden_record(record_id, name):
+            raise web.HTTPNotFound(text="no such golden record")
+        await engine.sync_golden()
+        raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "Deleted."}))
+    try:
+        record = await engine.review.update_golden_record(record_id, form.get("question", ""), form.get("answer", ""), name)
+    except ReviewError as error:
+        raise web.HTTPSeeOther(f"/review/golden/{record_id}?{urlencode({'error': str(error)})}") from None
+    if record is None:
+        raise web.HTTPNotFound(text="no such golden record")
+    await engine.sync_golden()
+    raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "Saved."}))
+
+
+async def golden_export(request: web.Request) -> web.Response:
+    require_maintainer(request)
+    engine = _engine(request)
+    await engine.start()
+    fmt = request.query.get("format", "jsonl")
+    if fmt not in ("jsonl", "csv"):
+        raise web.HTTPBadRequest(text="format is jsonl or csv")
+    body = engine.review.export_golden(await engine.review.all_golden_records(), fmt)
+    kind = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
+    return web.Response(text=body, content_type=kind, charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="golden-records.{fmt}"'})
+
+
+async def golden_import(request: web.Request) -> web.Response:
+    name = require_maintainer(request)
+    form = await _form(request)
+    upload = form.get("file")
+    engine = _engine(request)
+    await engine.start()
+    try:
+        if not hasattr(upload, "file"):
+            raise ReviewError("choose a CSV file to import")
+        text = upload.file.read().decode("utf-8-sig")
+        result = await engine.review.import_golden_csv(text, name)
+    except (ReviewError, UnicodeDecodeError) as error:
+        message = str(error) if isinstance(error, ReviewError) else "the file is not UTF-8 text"
+        raise web.HTTPSeeOther(f"/review/golden?{urlencode({'error': message})}") from None
+    await engine.sync_golden()
+    skipped = f", {len(result['skipped'])} skipped" if result["skipped"] else ""
+    raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": f"Imported {result['added']}{skipped}."}))
+
+
+# -- overview --------------------------------------------------------------------------------------
+
+
+async def overview_page(request: web.Request) -> web.Response:
+    require_maintainer(request)
+    engine = _engine(request)
+    await engine.start()
+    stats = await engine.review.overview(30)
+    votes = stats["votes"]
+    return render(request, "overview.html", stats=stats,
+                  daily=charts.daily_bars(stats["per_day"]),
+                  vote_share=charts.share_bar([("👍", votes["up"], "#10b981"), ("👎", votes["down"], "#ef4444")]),
+                  sources=charts.ranked_bars([(s["title"], s["citations"], s["url"] if s["url"].startswith("http") else None)
+                                              for s in stats["top_sources"]]),
+                  audit=await engine.review.audit_events(12))
+
+
+def mount_pages(app: web.Application, session_secret: str, secure_cookies: bool) -> None:
+    app[SESSIONS] = Sessions(session_secret, secure=secure_cookies)
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                                     autoescape=jinja2.select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
+    environment.filters["tojson_pretty"] = lambda value: json.dumps(value, indent=1, ensure_ascii=False)
+    app[TEMPLATES] = environment
+    app.router.add_get("/", home)
+    app.router.add_get("/ask", ask_page)
+    app.router.add_post("/ask/answer", ask_answer)
+    app.router.add_post("/ask/feedback", ask_feedback)
+    app.router.add_get("/review", review_home)
+    app.router.add_get("/review/login", login_page)
+    app.router.add_post("/review/login", login)
+    app.router.add_post("/review/logout", logout)
+    app.router.add_get("/review/answers", answers_page)
+    app.router.add_get("/review/answers/{id}", answer_page)
+    app.router.add_post("/review/answers/{id}", answer_action)
+    app.router.add_get("/review/golden", golden_page)
+    app.router.add_post("/review/golden", golden_add)
+    app.router.add_get("/review/golden/export", golden_export)
+    app.router.add_post("/review/golden/import", golden_import)
+    app.router.add_get(r"/review/golden/{id:\d+}", golden_record_page)
+    app.router.add_post(r"/review/golden/{id:\d+}", golden_action)
+    app.router.add_get("/review/overview", overview_page)
+    app.router.add_static("/static/", HERE / "static")

@@ -1,0 +1,181 @@
+"""The review actions as JSON routes under ``/api/v1/``, for scripts (behind the API's bearer keys,
+or a maintainer's token, whose name is then recorded as who did it)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from engine.api.http import CALLER, ENGINE, BadRequest, error_response, int_query, read_json
+from engine.api.pages import answer_filter
+from engine.store.review import ReviewError
+
+
+def _engine(request: web.Request):
+    return request.app[ENGINE]
+
+
+def actor(request: web.Request, data: dict | None = None) -> str:
+    """Who is acting: the maintainer whose token was sent, else the body's ``by``, else the API key's id."""
+    caller = request.get(CALLER, "api")
+    if caller.startswith("maintainer:"):
+        return caller.removeprefix("maintainer:")
+    by = (data or {}).get("by")
+    return by.strip()[:100] if isinstance(by, str) and by.strip() else f"api:{caller}"
+
+
+def answer_view(record, *, full: bool = False) -> dict:
+    view = {"id": record.id, "created_at": record.created_at.isoformat(), "channel": record.channel,
+            "conversation_id": record.conversation_id, "question": record.question, "text": record.text,
+            "abstained": record.abstained, "verdict": record.verdict, "corrected_text": record.corrected_text,
+            "review_note": record.review_note, "reviewed_by": record.reviewed_by,
+            "votes": {"up": record.up_votes, "down": record.down_votes},
+            "accepted": record.accepted_at is not None, "model": record.model}
+    if full:
+        view.update(sources=record.sources, citations=record.citations, confidence=record.confidence,
+                    prompt_tokens=record.prompt_tokens, output_tokens=record.output_tokens, latency_ms=record.latency_ms,
+                    fallback_reasons=record.fallback_reasons)
+    return view
+
+
+def golden_view(record) -> dict:
+    return {"id": record.id, "question": record.question, "answer": record.answer, "source": record.source,
+            "answer_id": record.answer_id, "created_by": record.created_by, "updated_by": record.updated_by,
+            "updated_at": record.updated_at.isoformat()}
+
+
+def _bad(message: str) -> web.Response:
+    return error_response(400, message)
+
+
+async def list_answers(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    await engine.start()
+    rows, more = await engine.review.answers(answer_filter(request.query))
+    return web.json_response({"answers": [answer_view(r) for r in rows], "more": more})
+
+
+async def get_answer(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    await engine.start()
+    detail = await engine.review.detail(request.match_info["id"])
+    if detail is None:
+        return error_response(404, "no such answer")
+    view = answer_view(detail["record"], full=True)
+    view["turns"] = [{"role": t.role, "text": t.text} for t in detail["turns"]]
+    view["vote_comments"] = [{"vote": v.vote, "comment": v.comment} for v in detail["votes"] if v.comment]
+    view["golden_record"] = detail["golden"].id if detail["golden"] else None
+    github = detail["github"]
+    view["github"] = {"status": github.status, "discussion_url": github.discussion_url,
+                      "comment_url": github.comment_url} if github else None
+    return web.json_response(view)
+
+
+async def review_answer(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    engine = _engine(request)
+    try:
+        record, golden = await engine.review_answer(request.match_info["id"], data.get("verdict", ""), actor(request, data),
+                                                    text=data.get("text"), reason=data.get("reason"))
+    except LookupError:
+        return error_response(404, "no such answer")
+    except ReviewError as error:
+        return _bad(str(error))
+    return web.json_response({**answer_view(record), "golden_record": golden.id if golden else None})
+
+
+async def list_golden(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    await engine.start()
+    rows = await engine.review.all_golden_records()
+    return web.json_response({"golden_records": [golden_view(r) for r in rows]})
+
+
+async def add_golden(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    engine = _engine(request)
+    await engine.start()
+    try:
+        record = await engine.review.add_golden_record(data.get("question") or "", data.get("answer") or "", actor(request, data))
+    except ReviewError as error:
+        return _bad(str(error))
+    await engine.sync_golden()
+    return web.json_response(golden_view(record), status=201)
+
+
+def _record_id(request: web.Request) -> int:
+    value = request.match_info["id"]
+    if not value.isdigit():
+        raise BadRequest("the id must be a number")
+    return int(value)
+
+
+async def edit_golden(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    engine = _engine(request)
+    await engine.start()
+    try:
+        record = await engine.review.update_golden_record(_record_id(request), data.get("question") or "",
+                                                         data.get("answer") or "", actor(request, data))
+    except ReviewError as error:
+        return _bad(str(error))
+    if record is None:
+        return error_response(404, "no such golden record")
+    await engine.sync_golden()
+    return web.json_response(golden_view(record))
+
+
+async def delete_golden(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    await engine.start()
+    if not await engine.review.delete_golden_record(_record_id(request), actor(request)):
+        return error_response(404, "no such golden record")
+    await engine.sync_golden()
+    return web.json_response({"ok": True})
+
+
+async def export_golden(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    await engine.start()
+    fmt = request.query.get("format", "jsonl")
+    try:
+        body = engine.review.export_golden(await engine.review.all_golden_records(), fmt)
+    except ReviewError as error:
+        return _bad(str(error))
+    return web.Response(text=body, content_type="application/x-ndjson" if fmt == "jsonl" else "text/csv", charset="utf-8")
+
+
+async def import_golden(request: web.Request) -> web.Response:
+    limit = _engine(request).settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    try:
+        text = (await request.read()).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return _bad("the CSV is not UTF-8 text")
+    engine = _engine(request)
+    await engine.start()
+    try:
+        result = await engine.review.import_golden_csv(text, actor(request))
+    except ReviewError as error:
+        return _bad(str(error))
+    await engine.sync_golden()
+    return web.json_response(result)
+
+
+async def overview(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    await engine.start()
+    return web.json_response(await engine.review.overview(int_query(request, "days", 30, 1, 365)))
+
+
+def mount_review_api(app: web.Application) -> None:
+    app.router.add_get("/api/v1/answers", list_answers)
+    app.router.add_get("/api/v1/answers/{id}", get_answer)
+    app.router.add_post("/api/v1/answers/{id}/review", review_answer)
+    app.router.add_get("/api/v1/golden-records", list_golden)
+    app.router.add_post("/api/v1/golden-records", add_golden)
+    app.router.add_get("/api/v1/golden-records/export", export_golden)
+    app.router.add_post("/api/v1/golden-records/import", import_golden)
+    app.router.add_put(r"/api/v1/golden-records/{id:\d+}", edit_golden)
+    app.router.add_delete(r"/api/v1/golden-records/{id:\d+}", delete_golden)
+    app.router.add_get("/api/v1/overview", overview)

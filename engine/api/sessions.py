@@ -1,0 +1,69 @@
+"""Browser sessions for the web pages: a signed cookie, a CSRF token, and the same-origin check.
+
+The cookie holds who signed in (a maintainer's name, or nobody), a random visitor id (votes
+from the Ask page) and the CSRF token every form and script must send back. It is signed
+with itsdangerous (tampering voids it), HttpOnly, SameSite=Lax, and Secure when configured.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+COOKIE = "firstreply_session"
+MAX_AGE_SECONDS = 7 * 24 * 3600
+
+
+@dataclass
+class WebSession:
+    maintainer: str | None = None
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    visitor: str = field(default_factory=lambda: secrets.token_hex(8))
+
+
+class CsrfRefused(web.HTTPForbidden):
+    pass
+
+
+class Sessions:
+    def __init__(self, secret: str, *, secure: bool = False) -> None:
+        self._serializer = URLSafeTimedSerializer(secret, salt="firstreply.session")
+        self.secure = secure
+
+    def load(self, request: web.Request) -> WebSession:
+        value = request.cookies.get(COOKIE)
+        if value:
+            try:
+                data = self._serializer.loads(value, max_age=MAX_AGE_SECONDS)
+                return WebSession(data.get("m"), data["c"], data["v"])
+            except (BadSignature, KeyError, TypeError):
+                pass  # expired or forged: start afresh
+        return WebSession()
+
+    def save(self, response: web.StreamResponse, session: WebSession) -> None:
+        value = self._serializer.dumps({"m": session.maintainer, "c": session.csrf, "v": session.visitor})
+        response.set_cookie(COOKIE, value, max_age=MAX_AGE_SECONDS, httponly=True, samesite="Lax", secure=self.secure,
+                            path="/")
+
+
+def same_origin(request: web.Request) -> bool:
+    """False when the browser says the request came from another site (Origin, else Referer)."""
+    claimed = request.headers.get("Origin") or request.headers.get("Referer")
+    if not claimed or claimed == "null":
+        return claimed is None
+    origin = urlsplit(claimed)
+    host = request.headers.get("X-Forwarded-Host") or request.host
+    return origin.netloc == host
+
+
+def check_csrf(request: web.Request, session: WebSession, supplied: str | None) -> None:
+    """Refuse (403) a state-changing request from another site, or without this session's token."""
+    if not same_origin(request):
+        raise CsrfRefused(text="cross-site request refused")
+    if not supplied or not hmac.compare_digest(supplied.encode(), session.csrf.encode()):
+        raise CsrfRefused(text="missing or wrong CSRF token: reload the page and try again")

@@ -1,0 +1,95 @@
+// The Ask page: post the question, stream the answer (server-sent events over fetch), then vote.
+(function () {
+  const form = document.getElementById("ask");
+  const csrf = form.dataset.csrf;
+  const result = document.getElementById("result");
+  const text = document.getElementById("answer-text");
+  const sources = document.getElementById("sources");
+  const votes = document.getElementById("votes");
+  const status = document.getElementById("vote-status");
+  let answerId = null;
+  let conversation = null;
+
+  function headers() {
+    return { "Content-Type": "application/json", "X-CSRF-Token": csrf };
+  }
+
+  function show(answer) {
+    answerId = answer.id;
+    conversation = answer.conversation_id;
+    text.textContent = answer.text;
+    text.classList.toggle("abstained", answer.abstained);
+    sources.replaceChildren();
+    for (const c of answer.citations) {
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = c.url;
+      link.rel = "noopener noreferrer";
+      link.textContent = c.heading ? `${c.title} › ${c.heading}` : c.title;
+      item.append(link);
+      sources.append(item);
+    }
+    votes.hidden = !answer.id;
+    status.textContent = "";
+    for (const b of votes.querySelectorAll(".vote")) b.classList.remove("chosen");
+  }
+
+  function handle(block) {
+    const event = /^event: (.*)$/m.exec(block);
+    const data = /^data: (.*)$/m.exec(block);
+    if (!event || !data) return;
+    const payload = JSON.parse(data[1]);
+    if (event[1] === "delta") text.textContent += payload.text;
+    else if (event[1] === "answer") show(payload);
+    else if (event[1] === "error") text.textContent = payload.message;
+  }
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const question = document.getElementById("question").value.trim();
+    if (!question) return;
+    result.hidden = false;
+    votes.hidden = true;
+    text.textContent = "";
+    sources.replaceChildren();
+    const button = document.getElementById("send");
+    button.disabled = true;
+    try {
+      const response = await fetch("/ask/answer", {
+        method: "POST", headers: headers(), credentials: "same-origin",
+        body: JSON.stringify({ question, conversation_id: conversation }),
+      });
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        text.textContent = (body.error && body.error.message) || `Something went wrong (${response.status}).`;
+        return;
+      }
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          handle(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+        }
+      }
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  votes.addEventListener("click", async (e) => {
+    const button = e.target.closest(".vote");
+    if (!button || !answerId) return;
+    const response = await fetch("/ask/feedback", {
+      method: "POST", headers: headers(), credentials: "same-origin",
+      body: JSON.stringify({ answer_id: answerId, vote: button.dataset.vote }),
+    });
+    for (const b of votes.querySelectorAll(".vote")) b.classList.toggle("chosen", b === button);
+    status.textContent = response.ok ? "Thanks!" : "Couldn't record that vote.";
+  });
+})();

@@ -1,0 +1,348 @@
+"""Reading and judging the answer log: filters, one answer in full, verdicts, golden records,
+maintainers and their audit trail, and the overview's figures.
+
+Everything is a query or a short transaction on the engine's database; the same code serves
+the review pages, the ``/api/v1`` routes and the CLI.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import Date, Integer, cast, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine.store.database import sessions
+from engine.store.models import (AnswerRecord, AuditEvent, Feedback, GitHubReply, GoldenRecord, Maintainer, Turn,
+                                 utcnow)
+
+VERDICTS = ("unreviewed", "approved", "corrected", "rejected")
+MAX_IMPORT_FIELD = 20_000
+
+
+class ReviewError(ValueError):
+    """A review action that can't be done as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class AnswerFilter:
+    channel: str | None = None
+    verdict: str | None = None
+    votes: str | None = None  # down | up | none
+    abstained: bool | None = None
+    accepted: bool | None = None
+    text: str | None = None
+    order: str = "down"  # down (👎 first, then newest) | newest
+    page: int = 1
+    per_page: int = 50
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _every_day(since: datetime, days: int, counted: dict[str, tuple[int, int]]) -> list[dict]:
+    """One entry per day of the window, days without questions included (a chart needs the gaps)."""
+    first = since.date() + timedelta(days=1)
+    out = []
+    for offset in range(days):
+        day = str(first + timedelta(days=offset))
+        questions, abstained = counted.get(day, (0, 0))
+        out.append({"day": day, "questions": questions, "abstained": abstained})
+    return out
+
+
+class ReviewStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.session = sessions(engine)
+
+    # -- the answer log ---------------------------------------------------------------------------
+
+    async def answers(self, f: AnswerFilter) -> tuple[list[AnswerRecord], bool]:
+        """One page of answers matching the filter, and whether another page follows."""
+        query = select(AnswerRecord)
+        if f.channel:
+            query = query.where(AnswerRecord.channel == f.channel)
+        if f.verdict:
+            query = query.where(AnswerRecord.verdict == f.verdict)
+        if f.votes == "down":
+            query = query.where(AnswerRecord.down_votes > 0)
+        elif f.votes == "up":
+            query = query.where(AnswerRecord.up_votes > 0)
+        elif f.votes == "none":
+            query = query.where(AnswerRecord.up_votes == 0, AnswerRecord.down_votes == 0)
+        if f.abstained is not None:
+            query = query.where(AnswerRecord.abstained.is_(f.abstained))
+        if f.accepted is not None:
+            query = query.where(AnswerRecord.accepted_at.isnot(None) if f.accepted else AnswerRecord.accepted_at.is_(None))
+        if f.text:
+            pattern = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(or_(AnswerRecord.question.ilike(pattern, escape="\\"),
+                                    AnswerRecord.text.ilike(pattern, escape="\\")))
+        order = [AnswerRecord.created_at.desc(), AnswerRecord.id.desc()]
+        if f.order == "down":
+            order.insert(0, AnswerRecord.down_votes.desc())
+        query = query.order_by(*order).offset((f.page - 1) * f.per_page).limit(f.per_page + 1)
+        async with self.session() as session:
+            rows = list((await session.execute(query)).scalars())
+        return rows[: f.per_page], len(rows) > f.per_page
+
+    async def detail(self, answer_id: str) -> dict | None:
+        """An answer with everything a reviewer needs: its conversation, votes, GitHub reply, golden record."""
+        async with self.session() as session:
+            record = await session.get(AnswerRecord, answer_id)
+            if record is None:
+                return None
+            turns = []
+            if record.conversation_id:
+                turns = list((await session.execute(
+                    select(Turn).where(Turn.conversation_id == record.conversation_id).order_by(Turn.id)
+                )).scalars())
+            votes = list((await session.execute(
+                select(Feedback).where(Feedback.answer_id == answer_id).order_by(Feedback.updated_at.desc())
+            )).scalars())
+            reply = (await session.execute(
+                select(GitHubReply).where(GitHubReply.answer_id == answer_id).order_by(GitHubReply.id.desc())
+            )).scalars().first()
+            golden = (await session.execute(select(GoldenRecord).where(GoldenRecord.answer_id == answer_id))).scalar_one_or_none()
+        return {"record": record, "turns": turns, "votes": votes, "github": reply, "golden": golden}
+
+    async def review(self, answer_id: str, verdict: str, by: str, *, text: str | None = None,
+                     reason: str | None = None) -> tuple[AnswerRecord, GoldenRecord | None]:
+        """Approve, correct (with the corrected text, kept beside the original) or reject an answer.
+
+        Approved and corrected answers become golden records; rejecting removes the answer's one.
+        """
+        if verdict not in ("approved", "corrected", "rejected"):
+            raise ReviewError("the verdict must be approved, corrected or rejected")
+        if verdict == "corrected" and not (text and text.strip()):
+            raise ReviewError("a correction needs the corrected text")
+        if verdict == "rejected" and not (reason and reason.strip()):
+            raise ReviewError("say why the answer is rejected")
+        async with self.session.begin() as session:
+            record = await session.get(AnswerRecord, answer_id)
+            if record is None:
+                raise LookupError(answer_id)
+            if verdict == "approved" and record.abstained:
+                raise ReviewError("an abstention has no answer to approve: correct it with the right answer instead")
+            record.verdict, record.reviewed_by, record.reviewed_at = verdict, by, utcnow()
+            record.corrected_text = text.strip() if verdict == "corrected" and text else None
+            record.review_note = reason.strip() if verdict == "rejected" and reason else None
+            golden = (await session.execute(select(GoldenRecord).where(GoldenRecord.answer_id == answer_id))).scalar_one_or_none()
+            if verdict == "rejected":
+                if golden is not None:
+                    await session.delete(golden)
+                golden = None
+            else:
+                answer = record.corrected_text or record.text
+                if golden is None:
+                    golden = GoldenRecord(question=record.question, answer=answer, source="review", answer_id=answer_id,
+                                          created_by=by, updated_by=by)
+                    session.add(golden)
+                else:
+                    golden.answer, golden.updated_by, golden.updated_at = answer, by, utcnow()
+            session.add(AuditEvent(actor=by, action=f"answer.{verdict}", target=answer_id,
+                                   detail={"reason": record.review_note} if record.review_note else {}))
+            await session.flush()
+            return record, golden
+
+    # -- golden records -------------------------------------------------------------------------------
+
+    async def golden_records(self, text: str | None = None, page: int = 1, per_page: int = 50) -> tuple[list[GoldenRecord], bool]:
+        query = select(GoldenRecord).order_by(GoldenRecord.updated_at.desc(), GoldenRecord.id.desc())
+        if text:
+            pattern = f"%{text}%"
+            query = query.where(or_(GoldenRecord.question.ilike(pattern), GoldenRecord.answer.ilike(pattern)))
+        async with self.session() as session:
+            rows = list((await session.execute(query.offset((page - 1) * per_page).limit(per_page + 1))).scalars())
+        return rows[:per_page], len(rows) > per_page
+
+    async def all_golden_records(self) -> list[GoldenRecord]:
+        async with self.session() as session:
+            return list((await session.execute(select(GoldenRecord).order_by(GoldenRecord.id))).scalars())
+
+    async def golden_record(self, record_id: int) -> GoldenRecord | None:
+        async with self.session() as session:
+            return await session.get(GoldenRecord, record_id)
+
+    @staticmethod
+    def _check_pair(question: str, answer: str) -> tuple[str, str]:
+        question, answer = (question or "").strip(), (answer or "").strip()
+        if not question or not answer:
+            raise ReviewError("a golden record needs a question and an answer")
+        if len(question) > MAX_IMPORT_FIELD or len(answer) > MAX_IMPORT_FIELD:
+            raise ReviewError(f"questions and answers are at most {MAX_IMPORT_FIELD} characters")
+        return question, answer
+
+    async def add_golden_record(self, question: str, answer: str, by: str, source: str = "manual") -> GoldenRecord:
+        question, answer = self._check_pair(question, answer)
+        async with self.session.begin() as session:
+            record = GoldenRecord(question=question, answer=answer, source=source, created_by=by, updated_by=by)
+            session.add(record)
+            await session.flush()
+            session.add(AuditEvent(actor=by, action="golden.add", target=str(record.id), detail={}))
+            return record
+
+    async def update_golden_record(self, record_id: int, question: str, answer: str, by: str) -> GoldenRecord | None:
+        question, answer = self._check_pair(question, answer)
+        async with self.session.begin() as session:
+            record = await session.get(GoldenRecord, record_id)
+            if record is None:
+                return None
+            record.question, record.answer, record.updated_by, record.updated_at = question, answer, by, utcnow()
+            session.add(AuditEvent(actor=by, action="golden.edit", target=str(record_id), detail={}))
+            return record
+
+    async def delete_golden_record(self, record_id: int, by: str) -> bool:
+        async with self.session.begin() as session:
+            deleted = await session.execute(delete(GoldenRecord).where(GoldenRecord.id == record_id))
+            if deleted.rowcount:
+                session.add(AuditEvent(actor=by, action="golden.delete", target=str(record_id), detail={}))
+            return bool(deleted.rowcount)
+
+    async def import_golden_csv(self, text: str, by: str) -> dict:
+        """Add question/answer pairs from CSV (a header row naming ``question`` and ``answer``).
+
+        Rows without both, and pairs already present, are skipped and reported; nothing is half-imported.
+        """
+        reader = csv.DictReader(io.StringIO(text))
+        fields = {(name or "").strip().lower(): name for name in (reader.fieldnames or [])}
+        if "question" not in fields or "answer" not in fields:
+            raise ReviewError("the CSV needs a header row with 'question' and 'answer' columns")
+        existing = {(r.question.strip(), r.answer.strip()) for r in await self.all_golden_records()}
+        added, skipped = [], []
+        for line, row in enumerate(reader, start=2):
+            try:
+                pair = self._check_pair(row.get(fields["question"]) or "", row.get(fields["answer"]) or "")
+            except ReviewError as error:
+                skipped.append({"line": line, "reason": str(error)})
+                continue
+            if pair in existing:
+                skipped.append({"line": line, "reason": "already a golden record"})
+                continue
+            existing.add(pair)
+            added.append(pair)
+        async with self.session.begin() as session:
+            session.add_all(GoldenRecord(question=q, answer=a, source="import", created_by=by, updated_by=by) for q, a in added)
+            session.add(AuditEvent(actor=by, action="golden.import", target=None,
+                                   detail={"added": len(added), "skipped": len(skipped)}))
+        return {"added": len(added), "skipped": skipped}
+
+    @staticmethod
+    def export_golden(records: list[GoldenRecord], fmt: str) -> str:
+        rows = [{"id": r.id, "question": r.question, "answer": r.answer, "source": r.source, "answer_id": r.answer_id}
+                for r in records]
+        if fmt == "jsonl":
+            return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        if fmt == "csv":
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=["id", "question", "answer", "source", "answer_id"])
+            writer.writeheader()
+            writer.writerows(rows)
+            return out.getvalue()
+        raise ReviewError("the format must be jsonl or csv")
+
+    # -- maintainers and the audit trail --------------------------------------------------------------
+
+    async def add_maintainer(self, name: str) -> str:
+        """Create a maintainer and return their sign-in token (shown once; only its hash is kept)."""
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise ReviewError("a maintainer needs a name of 1-100 characters")
+        token = "frm_" + secrets.token_urlsafe(32)
+        try:
+            async with self.session.begin() as session:
+                session.add(Maintainer(name=name, token_hash=token_digest(token)))
+                session.add(AuditEvent(actor="cli", action="maintainer.add", target=name, detail={}))
+        except IntegrityError:
+            raise ReviewError(f"there is already a maintainer called {name!r}") from None
+        return token
+
+    async def remove_maintainer(self, name: str) -> bool:
+        async with self.session.begin() as session:
+            removed = await session.execute(delete(Maintainer).where(Maintainer.name == name))
+            if removed.rowcount:
+                session.add(AuditEvent(actor="cli", action="maintainer.remove", target=name, detail={}))
+            return bool(removed.rowcount)
+
+    async def maintainers(self) -> list[Maintainer]:
+        async with self.session() as session:
+            return list((await session.execute(select(Maintainer).order_by(Maintainer.name))).scalars())
+
+    async def maintainer_for(self, token: str) -> str | None:
+        """The maintainer a token belongs to, or None."""
+        async with self.session.begin() as session:
+            row = (await session.execute(select(Maintainer).where(Maintainer.token_hash == token_digest(token)))).scalar_one_or_none()
+            if row is None:
+                return None
+            row.last_seen_at = utcnow()
+            return row.name
+
+    async def audit(self, actor: str, action: str, target: str | None = None, detail: dict | None = None) -> None:
+        async with self.session.begin() as session:
+            session.add(AuditEvent(actor=actor, action=action, target=target, detail=detail or {}))
+
+    async def audit_events(self, limit: int = 50) -> list[AuditEvent]:
+        async with self.session() as session:
+            return list((await session.execute(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit))).scalars())
+
+    # -- the overview ---------------------------------------------------------------------------------
+
+    async def overview(self, days: int = 30) -> dict:
+        since = datetime.now(timezone.utc) - timedelta(days=days)
+        async with self.session() as session:
+            dialect = session.bind.dialect.name
+            day = func.date(AnswerRecord.created_at) if dialect == "sqlite" else cast(AnswerRecord.created_at, Date)
+            per_day = (await session.execute(
+                select(day.label("day"), func.count(), func.sum(cast(AnswerRecord.abstained, Integer)))
+                .where(AnswerRecord.created_at >= since).group_by(day).order_by(day)
+            )).all()
+            totals = (await session.execute(select(
+                func.count(), func.sum(cast(AnswerRecord.abstained, Integer)), func.sum(AnswerRecord.up_votes),
+                func.sum(AnswerRecord.down_votes),
+            ).where(AnswerRecord.created_at >= since))).one()
+            github_posted = (await session.execute(select(func.count()).select_from(GitHubReply).where(
+                GitHubReply.status == "posted", GitHubReply.created_at >= since))).scalar_one()
+            github_accepted = (await session.execute(select(func.count()).select_from(GitHubReply).where(
+                GitHubReply.status == "posted", GitHubReply.accepted.is_(True), GitHubReply.created_at >= since))).scalar_one()
+            cited = (await session.execute(select(AnswerRecord.citations).where(
+                AnswerRecord.created_at >= since, AnswerRecord.abstained.is_(False)
+            ).order_by(AnswerRecord.created_at.desc()).limit(5000))).scalars()
+            normalised = func.lower(func.trim(AnswerRecord.question))
+            unanswered = (await session.execute(
+                select(func.min(AnswerRecord.question), func.count().label("n")).where(
+                    AnswerRecord.abstained.is_(True), AnswerRecord.created_at >= since)
+                .group_by(normalised).order_by(func.count().desc(), func.min(AnswerRecord.question)).limit(10)
+            )).all()
+            verdicts = dict((await session.execute(
+                select(AnswerRecord.verdict, func.count()).where(AnswerRecord.created_at >= since).group_by(AnswerRecord.verdict)
+            )).all())
+        sources: Counter = Counter()
+        titles: dict[str, str] = {}
+        for citations in cited:
+            for citation in citations or []:
+                key = citation.get("url") or citation.get("path", "")
+                sources[key] += 1
+                titles.setdefault(key, citation.get("title") or citation.get("path", key))
+        total, abstained, up, down = totals[0] or 0, totals[1] or 0, totals[2] or 0, totals[3] or 0
+        return {
+            "days": days,
+            "per_day": _every_day(since, days, {str(d): (n, a or 0) for d, n, a in per_day}),
+            "questions": total,
+            "abstention_rate": abstained / total if total else 0.0,
+            "votes": {"up": up, "down": down, "up_share": up / (up + down) if up + down else None},
+            "github": {"posted": github_posted, "accepted": github_accepted,
+                       "acceptance_rate": github_accepted / github_posted if github_posted else None},
+            "verdicts": {v: verdicts.get(v, 0) for v in VERDICTS},
+            "top_sources": [{"url": k, "title": titles[k], "citations": n} for k, n in sources.most_common(10)],
+            "unanswered": [{"question": q, "times": n} for q, n in unanswered],
+        }
