@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from engine.api.app import build_app
 from engine.store.github import GitHubStore
 from engine.store.models import AnswerRecord, GitHubInstallation, GitHubJob, GitHubReply, GitHubRepository
-from fakes.github import Fault, FakeGitHub
+from fakes.github import SCHEMA, Fault, FakeGitHub
 from fakes.server import serve
 from github_app import sansio
 
@@ -29,6 +29,8 @@ SECRET = "webhook-secret-for-tests"
 SLUG = "firstreply-test"
 APP_ID = 29310
 KEY = "sk-maintainer"
+pytestmark = pytest.mark.skipif(not (SCHEMA.is_file() and PAYLOADS.is_dir()),
+                                reason="../shared/fixtures/github (GitHub's schema and payloads) is absent")
 REPO = "Codertocat/Hello-World"
 QUESTION_TITLE = "How do I zoom the camera in?"
 QUESTION_BODY = "I render a scene with tinyviz and want to zoom the camera in closer. How?"

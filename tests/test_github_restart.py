@@ -24,9 +24,9 @@ from engine.store.database import create_engine
 from engine.store.github import GitHubStore
 from fakes.github import FakeGitHub
 from fakes.server import serve
-from test_github_app import APP_ID, KEY, SECRET, SLUG, qa_discussion, sign
+from test_github_app import APP_ID, KEY, SECRET, SLUG, pytestmark as needs_fixtures, qa_discussion, sign
 
-pytestmark = pytest.mark.subprocess
+pytestmark = [pytest.mark.subprocess, needs_fixtures]
 FIRSTREPLY = Path(sys.executable).with_name("firstreply")
 
 
