@@ -172,3 +172,31 @@ def test_maintainers_steer_the_github_app_from_the_command_line(env, tmp_path):
     assert " off" in runner.invoke(cli, ["github", "repos"]).output
     missing = runner.invoke(cli, ["github", "switch", "org/other", "off"])
     assert missing.exit_code == 1 and "no repository 'org/other'" in missing.output
+
+
+def test_maintainers_review_and_golden_records_from_the_command_line(env, sample_project, tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", str(sample_project)]).exit_code == 0
+    assert runner.invoke(cli, ["ask", "How do I zoom the camera in?"]).exit_code == 0
+    added = runner.invoke(cli, ["maintainer", "add", "ada"])
+    assert added.exit_code == 0 and added.output.strip().splitlines()[-1].startswith("frm_")
+    assert "ada" in runner.invoke(cli, ["maintainer", "list"]).output
+    assert runner.invoke(cli, ["maintainer", "add", "ada"]).exit_code == 1  # names are unique
+
+    listed = runner.invoke(cli, ["review", "list", "--verdict", "unreviewed"])
+    answer_id = listed.output.split()[0]
+    assert listed.exit_code == 0 and "How do I zoom the camera in?" in listed.output
+    assert "scene.zoom(2)" in runner.invoke(cli, ["review", "show", answer_id]).output
+    (tmp_path / "fix.txt").write_text("Call scene.zoom(2.5).")
+    corrected = runner.invoke(cli, ["review", "correct", answer_id, "--by", "ada", "--text-file", str(tmp_path / "fix.txt")])
+    assert corrected.exit_code == 0 and "golden record #1" in corrected.output
+    rejected = runner.invoke(cli, ["review", "reject", answer_id, "--by", "ada", "--reason", ""])
+    assert rejected.exit_code == 1 and "say why" in rejected.output
+
+    (tmp_path / "qa.csv").write_text("question,answer\nHow do I install it?,pip install tinyviz\n,\n")
+    imported = runner.invoke(cli, ["golden", "import", str(tmp_path / "qa.csv"), "--by", "ada"])
+    assert imported.exit_code == 0 and "1 added, 1 skipped" in imported.output
+    exported = runner.invoke(cli, ["golden", "export", "--format", "jsonl"])
+    assert [json.loads(line)["answer"] for line in exported.output.splitlines()] == ["Call scene.zoom(2.5).",
+                                                                                    "pip install tinyviz"]
+    assert runner.invoke(cli, ["maintainer", "remove", "ada"]).exit_code == 0

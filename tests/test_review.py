@@ -296,3 +296,27 @@ async def test_a_private_ask_page_sends_visitors_to_sign_in(make_engine):
                 assert r.status == 401
         finally:
             await browser.session.close()
+
+
+async def test_a_github_draft_is_posted_from_its_answer_page(site):
+    from engine.store.github import GitHubStore
+
+    url, engine, ids, token, browser = site
+    github = GitHubStore(engine.store.engine)
+    await github.hold_reply("D_9", 1, 30, kind="first", discussion_id="D_9", repository="org/tinyviz",
+                            installation_id=1, discussion_number=9, discussion_url="https://github.com/org/tinyviz/discussions/9")
+    await github.update_reply("D_9", status="draft", body="Use scene.zoom(2).", answer_id=ids["github"], release=True)
+    await browser.sign_in(token)
+    target = f"/review/answers/{ids['github']}"
+    status, _, page = await browser.get(target)
+    assert status == 200 and "Post to GitHub" in page and "org/tinyviz#9" in page
+    csrf = await browser.csrf(target)
+    status, location, _ = await browser.post(target, {"action": "post", "body": "Use scene.zoom(2) to zoom in.",
+                                                      "csrf_token": csrf})
+    assert status == 303 and location == target
+    reply = await github.reply("D_9")
+    assert reply.status == "approved" and reply.approved_by == "ada" and reply.body == "Use scene.zoom(2) to zoom in."
+    [job] = await github.jobs()
+    assert job.kind == "post_reply" and job.status == "queued"  # the App's workers post it
+    status, location, _ = await browser.post(target, {"action": "post", "csrf_token": csrf})
+    assert "error=" in location  # nothing left to post
