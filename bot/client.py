@@ -111,7 +111,8 @@ class FirstReplyBot(discord.Client):
         try:
             answer = await self.ask_engine(Question(question, channel="discord", conversation_id=conversation,
                                                     user_id=f"discord:{interaction.user.id}",
-                                                    request_id=f"discord-{interaction.id}"))
+                                                    request_id=f"discord-{interaction.id}",
+                                                    link=getattr(interaction.channel, "jump_url", None)))
         except (EngineUnavailable, EngineError) as error:
             log.warning("engine unavailable for /ask %s: %s", interaction.id, error)
             await interaction.followup.send(APOLOGY, ephemeral=True)
@@ -193,7 +194,8 @@ class FirstReplyBot(discord.Client):
         conversation = str(where.id) if isinstance(where, discord.Thread) else f"message:{message.id}"
         title = where.name if decision.reason == "new forum post" else None  # a forum post's title is half the question
         question = Question(decision.question, channel="discord", conversation_id=conversation, title=title,
-                            user_id=f"discord:{message.author.id}", request_id=f"discord-{message.id}")
+                            user_id=f"discord:{message.author.id}", request_id=f"discord-{message.id}",
+                            link=message.jump_url)
         try:
             async with where.typing():
                 answer = await self.ask_engine(question)

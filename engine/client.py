@@ -52,7 +52,8 @@ class EngineClient:
     @staticmethod
     def _body(question: Question, stream: bool) -> dict:
         body = {"question": question.text, "channel": question.channel, "conversation_id": question.conversation_id,
-                "user_id": question.user_id, "title": question.title, "kb": question.kb, "stream": stream}
+                "user_id": question.user_id, "title": question.title, "kb": question.kb, "link": question.link,
+                "stream": stream}
         return {k: v for k, v in body.items() if v is not None}
 
     async def _request(self, method: str, path: str, body: dict | None = None,

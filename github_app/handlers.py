@@ -157,7 +157,8 @@ class Handlers:
             author = discussion.author_login or "ghost"
             answer = await self._ask(Question(
                 sansio.question_text(discussion.title, discussion.body, self.config.policy), channel="github",
-                conversation_id=discussion.id, user_id=f"github:{author}", title=discussion.title))
+                conversation_id=discussion.id, user_id=f"github:{author}", title=discussion.title,
+                link=discussion.url or None))
             return await self._deliver(reply, answer, (discussion.category_slug, discussion.category_name))
         finally:
             await self.store.update_reply(reply.trigger_id, release=True)
@@ -194,7 +195,8 @@ class Handlers:
             author = (node.get("author") or {}).get("login") or "ghost"
             text = sansio.strip_mention(node.get("body") or "", self.config.slug) or where.get("title") or ""
             answer = await self._ask(Question(text, channel="github", conversation_id=where["id"],
-                                              user_id=f"github:{author}", title=where.get("title")))
+                                              user_id=f"github:{author}", title=where.get("title"),
+                                              link=node.get("url") or None))
             category = where.get("category") or {}
             return await self._deliver(reply, answer, (category.get("slug") or "", category.get("name") or ""))
         finally:

@@ -39,7 +39,8 @@ async def answerer(request, make_engine):
 
 async def test_the_protocol_behaves_the_same_both_ways(answerer):
     assert isinstance(answerer, Answerer)
-    answer = await answerer.answer(Question(CAMERA, channel="discord", conversation_id="thread-9", user_id="u1"))
+    answer = await answerer.answer(Question(CAMERA, channel="discord", conversation_id="thread-9", user_id="u1",
+                                            link="https://discord.com/channels/1/2/3"))
     assert not answer.abstained and answer.id and answer.conversation_id == "thread-9"
     assert "scene.zoom(2)" in answer.text and answer.citations[0].path == "docs/guide/camera.rst"
     assert answer.citations[0].title == "Camera basics"
@@ -146,6 +147,7 @@ async def test_readiness_fails_when_the_database_is_down(make_engine):
     (json.dumps({"question": "x", "channel": "irc"}).encode(), 400, "'channel' must be one of"),
     (json.dumps({"question": "x" * 9000}).encode(), 400, "longer than 8000"),
     (json.dumps({"question": "x", "kb": "../etc"}).encode(), 400, "knowledge base name"),
+    (json.dumps({"question": "x", "link": "javascript:alert(1)"}).encode(), 400, "'link' must be an http(s) URL"),
     (json.dumps({"question": "x" * 70_000}).encode(), 413, "larger than"),
 ])
 async def test_bad_input_gets_a_clear_error_and_stores_nothing(api, body, status, message):

@@ -73,6 +73,9 @@ async def test_a_mention_gets_a_thread_and_a_cited_reply_that_pings_nobody(make_
         assert body["flags"] & 4  # SUPPRESS_EMBEDS: no link previews
         custom_ids = [c["custom_id"] for row in body["components"] for c in row["components"]]
         assert [cid.rsplit(":", 1)[0] for cid in custom_ids] == ["fr:vote:up", "fr:vote:down", "fr:escalate"]
+        answer_id = custom_ids[0].rsplit(":", 1)[1]
+        record = await engine.store.answer(answer_id)  # reviewers can jump to the question
+        assert record.link == f"https://discord.com/channels/{fake.guild_id}/{fake.text_channel}/{question['id']}"
 
 
 async def test_messages_not_for_the_bot_are_ignored(make_engine):

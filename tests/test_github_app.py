@@ -157,6 +157,7 @@ async def test_a_new_qa_discussion_gets_exactly_one_reply_even_when_delivered_tw
     assert reply.status == "posted" and reply.comment_id == comment["id"] and reply.answer_id
     record = await h.engine.store.answer(reply.answer_id)
     assert record.channel == "github" and record.conversation_id == "D_kwDOQA"
+    assert record.link == f"https://github.com/{REPO}/discussions/7"
 
     # The mutation carried everything as variables; the JWT was checked and the token reused.
     mutations = [(q, v) for q, v in h.github.documents if q.lstrip().startswith("mutation")]

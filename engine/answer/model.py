@@ -18,6 +18,7 @@ class Question:
     title: str | None = None
     kb: str | None = None
     request_id: str | None = None
+    link: str | None = None  # where it was asked: a Discord message, a GitHub discussion or comment
 
     def __post_init__(self) -> None:
         if self.channel not in CHANNELS:

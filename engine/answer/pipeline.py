@@ -180,6 +180,7 @@ class AnswerPipeline:
             prompt_tokens=prompt_tokens if prompt_tokens is not None else (prepared.prompt.tokens if prepared.prompt else 0),
             output_tokens=output_tokens if output_tokens is not None else estimate(answer.text),
             latency_ms=answer.latency_ms, trimmed=prepared.prompt.trimmed() if prepared.prompt else {},
+            link=question.link,
         )
         turns = [HistoryTurn("user", question.text, estimate(question.text)), HistoryTurn("assistant", answer.text, estimate(answer.text))]
         await self.store.log_answer(record, turns)

@@ -127,7 +127,16 @@ def question_from(data: dict, request: web.Request) -> Question:
         title=text_field(data, "title", limit=500),
         kb=_kb(data.get("kb")),
         request_id=request[REQUEST_ID],
+        link=_link(data.get("link")),
     )
+
+
+def _link(value) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 500 or not value.startswith(("https://", "http://")):
+        raise BadRequest("'link' must be an http(s) URL of at most 500 characters")
+    return value
 
 
 def _kb(value) -> str | None:

@@ -29,7 +29,7 @@ def answer_view(record, *, full: bool = False) -> dict:
             "abstained": record.abstained, "verdict": record.verdict, "corrected_text": record.corrected_text,
             "review_note": record.review_note, "reviewed_by": record.reviewed_by,
             "votes": {"up": record.up_votes, "down": record.down_votes},
-            "accepted": record.accepted_at is not None, "model": record.model}
+            "accepted": record.accepted_at is not None, "model": record.model, "link": record.link}
     if full:
         view.update(sources=record.sources, citations=record.citations, confidence=record.confidence,
                     prompt_tokens=record.prompt_tokens, output_tokens=record.output_tokens, latency_ms=record.latency_ms,

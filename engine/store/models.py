@@ -67,6 +67,7 @@ class AnswerRecord(Base):
     output_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
     trimmed: Mapped[dict] = mapped_column(JSON, default=dict)  # what the token budget dropped
+    link: Mapped[str | None] = mapped_column(String(500), nullable=True)  # where the question was asked
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # chosen as the answer on GitHub
     # review: unreviewed | approved | corrected | rejected
     verdict: Mapped[str] = mapped_column(String(12), default="unreviewed")

@@ -1,4 +1,4 @@
-"""review: verdicts and vote counts on answers, golden records, maintainers, audit events
+"""review: verdicts, vote counts and where-asked links on answers, golden records, maintainers, audit events
 
 Revision ID: 0004
 Revises: 0003
@@ -51,6 +51,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('token_hash')
     )
     with op.batch_alter_table('answers', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('link', sa.String(length=500), nullable=True))
         batch_op.add_column(sa.Column('verdict', sa.String(length=12), nullable=False, server_default='unreviewed'))
         batch_op.add_column(sa.Column('corrected_text', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('review_note', sa.Text(), nullable=True))
@@ -76,6 +77,7 @@ def downgrade() -> None:
         batch_op.drop_column('review_note')
         batch_op.drop_column('corrected_text')
         batch_op.drop_column('verdict')
+        batch_op.drop_column('link')
 
     op.drop_table('maintainers')
     op.drop_table('golden_records')
