@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024, le=10_000_000)] = 64 * 1024
     rate_limit_per_minute: Annotated[int, Field(ge=1)] = 60
 
+    # -- tuning -----------------------------------------------------------------------------------
+    gemini_tuning_base_url: AnyHttpUrl | None = Field(default=None, description="Gemini tuning REST base; the Gemini base URL when unset.")
+    tuned_model_grantee: str | None = Field(default=None, description="Who may call a tuned Gemini model: EVERYONE, user:EMAIL or group:EMAIL.")
+    tuning_poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    tuning_holdout_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.1
+    tuning_variant: Literal["rag", "plain"] = Field(default="rag", description="Train on prompts with retrieved context (rag) or bare questions.")
+
     # -- web pages (Ask, review) ----------------------------------------------------------------
     ask_public: bool = Field(default=True, description="Anyone may use the Ask page; false: maintainers only.")
     public_url: AnyHttpUrl | None = Field(default=None, description="Where people reach the pages (links to reviews); http://HOST:PORT when unset.")

@@ -27,7 +27,8 @@ from engine.llm.chain import ProviderChain
 from engine.llm.factory import build_chain
 from engine.store.github import GitHubStore
 from engine.store.repository import Store
-from engine.store.review import ReviewStore
+from engine.store.review import ReviewError, ReviewStore
+from engine.store.tuning import TuningStore
 
 
 class Engine:
@@ -38,6 +39,7 @@ class Engine:
         self.chain: ProviderChain | None = None
         self.pipeline: AnswerPipeline | None = None
         self.review: ReviewStore | None = None
+        self.tuning: TuningStore | None = None
         self._golden_lock = asyncio.Lock()
 
     # -- index -----------------------------------------------------------------------------
@@ -122,7 +124,8 @@ class Engine:
         if self.pipeline is None:
             self.store = await Store.open(self.settings.database)
             self.review = ReviewStore(self.store.engine)
-            self.chain = build_chain(self.settings)
+            self.tuning = TuningStore(self.store.engine)
+            self.chain = build_chain(self.settings, self._activated(await self.tuning.active()))
             s = self.settings
             self.pipeline = AnswerPipeline(
                 self.asearch, self.chain, self.store,
@@ -137,7 +140,7 @@ class Engine:
             await self.chain.aclose()
         if self.store is not None:
             await self.store.close()
-        self.pipeline = self.store = self.chain = self.review = None
+        self.pipeline = self.store = self.chain = self.review = self.tuning = None
 
     async def __aenter__(self) -> "Engine":
         return await self.start()
@@ -221,6 +224,135 @@ class Engine:
         approved = await GitHubStore(self.store.engine).approve_reply(reply.id, by, body)
         await self.review.audit(by, "github.post", answer_id, {"reply": reply.id})
         return approved
+
+    # -- tuning ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _activated(activation) -> list[str]:
+        return [spec for spec in (activation.model, activation.fallback) if spec] if activation else []
+
+    def _check_spec(self, spec: str) -> None:
+        if spec.startswith("gemini:") and self.settings.gemini_api_key is None:
+            raise ReviewError("FIRSTREPLY_GEMINI_API_KEY is required to call a Gemini model")
+
+    async def reload_chain(self) -> None:
+        """Answer with the activated model from now on (in-flight answers finish on the old chain)."""
+        await self.start()
+        assert self.tuning is not None and self.pipeline is not None
+        old, self.chain = self.chain, build_chain(self.settings, self._activated(await self.tuning.active()))
+        self.pipeline.chain = self.chain
+        if old is not None:
+            await old.aclose()
+
+    def tuners(self, session) -> dict:
+        from engine.tuning.providers import GeminiTuner, OpenAITuner
+
+        s = self.settings
+        base = s.gemini_tuning_base_url or s.gemini_base_url or "https://generativelanguage.googleapis.com"
+        key = s.openai_api_key.get_secret_value() if s.openai_api_key else None
+        return {"gemini": GeminiTuner(str(base), session, grantee=s.tuned_model_grantee),
+                "openai": OpenAITuner(str(s.openai_base_url), key, session)}
+
+    def tuning_runner(self, session):
+        from engine.tuning.runner import TuningRunner
+
+        assert self.tuning is not None, "start() first"
+        s = self.settings
+        return TuningRunner(self, self.tuning, self.tuners(session), poll_seconds=s.tuning_poll_seconds,
+                            holdout=s.tuning_holdout_fraction, variant=s.tuning_variant)
+
+    async def create_tuning(self, alias: str, base_llm: dict, golden_records: list[int] | None, metadata: dict,
+                            by: str | None = None):
+        """Queue a tuning job, after the checks that need no provider (a 400 for the API when they fail)."""
+        from engine.tuning.dataset import LIMITS
+
+        await self.start()
+        assert self.review is not None and self.tuning is not None
+        provider = base_llm.get("model_provider")
+        if provider not in LIMITS:
+            raise ReviewError(f"model_provider must be one of {', '.join(LIMITS)}")
+        if not isinstance(base_llm.get("model_name"), str) or not base_llm["model_name"].strip():
+            raise ReviewError("base_llm.model_name is required")
+        records = await self.review.all_golden_records()
+        if golden_records is not None:
+            known = {r.id for r in records}
+            missing = sorted(set(golden_records) - known)
+            if missing:
+                raise ReviewError(f"unknown golden records: {', '.join(map(str, missing[:10]))}")
+            records = [r for r in records if r.id in set(golden_records)]
+        minimum = LIMITS[provider].min_examples
+        if len(records) < minimum:
+            raise ReviewError(f"too few examples: {len(records)} golden records, {provider} tuning needs at least {minimum}")
+        return await self.tuning.create(alias, base_llm, golden_records, metadata, by)
+
+    async def evaluate_tuning(self, job_id: str) -> dict:
+        """The tuned model against the model answering now, on the job's held-out slice."""
+        from engine.llm.chain import ProviderChain
+        from engine.llm.factory import build_provider
+        from engine.llm.retry import RetryPolicy
+        from engine.tuning.dataset import Example
+        from engine.tuning.evaluation import score
+
+        await self.start()
+        assert self.tuning is not None and self.chain is not None and self.pipeline is not None
+        job = await self.tuning.job(job_id)
+        if job is None:
+            raise LookupError(job_id)
+        if job.status != "succeeded" or not job.model_id:
+            raise ReviewError(f"only a succeeded job can be evaluated (this one is {job.status})")
+        dataset = await self.tuning.dataset(job.dataset_id) if job.dataset_id else None
+        heldout = [Example(**e) for e in (dataset.heldout if dataset else [])]
+        if not heldout:
+            raise ReviewError("the job kept no held-out examples (FIRSTREPLY_TUNING_HOLDOUT_FRACTION is 0?)")
+        spec = f"{job.base_llm['model_provider']}:{job.model_id}"
+        self._check_spec(spec)
+        candidate = ProviderChain([build_provider(spec, self.settings)], RetryPolicy(attempts=self.settings.llm_retries))
+        try:
+            settings = self.pipeline.settings
+            current = await score(self.chain, self.asearch, self.embedder, settings, heldout)
+            tuned = await score(candidate, self.asearch, self.embedder, settings, heldout)
+        finally:
+            await candidate.aclose()
+        evaluation = {"heldout": len(heldout), "current": current.as_dict(), "candidate": tuned.as_dict()}
+        await self.tuning.update(job.id, "succeeded", evaluation=evaluation)
+        return evaluation
+
+    async def activate_tuning(self, job_id: str, by: str, *, fallback: bool = True):
+        """Make a succeeded, evaluated job's model the engine's (its base model as fallback, if asked)."""
+        await self.start()
+        assert self.tuning is not None and self.review is not None
+        job = await self.tuning.job(job_id)
+        if job is None:
+            raise LookupError(job_id)
+        evaluation = job.evaluation or await self.evaluate_tuning(job_id)
+        provider = job.base_llm["model_provider"]
+        base = f"{provider}:{job.base_llm['model_name']}" if fallback else None
+        activation = await self.tuning.activate(f"{provider}:{job.model_id}", base, job.id, evaluation, by)
+        await self.review.audit(by, "model.activate", job.id, {"model": activation.model, "fallback": base})
+        await self.reload_chain()
+        return activation
+
+    async def rollback_model(self, by: str):
+        await self.start()
+        assert self.tuning is not None and self.review is not None
+        ended = await self.tuning.roll_back(by)
+        if ended is not None:
+            await self.review.audit(by, "model.rollback", ended.job_id, {"model": ended.model})
+            await self.reload_chain()
+        return ended
+
+    async def training_set(self, provider: str, fmt: str = "jsonl", variant: str | None = None) -> tuple[str, list[dict]]:
+        """Every golden record as the provider's training data (validated), and what was dropped and why."""
+        from engine.tuning.dataset import LIMITS, build_examples, export, validate
+
+        if provider not in LIMITS:
+            raise ReviewError(f"provider must be one of {', '.join(LIMITS)}")
+        await self.start()
+        assert self.review is not None
+        examples = await build_examples(await self.review.all_golden_records(), self.asearch,
+                                        variant=variant or self.settings.tuning_variant, k=self.settings.search_k)
+        kept, dropped = validate(examples, provider)
+        return export(kept, provider, fmt), dropped
 
     def ask(self, question: str, *, kb: str | None = None) -> Answer:
         """Answer once from the command line (opens and closes the database around it)."""

@@ -29,6 +29,7 @@ from engine.api.http import (CALLER, ENGINE, ERROR_CODES, KEY_DIGESTS, LIMITS, M
 from engine.api.metrics import Metrics
 from engine.api.pages import is_page, mount_pages, session_middleware
 from engine.api.review_api import mount_review_api
+from engine.api.tuning_api import TUNING_RUNNER, mount_tuning_api
 from engine.api.ratelimit import TokenBuckets
 from engine.index.embedder import EmbeddingModelError
 from engine.index.vectors import VectorStoreError
@@ -38,6 +39,7 @@ from engine.store.repository import UnknownAnswer
 log = logging.getLogger(__name__)
 
 DISCORD_BOT = web.AppKey("discord_bot", tuple)
+TUNING_TASK = web.AppKey("tuning_task", tuple)
 OPEN_ROUTES = {"/healthz", "/readyz", "/github/webhook"}  # the webhook is authenticated by its signature
 MAX_QUESTION_CHARS = 8000
 def _digest(key: str) -> bytes:
@@ -327,6 +329,7 @@ def build_app(engine) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)
     mount_review_api(app)
+    mount_tuning_api(app)
     mount_pages(app, engine.session_secret(), settings.cookie_secure)
     github = _github_app(app, engine)
 
@@ -337,6 +340,13 @@ def build_app(engine) -> web.Application:
         # walks them stalls every request for ~270 ms (measured on a 2-core machine). Freeze them.
         gc.collect()
         gc.freeze()
+
+        import aiohttp
+
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
+        runner = engine.tuning_runner(session)  # tuning jobs move on in the background
+        app[TUNING_RUNNER] = runner
+        app[TUNING_TASK] = (asyncio.create_task(runner.run_forever(), name="tuning-runner"), session)
 
         if github is not None:  # the GitHub App's workers share the engine's database
             from engine.store.github import GitHubStore
@@ -357,6 +367,11 @@ def build_app(engine) -> web.Application:
             task.cancel()
         if github is not None:
             await github.close()
+        if TUNING_TASK in app:
+            task, session = app[TUNING_TASK]
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await session.close()
         await engine.close()
 
     app.on_startup.append(start)

@@ -388,6 +388,47 @@ async def overview_page(request: web.Request) -> web.Response:
                   audit=await engine.review.audit_events(12))
 
 
+# -- tuning ----------------------------------------------------------------------------------------
+
+
+async def tuning_page(request: web.Request) -> web.Response:
+    require_maintainer(request)
+    engine = _engine(request)
+    await engine.start()
+    return render(request, "tuning.html", jobs=await engine.tuning.jobs(), activations=await engine.tuning.activations(),
+                  model=engine.chain.primary.name, error=request.query.get("error"))
+
+
+async def tuning_action(request: web.Request) -> web.Response:
+    name = require_maintainer(request)
+    form = await _form(request)
+    engine = _engine(request)
+    job_id, action = request.match_info["id"], form.get("action")
+    try:
+        if action == "evaluate":
+            await engine.evaluate_tuning(job_id)
+        elif action == "activate":
+            await engine.activate_tuning(job_id, name)
+        elif action == "cancel":
+            await engine.start()
+            if await engine.tuning.request_cancel(job_id) is None:
+                raise ReviewError("the job is already over")
+        else:
+            raise ReviewError("unknown action")
+    except LookupError:
+        raise web.HTTPNotFound(text="no such tuning job") from None
+    except ReviewError as error:
+        raise web.HTTPSeeOther(f"/review/tuning?{urlencode({'error': str(error)})}") from None
+    raise web.HTTPSeeOther("/review/tuning")
+
+
+async def tuning_rollback(request: web.Request) -> web.Response:
+    name = require_maintainer(request)
+    await _form(request)
+    await _engine(request).rollback_model(name)
+    raise web.HTTPSeeOther("/review/tuning")
+
+
 def mount_pages(app: web.Application, session_secret: str, secure_cookies: bool) -> None:
     app[SESSIONS] = Sessions(session_secret, secure=secure_cookies)
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -412,4 +453,7 @@ def mount_pages(app: web.Application, session_secret: str, secure_cookies: bool)
     app.router.add_get(r"/review/golden/{id:\d+}", golden_record_page)
     app.router.add_post(r"/review/golden/{id:\d+}", golden_action)
     app.router.add_get("/review/overview", overview_page)
+    app.router.add_get("/review/tuning", tuning_page)
+    app.router.add_post("/review/tuning/rollback", tuning_rollback)
+    app.router.add_post("/review/tuning/{id}", tuning_action)
     app.router.add_static("/static/", HERE / "static")

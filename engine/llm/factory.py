@@ -26,6 +26,8 @@ def build_provider(spec: str, settings: Settings) -> Provider:
     return ExtractiveProvider()
 
 
-def build_chain(settings: Settings) -> ProviderChain:
-    providers = [build_provider(spec, settings) for spec in settings.providers if not spec.startswith("extractive")]
+def build_chain(settings: Settings, first: list[str] | tuple[str, ...] = ()) -> ProviderChain:
+    """The configured providers, after ``first`` (an activated tuned model and its fallback), without repeats."""
+    specs = list(dict.fromkeys([*first, *settings.providers]))
+    providers = [build_provider(spec, settings) for spec in specs if not spec.startswith("extractive")]
     return ProviderChain(providers, RetryPolicy(attempts=settings.llm_retries))

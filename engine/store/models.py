@@ -235,3 +235,65 @@ class GitHubRepository(Base):
     removed: Mapped[bool] = mapped_column(Boolean, default=False)  # the App no longer has access
     updated_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+# -- tuning -------------------------------------------------------------------------------------
+
+
+class TuningJob(Base):
+    """A fine-tuning job: queued → validating_files → running → succeeded | failed | cancelled.
+
+    The runner owns a job while ``lease_until`` is in the future; after a restart another
+    runner takes it over and resumes from its status (e.g. polls the provider again).
+    """
+
+    __tablename__ = "tuning_jobs"
+    __table_args__ = (Index("ix_tuning_jobs_status", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    base_llm: Mapped[dict] = mapped_column(JSON)  # {model_provider, model_name, model_parameters}
+    golden_records: Mapped[list | None] = mapped_column(JSON, nullable=True)  # ids, or None for all
+    job_metadata: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    dataset_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    provider_job_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    model_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..100
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    evaluation: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class TuningDataset(Base):
+    """The examples a job trained on, and the held-out slice it is evaluated on, as validated."""
+
+    __tablename__ = "tuning_datasets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    variant: Mapped[str] = mapped_column(String(10))  # rag | plain
+    train: Mapped[list] = mapped_column(JSON)  # [{record_id, system, input, output}]
+    heldout: Mapped[list] = mapped_column(JSON)
+    report: Mapped[dict] = mapped_column(JSON)  # kept, dropped (with reasons), held out
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelActivation(Base):
+    """The engine's model, as maintainers chose it; the newest not rolled back is in force."""
+
+    __tablename__ = "model_activations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(300))  # a provider spec, e.g. gemini:tunedModels/abc
+    fallback: Mapped[str | None] = mapped_column(String(300), nullable=True)  # e.g. the base model
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    evaluation: Mapped[dict] = mapped_column(JSON, default=dict)
+    activated_by: Mapped[str] = mapped_column(String(100))
+    activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    rolled_back_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    rolled_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

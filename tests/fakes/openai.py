@@ -25,11 +25,82 @@ class FakeOpenAI:
     script: list[ChatReply] = field(default_factory=list)
     default: ChatReply = field(default_factory=ChatReply)
     requests: list[dict] = field(default_factory=list)
+    files: dict[str, list[dict]] = field(default_factory=dict)  # uploaded training files, parsed
+    jobs: dict[str, dict] = field(default_factory=dict)
+    steps_per_poll: int = 5  # a job has 10 steps
+    fail_next: str | None = None
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.handle)
+        app.router.add_post("/v1/files", self.upload)
+        app.router.add_post("/v1/fine_tuning/jobs", self.create_job)
+        app.router.add_get("/v1/fine_tuning/jobs/{id}", self.get_job)
+        app.router.add_post("/v1/fine_tuning/jobs/{id}/cancel", self.cancel_job)
         return app
+
+    @staticmethod
+    def _refuse(status: int, message: str) -> web.Response:
+        return web.json_response({"error": {"message": message, "type": "invalid_request_error"}}, status=status)
+
+    def _authorised(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {API_KEY}"
+
+    async def upload(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return self._refuse(401, "Invalid API key")
+        form = await request.post()
+        upload = form.get("file")
+        if form.get("purpose") != "fine-tune" or not hasattr(upload, "file"):
+            return self._refuse(400, "purpose=fine-tune and a file are required")
+        rows = [json.loads(line) for line in upload.file.read().decode().splitlines() if line.strip()]
+        if any([m["role"] for m in row["messages"]] != ["system", "user", "assistant"] for row in rows):
+            return self._refuse(400, "each line needs system, user and assistant messages")
+        file_id = f"file-{len(self.files) + 1}"
+        self.files[file_id] = rows
+        return web.json_response({"id": file_id, "object": "file", "purpose": "fine-tune", "bytes": 1})
+
+    async def create_job(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return self._refuse(401, "Invalid API key")
+        body = await request.json()
+        if body.get("training_file") not in self.files:
+            return self._refuse(400, f"invalid training_file: {body.get('training_file')}")
+        job_id = f"ftjob-{len(self.jobs) + 1}"
+        self.jobs[job_id] = {"id": job_id, "object": "fine_tuning.job", "model": body["model"], "status": "validating_files",
+                             "training_file": body["training_file"], "hyperparameters": body.get("hyperparameters", {}),
+                             "fine_tuned_model": None, "error": None, "trained_steps": 0, "total_steps": 10,
+                             "suffix": body.get("suffix"), "_fail": self.fail_next}
+        self.fail_next = None
+        return web.json_response(self._public(self.jobs[job_id]))
+
+    @staticmethod
+    def _public(job: dict) -> dict:
+        return {k: v for k, v in job.items() if not k.startswith("_")}
+
+    async def get_job(self, request: web.Request) -> web.Response:
+        job = self.jobs.get(request.match_info["id"])
+        if not self._authorised(request) or job is None:
+            return self._refuse(404, "no such job")
+        if job["status"] in ("validating_files", "queued", "running"):
+            job["trained_steps"] = min(10, job["trained_steps"] + self.steps_per_poll)
+            job["status"] = "running"
+            if job["trained_steps"] >= 10:
+                if job["_fail"]:
+                    job["status"], job["error"] = "failed", {"code": "invalid_training_file", "message": job["_fail"]}
+                else:
+                    job["status"] = "succeeded"
+                    job["fine_tuned_model"] = f"ft:{job['model']}:org:{job['suffix']}:abc123"
+        return web.json_response(self._public(job))
+
+    async def cancel_job(self, request: web.Request) -> web.Response:
+        job = self.jobs.get(request.match_info["id"])
+        if not self._authorised(request) or job is None:
+            return self._refuse(404, "no such job")
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return self._refuse(400, f"the job is already {job['status']}")
+        job["status"] = "cancelled"
+        return web.json_response(self._public(job))
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Authorization") != f"Bearer {API_KEY}":

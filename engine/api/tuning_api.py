@@ -1,0 +1,159 @@
+"""Fine-tuning over HTTP: ``/api/v1/finetunings`` (create, list, read, cancel, evaluate, activate),
+``/api/v1/activations`` (history, roll back) and the training set export."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from engine.api.http import ENGINE, BadRequest, error_response, read_json
+from engine.api.review_api import actor
+from engine.store.review import ReviewError
+
+ALIAS_MAX = 100
+
+
+def job_view(job) -> dict:
+    return {"id": job.id, "alias": job.alias, "status": job.status, "error": job.error, "base_llm": job.base_llm,
+            "dataset_id": job.dataset_id, "provider_job_id": job.provider_job_id, "model_id": job.model_id,
+            "created_at": job.created_at.isoformat(), "golden_records": job.golden_records, "metadata": job.job_metadata,
+            "progress": round(job.progress, 1), "cancel_requested": job.cancel_requested, "evaluation": job.evaluation}
+
+
+def activation_view(a) -> dict:
+    return {"id": a.id, "model": a.model, "fallback": a.fallback, "job_id": a.job_id, "evaluation": a.evaluation,
+            "activated_by": a.activated_by, "activated_at": a.activated_at.isoformat(),
+            "rolled_back_by": a.rolled_back_by, "rolled_back_at": a.rolled_back_at.isoformat() if a.rolled_back_at else None}
+
+
+def parse_create(data: dict) -> tuple[str, dict, list[int] | None, dict]:
+    alias = data.get("alias")
+    if not isinstance(alias, str) or not alias.strip() or len(alias) > ALIAS_MAX:
+        raise BadRequest(f"'alias' must be a name of 1-{ALIAS_MAX} characters")
+    base = data.get("base_llm")
+    if not isinstance(base, dict):
+        raise BadRequest("'base_llm' must be an object with model_provider, model_name and model_parameters")
+    parameters = base.get("model_parameters") or {}
+    if not isinstance(parameters, dict):
+        raise BadRequest("'base_llm.model_parameters' must be an object")
+    for name, kind in (("epoch_count", int), ("batch_size", int), ("learning_rate", (int, float))):
+        value = parameters.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or value <= 0):
+            raise BadRequest(f"'model_parameters.{name}' must be a positive number")
+    records = data.get("golden_records")
+    if records is not None and (not isinstance(records, list) or not all(isinstance(r, int) and not isinstance(r, bool)
+                                                                        for r in records)):
+        raise BadRequest("'golden_records' must be a list of golden record ids, or null for all of them")
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise BadRequest("'metadata' must be an object")
+    base_llm = {"model_provider": base.get("model_provider"), "model_name": base.get("model_name"),
+                "model_parameters": parameters}
+    return alias.strip(), base_llm, records, metadata
+
+
+async def create(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    alias, base_llm, records, metadata = parse_create(data)
+    try:
+        job = await request.app[ENGINE].create_tuning(alias, base_llm, records, metadata, actor(request, data))
+    except ReviewError as error:
+        return error_response(400, str(error))
+    runner = request.app.get(TUNING_RUNNER)
+    if runner is not None:
+        runner.wake.set()
+    return web.json_response(job_view(job), status=201)
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    await engine.start()
+    return web.json_response({"finetunings": [job_view(j) for j in await engine.tuning.jobs()]})
+
+
+async def get_job(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    await engine.start()
+    job = await engine.tuning.job(request.match_info["id"])
+    return web.json_response(job_view(job)) if job else error_response(404, "no such fine-tuning job")
+
+
+async def cancel(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    await engine.start()
+    job = await engine.tuning.request_cancel(request.match_info["id"])
+    if job is None:
+        known = await engine.tuning.job(request.match_info["id"])
+        return error_response(404 if known is None else 400,
+                              "no such fine-tuning job" if known is None else f"the job is already {known.status}")
+    runner = request.app.get(TUNING_RUNNER)
+    if runner is not None:
+        runner.wake.set()
+    return web.json_response(job_view(job))
+
+
+async def evaluate(request: web.Request) -> web.Response:
+    try:
+        evaluation = await request.app[ENGINE].evaluate_tuning(request.match_info["id"])
+    except LookupError:
+        return error_response(404, "no such fine-tuning job")
+    except ReviewError as error:
+        return error_response(400, str(error))
+    return web.json_response(evaluation)
+
+
+async def activate(request: web.Request) -> web.Response:
+    data = await read_json(request) if request.can_read_body else {}
+    fallback = data.get("fallback", True)
+    if not isinstance(fallback, bool):
+        raise BadRequest("'fallback' must be true or false")
+    try:
+        activation = await request.app[ENGINE].activate_tuning(request.match_info["id"], actor(request, data),
+                                                               fallback=fallback)
+    except LookupError:
+        return error_response(404, "no such fine-tuning job")
+    except ReviewError as error:
+        return error_response(400, str(error))
+    return web.json_response(activation_view(activation))
+
+
+async def activations(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    await engine.start()
+    return web.json_response({"activations": [activation_view(a) for a in await engine.tuning.activations()],
+                              "model": engine.chain.primary.name})
+
+
+async def rollback(request: web.Request) -> web.Response:
+    data = await read_json(request) if request.can_read_body else {}
+    ended = await request.app[ENGINE].rollback_model(actor(request, data))
+    if ended is None:
+        return error_response(400, "no activation is in force")
+    return web.json_response(activation_view(ended))
+
+
+async def training_set(request: web.Request) -> web.Response:
+    provider, fmt = request.query.get("provider", "gemini"), request.query.get("format", "jsonl")
+    variant = request.query.get("variant")
+    if fmt not in ("jsonl", "csv") or variant not in (None, "rag", "plain"):
+        raise BadRequest("format is jsonl or csv; variant is rag or plain")
+    try:
+        body, dropped = await request.app[ENGINE].training_set(provider, fmt, variant)
+    except ReviewError as error:
+        return error_response(400, str(error))
+    return web.Response(text=body, content_type="application/x-ndjson" if fmt == "jsonl" else "text/csv",
+                        charset="utf-8", headers={"X-Dropped-Examples": str(len(dropped))})
+
+
+TUNING_RUNNER = web.AppKey("tuning_runner", object)
+
+
+def mount_tuning_api(app: web.Application) -> None:
+    app.router.add_post("/api/v1/finetunings", create)
+    app.router.add_get("/api/v1/finetunings", list_jobs)
+    app.router.add_get("/api/v1/finetunings/training-set", training_set)
+    app.router.add_get("/api/v1/finetunings/{id}", get_job)
+    app.router.add_post("/api/v1/finetunings/{id}/cancel", cancel)
+    app.router.add_post("/api/v1/finetunings/{id}/evaluate", evaluate)
+    app.router.add_post("/api/v1/finetunings/{id}/activate", activate)
+    app.router.add_get("/api/v1/activations", activations)
+    app.router.add_post("/api/v1/activations/rollback", rollback)

@@ -1,0 +1,1 @@
+"""Fine-tuning: training sets from golden records, tuning jobs, evaluation and activation."""
