@@ -120,6 +120,7 @@ class Settings(BaseSettings):
     tuning_poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     tuning_holdout_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.1
     tuning_variant: Literal["rag", "plain"] = Field(default="rag", description="Train on prompts with retrieved context (rag) or bare questions.")
+    tuning_judge: str | None = Field(default=None, description="A model that grades evaluation answers, e.g. openai:gpt-4o.")
 
     # -- web pages (Ask, review) ----------------------------------------------------------------
     ask_public: bool = Field(default=True, description="Anyone may use the Ask page; false: maintainers only.")
@@ -169,6 +170,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"{spec!r} is not 'gemini:<model>', 'openai:<model>' or 'extractive'")
         return value
 
+    @field_validator("tuning_judge")
+    @classmethod
+    def _judge(cls, value: str | None) -> str | None:
+        if value is not None and value.partition(":")[0] not in {"gemini", "openai"} or value is not None and not value.partition(":")[2]:
+            raise ValueError(f"{value!r} is not 'gemini:<model>' or 'openai:<model>'")
+        return value
+
     @field_validator("abstain_thresholds")
     @classmethod
     def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:
@@ -180,6 +188,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _keys_for_providers(self) -> "Settings":
         kinds = {spec.partition(":")[0] for spec in self.providers}
+        if self.tuning_judge:
+            kinds.add(self.tuning_judge.partition(":")[0])
         if "gemini" in kinds and self.gemini_api_key is None:
             raise ValueError("FIRSTREPLY_GEMINI_API_KEY is required when FIRSTREPLY_PROVIDERS names a gemini model")
         return self

@@ -307,12 +307,15 @@ class Engine:
         spec = f"{job.base_llm['model_provider']}:{job.model_id}"
         self._check_spec(spec)
         candidate = ProviderChain([build_provider(spec, self.settings)], RetryPolicy(attempts=self.settings.llm_retries))
+        judge = build_provider(self.settings.tuning_judge, self.settings) if self.settings.tuning_judge else None
         try:
             settings = self.pipeline.settings
-            current = await score(self.chain, self.asearch, self.embedder, settings, heldout)
-            tuned = await score(candidate, self.asearch, self.embedder, settings, heldout)
+            current = await score(self.chain, self.asearch, self.embedder, settings, heldout, judge)
+            tuned = await score(candidate, self.asearch, self.embedder, settings, heldout, judge)
         finally:
             await candidate.aclose()
+            if judge is not None:
+                await judge.aclose()
         evaluation = {"heldout": len(heldout), "current": current.as_dict(), "candidate": tuned.as_dict()}
         await self.tuning.update(job.id, "succeeded", evaluation=evaluation)
         return evaluation

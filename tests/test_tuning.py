@@ -150,11 +150,19 @@ async def test_a_gemini_tuning_job_runs_to_a_permitted_model_that_is_evaluated_a
 
 
 async def test_an_openai_compatible_fine_tuning_job_succeeds_and_an_upstream_failure_is_reported(api_for, fake_openai):
-    engine, api = await api_for(**openai_settings(fake_openai))
+    engine, api = await api_for(**openai_settings(fake_openai, tuning_judge="openai:gpt-4o"))
     body = {**CREATE, "base_llm": {"model_provider": "openai", "model_name": "gpt-4o-mini",
                                    "model_parameters": {"epoch_count": 2}}}
     status, job = await api("POST", "/api/v1/finetunings", body)
     done = await api.until(job["id"], "succeeded", "failed")
+    # The configured judge grades each held-out answer against the maintainers' (the fake says 4 of 5).
+    fake_openai.default = openai.ChatReply(text="4")
+    status, evaluation = await api("POST", f"/api/v1/finetunings/{job['id']}/evaluate")
+    assert status == 200 and evaluation["candidate"]["judge"] == 0.8 and evaluation["current"]["judge"] == 0.8
+    judged = [r for r in fake_openai.requests if r["model"] == "gpt-4o"]
+    answered = sum(round(evaluation["heldout"] * (1 - evaluation[m]["abstention_rate"])) for m in ("current", "candidate"))
+    assert len(judged) == answered > 0 and "Reference answer" in judged[0]["messages"][-1]["content"]
+    fake_openai.default = openai.ChatReply()
     assert done["status"] == "succeeded" and done["model_id"] == "ft:gpt-4o-mini:org:tinyviz-helper:abc123"
     [rows] = fake_openai.files.values()
     assert len(rows) == 22 and rows[0]["messages"][2]["content"].startswith("Here is how to")
