@@ -115,6 +115,7 @@ async def test_a_gemini_tuning_job_runs_to_a_permitted_model_that_is_evaluated_a
     done = await api.until(job["id"], "succeeded", "failed")
     assert done["status"] == "succeeded" and done["model_id"].startswith("tunedModels/tinyviz-helper-"), done
     assert done["progress"] == 100.0 and done["provider_job_id"].startswith(done["model_id"] + "/operations/")
+    assert done["dataset"] == {"examples": 24, "kept": 24, "dropped": [], "train": 22, "heldout": 2, "variant": "rag"}
 
     [model] = fake_tuning.models.values()
     task = model.body["tuning_task"]

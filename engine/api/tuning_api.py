@@ -71,10 +71,14 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
+    """One job, with its dataset's validation report (kept, dropped and why, held out) once built."""
     engine = request.app[ENGINE]
     await engine.start()
     job = await engine.tuning.job(request.match_info["id"])
-    return web.json_response(job_view(job)) if job else error_response(404, "no such fine-tuning job")
+    if job is None:
+        return error_response(404, "no such fine-tuning job")
+    dataset = await engine.tuning.dataset(job.dataset_id) if job.dataset_id else None
+    return web.json_response({**job_view(job), "dataset": dataset.report if dataset else None})
 
 
 async def cancel(request: web.Request) -> web.Response:
