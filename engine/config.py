@@ -67,6 +67,8 @@ class Settings(BaseSettings):
         description="Chroma server URL (e.g. http://127.0.0.1:8000); embedded Chroma when unset.",
     )
 
+    keyword_refresh_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=10.0, description="With a Chroma server: how often to check whether another replica changed the index.")
     chunk_max_tokens: Annotated[int, Field(ge=32, le=8192)] | None = Field(
         default=None,
         description="Chunk size in tokens; defaults to the embedding model's maximum sequence length.",

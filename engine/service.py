@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import AsyncIterator
@@ -35,6 +36,7 @@ class Engine:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
         self._retrievers: dict[str, Retriever] = {}
+        self._revision_checked: dict[str, float] = {}
         self.store: Store | None = None
         self.chain: ProviderChain | None = None
         self.pipeline: AnswerPipeline | None = None
@@ -89,9 +91,29 @@ class Engine:
 
     async def asearch(self, question: str, *, k: int | None = None, kb: str | None = None, title: str | None = None,
                       per_page: int | None = 2) -> list[Hit]:
-        name = kb or self.settings.kb
-        retriever = self._retrievers.get(name) or await asyncio.to_thread(self.retriever, name)  # first use loads it
+        retriever = await self._current_retriever(kb or self.settings.kb)
         return await retriever.asearch(question, k or self.settings.search_k, per_page, title)
+
+    async def _current_retriever(self, kb: str) -> Retriever:
+        """The knowledge base's retriever; with a shared Chroma server, rebuilt when another replica changed the vectors."""
+        retriever = self._retrievers.get(kb) or await asyncio.to_thread(self.retriever, kb)  # first use loads it
+        if self.settings.chroma_url is None:  # an embedded store has one writer: this process
+            return retriever
+        now = time.monotonic()
+        if now - self._revision_checked.get(kb, float("-inf")) < self.settings.keyword_refresh_seconds:
+            return retriever
+        self._revision_checked[kb] = now
+        revision = await asyncio.to_thread(self.vectors(kb).revision)
+        if revision != retriever.keywords.revision:
+            retriever = await asyncio.to_thread(self._rebuild_keywords, kb, revision)
+        return retriever
+
+    def _rebuild_keywords(self, kb: str, revision: str | None) -> Retriever:
+        vectors = self.vectors(kb)
+        keywords = KeywordIndex.build(vectors.all_chunks())
+        keywords.save(self.kb_dir(kb) / "keywords", revision)
+        self._retrievers[kb] = Retriever(self.embedder, vectors, keywords)
+        return self._retrievers[kb]
 
     def index_size(self, kb: str | None = None) -> int:
         return len(self.retriever(kb).keywords.chunks)

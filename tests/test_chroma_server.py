@@ -72,3 +72,28 @@ def test_ingest_and_search_through_a_chroma_server(chroma_server, tmp_path, embe
 def test_an_unreachable_chroma_server_is_a_clear_error():
     with pytest.raises(VectorStoreError, match="can't open Chroma at http://127.0.0.1:"):
         open_client(url=f"http://127.0.0.1:{free_port()}")
+
+
+async def test_replicas_sharing_a_chroma_server_keep_their_keyword_indexes_in_step(chroma_server, tmp_path, embedder,
+                                                                                   sample_project):
+    """Each replica has its own data folder; an ingest on one reaches the other's BM25 index too."""
+
+    def replica(name: str) -> Engine:
+        engine = Engine(Settings(data_dir=tmp_path / name, kb="shared", chroma_url=chroma_server,
+                                 keyword_refresh_seconds=0, _env_file=None))
+        engine.__dict__["embedder"] = embedder
+        return engine
+
+    writer, reader = replica("writer"), replica("reader")
+    writer.ingest(sample_project)
+    hits = await reader.asearch("zoom the camera", k=3)  # never ingested here: built from the server's vectors
+    assert hits[0].chunk.path == "docs/guide/camera.rst" and hits[0].keyword is not None
+    revision = reader.retriever("shared").keywords.revision
+    assert revision and revision == writer.retriever("shared").keywords.revision
+
+    (sample_project / "docs" / "guide" / "quaternions.md").write_text(
+        "# Quaternion gimbals\n\nTurn on quaternion gimbals with `scene.gimbal('quaternion')` to avoid gimbal lock.\n")
+    writer.ingest(sample_project)
+    hits = await reader.asearch("quaternion gimbal lock", k=3)
+    assert hits[0].chunk.path == "docs/guide/quaternions.md" and hits[0].keyword is not None
+    assert reader.retriever("shared").keywords.revision != revision

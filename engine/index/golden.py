@@ -46,5 +46,5 @@ def sync_golden(embedder, vectors, keyword_dir: Path, pairs: list[GoldenPair]) -
         vectors.delete(obsolete)
     if new or obsolete:
         kept = [c for c in chunks if c.id not in obsolete]
-        KeywordIndex.build(kept + new).save(keyword_dir)
+        KeywordIndex.build(kept + new).save(keyword_dir, vectors.stamp_revision())
     return len(new), len(obsolete)

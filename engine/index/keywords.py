@@ -49,6 +49,7 @@ class KeywordIndex:
     """BM25 over a fixed list of chunks; rebuilt whole after an ingest (it takes seconds)."""
 
     def __init__(self, chunks: list[Chunk], model: bm25s.BM25 | None, pages: bm25s.BM25 | None = None) -> None:
+        self.revision: str | None = None  # the vector collection's revision this index was built from
         self.chunks = chunks
         self.model = model
         self.page_paths = sorted({c.path for c in chunks})
@@ -69,13 +70,18 @@ class KeywordIndex:
         pages.index([by_page[path] for path in sorted(by_page)], show_progress=False)
         return cls(chunks, model, pages)
 
-    def save(self, directory: Path) -> None:
-        """Write atomically: a half-written index is never left where ``load`` would read it."""
+    def save(self, directory: Path, revision: str | None = None) -> None:
+        """Write atomically: a half-written index is never left where ``load`` would read it.
+
+        ``revision`` is the vector collection's revision the index was built from.
+        """
+        self.revision = revision
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = directory.with_name(directory.name + ".new")
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir()
+        (staging / "revision").write_text(revision or "")
         with (staging / "chunks.jsonl").open("w", encoding="utf-8") as handle:
             for chunk in self.chunks:
                 handle.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
@@ -101,9 +107,13 @@ class KeywordIndex:
                 record = json.loads(line)
                 record["heading_path"] = tuple(record["heading_path"])
                 chunks.append(Chunk(**record))
+        revision = (directory / "revision").read_text() or None if (directory / "revision").exists() else None
         if not chunks:
-            return cls([], None)
-        return cls(chunks, bm25s.BM25.load(str(directory / "bm25")), bm25s.BM25.load(str(directory / "bm25-pages")))
+            index = cls([], None)
+        else:
+            index = cls(chunks, bm25s.BM25.load(str(directory / "bm25")), bm25s.BM25.load(str(directory / "bm25-pages")))
+        index.revision = revision
+        return index
 
     def search(self, query: str, k: int) -> list[tuple[Chunk, float]]:
         """The ``k`` best chunks for ``query`` with their BM25 scores (zero scores left out)."""

@@ -7,6 +7,7 @@ embedding function, so Chroma's default one (which would download a model) can n
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlparse
@@ -76,6 +77,9 @@ def chunk_from_record(chunk_id: str, text: str, meta: dict) -> Chunk:
     )
 
 
+REVISION_KEY = "firstreply_revision"
+
+
 class VectorStore:
     """One Chroma collection per knowledge base, cosine space."""
 
@@ -102,6 +106,20 @@ class VectorStore:
 
     def count(self) -> int:
         return self.collection.count()
+
+    def revision(self) -> str | None:
+        """The collection's revision, as the last writer stamped it (read afresh: another replica may have written)."""
+        try:
+            metadata = self.client.get_collection(self.name).metadata or {}
+        except Exception as error:
+            raise VectorStoreError(f"can't read collection {self.name}: {error}") from None
+        return metadata.get(REVISION_KEY)
+
+    def stamp_revision(self) -> str:
+        """Mark the collection as changed, so replicas know their keyword index is stale."""
+        revision = uuid.uuid4().hex
+        self.collection.modify(metadata={REVISION_KEY: revision})
+        return revision
 
     def upsert(self, chunks: list[Chunk], embeddings: np.ndarray) -> None:
         for start in range(0, len(chunks), BATCH):

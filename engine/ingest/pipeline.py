@@ -195,7 +195,7 @@ class Ingestor:
         if report.changed or not (self.keyword_dir / "chunks.jsonl").exists():
             if progress:
                 progress("keyword index", 0, 1)
-            KeywordIndex.build(self.vectors.all_chunks()).save(self.keyword_dir)
+            KeywordIndex.build(self.vectors.all_chunks()).save(self.keyword_dir, self.vectors.stamp_revision())
         report.chunks_total = self.vectors.count()
         report.seconds = time.perf_counter() - started
         return report
