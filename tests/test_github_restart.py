@@ -73,13 +73,13 @@ class Child:
 
 
 @pytest.fixture
-async def world(make_engine, rsa_key, tmp_path):
+async def world(make_engine, rsa_key, tmp_path, database_overrides):
     github = FakeGitHub(APP_ID, rsa_key.public_pem, SLUG)
     engine = make_engine(api_keys=[KEY], rate_limit_per_minute=10_000)
     async with serve(github.app()) as github_url, serve(build_app(engine)) as engine_url:
         key_file = tmp_path / "app.pem"
         key_file.write_bytes(rsa_key.private_pem)
-        database = f"sqlite+aiosqlite:///{tmp_path}/app.db"
+        database = database_overrides.get("database_url", f"sqlite+aiosqlite:///{tmp_path}/app.db")
         env = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTREPLY_")}
         env.update({
             "FIRSTREPLY_DATA_DIR": str(tmp_path / "app-state"), "FIRSTREPLY_DATABASE_URL": database,
@@ -91,10 +91,13 @@ async def world(make_engine, rsa_key, tmp_path):
         })
         child = Child(env, free_port(), tmp_path / "child.log")
         store = GitHubStore(create_engine(database))
+        github.env = env
         try:
             yield github, child, store
         finally:
             child.stop()
+            for other in getattr(github, "others", []):
+                other.stop()
             github.released.set()
             await store.engine.dispose()
 
@@ -143,3 +146,19 @@ async def test_a_crash_after_the_acknowledgement_loses_nothing_and_posts_once(wo
     assert (await store.reply("D_kwDOQA")).comment_id == comment["id"]
     if killed_while == "mutation":
         assert job.outcome.startswith("already posted")
+
+
+async def test_two_app_processes_on_one_database_post_one_reply_for_one_discussion(world, tmp_path):
+    """Scale-out: the same discussion delivered to two processes sharing the queue (SQLite file or PostgreSQL)."""
+    github, first, store = world
+    second = Child(github.env, free_port(), tmp_path / "second.log")
+    github.others = [second]
+    data = qa_discussion()
+    github.add_discussion_from_payload(data)
+    await asyncio.gather(first.start(), second.start())
+    statuses = await asyncio.gather(deliver(first.port, data, "to-first"), deliver(second.port, data, "to-second"),
+                                    deliver(second.port, data, "to-first"))  # and one redelivered to the other process
+    assert sorted(statuses) == [200, 202, 202]
+    jobs = await settle(store)
+    assert len(jobs) == 2 and all(j.status == "done" for j in jobs)
+    assert len(github.bot_comments()) == 1

@@ -7,6 +7,7 @@ advisory lock, so several engine processes starting together don't race.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -70,7 +71,29 @@ def _upgrade(connection) -> None:
     command.upgrade(config, "head")
 
 
+def _sqlite_file(engine: AsyncEngine) -> Path | None:
+    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    return Path(database) if database and database != ":memory:" else None
+
+
 async def migrate(engine: AsyncEngine) -> None:
+    """Bring the schema up to date; processes starting together take turns (PostgreSQL: an advisory
+    lock; SQLite: a lock file beside the database)."""
+    database = _sqlite_file(engine)
+    lock = None
+    if database is not None:
+        import fcntl
+
+        lock = open(database.with_name(database.name + ".migrate-lock"), "w")
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+    try:
+        await _migrate(engine)
+    finally:
+        if lock is not None:
+            lock.close()  # closing releases the lock
+
+
+async def _migrate(engine: AsyncEngine) -> None:
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_upgrade)
