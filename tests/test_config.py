@@ -50,3 +50,11 @@ def test_env_file_is_read(tmp_path, monkeypatch):
     env = tmp_path / ".env"
     env.write_text("FIRSTREPLY_KB=from-dotenv\n")
     assert Settings(_env_file=env).kb == "from-dotenv"
+
+
+def test_the_env_example_names_every_setting():
+    from pathlib import Path
+
+    example = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
+    missing = [f"FIRSTREPLY_{name.upper()}" for name in Settings.model_fields if f"FIRSTREPLY_{name.upper()}=" not in example]
+    assert missing == []
