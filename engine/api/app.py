@@ -27,6 +27,7 @@ from engine.answer.model import CHANNELS, Answer, Question
 from engine.api.http import (CALLER, ENGINE, ERROR_CODES, KEY_DIGESTS, LIMITS, METRICS, REQUEST_ID, BadRequest,
                              error_response, int_query, read_json, send_event, sse_response, text_field)
 from engine.api.metrics import Metrics
+from engine.api.openapi import document
 from engine.api.pages import is_page, mount_pages, session_middleware
 from engine.api.review_api import mount_review_api
 from engine.api.tuning_api import TUNING_RUNNER, mount_tuning_api
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 DISCORD_BOT = web.AppKey("discord_bot", tuple)
 TUNING_TASK = web.AppKey("tuning_task", tuple)
-OPEN_ROUTES = {"/healthz", "/readyz", "/github/webhook"}  # the webhook is authenticated by its signature
+OPEN_ROUTES = {"/healthz", "/readyz", "/openapi.json", "/github/webhook"}  # the webhook is authenticated by its signature
 MAX_QUESTION_CHARS = 8000
 def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
@@ -332,6 +333,12 @@ def build_app(engine) -> web.Application:
     mount_tuning_api(app)
     mount_pages(app, engine.session_secret(), settings.cookie_secure)
     github = _github_app(app, engine)
+    spec = document(with_github=github is not None)
+
+    async def openapi_route(_request: web.Request) -> web.Response:
+        return web.json_response(spec)
+
+    app.router.add_get("/openapi.json", openapi_route)
 
     async def start(_app: web.Application) -> None:
         await engine.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.api.http import CALLER, ENGINE, BadRequest, error_response, int_query, read_json
+from engine.api.http import CALLER, ENGINE, BadRequest, error_response, int_query, read_json, text_field
 from engine.api.pages import answer_filter
 from engine.store.review import ReviewError
 
@@ -74,8 +74,9 @@ async def review_answer(request: web.Request) -> web.Response:
     data = await read_json(request)
     engine = _engine(request)
     try:
-        record, golden = await engine.review_answer(request.match_info["id"], data.get("verdict", ""), actor(request, data),
-                                                    text=data.get("text"), reason=data.get("reason"))
+        record, golden = await engine.review_answer(
+            request.match_info["id"], text_field(data, "verdict", required=True, limit=20) or "", actor(request, data),
+            text=text_field(data, "text", limit=65_000), reason=text_field(data, "reason", limit=2000))
     except LookupError:
         return error_response(404, "no such answer")
     except ReviewError as error:
@@ -95,11 +96,17 @@ async def add_golden(request: web.Request) -> web.Response:
     engine = _engine(request)
     await engine.start()
     try:
-        record = await engine.review.add_golden_record(data.get("question") or "", data.get("answer") or "", actor(request, data))
+        question, answer = _pair(data)
+        record = await engine.review.add_golden_record(question, answer, actor(request, data))
     except ReviewError as error:
         return _bad(str(error))
     await engine.sync_golden()
     return web.json_response(golden_view(record), status=201)
+
+
+def _pair(data: dict) -> tuple[str, str]:
+    return (text_field(data, "question", required=True, limit=20_000) or "",
+            text_field(data, "answer", required=True, limit=20_000) or "")
 
 
 def _record_id(request: web.Request) -> int:
@@ -114,8 +121,8 @@ async def edit_golden(request: web.Request) -> web.Response:
     engine = _engine(request)
     await engine.start()
     try:
-        record = await engine.review.update_golden_record(_record_id(request), data.get("question") or "",
-                                                         data.get("answer") or "", actor(request, data))
+        question, answer = _pair(data)
+        record = await engine.review.update_golden_record(_record_id(request), question, answer, actor(request, data))
     except ReviewError as error:
         return _bad(str(error))
     if record is None:

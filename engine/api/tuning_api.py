@@ -32,6 +32,9 @@ def parse_create(data: dict) -> tuple[str, dict, list[int] | None, dict]:
     base = data.get("base_llm")
     if not isinstance(base, dict):
         raise BadRequest("'base_llm' must be an object with model_provider, model_name and model_parameters")
+    for field in ("model_provider", "model_name"):
+        if not isinstance(base.get(field), str) or not base[field].strip() or len(base[field]) > 200:
+            raise BadRequest(f"'base_llm.{field}' must be a non-empty string")
     parameters = base.get("model_parameters") or {}
     if not isinstance(parameters, dict):
         raise BadRequest("'base_llm.model_parameters' must be an object")
