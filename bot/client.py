@@ -19,6 +19,7 @@ from bot.triggers import Decision, Incoming, TriggerConfig, decide
 from bot.views import EscalateButton, VoteButton, answer_view
 from engine.answer.model import Question
 from engine.client import EngineError, EngineUnavailable
+from engine.logs import CORRELATION
 from engine.protocol import Answerer
 
 log = logging.getLogger(__name__)
@@ -48,13 +49,14 @@ def thread_name(question: str) -> str:
 
 
 class FirstReplyBot(discord.Client):
-    def __init__(self, answerer: Answerer, config: BotConfig, **options) -> None:
+    def __init__(self, answerer: Answerer, config: BotConfig, *, metrics=None, **options) -> None:
         intents = discord.Intents.default()
         intents.message_content = True
         options.setdefault("chunk_guilds_at_startup", False)
         super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none(), **options)
         self.answerer = answerer
         self.config = config
+        self.metrics = metrics  # engine.metrics.Metrics when the engine runs in this process
         self.answered_threads: set[int] = set()
         self.escalated: set[int] = set()  # threads whose maintainers were already pinged
         self.limits = QuestionLimits(SlidingWindow(config.user_questions_per_minute, 60),
@@ -89,6 +91,7 @@ class FirstReplyBot(discord.Client):
 
     async def ask_engine(self, question: Question):
         """Ask the engine, at most ``max_concurrent_answers`` at a time; the rest wait their turn."""
+        CORRELATION.set(question.request_id)  # this task's log lines carry the question's id
         self.waiting += 1
         try:
             async with self.answering:
@@ -103,8 +106,10 @@ class FirstReplyBot(discord.Client):
     @app_commands.describe(question="What do you want to know?", private="Only you will see the answer")
     async def ask_command(self, interaction: discord.Interaction, question: str, private: bool = False) -> None:
         await interaction.response.defer(thinking=True, ephemeral=private)  # Discord allows 3 s before this
+        self.count("slash_ask")
         notice = self.admit(interaction.user.id, interaction.channel_id or 0)
         if notice:
+            self.count("rate_limited")
             await interaction.followup.send(notice, ephemeral=True)
             return
         conversation = f"interaction:{interaction.id}"
@@ -166,9 +171,14 @@ class FirstReplyBot(discord.Client):
             return
         self.overrides = {int(channel): settings for channel, settings in stored.items()}
 
+    def count(self, event: str) -> None:
+        if self.metrics is not None:
+            self.metrics.discord_events.labels(event).inc()
+
     async def on_message(self, message: discord.Message) -> None:
         await self.refresh_overrides()
         decision = decide(self.incoming(message), self.trigger_config())
+        self.count("message_answered" if decision.answer else "message_ignored")
         if not decision.answer:
             return
         log.info("answering message %s (%s)", message.id, decision.reason)
@@ -188,6 +198,7 @@ class FirstReplyBot(discord.Client):
     async def answer_message(self, message: discord.Message, decision: Decision) -> None:
         notice = self.admit(message.author.id, message.channel.id)
         if notice:
+            self.count("rate_limited")
             await message.reply(notice, allowed_mentions=discord.AllowedMentions.none(), delete_after=30)
             return
         where = await self.destination(message, decision)
@@ -280,3 +291,8 @@ class FirstReplyBot(discord.Client):
             f"<@&{role}>, {interaction.user.mention} would like a maintainer to look at this.",
             allowed_mentions=discord.AllowedMentions(roles=[discord.Object(role)], users=False, everyone=False),
         )
+
+
+class ShardedFirstReplyBot(FirstReplyBot, discord.AutoShardedClient):
+    """The same bot over several gateway shards, for large servers (``FIRSTREPLY_DISCORD_SHARD_COUNT``):
+    discord.py's AutoShardedClient runs the shards in one process and routes each guild to its own."""

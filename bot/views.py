@@ -32,6 +32,7 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"fr:vote:
 
     async def callback(self, interaction: discord.Interaction) -> None:
         bot = interaction.client
+        bot.count(f"vote_{self.vote}")
         try:
             await bot.answerer.feedback(self.answer_id, f"discord:{interaction.user.id}", 1 if self.vote == "up" else -1)
         except (EngineUnavailable, UnknownAnswer) as error:
@@ -52,6 +53,7 @@ class EscalateButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"fr:e
         return cls(match["answer"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        interaction.client.count("escalate")
         await interaction.client.escalate(interaction, self.answer_id)
 
 

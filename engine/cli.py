@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine.config import ConfigError, Settings, load_settings
+from engine.logs import configure as configure_logging
 
 err = Console(stderr=True)
 out = Console()
@@ -168,7 +169,6 @@ def eval_retrieval(corpus: Path, queries: Path, qrels: Path, k: int, kb: str | N
 @click.option("--port", type=int, help="Port (default: FIRSTREPLY_PORT, 8080).")
 def serve(host: str | None, port: int | None) -> None:
     """Run the engine's HTTP API."""
-    import logging
 
     from aiohttp import web
 
@@ -177,7 +177,7 @@ def serve(host: str | None, port: int | None) -> None:
     settings = _settings(host=host, port=port)
     if settings.embedding_threads is None:
         settings = settings.model_copy(update={"embedding_threads": 1})
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     if not settings.api_keys:
         err.print("[yellow]No FIRSTREPLY_API_KEYS set: only clients on this machine will be served.[/]")
     with _failures_as_messages():
@@ -193,13 +193,12 @@ def serve(host: str | None, port: int | None) -> None:
 def discord_command() -> None:
     """Run the Discord bot alone: against FIRSTREPLY_ENGINE_URL, or with the engine in this process."""
     import asyncio
-    import logging
 
     from bot.run import run_bot
     from engine.client import EngineClient
 
     settings = _settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
 
     async def main() -> None:
         if settings.engine_url:
@@ -224,7 +223,6 @@ def discord_command() -> None:
 @click.option("--port", type=int, help="Port (default: FIRSTREPLY_PORT).")
 def github_app_command(host: str | None, port: int | None) -> None:
     """Run the GitHub App alone: the webhook and its workers, against FIRSTREPLY_ENGINE_URL or an engine in process."""
-    import logging
 
     from aiohttp import web
 
@@ -232,7 +230,7 @@ def github_app_command(host: str | None, port: int | None) -> None:
     from github_app.run import build_standalone
 
     settings = _settings(host=host, port=port)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     if settings.engine_url:
         key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else None
         answerer = EngineClient(str(settings.engine_url), key)
@@ -617,12 +615,11 @@ def tune_export(provider: str, fmt: str, variant: str | None) -> None:
 def tune_run() -> None:
     """Run the tuning runner in the foreground (`firstreply serve` runs one too)."""
     import asyncio
-    import logging
 
     import aiohttp
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings()
+    configure_logging(settings)
 
     async def main():
         async with _engine(settings) as engine, aiohttp.ClientSession() as session:

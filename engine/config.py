@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     tuning_variant: Literal["rag", "plain"] = Field(default="rag", description="Train on prompts with retrieved context (rag) or bare questions.")
     tuning_judge: str | None = Field(default=None, description="A model that grades evaluation answers, e.g. openai:gpt-4o.")
 
+    # -- logs ---------------------------------------------------------------------------------------
+    log_format: Literal["text", "json"] = Field(default="text", description="Log lines as text, or one JSON object each.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
+
     # -- web pages (Ask, review) ----------------------------------------------------------------
     ask_public: bool = Field(default=True, description="Anyone may use the Ask page; false: maintainers only.")
     public_url: AnyHttpUrl | None = Field(default=None, description="Where people reach the pages (links to reviews); http://HOST:PORT when unset.")
@@ -137,6 +141,8 @@ class Settings(BaseSettings):
     discord_maintainer_role: int | None = Field(default=None, description="Role pinged by “Ask a maintainer”.")
     discord_answer_dms: bool = False
     discord_thread_mode: bool = True
+    discord_shard_count: Annotated[int, Field(ge=1, le=1024)] | None = Field(
+        default=None, description="Run the bot as discord.py's AutoShardedClient with this many shards.")
     discord_api_base: AnyHttpUrl | None = Field(default=None, description="Discord REST base (a proxy); Discord's own when unset.")
     discord_gateway_url: str | None = Field(default=None, description="Gateway websocket URL; Discord's own when unset.")
     engine_url: AnyHttpUrl | None = Field(default=None, description="`firstreply discord` and `firstreply github-app` ask this engine over HTTP.")

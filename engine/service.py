@@ -26,6 +26,7 @@ from engine.index.vectors import VectorStore, open_client
 from engine.ingest.pipeline import IngestReport, Ingestor, Progress
 from engine.llm.chain import ProviderChain
 from engine.llm.factory import build_chain
+from engine.metrics import Metrics
 from engine.store.github import GitHubStore
 from engine.store.repository import Store
 from engine.store.review import ReviewError, ReviewStore
@@ -42,6 +43,7 @@ class Engine:
         self.pipeline: AnswerPipeline | None = None
         self.review: ReviewStore | None = None
         self.tuning: TuningStore | None = None
+        self.metrics = Metrics()
         self._golden_lock = asyncio.Lock()
 
     # -- index -----------------------------------------------------------------------------
@@ -154,6 +156,7 @@ class Engine:
                 PipelineSettings(thresholds=s.abstain_thresholds, max_output_tokens=s.max_output_tokens,
                                  context_window=s.llm_context_window, k=s.search_k, history_turns=s.history_turns,
                                  user_salt=self._user_salt()),
+                metrics=self.metrics,
             )
         return self
 

@@ -11,6 +11,7 @@ import logging
 
 import aiohttp
 
+from engine.metrics import Metrics
 from engine.store.github import GitHubStore
 from engine.store.models import GitHubReply
 from github_app import sansio
@@ -24,9 +25,10 @@ HTTP_TIMEOUT_SECONDS = 30
 
 
 class GitHubApp:
-    def __init__(self, config: AppConfig, answerer) -> None:
+    def __init__(self, config: AppConfig, answerer, metrics=None) -> None:
         self.config = config
         self.answerer = answerer
+        self.metrics = metrics if metrics is not None else getattr(answerer, "metrics", None) or Metrics()
         self.store: GitHubStore | None = None
         self.client: GitHubClient | None = None
         self.handlers: Handlers | None = None
@@ -46,7 +48,7 @@ class GitHubApp:
 
     def worker(self, name: str | None = None) -> Worker:
         assert self.store is not None and self.handlers is not None, "start() first"
-        return Worker(self.config, self.store, self.handlers, self._wake, name)
+        return Worker(self.config, self.store, self.handlers, self._wake, name, metrics=self.metrics)
 
     def wake(self) -> None:
         """Tell idle workers there is work (they also poll, for work queued by other processes)."""
@@ -76,15 +78,19 @@ class GitHubApp:
         except sansio.Rejected as rejected:
             log.warning("webhook delivery %s rejected (%s): %s", headers.get("x-github-delivery", "?"),
                         rejected.status, rejected.reason)
+            self.metrics.webhook_deliveries.labels(headers.get("x-github-event") or "unknown", f"rejected_{rejected.status}").inc()
             return rejected.status, {"error": rejected.reason}
         routed = sansio.route(event.event, event.data, self.config.slug)
         if routed.kind is None:
+            self.metrics.webhook_deliveries.labels(event.event, "ignored").inc()
             return 200, {"status": "pong" if event.event == "ping" else "ignored", "reason": routed.reason}
         job = await self.store.enqueue(event.delivery_id, event.event, event.data.get("action"), routed.kind, event.data,
                                        sansio.job_key(event.event, event.data))
         if job is None:
             log.info("delivery %s was already received; not processed again", event.delivery_id)
+            self.metrics.webhook_deliveries.labels(event.event, "duplicate").inc()
             return 200, {"status": "duplicate", "delivery": event.delivery_id}
+        self.metrics.webhook_deliveries.labels(event.event, "queued").inc()
         self.wake()
         return 202, {"status": "queued", "job": job}
 

@@ -158,7 +158,7 @@ class Handlers:
             answer = await self._ask(Question(
                 sansio.question_text(discussion.title, discussion.body, self.config.policy), channel="github",
                 conversation_id=discussion.id, user_id=f"github:{author}", title=discussion.title,
-                link=discussion.url or None))
+                link=discussion.url or None, request_id=f"github-{job.delivery_id}"))
             return await self._deliver(reply, answer, (discussion.category_slug, discussion.category_name))
         finally:
             await self.store.update_reply(reply.trigger_id, release=True)
@@ -196,7 +196,7 @@ class Handlers:
             text = sansio.strip_mention(node.get("body") or "", self.config.slug) or where.get("title") or ""
             answer = await self._ask(Question(text, channel="github", conversation_id=where["id"],
                                               user_id=f"github:{author}", title=where.get("title"),
-                                              link=node.get("url") or None))
+                                              link=node.get("url") or None, request_id=f"github-{job.delivery_id}"))
             category = where.get("category") or {}
             return await self._deliver(reply, answer, (category.get("slug") or "", category.get("name") or ""))
         finally:

@@ -13,6 +13,7 @@ import logging
 import random
 import uuid
 
+from engine.logs import CORRELATION
 from engine.store.github import GitHubStore, Job
 from github_app.api import PermanentError, TransientError
 from github_app.config import AppConfig
@@ -30,7 +31,8 @@ def backoff(attempt: int, base: float, retry_after: float | None = None, *, rng:
 
 class Worker:
     def __init__(self, config: AppConfig, store: GitHubStore, handlers: Handlers, wake: asyncio.Event,
-                 name: str | None = None) -> None:
+                 name: str | None = None, metrics=None) -> None:
+        self.metrics = metrics
         self.config = config
         self.store = store
         self.handlers = handlers
@@ -61,12 +63,17 @@ class Worker:
             ran += 1
         return ran
 
+    def _count(self, job: Job, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.github_jobs.labels(job.kind, result).inc()
+
     async def _heartbeat(self, job: Job) -> None:
         while True:
             await asyncio.sleep(self.config.lease_seconds / 3)
             await self.store.extend(job.id, self.name, self.config.lease_seconds)
 
     async def run(self, job: Job) -> None:
+        CORRELATION.set(f"delivery:{job.delivery_id}")
         config = self.config
         if job.attempts > config.max_attempts:  # e.g. a job whose worker died every time it ran it
             await self.store.fail(job.id, self.name, f"gave up after {job.attempts - 1} attempts; last error: {job.last_error}")
@@ -80,6 +87,7 @@ class Worker:
         except PermanentError as error:
             log.warning("job %s (%s) failed: %s", job.id, job.kind, error)
             await self.store.fail(job.id, self.name, str(error))
+            self._count(job, "failed")
         except Exception as error:
             retry_after = error.retry_after if isinstance(error, TransientError) else None
             if not isinstance(error, TransientError):
@@ -87,12 +95,15 @@ class Worker:
             message = str(error) if isinstance(error, TransientError) else f"{type(error).__name__}: {error}"
             if job.attempts >= config.max_attempts:
                 await self.store.fail(job.id, self.name, f"{message} (gave up after {job.attempts} attempts)")
+                self._count(job, "failed")
             else:
+                self._count(job, "retry")
                 delay = backoff(job.attempts, config.retry_base_seconds, retry_after)
                 log.info("job %s (%s) will retry in %.1fs: %s", job.id, job.kind, delay, message)
                 await self.store.retry_later(job.id, self.name, message, delay)
         else:
             log.info("job %s (%s): %s", job.id, job.kind, outcome)
             await self.store.finish(job.id, self.name, outcome)
+            self._count(job, "done")
         finally:
             heartbeat.cancel()

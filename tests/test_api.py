@@ -216,6 +216,9 @@ async def test_metrics_count_requests_answers_and_provider_errors(make_engine):
     assert 'firstreply_abstentions_total{channel="api"} 1.0' in text
     assert 'firstreply_provider_errors_total{provider="gemini:gemini-2.5-flash"} 1.0' in text
     assert "firstreply_answer_seconds_bucket" in text
+    assert "firstreply_retrieval_seconds_count 2.0" in text  # every stage is timed
+    assert 'firstreply_provider_seconds_count{provider="extractive"} 1.0' in text  # the abstention asked no model
+    assert 'firstreply_tuning_jobs{status="running"} 0.0' in text
 
 
 async def test_client_says_unavailable_when_the_engine_is_down():

@@ -170,6 +170,13 @@ async def test_a_new_qa_discussion_gets_exactly_one_reply_even_when_delivered_tw
     assert jobs[0].outcome == "nothing to do: the reply is posted"
     assert len(h.github.bot_comments()) == 1 and h.github.exchanges == 1
 
+    async with h.session.get(f"{h.url}/metrics", headers={"Authorization": f"Bearer {KEY}"}) as response:
+        metrics = await response.text()
+    assert 'firstreply_github_deliveries_total{event="discussion",outcome="queued"} 2.0' in metrics
+    assert 'firstreply_github_deliveries_total{event="discussion",outcome="duplicate"} 1.0' in metrics
+    assert 'firstreply_github_jobs_total{kind="discussion_created",result="done"} 2.0' in metrics
+    assert 'firstreply_github_queue_jobs{status="done"} 2.0' in metrics
+
 
 @pytest.mark.conformance
 async def test_every_fixture_payload_is_handled_as_it_should_be(app_harness):

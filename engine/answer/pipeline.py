@@ -84,11 +84,12 @@ class Prepared:
 
 class AnswerPipeline:
     def __init__(self, search: Callable[..., Awaitable[list[Hit]]], chain: ProviderChain, store: Store,
-                 settings: PipelineSettings) -> None:
+                 settings: PipelineSettings, metrics=None) -> None:
         self.search = search
         self.chain = chain
         self.store = store
         self.settings = settings
+        self.metrics = metrics  # engine.metrics.Metrics, or None (evaluations)
 
     # -- preparation -----------------------------------------------------------------
 
@@ -119,7 +120,10 @@ class AnswerPipeline:
         started = time.perf_counter()
         history = await self.store.history(question.conversation_id, self.settings.history_turns) if question.conversation_id else []
         search_query = await self._standalone(question, history)
+        searched = time.perf_counter()
         hits = await self.search(search_query, k=self.settings.k, kb=question.kb, title=question.title)
+        if self.metrics is not None:
+            self.metrics.retrieval_latency.observe(time.perf_counter() - searched)
         confidence = confidence_of(hits)
         threshold = self.settings.thresholds.get(question.channel, self.settings.thresholds.get("api", 0.3))
         prompt = None
@@ -194,7 +198,10 @@ class AnswerPipeline:
         prepared = await self._prepare(question)
         if prepared.prompt is None:
             return await self._finish(prepared, "", "none", None, None)
+        asked = time.perf_counter()
         result = await self.chain.generate(self._request(prepared))
+        if self.metrics is not None:
+            self.metrics.provider_latency.labels(result.provider).observe(time.perf_counter() - asked)
         prepared.failures = result.failures
         g = result.generation
         return await self._finish(prepared, g.text, result.provider, g.prompt_tokens, g.output_tokens)
@@ -209,6 +216,7 @@ class AnswerPipeline:
         pieces: list[str] = []
         held = ""  # hold back the start until it can't be the NOT_IN_CONTEXT reply
         model, prompt_tokens, output_tokens = "extractive", None, None
+        asked = time.perf_counter()
         async for event in self.chain.stream(self._request(prepared), prepared.failures):
             if event.text:
                 pieces.append(event.text)
@@ -225,5 +233,7 @@ class AnswerPipeline:
             if event.done and event.generation:
                 model = event.generation.model
                 prompt_tokens, output_tokens = event.generation.prompt_tokens, event.generation.output_tokens
+        if self.metrics is not None:
+            self.metrics.provider_latency.labels(model).observe(time.perf_counter() - asked)
         answer = await self._finish(prepared, "".join(pieces), model, prompt_tokens, output_tokens)
         yield {"type": "answer", "answer": answer}

@@ -26,8 +26,9 @@ from aiohttp import web
 from engine.answer.model import CHANNELS, Answer, Question
 from engine.api.http import (CALLER, ENGINE, ERROR_CODES, KEY_DIGESTS, LIMITS, METRICS, REQUEST_ID, BadRequest,
                              error_response, int_query, read_json, send_event, sse_response, text_field)
-from engine.api.metrics import Metrics
+from engine.metrics import Metrics
 from engine.api.openapi import document
+from engine.logs import CORRELATION
 from engine.api.pages import is_page, mount_pages, session_middleware
 from engine.api.review_api import mount_review_api
 from engine.api.tuning_api import TUNING_RUNNER, mount_tuning_api
@@ -40,6 +41,7 @@ from engine.store.repository import UnknownAnswer
 log = logging.getLogger(__name__)
 
 DISCORD_BOT = web.AppKey("discord_bot", tuple)
+GITHUB_APP = web.AppKey("github_app_for_metrics", object)
 TUNING_TASK = web.AppKey("tuning_task", tuple)
 OPEN_ROUTES = {"/healthz", "/readyz", "/openapi.json", "/github/webhook"}  # the webhook is authenticated by its signature
 MAX_QUESTION_CHARS = 8000
@@ -56,7 +58,8 @@ def _is_loopback(remote: str | None) -> bool:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler):
-    request[REQUEST_ID] = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    request[REQUEST_ID] = (request.headers.get("X-Request-Id") or uuid.uuid4().hex)[:100]
+    CORRELATION.set(request[REQUEST_ID])
     started = time.perf_counter()
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
     try:
@@ -293,7 +296,16 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_route(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[METRICS].render(), content_type="text/plain", charset="utf-8")
+    """Counters as they are, and the queue gauges read from the database at scrape time."""
+    metrics, engine = request.app[METRICS], request.app[ENGINE]
+    await engine.start()
+    for status, count in (await engine.tuning.count_by_status()).items():
+        metrics.tuning_jobs.labels(status).set(count)
+    github = request.app.get(GITHUB_APP)
+    if github is not None and github.store is not None:
+        for status, count in (await github.store.count_by_status()).items():
+            metrics.github_queue.labels(status).set(count)
+    return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
 
 
 def _github_app(app: web.Application, engine):
@@ -308,6 +320,7 @@ def _github_app(app: web.Application, engine):
 
     github = GitHubApp(app_config(engine.settings), engine)
     mount(app, github)
+    app[GITHUB_APP] = github
     return github
 
 
@@ -316,7 +329,7 @@ def build_app(engine) -> web.Application:
     app = web.Application(middlewares=[errors_middleware, auth_middleware, session_middleware],
                           client_max_size=settings.max_body_bytes)
     app[ENGINE] = engine
-    app[METRICS] = Metrics()
+    app[METRICS] = engine.metrics
     app[LIMITS] = TokenBuckets(settings.rate_limit_per_minute)
     app[KEY_DIGESTS] = [_digest(k.get_secret_value()) for k in settings.api_keys]
     app.router.add_post("/v1/answer", answer_route)

@@ -7,7 +7,7 @@ import json
 
 from aiohttp import web
 
-from engine.api.metrics import Metrics
+from engine.metrics import Metrics
 from engine.api.ratelimit import TokenBuckets
 
 ENGINE = web.AppKey("engine", object)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -145,6 +145,12 @@ class GitHubStore:
             query = query.where(GitHubJob.status == status)
         async with self.session() as session:
             return [Job.of(r) for r in (await session.execute(query)).scalars()]
+
+    async def count_by_status(self) -> dict[str, int]:
+        """Jobs per status (every status named, zero included)."""
+        async with self.session() as session:
+            rows = dict((await session.execute(select(GitHubJob.status, func.count()).group_by(GitHubJob.status))).all())
+        return {status: rows.get(status, 0) for status in JOB_STATUSES}
 
     async def requeue(self, job_id: int) -> bool:
         """Give a failed job another round of attempts (after a maintainer fixed the cause)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.store.database import sessions
@@ -35,6 +35,12 @@ class TuningStore:
     async def jobs(self, limit: int = 100) -> list[TuningJob]:
         async with self.session() as session:
             return list((await session.execute(select(TuningJob).order_by(TuningJob.created_at.desc()).limit(limit))).scalars())
+
+    async def count_by_status(self) -> dict[str, int]:
+        async with self.session() as session:
+            rows = dict((await session.execute(select(TuningJob.status, func.count()).group_by(TuningJob.status))).all())
+        return {status: rows.get(status, 0)
+                for status in ("queued", "validating_files", "running", "succeeded", "failed", "cancelled")}
 
     async def claim(self, lease_seconds: float) -> TuningJob | None:
         """Take a job that has work to do now (not finished, not held by a live runner)."""

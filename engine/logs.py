@@ -1,0 +1,88 @@
+"""Logging for every firstreply process: text or JSON lines, each record carrying the request or
+delivery it belongs to, and no secret ever written out.
+
+The id lives in a context variable: the HTTP middleware sets it from ``X-Request-Id`` (the
+Discord bot and the GitHub App send theirs along), the GitHub workers set the delivery id,
+so one question can be followed from the frontend through the engine to the provider.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+from pydantic import SecretStr
+
+CORRELATION = contextvars.ContextVar("firstreply_correlation_id", default=None)
+REDACTED = "[redacted]"
+
+
+def secrets_of(settings) -> list[str]:
+    """Every secret value the settings hold (keys, tokens, the webhook secret, the private key)."""
+    values = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, SecretStr) and item.get_secret_value():
+                values.append(item.get_secret_value())
+    return sorted(values, key=len, reverse=True)  # longest first, so no secret is half-replaced
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``correlation_id`` to every record and replaces secrets in its message (and traceback)."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if len(s) >= 4]
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.correlation_id = CORRELATION.get()
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg, record.args = self.redact(message), ()
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+                 "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        if getattr(record, "correlation_id", None):
+            entry["id"] = record.correlation_id
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        correlation = getattr(record, "correlation_id", None)
+        return f"{line} [{correlation}]" if correlation else line
+
+
+def configure(settings, stream=None) -> logging.Handler:
+    """Send every logger's records through one handler; returns it (tests read what it wrote)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(ContextFilter(secrets_of(settings)))
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
+    return handler

@@ -1,0 +1,74 @@
+"""Logs: JSON lines when asked, the request's id on every line it caused, and no secret written out."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import aiohttp
+import pytest
+
+from engine.api.app import build_app
+from engine.config import Settings
+from engine.logs import CORRELATION, REDACTED, configure
+from fakes import gemini
+from fakes.server import serve
+
+
+@pytest.fixture
+def captured():
+    """Route logging through firstreply's handler into a buffer for the test, then put pytest's back."""
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    buffer = io.StringIO()
+
+    def start(settings: Settings) -> io.StringIO:
+        configure(settings, buffer)
+        return buffer
+
+    yield start
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in saved:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_json_lines_carry_the_id_and_never_a_secret(captured):
+    settings = Settings(log_format="json", api_keys=["sk-live-abcdef"], github_webhook_secret="whsec-0123456789",
+                        gemini_api_key="AIzaSyFAKE-KEY", _env_file=None)
+    out = captured(settings)
+    log = logging.getLogger("firstreply.test")
+    token = CORRELATION.set("req-42")
+    try:
+        log.warning("calling with key %s and secret whsec-0123456789", "AIzaSyFAKE-KEY")
+        try:
+            raise RuntimeError("the provider said: bad key sk-live-abcdef")
+        except RuntimeError:
+            log.exception("provider failed")
+    finally:
+        CORRELATION.reset(token)
+    log.info("no request here")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines[0] == {**lines[0], "level": "warning", "logger": "firstreply.test", "id": "req-42",
+                        "message": f"calling with key {REDACTED} and secret {REDACTED}"}
+    assert lines[1]["id"] == "req-42" and "sk-live-abcdef" not in lines[1]["exception"] and REDACTED in lines[1]["exception"]
+    assert "id" not in lines[2]
+    assert all(secret not in out.getvalue() for secret in ("sk-live-abcdef", "whsec-0123456789", "AIzaSyFAKE-KEY"))
+
+
+async def test_a_request_id_follows_the_question_into_the_engine_logs(captured, make_engine):
+    fake = gemini.FakeGemini(default=gemini.Reply(status=500))
+    async with serve(fake.app()) as gemini_url:
+        engine = make_engine(providers=["gemini:gemini-2.5-flash"], gemini_api_key=gemini.API_KEY,
+                             gemini_base_url=gemini_url, llm_retries=1, log_format="json")
+        out = captured(engine.settings)
+        async with serve(build_app(engine)) as url, aiohttp.ClientSession() as http:
+            async with http.post(f"{url}/v1/answer", json={"question": "How do I zoom the camera in?"},
+                                 headers={"X-Request-Id": "discord-1234"}) as response:
+                assert (await response.json())["model"] == "extractive"
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    fallback = [line for line in lines if "came from extractive" in line["message"]]
+    assert fallback and all(line["id"] == "discord-1234" for line in fallback)
+    assert gemini.API_KEY not in out.getvalue()
