@@ -5,7 +5,7 @@ from __future__ import annotations
 import discord
 import yarl
 
-from bot.client import BotConfig, FirstReplyBot
+from bot.client import BotConfig, FirstReplyBot, ShardedFirstReplyBot
 from engine.config import ConfigError, Settings
 from engine.protocol import Answerer
 
@@ -33,7 +33,11 @@ async def start_bot(settings: Settings, answerer: Answerer) -> FirstReplyBot:
     if settings.discord_token is None:
         raise ConfigError("bad setting FIRSTREPLY_DISCORD_TOKEN: required to run the Discord bot")
     point_at(settings)
-    bot = FirstReplyBot(answerer, bot_config(settings))
+    metrics = getattr(answerer, "metrics", None)
+    if settings.discord_shard_count:
+        bot = ShardedFirstReplyBot(answerer, bot_config(settings), metrics=metrics, shard_count=settings.discord_shard_count)
+    else:
+        bot = FirstReplyBot(answerer, bot_config(settings), metrics=metrics)
     try:
         await bot.login(settings.discord_token.get_secret_value())
     except discord.LoginFailure:

@@ -34,14 +34,14 @@ class AnswererDouble:
 
 
 @contextlib.asynccontextmanager
-async def running(answerer, config: BotConfig | None = None):
+async def running(answerer, config: BotConfig | None = None, bot_class=FirstReplyBot, **options):
     fake = FakeDiscord()
     async with serve(fake.app()) as url:
         fake.url = url
         base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
         discord.http.Route.BASE = f"{url}/api/v10"
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url.replace("http://", "ws://") + "/gateway")
-        bot = FirstReplyBot(answerer, config or BotConfig())
+        bot = bot_class(answerer, config or BotConfig(), metrics=getattr(answerer, "metrics", None), **options)
         task = asyncio.create_task(bot.start("fake-token"))
         try:
             await asyncio.wait_for(bot.wait_until_ready(), 30)
@@ -76,6 +76,7 @@ async def test_a_mention_gets_a_thread_and_a_cited_reply_that_pings_nobody(make_
         answer_id = custom_ids[0].rsplit(":", 1)[1]
         record = await engine.store.answer(answer_id)  # reviewers can jump to the question
         assert record.link == f"https://discord.com/channels/{fake.guild_id}/{fake.text_channel}/{question['id']}"
+        assert 'firstreply_discord_events_total{event="message_answered"} 1.0' in engine.metrics.render().decode()
 
 
 async def test_messages_not_for_the_bot_are_ignored(make_engine):
@@ -326,3 +327,14 @@ async def test_admins_see_status_and_turn_a_help_channel_on_for_good(make_engine
             await fake.user_message(QUESTION)
             await fake.wait_for(lambda: any("scene.zoom" in (r.json or {}).get("content", "") for r in fake.requests))
             assert not fake.sent("POST", "/threads")  # thread mode off: answered in the channel
+
+
+async def test_the_sharded_bot_answers_the_same_way(make_engine):
+    """FIRSTREPLY_DISCORD_SHARD_COUNT makes the bot an AutoShardedClient; the gateway sees the shard in IDENTIFY."""
+    from bot.client import ShardedFirstReplyBot
+
+    async with make_engine() as engine, running(engine, bot_class=ShardedFirstReplyBot, shard_count=1) as (fake, bot):
+        assert isinstance(bot, discord.AutoShardedClient) and bot.shard_count == 1
+        assert fake.identify_payloads[0]["shard"] == [0, 1]
+        await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        await fake.wait_for(lambda: any("**Sources**" in (r.json or {}).get("content", "") for r in fake.requests))
