@@ -22,6 +22,9 @@ RUN pip install . && python -c "from engine.index.embedder import resolve_model,
 RUN useradd --create-home --uid 10001 firstreply && mkdir -p /data && chown firstreply /data
 USER firstreply
 VOLUME ["/data"]
+EXPOSE 8080
+# For `serve`; compose overrides it for the bot and the App.
+HEALTHCHECK --interval=15s --start-period=60s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"
 
 ENTRYPOINT ["firstreply"]
 CMD ["--help"]
