@@ -44,6 +44,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest_throughput
 	$(BIN)/python -m bench.retrieval_latency
 	$(BIN)/python -m bench.webhook_ack
+	$(BIN)/python -m bench.webhook_burst
+	$(BIN)/python -m bench.review_queries
 
 eval-payload: $(STAMP)
 	$(BIN)/firstreply eval retrieval --corpus ../shared/eval/payload/corpus \
