@@ -6,6 +6,7 @@ embedding function, so Chroma's default one (which would download a model) can n
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from pathlib import Path
@@ -80,6 +81,23 @@ def chunk_from_record(chunk_id: str, text: str, meta: dict) -> Chunk:
 REVISION_KEY = "firstreply_revision"
 
 
+def _store_errors(method):
+    """A Chroma server that is down or refuses becomes a :class:`VectorStoreError` (the API's 503), not a crash."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except VectorStoreError:
+            raise
+        except OSError:  # a full disk under an embedded store: the caller reports it as it is
+            raise
+        except Exception as error:
+            raise VectorStoreError(f"Chroma ({self.name}): {type(error).__name__}: {error}") from None
+
+    return wrapper
+
+
 class VectorStore:
     """One Chroma collection per knowledge base, cosine space."""
 
@@ -104,6 +122,7 @@ class VectorStore:
             pass
         self.collection = self._collection()
 
+    @_store_errors
     def count(self) -> int:
         return self.collection.count()
 
@@ -121,6 +140,7 @@ class VectorStore:
         self.collection.modify(metadata={REVISION_KEY: revision})
         return revision
 
+    @_store_errors
     def upsert(self, chunks: list[Chunk], embeddings: np.ndarray) -> None:
         for start in range(0, len(chunks), BATCH):
             batch = chunks[start : start + BATCH]
@@ -131,17 +151,20 @@ class VectorStore:
                 metadatas=[chunk_metadata(c) for c in batch],
             )
 
+    @_store_errors
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)
         for start in range(0, len(ids), BATCH):
             self.collection.delete(ids=ids[start : start + BATCH])
 
+    @_store_errors
     def existing(self, ids: list[str]) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(ids), BATCH):
             found.update(self.collection.get(ids=ids[start : start + BATCH], include=[])["ids"])
         return found
 
+    @_store_errors
     def all_chunks(self) -> list[Chunk]:
         chunks: list[Chunk] = []
         offset = 0
@@ -156,6 +179,7 @@ class VectorStore:
         """The ``k`` nearest chunk ids with their cosine similarity."""
         return self.query_many(np.asarray([embedding]), k)[0]
 
+    @_store_errors
     def query_many(self, embeddings: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """Nearest chunks for several query vectors in one call."""
         if len(embeddings) == 0:
@@ -164,6 +188,7 @@ class VectorStore:
         return [[(i, 1.0 - float(d)) for i, d in zip(ids, distances)]
                 for ids, distances in zip(result["ids"], result["distances"])]
 
+    @_store_errors
     def update_metadata(self, chunks: list[Chunk]) -> None:
         for start in range(0, len(chunks), BATCH):
             batch = chunks[start : start + BATCH]

@@ -1,0 +1,108 @@
+"""Faults, each with what the user gets: a provider down then back, the Chroma server restarted, the
+disk filling up in the middle of an ingest."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import subprocess
+
+import aiohttp
+import pytest
+
+from engine.answer.model import Question
+from engine.api.app import build_app
+from engine.config import Settings
+from engine.index.vectors import VectorStore
+from engine.service import Engine
+from fakes import gemini
+from fakes.server import serve
+from test_chroma_server import CHROMA, chroma_server, free_port  # noqa: F401 - the fixture
+
+CAMERA = "How do I zoom the camera in?"
+
+
+async def test_a_provider_failing_and_timing_out_gets_fallback_answers_then_recovers(make_engine, fake_gemini):
+    fake_gemini.script = [gemini.Reply(status=500)] * 3 + [gemini.Reply(delay=1.5)] * 3  # down, then hanging
+    async with make_engine(providers=["gemini:gemini-2.5-flash"], gemini_api_key=gemini.API_KEY,
+                           gemini_base_url=fake_gemini.url, llm_timeout=0.5, llm_retries=1) as engine:
+        outage = [await engine.answer(Question(CAMERA, channel="discord")) for _ in range(6)]
+        assert all(a.model == "extractive" and not a.abstained and "scene.zoom(2)" in a.text for a in outage)
+        assert all(a.fallback_reasons for a in outage)
+        reasons = " ".join(r for a in outage for r in a.fallback_reasons)
+        assert "HTTP 500" in reasons and "no answer within 0.5 s" in reasons
+        recovered = await engine.answer(Question(CAMERA, channel="discord"))
+    assert recovered.model == "gemini:gemini-2.5-flash" and not recovered.fallback_reasons
+
+
+@pytest.mark.chroma_server
+async def test_a_restarted_chroma_server_is_a_503_while_down_and_serves_again_after(tmp_path, embedder, sample_project):
+    port = free_port()
+    path = tmp_path / "chroma-data"
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen([CHROMA, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+    async def wait_up(process) -> None:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(300):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/api/v2/heartbeat") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.2)
+        process.kill()
+        raise AssertionError("chroma run did not start")
+
+    server = start()
+    await wait_up(server)
+    try:
+        engine = Engine(Settings(data_dir=tmp_path / "state", kb="faults", chroma_url=f"http://127.0.0.1:{port}",
+                                 onnx_queries=False, _env_file=None))
+        engine.__dict__["embedder"] = embedder
+        engine.ingest(sample_project)
+        async with serve(build_app(engine)) as url, aiohttp.ClientSession() as http:
+            async def search() -> int:
+                async with http.get(f"{url}/v1/search", params={"q": "zoom the camera"}) as response:
+                    return response.status
+
+            assert await search() == 200
+            server.terminate()
+            server.wait(20)
+            async with http.get(f"{url}/v1/search", params={"q": "zoom the camera"}) as response:
+                assert response.status == 503
+                assert "not ready" in (await response.json())["error"]["message"]
+            server = start()
+            await wait_up(server)
+            assert await search() == 200
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+def test_a_full_disk_mid_ingest_is_a_clear_error_and_the_index_stays_as_it_was(tmp_path, embedder, sample_project,
+                                                                              monkeypatch):
+    engine = Engine(Settings(data_dir=tmp_path / "state", kb="disk", _env_file=None))
+    engine.__dict__["embedder"] = embedder
+    first = engine.ingest(sample_project)
+    before = engine.search(CAMERA, k=3)
+    (sample_project / "docs" / "guide" / "new-page.md").write_text("# Gimbals\n\nUse `scene.gimbal()` for gimbals.\n")
+
+    real_upsert = VectorStore.upsert
+
+    def full_disk(self, chunks, embeddings):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(VectorStore, "upsert", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        engine.ingest(sample_project)
+    after = Engine(Settings(data_dir=tmp_path / "state", kb="disk", _env_file=None))
+    after.__dict__["embedder"] = embedder
+    assert [h.chunk.id for h in after.search(CAMERA, k=3)] == [h.chunk.id for h in before]  # the old index answers
+    assert after.vectors().count() == first.chunks_total
+
+    monkeypatch.setattr(VectorStore, "upsert", real_upsert)  # space freed: the next run finishes the job
+    report = after.ingest(sample_project)
+    assert report.added == ["docs/guide/new-page.md"] and after.search("gimbal", k=1)[0].chunk.path == "docs/guide/new-page.md"
