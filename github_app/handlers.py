@@ -45,6 +45,8 @@ class Handlers:
             return await handler(job)
         except KeyError as error:
             raise PermanentError(f"the payload lacks {error}") from None
+        except (TypeError, AttributeError, ValueError) as error:  # a value of the wrong shape: no retry will fix it
+            raise PermanentError(f"malformed payload: {type(error).__name__}: {error}") from None
 
     # -- helpers --------------------------------------------------------------------------------
 

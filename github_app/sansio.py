@@ -69,8 +69,12 @@ def is_own(login: str | None, slug: str) -> bool:
 
 
 def is_bot(user: dict | None) -> bool:
-    user = user or {}
+    user = user if isinstance(user, dict) else {}
     return user.get("type") == "Bot" or user.get("__typename") == "Bot" or str(user.get("login", "")).endswith("[bot]")
+
+
+def _object(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def route(event: str, payload: dict, slug: str) -> Route:
@@ -85,12 +89,14 @@ def route(event: str, payload: dict, slug: str) -> Route:
             return Route("discussion_answered", "an answer was chosen")
         return Route(None, f"discussion {action}: nothing to do (edits never trigger a second answer)")
     if event == "discussion_comment":
-        comment = payload.get("comment") or {}
+        comment = _object(payload.get("comment"))
+        user = _object(comment.get("user"))
         if action != "created":
             return Route(None, f"discussion_comment {action}: nothing to do")
-        if is_own((comment.get("user") or {}).get("login"), slug) or is_bot(comment.get("user")):
+        if is_own(str(user.get("login") or ""), slug) or is_bot(user):
             return Route(None, "a comment by a bot")
-        if not mentions(comment.get("body") or "", slug):
+        body = comment.get("body")
+        if not mentions(body if isinstance(body, str) else "", slug):
             return Route(None, f"the comment does not mention @{slug}")
         return Route("mention", f"a comment mentioning @{slug}")
     if event == "installation":
@@ -102,10 +108,11 @@ def route(event: str, payload: dict, slug: str) -> Route:
 
 def job_key(event: str, payload: dict) -> str | None:
     """Work on one discussion, or one installation, is done in order: this names which one."""
-    if event in ("discussion", "discussion_comment") and (payload.get("discussion") or {}).get("node_id"):
-        return f"discussion:{payload['discussion']['node_id']}"
-    if event.startswith("installation") and (payload.get("installation") or {}).get("id") is not None:
-        return f"installation:{payload['installation']['id']}"
+    discussion, installation = _object(payload.get("discussion")), _object(payload.get("installation"))
+    if event in ("discussion", "discussion_comment") and discussion.get("node_id"):
+        return f"discussion:{discussion['node_id']}"[:200]
+    if event.startswith("installation") and installation.get("id") is not None:
+        return f"installation:{installation['id']}"[:200]
     return None
 
 

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,49 @@ def test_a_bad_private_key_is_a_clear_error_and_secrets_stay_out_of_repr(tmp_pat
         from engine.config import load_settings
 
         load_settings(github_app_slug="Not A Slug!", _env_file=None)
+
+
+# -- properties ----------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                           max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=300), event=st.text(max_size=30), signed=st.booleans(),
+       content_type=st.sampled_from(["application/json", "application/json; charset=utf-8", "text/plain", ""]))
+def test_any_bytes_are_either_a_parsed_event_or_a_refusal_with_a_4xx(body, event, signed, content_type):
+    headers = {"content-type": content_type, "x-github-event": event, "x-github-delivery": "d-1",
+               "x-hub-signature-256": signed_headers(body)["x-hub-signature-256"] if signed else "sha256=00"}
+    try:
+        parsed = sansio.parse_delivery(headers, body, SECRET)
+    except sansio.Rejected as rejected:
+        assert rejected.status in (400, 401, 415)
+        assert signed or rejected.status == 401  # nothing unsigned gets past the signature
+        return
+    assert signed and isinstance(parsed.data, dict)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.dictionaries(st.sampled_from(["action", "discussion", "comment", "installation", "sender"]),
+                               json_values, max_size=5),
+       event=st.sampled_from(["discussion", "discussion_comment", "installation", "installation_repositories", "ping",
+                              "push"]))
+def test_routing_any_payload_shape_never_crashes(payload, event):
+    routed = sansio.route(event, payload, SLUG)
+    sansio.job_key(event, payload)
+    assert routed.kind is None or routed.kind in ("discussion_created", "discussion_answered", "mention", "installation",
+                                                   "installation_repositories")
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=3000), hint=st.text(max_size=100), trigger=st.text(min_size=1, max_size=40))
+def test_any_answer_makes_a_reply_within_githubs_limit_that_carries_its_marker_and_pings_nobody(text, hint, trigger):
+    body = sansio.format_reply(Answer(text, []), ReplyPolicy(maintainer_hint=hint), trigger)
+    assert len(body) <= sansio.MAX_COMMENT_CHARS and body.endswith(sansio.marker(trigger))
+    outside_code = sansio._without_code(sansio.defuse_mentions(text))
+    assert not re.search(r"(?<![\w`])@[A-Za-z0-9]", outside_code)
