@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.retrieval_latency
 	$(BIN)/python -m bench.webhook_ack
 	$(BIN)/python -m bench.webhook_burst
+	$(BIN)/python -m bench.discord_burst
 	$(BIN)/python -m bench.review_queries
 
 eval-payload: $(STAMP)

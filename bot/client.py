@@ -7,6 +7,7 @@ only ping the bot ever sends is the maintainer role, once per thread, when a use
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -216,7 +217,9 @@ class FirstReplyBot(discord.Client):
             return
         if isinstance(where, discord.Thread):
             self.answered_threads.add(where.id)
-        await self.post_answer(where.send, answer)
+            await self.post_answer(where.send, answer)
+        else:  # in the channel itself: reply to the question, so the answer is found beside it
+            await self.post_answer(functools.partial(where.send, reference=message), answer)
 
     @staticmethod
     async def post_answer(send, answer) -> None:
