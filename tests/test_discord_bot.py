@@ -324,9 +324,11 @@ async def test_admins_see_status_and_turn_a_help_channel_on_for_good(make_engine
         assert await engine.store.count_answers() == 0
 
         async with running(engine) as (fake, bot):  # restarted: the setting came from the engine's database
-            await fake.user_message(QUESTION)
+            asked = await fake.user_message(QUESTION)
             await fake.wait_for(lambda: any("scene.zoom" in (r.json or {}).get("content", "") for r in fake.requests))
-            assert not fake.sent("POST", "/threads")  # thread mode off: answered in the channel
+            assert not fake.sent("POST", "/threads")  # thread mode off: answered in the channel,
+            [answer] = [r for r in posts_to(fake, fake.text_channel) if "scene.zoom" in r.json["content"]]
+            assert str(answer.json["message_reference"]["message_id"]) == asked["id"]  # as a reply to the question
 
 
 async def test_the_sharded_bot_answers_the_same_way(make_engine):
