@@ -106,3 +106,49 @@ def test_a_full_disk_mid_ingest_is_a_clear_error_and_the_index_stays_as_it_was(t
     monkeypatch.setattr(VectorStore, "upsert", real_upsert)  # space freed: the next run finishes the job
     report = after.ingest(sample_project)
     assert report.added == ["docs/guide/new-page.md"] and after.search("gimbal", k=1)[0].chunk.path == "docs/guide/new-page.md"
+
+
+async def test_a_database_restart_is_a_503_while_it_is_down_then_answers_resume(make_engine):
+    """The engine talks to the real PostgreSQL through a proxy the test takes down (a restart, as the
+    engine sees it) and brings back."""
+    from urllib.parse import urlsplit
+
+    from conftest import postgres_database
+    from fakes.tcp_proxy import TcpProxy
+
+    async with postgres_database() as url:
+        parts = urlsplit(url)
+        proxy = TcpProxy(parts.hostname, parts.port or 5432)
+        await proxy.up()
+        through_proxy = url.replace(f"{parts.hostname}:{parts.port or 5432}", f"127.0.0.1:{proxy.port}")
+        engine = make_engine(database_url=through_proxy, rate_limit_per_minute=100_000)
+        async with serve(build_app(engine)) as api, aiohttp.ClientSession() as http:
+            async def ask() -> int:
+                async with http.post(f"{api}/v1/answer", json={"question": CAMERA}) as response:
+                    await response.read()
+                    return response.status
+
+            assert await ask() == 200
+            await proxy.down()
+            assert {await ask() for _ in range(3)} == {503}
+            await proxy.up()
+            statuses = [await ask() for _ in range(3)]
+            assert statuses[-1] == 200 and set(statuses) <= {200, 503}
+            assert await engine.store.count_answers() >= 2  # before and after
+        await engine.close()
+
+
+def test_what_counts_as_a_dependency_being_down():
+    """Measured by restarting the real PostgreSQL under load (pg_ctlcluster restart): the errors
+    clients saw were these; each must be a 503, and a plain bug a 500."""
+    from sqlalchemy.exc import DBAPIError
+
+    from engine.api.app import dependency_down
+
+    class ShuttingDown(Exception):
+        sqlstate = "57P03"  # asyncpg's CannotConnectNowError, as SQLAlchemy's asyncpg dialect wraps it
+
+    assert dependency_down(ConnectionRefusedError(111, "Connect call failed"))
+    assert dependency_down(DBAPIError("SELECT 1", {}, ShuttingDown("the database system is shutting down")))
+    assert not dependency_down(DBAPIError("SELECT 1", {}, ValueError("invalid input syntax")))
+    assert not dependency_down(KeyError("a bug"))

@@ -22,6 +22,7 @@ import time
 import uuid
 
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from engine.answer.model import CHANNELS, Answer, Question
 from engine.api.http import (CALLER, ENGINE, ERROR_CODES, KEY_DIGESTS, LIMITS, METRICS, REQUEST_ID, BadRequest,
@@ -56,6 +57,27 @@ def _is_loopback(remote: str | None) -> bool:
         return False
 
 
+# asyncpg's names for "the server is not there right now" (restarting, shutting down, gone).
+UNAVAILABLE = {"CannotConnectNowError", "ConnectionDoesNotExistError", "ConnectionFailureError", "AdminShutdownError",
+               "CrashShutdownError", "TooManyConnectionsError"}
+
+
+def dependency_down(error: BaseException) -> bool:
+    """Whether an error means a dependency is unreachable (503), not that something is wrong (500)."""
+    if isinstance(error, (DatabaseError, VectorStoreError, EmbeddingModelError, ConnectionError, OperationalError,
+                          InterfaceError)):
+        return True
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        cause = error.orig
+        state = str(getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None) or "")
+        if state.startswith("08") or state in {"57P01", "57P02", "57P03", "53300"}:  # connection, shutdown, too many
+            return True
+        return any(type(e).__name__ in UNAVAILABLE for e in (cause, getattr(cause, "__cause__", None)) if e is not None)
+    return type(error).__name__ in UNAVAILABLE
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler):
     request[REQUEST_ID] = (request.headers.get("X-Request-Id") or uuid.uuid4().hex)[:100]
@@ -72,12 +94,13 @@ async def errors_middleware(request: web.Request, handler):
         if error.status < 400:
             raise
         response = error_response(error.status, error.reason)
-    except (DatabaseError, VectorStoreError, EmbeddingModelError) as error:
-        log.error("request %s: engine not ready: %s", request[REQUEST_ID], error)
-        response = error_response(503, "the engine is not ready; try again shortly")
-    except Exception:
-        log.exception("request %s failed", request[REQUEST_ID])
-        response = error_response(500, "something went wrong on our side")
+    except Exception as error:
+        if dependency_down(error):  # the database or Chroma is down or restarting: the client may retry shortly
+            log.error("request %s: engine not ready: %s", request[REQUEST_ID], (str(error) or type(error).__name__).splitlines()[0])
+            response = error_response(503, "the engine is not ready; try again shortly")
+        else:
+            log.exception("request %s failed", request[REQUEST_ID])
+            response = error_response(500, "something went wrong on our side")
     response.headers["X-Request-Id"] = request[REQUEST_ID]
     if not response.prepared:
         metrics = request.app[METRICS]
