@@ -217,7 +217,7 @@ def test_a_bad_private_key_is_a_clear_error_and_secrets_stay_out_of_repr(tmp_pat
     escaped = rsa_key.private_pem.decode().replace("\n", "\\n")  # as one line in an env file
     config = app_config(Settings(github_private_key=escaped, **base))
     assert config.private_key.startswith("-----BEGIN") and "s3cret" not in repr(config)
-    assert config.graphql_url == "https://api.github.com/graphql"
+    assert config.graphql_url == f"{config.api_url}/graphql"  # derived from the REST base unless set
     with pytest.raises(ConfigError, match="FIRSTREPLY_GITHUB_APP_SLUG"):
         from engine.config import load_settings
 
