@@ -2,7 +2,8 @@
 
     python -m bench.engine_overhead [--clients 32] [--seconds 30] [--latency 0.3]
 
-A fake OpenAI-compatible provider answers every call after exactly ``--latency`` seconds.
+A fake OpenAI-compatible provider, in a process of its own, answers every call after exactly
+``--latency`` seconds.
 ``firstreply serve`` runs as its own process over an index of this repository's docs/, with
 that provider configured; ``--clients`` concurrent clients post questions to /v1/answer for
 ``--seconds``. Printed: throughput against the ideal (clients / latency), and the p50/p99
@@ -46,22 +47,45 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def fixed_latency_provider(latency: float) -> tuple[web.AppRunner, str]:
-    async def complete(request: web.Request) -> web.Response:
-        body = await request.json()
-        await asyncio.sleep(latency)
-        return web.json_response({
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "From the docs: see [1]."}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": len(body["messages"][1]["content"]) // 4, "completion_tokens": 6},
-        })
+PROVIDER = """
+import asyncio, sys
+from aiohttp import web
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", complete)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+async def complete(request):
+    body = await request.json()
+    await asyncio.sleep(float(sys.argv[2]))
+    return web.json_response({
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "From the docs: see [1]."}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": len(body["messages"][1]["content"]) // 4, "completion_tokens": 6},
+    })
+
+app = web.Application()
+app.router.add_post("/v1/chat/completions", complete)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+async def fixed_latency_provider(latency: float) -> tuple[subprocess.Popen, str]:
+    """The provider in a process of its own, so the load generator's event loop can't delay its replies."""
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}/v1"
+    process = subprocess.Popen([sys.executable, "-c", PROVIDER, str(port), str(latency)])
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):
+            try:
+                async with http.post(f"http://127.0.0.1:{port}/v1/chat/completions",
+                                     json={"messages": [{}, {"content": ""}]}):
+                    break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+    return process, f"http://127.0.0.1:{port}/v1"
+
+
+def engine_side(database: Path, newest: int) -> list[float]:
+    """The engine's own answer times (retrieval to logging, provider included) for the last answers."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        return [row[0] for row in db.execute("SELECT latency_ms FROM answers ORDER BY created_at DESC LIMIT ?", (newest,))]
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -124,10 +148,12 @@ async def main() -> None:
                     await asyncio.sleep(0.2)
             await load(url, args.clients, 3)  # warm up
             latencies, failures = await load(url, args.clients, args.seconds)
+            inside = engine_side(Path(state) / "firstreply.db", len(latencies))
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=30)
-            await runner.cleanup()
+            runner.terminate()
+            runner.wait(timeout=10)
     throughput = len(latencies) / args.seconds
     ideal = args.clients / args.latency
     added = [1000 * (x - args.latency) for x in latencies]
@@ -135,6 +161,9 @@ async def main() -> None:
     print(f"answers           {len(latencies)} ok, {failures} failed")
     print(f"throughput        {throughput:7.1f} answers/s   ideal {ideal:.1f}/s   ratio {throughput / ideal:.3f} (target >= 0.9)")
     print(f"added latency     p50 {percentile(added, 0.5):7.1f} ms (target <= 30)   p99 {percentile(added, 0.99):7.1f} ms (target <= 150)")
+    within = [ms - 1000 * args.latency for ms in inside]
+    print(f"  of which inside the pipeline (retrieval, prompt, citations; provider time taken off): "
+          f"p50 {percentile(within, 0.5):7.1f} ms   p99 {percentile(within, 0.99):7.1f} ms")
 
 
 if __name__ == "__main__":
