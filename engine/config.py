@@ -53,9 +53,13 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
     embedding_device: str = "cpu"
-    onnx_queries: bool = Field(
-        default=True,
-        description="Encode questions with ONNX Runtime (exported once from the same weights, checked against PyTorch).",
+    query_encoder: Literal["onnx-int8", "onnx", "torch"] = Field(
+        default="onnx-int8",
+        description=(
+            "How questions are encoded: `onnx-int8` (ONNX Runtime, int8 weights: cheapest), `onnx` (ONNX Runtime, "
+            "same vectors as PyTorch) or `torch`. Both ONNX graphs are made once from the same weights and checked "
+            "against PyTorch; documents are always encoded with PyTorch."
+        ),
     )
     embedding_threads: Annotated[int, Field(ge=1, le=256)] | None = Field(
         default=None,

@@ -57,8 +57,9 @@ class Engine:
     def prepare_queries(self) -> None:
         """Load the model, and switch question encoding to ONNX Runtime when configured (for serving)."""
         self.embedder.model
-        if self.settings.onnx_queries:
-            self.embedder.use_onnx_for_queries(self.settings.data_dir / "onnx")
+        if self.settings.query_encoder != "torch":
+            self.embedder.use_onnx_for_queries(self.settings.data_dir / "onnx",
+                                               quantized=self.settings.query_encoder == "onnx-int8")
 
     @cached_property
     def chroma(self):

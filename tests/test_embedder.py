@@ -77,6 +77,44 @@ def test_onnx_query_vectors_are_the_pytorch_ones(embedder, tmp_path):
     assert again.use_onnx_for_queries(tmp_path / "onnx") is True  # reuses the exported file
 
 
+def test_int8_query_vectors_are_close_to_the_pytorch_ones_and_rank_alike(embedder, tmp_path):
+    from engine.index.embedder import Embedder
+
+    fast = Embedder(threads=1)
+    assert fast.use_onnx_for_queries(tmp_path / "onnx", quantized=True) is True
+    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [
+        PACKAGED_WEIGHTS_SHA256[:16] + ".int8.onnx", PACKAGED_WEIGHTS_SHA256[:16] + ".onnx"]
+    questions = ["zoom", "How do I change the opacity of an actor made from polydata?", "x " * 400,
+                 "useFormFields() throws TypeError: Cannot read properties of undefined"]
+    similarity = np.sum(fast.encode_queries(questions) * embedder.encode(questions), axis=1)
+    assert np.all(similarity > 0.98) and not np.all(similarity > 0.99999)  # close, and really the int8 graph
+    passages = ["Set the opacity of an actor with actor.GetProperty().SetOpacity(0.5).",
+                "Install the package with pip install fury.",
+                "The camera zoom is changed with scene.zoom(factor).",
+                "Form fields are read with the useFormFields hook inside a custom component."]
+    documents = embedder.encode(passages)
+    exact = np.argmax(embedder.encode(questions[1:2] + questions[3:]) @ documents.T, axis=1)
+    quantized = np.argmax(fast.encode_queries(questions[1:2] + questions[3:]) @ documents.T, axis=1)
+    assert list(exact) == list(quantized) == [0, 3]
+
+
+def test_questions_run_in_length_groups_and_come_back_in_order(tmp_path):
+    from engine.index.embedder import Embedder
+    from engine.index.onnx_queries import length_groups
+
+    assert length_groups([100, 5, 7, 256, 6], 256) == [[1, 4, 2], [0], [3]]
+    assert length_groups([300], 256) == [[0]]  # one row longer than the budget still runs
+    assert length_groups([], 256) == []
+    fast = Embedder(threads=1)
+    assert fast.use_onnx_for_queries(tmp_path / "onnx") is True
+    texts = ["a long question " * 60, "zoom", "How do I install it?", "another long one " * 50, "x"]
+    together = fast.encode_queries(texts)
+    alone = np.concatenate([fast.encode_queries([t]) for t in texts])
+    assert together.shape == (5, 384)
+    assert np.allclose(together, alone, atol=1e-5)
+    assert fast.encode_queries([]).shape == (0, 384)
+
+
 def test_queries_stay_on_pytorch_when_onnx_cannot_be_used(tmp_path, monkeypatch, caplog):
     from engine.index import onnx_queries
     from engine.index.embedder import Embedder

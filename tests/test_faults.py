@@ -60,7 +60,7 @@ async def test_a_restarted_chroma_server_is_a_503_while_down_and_serves_again_af
     await wait_up(server)
     try:
         engine = Engine(Settings(data_dir=tmp_path / "state", kb="faults", chroma_url=f"http://127.0.0.1:{port}",
-                                 onnx_queries=False, _env_file=None))
+                                 query_encoder="torch", _env_file=None))
         engine.__dict__["embedder"] = embedder
         engine.ingest(sample_project)
         async with serve(build_app(engine)) as url, aiohttp.ClientSession() as http:
