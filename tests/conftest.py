@@ -144,3 +144,75 @@ async def database_overrides(request):
         return
     async with postgres_database() as url:
         yield {"database_url": url}
+
+
+class OwnPostgres:
+    """A PostgreSQL server of the test's own: ``initdb`` in a temporary folder, on its own port.
+
+    A test may restart or stop it without touching the shared server every other test uses.
+    PostgreSQL refuses to run as root, so under root the server runs as the ``postgres`` user.
+    """
+
+    def __init__(self) -> None:
+        import pwd
+        import socket
+        import tempfile
+
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        binaries = found[-1].parent if found else (Path(shutil.which("initdb")).parent if shutil.which("initdb") else None)
+        if binaries is None:
+            pytest.skip("PostgreSQL's server programs (initdb, pg_ctl) are not installed")
+        self.bin = binaries
+        self.prefix: list[str] = []
+        self.root = Path(tempfile.mkdtemp(prefix="firstreply-pg-"))
+        if os.geteuid() == 0:
+            try:
+                user = pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.skip("running as root and there is no postgres user to run a PostgreSQL server as")
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.data = self.root / "data"
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._pg("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def _pg(self, program: str, *args: str) -> None:
+        import subprocess
+
+        done = subprocess.run([*self.prefix, str(self.bin / program), *args], capture_output=True, text=True, timeout=60)
+        if done.returncode:
+            raise RuntimeError(f"{program} failed: {done.stdout}{done.stderr}")
+
+    def _options(self) -> str:
+        return f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+
+    def start(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.data), "-o", self._options(), "-l", str(self.root / "log"), "-w", "start")
+
+    def restart(self) -> None:
+        """A fast restart: connections are cut, the server goes down, then comes back on the same port."""
+        self._pg("pg_ctl", "-D", str(self.data), "-o", self._options(), "-l", str(self.root / "log"), "-m", "fast",
+                 "-w", "restart")
+
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def remove(self) -> None:
+        try:
+            self._pg("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        except RuntimeError:
+            pass  # never started, or already down
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def own_postgres():
+    server = OwnPostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()

@@ -152,3 +152,42 @@ def test_what_counts_as_a_dependency_being_down():
     assert dependency_down(DBAPIError("SELECT 1", {}, ShuttingDown("the database system is shutting down")))
     assert not dependency_down(DBAPIError("SELECT 1", {}, ValueError("invalid input syntax")))
     assert not dependency_down(KeyError("a bug"))
+
+
+async def test_postgresql_restarted_under_load_costs_some_503s_and_loses_no_answer(make_engine, own_postgres):
+    """Four clients ask without pause while the real PostgreSQL server restarts (``pg_ctl restart -m fast``):
+    no client sees a 500, answers resume once it is back, and every answer a client got is in the log
+    once (the log holds exactly the 200s)."""
+    import time
+    from collections import Counter
+
+    engine = make_engine(database_url=own_postgres.url, rate_limit_per_minute=100_000)
+    before = own_postgres.postmaster_pid()
+    outcomes: list[tuple[float, int]] = []
+    stop = asyncio.Event()
+    async with serve(build_app(engine)) as api, aiohttp.ClientSession() as http:
+        async def client() -> None:
+            while not stop.is_set():
+                async with http.post(f"{api}/v1/answer", json={"question": CAMERA}) as response:
+                    body = await response.json()
+                    assert response.status in (200, 503), (response.status, body)
+                    outcomes.append((time.monotonic(), response.status))
+
+        clients = [asyncio.create_task(client()) for _ in range(4)]
+        await asyncio.sleep(1.5)
+        down = time.monotonic()
+        await asyncio.to_thread(own_postgres.restart)
+        up = time.monotonic()
+        await asyncio.sleep(2.0)
+        stop.set()
+        await asyncio.gather(*clients)
+        logged = await engine.store.count_answers()
+    assert own_postgres.postmaster_pid() != before  # it really went down and came back
+    counts = Counter(status for _, status in outcomes)
+    assert set(counts) <= {200, 503}
+    assert any(at < down for at, status in outcomes if status == 200)
+    assert any(down <= at for at, _ in outcomes)  # requests were in flight across the restart
+    after = [status for at, status in outcomes if at > up + 1.0]
+    assert after and set(after) == {200}  # a second after the server is back, everything answers
+    assert logged == counts[200], counts
+    await engine.close()
