@@ -85,4 +85,7 @@ def configure(settings, stream=None) -> logging.Handler:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+    # One line per HTTP call to the Chroma server (every readiness probe, every search) is noise
+    # above DEBUG; their failures still reach the log as ours.
+    logging.getLogger("httpx").setLevel(logging.WARNING if root.level > logging.DEBUG else logging.NOTSET)
     return handler

@@ -77,11 +77,15 @@ def test_onnx_query_vectors_are_the_pytorch_ones(embedder, tmp_path):
     assert again.use_onnx_for_queries(tmp_path / "onnx") is True  # reuses the exported file
 
 
-def test_int8_query_vectors_are_close_to_the_pytorch_ones_and_rank_alike(embedder, tmp_path):
+def test_int8_query_vectors_are_close_to_the_pytorch_ones_and_rank_alike(embedder, tmp_path, caplog):
+    import logging
+
     from engine.index.embedder import Embedder
 
     fast = Embedder(threads=1)
-    assert fast.use_onnx_for_queries(tmp_path / "onnx", quantized=True) is True
+    with caplog.at_level(logging.INFO):
+        assert fast.use_onnx_for_queries(tmp_path / "onnx", quantized=True) is True
+    assert not [r for r in caplog.records if "Quantization" in r.getMessage()]  # the quantizer's chatter stays out
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [
         PACKAGED_WEIGHTS_SHA256[:16] + ".int8.onnx", PACKAGED_WEIGHTS_SHA256[:16] + ".onnx"]
     questions = ["zoom", "How do I change the opacity of an actor made from polydata?", "x " * 400,

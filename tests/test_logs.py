@@ -72,3 +72,14 @@ async def test_a_request_id_follows_the_question_into_the_engine_logs(captured, 
     fallback = [line for line in lines if "came from extractive" in line["message"]]
     assert fallback and all(line["id"] == "discord-1234" for line in fallback)
     assert gemini.API_KEY not in out.getvalue()
+
+
+def test_per_request_http_client_lines_are_left_out_unless_debugging(captured):
+    """Every search against a Chroma server is an httpx request; at INFO each would be a line."""
+    out = captured(Settings(log_level="info", _env_file=None))
+    logging.getLogger("httpx").info("HTTP Request: POST http://chroma:8000/api/v2/... 200 OK")
+    logging.getLogger("httpx").warning("connection pool is full")
+    assert "HTTP Request" not in out.getvalue() and "connection pool is full" in out.getvalue()
+    out = captured(Settings(log_level="debug", _env_file=None))
+    logging.getLogger("httpx").info("HTTP Request: GET http://chroma:8000/api/v2/heartbeat 200 OK")
+    assert "HTTP Request" in out.getvalue()

@@ -79,8 +79,12 @@ def quantize(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     partial = target.with_suffix(f".{os.getpid()}.partial")
-    quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul"])
+    logging.disable(logging.INFO)  # the quantizer notes every tensor it leaves alone, on the root logger
+    try:
+        quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"])
+    finally:
+        logging.disable(logging.NOTSET)
     os.replace(partial, target)
 
 
