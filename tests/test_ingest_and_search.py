@@ -132,3 +132,24 @@ def test_ask_cites_sources_and_abstains_when_nothing_matches(engine, sample_proj
 def test_search_on_an_empty_knowledge_base_returns_nothing(engine):
     assert engine.search("anything") == []
     assert engine.ask("anything").abstained
+
+
+def test_a_checkout_git_refuses_to_read_is_a_clear_error_not_a_plain_folder(engine, sample_project, monkeypatch):
+    """A checkout owned by another user (a host folder mounted into the container, say): git won't
+    read it, and reading it as a folder would lose its links, so the ingest stops and says what to do."""
+    import os
+
+    from engine.ingest.sources import UntrustedCheckout, discover
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to give the checkout to another user")
+    make_checkout(sample_project, "https://github.com/org/tinyviz.git")
+    for path in [sample_project, *sample_project.rglob("*")]:
+        os.lchown(path, 4242, 4242)
+    with pytest.raises(UntrustedCheckout, match="safe.directory"):
+        engine.ingest(sample_project)
+    assert engine.vectors().count() == 0  # nothing was indexed
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")  # the remedy the message gives for containers
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "safe.directory")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", str(sample_project.resolve()))
+    assert discover(sample_project).repo_url == "https://github.com/org/tinyviz"

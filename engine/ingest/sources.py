@@ -56,11 +56,22 @@ class SourceInfo:
     repo_prefix: str = ""  # where the folder sits in its repository, e.g. "docs/"
 
 
+class UntrustedCheckout(ValueError):
+    """git refuses to read a checkout that another user owns; reading it as a plain folder would
+    quietly lose its links and read its untracked files, so the ingest stops and says so."""
+
+
 def _git(root: Path, *args: str) -> str | None:
     try:
         result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
+    if result.returncode and "dubious ownership" in result.stderr:
+        raise UntrustedCheckout(
+            f"git refuses to read {root}: the checkout belongs to another user. If you trust it, mark it safe "
+            f"(git config --global --add safe.directory {root}; in a container, set GIT_CONFIG_COUNT=1 "
+            f"GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0={root}) or ingest it as its owner."
+        )
     return result.stdout.strip() if result.returncode == 0 else None
 
 
