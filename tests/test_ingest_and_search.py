@@ -146,10 +146,12 @@ def test_a_checkout_git_refuses_to_read_is_a_clear_error_not_a_plain_folder(engi
     make_checkout(sample_project, "https://github.com/org/tinyviz.git")
     for path in [sample_project, *sample_project.rglob("*")]:
         os.lchown(path, 4242, 4242)
-    with pytest.raises(UntrustedCheckout, match="safe.directory"):
-        engine.ingest(sample_project)
+    with pytest.raises(UntrustedCheckout, match="safe.directory") as refused:
+        engine.ingest(sample_project / "docs")  # a folder inside the checkout: the message names the checkout
     assert engine.vectors().count() == 0  # nothing was indexed
+    top = str(sample_project.resolve())
+    assert f"GIT_CONFIG_VALUE_0={top})" in str(refused.value)
     monkeypatch.setenv("GIT_CONFIG_COUNT", "1")  # the remedy the message gives for containers
     monkeypatch.setenv("GIT_CONFIG_KEY_0", "safe.directory")
-    monkeypatch.setenv("GIT_CONFIG_VALUE_0", str(sample_project.resolve()))
-    assert discover(sample_project).repo_url == "https://github.com/org/tinyviz"
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", top)
+    assert discover(sample_project / "docs").repo_url == "https://github.com/org/tinyviz"

@@ -8,6 +8,7 @@ the caller gives none.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,10 +68,12 @@ def _git(root: Path, *args: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     if result.returncode and "dubious ownership" in result.stderr:
+        named = re.search(r"repository at '([^']+)'", result.stderr)
+        top = named.group(1) if named else root  # safe.directory names the checkout's top, not a folder in it
         raise UntrustedCheckout(
-            f"git refuses to read {root}: the checkout belongs to another user. If you trust it, mark it safe "
-            f"(git config --global --add safe.directory {root}; in a container, set GIT_CONFIG_COUNT=1 "
-            f"GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0={root}) or ingest it as its owner."
+            f"git refuses to read {top}: the checkout belongs to another user. If you trust it, mark it safe "
+            f"(git config --global --add safe.directory {top}; in a container, set GIT_CONFIG_COUNT=1 "
+            f"GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0={top}) or ingest it as its owner."
         )
     return result.stdout.strip() if result.returncode == 0 else None
 
