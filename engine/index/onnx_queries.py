@@ -123,7 +123,6 @@ class OnnxQueryEncoder:
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
         agreement = float(np.min(np.sum(self.encode(PROBES) * embedder.encode(PROBES), axis=1)))
-        self.agreement = agreement
         if agreement < (QUANTIZED_AGREEMENT if quantized else AGREEMENT):
             path.unlink(missing_ok=True)
             raise OnnxUnavailable(f"the exported model disagrees with PyTorch (cosine {agreement:.5f})")
