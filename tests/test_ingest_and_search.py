@@ -155,3 +155,16 @@ def test_a_checkout_git_refuses_to_read_is_a_clear_error_not_a_plain_folder(engi
     monkeypatch.setenv("GIT_CONFIG_KEY_0", "safe.directory")
     monkeypatch.setenv("GIT_CONFIG_VALUE_0", top)
     assert discover(sample_project / "docs").repo_url == "https://github.com/org/tinyviz"
+
+
+def test_remotes_become_web_links_and_local_clones_link_by_path(engine, sample_project):
+    from engine.ingest.sources import web_url
+
+    assert web_url("git@github.com:org/tinyviz.git") == "https://github.com/org/tinyviz"
+    assert web_url("ssh://git@gitlab.com/org/tinyviz.git") == "https://gitlab.com/org/tinyviz"
+    assert web_url("https://github.com/org/tinyviz.git") == "https://github.com/org/tinyviz"
+    assert web_url("/srv/git/tinyviz") is None and web_url("file:///srv/git/tinyviz.git") is None
+    make_checkout(sample_project, "/srv/git/tinyviz")  # cloned from a folder: there is no web page to link to
+    engine.ingest(sample_project)
+    hit = engine.search("zoom the camera", k=1)[0]
+    assert hit.chunk.url == hit.chunk.path

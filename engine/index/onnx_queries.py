@@ -79,7 +79,7 @@ def quantize(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     partial = target.with_suffix(f".{os.getpid()}.partial")
-    logging.disable(logging.INFO)  # the quantizer notes every tensor it leaves alone, on the root logger
+    logging.disable(logging.WARNING)  # the quantizer notes every tensor it leaves alone, and gives tips, on the root logger
     try:
         quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul"])

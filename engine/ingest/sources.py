@@ -78,15 +78,16 @@ def _git(root: Path, *args: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def web_url(remote: str) -> str:
-    """Turn a git remote (ssh or https) into the repository's web URL."""
+def web_url(remote: str) -> str | None:
+    """Turn a git remote (ssh or https) into the repository's web URL; None for a remote that has
+    none (a local path or ``file://`` clone), whose chunks then link by path."""
     url = remote.strip().removesuffix(".git")
     if url.startswith("git@") and ":" in url:
         host, _, path = url[4:].partition(":")
         url = f"https://{host}/{path}"
     elif url.startswith("ssh://git@"):
         url = "https://" + url.removeprefix("ssh://git@")
-    return url
+    return url if url.startswith(("https://", "http://")) else None
 
 
 def discover(root: Path, repo_url: str | None = None, ref: str | None = None) -> SourceInfo:
