@@ -8,9 +8,10 @@ a model that isn't a BERT-style encoder with mean pooling, keeps queries on PyTo
 
 ``quantized`` goes one step further: the matrix multiplications get int8 weights (per output
 channel; activations quantized on the fly), which makes a batch of questions ~2.5x cheaper
-again. The token embeddings stay float: quantizing that table is what costs accuracy. The
-vectors are then close to, not equal to, PyTorch's (cosine ~0.995), so the agreement bar
-is lower; documents are always encoded in full precision.
+again. Nothing else is quantized: ONNX Runtime's default op set, which also quantizes the
+token-embedding lookup, gave cosine ~0.96 to PyTorch on chat questions against ~0.995 for
+MatMul alone. The vectors are close to, not equal to, PyTorch's, so the agreement bar is
+lower; documents are always encoded in full precision.
 """
 
 from __future__ import annotations
