@@ -34,8 +34,10 @@ class AnswererDouble:
 
 
 @contextlib.asynccontextmanager
-async def running(answerer, config: BotConfig | None = None, bot_class=FirstReplyBot, **options):
-    fake = FakeDiscord()
+async def running(answerer, config: BotConfig | None = None, bot_class=FirstReplyBot, *, fake: FakeDiscord | None = None,
+                  **options):
+    """The bot connected to a fake Discord (a new one, or ``fake``: Discord keeps its state while the bot restarts)."""
+    fake = fake or FakeDiscord()
     async with serve(fake.app()) as url:
         fake.url = url
         base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
@@ -123,8 +125,8 @@ async def ask_and_get_reply(fake):
     await fake.wait_for(lambda: any("**Sources**" in (r.json or {}).get("content", "") for r in fake.requests))
     reply = next(r for r in fake.requests if "**Sources**" in (r.json or {}).get("content", ""))
     thread_id = reply.path.split("/")[2]
-    message = fake.message(thread_id, reply.json, author=fake.bot_user)
-    ids = [c["custom_id"] for row in reply.json["components"] for c in row["components"]]
+    message = next(m for m in fake.bot_messages(thread_id) if m["components"])
+    ids = [c["custom_id"] for row in message["components"] for c in row["components"]]
     return thread_id, message, ids
 
 
@@ -133,16 +135,16 @@ async def test_thumbs_up_then_down_by_one_user_leaves_one_vote_and_buttons_survi
         async with running(engine) as (fake, bot):
             thread_id, message, (up, down, _) = await ask_and_get_reply(fake)
             answer_id = up.rsplit(":", 1)[1]
-            first = await fake.click(up, message=message, channel_id=thread_id, user_id="111")
+            first = await fake.click(up, message=message, user_id="111")
             await fake.wait_for(lambda: fake.callbacks(first))
-            second = await fake.click(down, message=message, channel_id=thread_id, user_id="111")
+            second = await fake.click(down, message=message, user_id="111")
             await fake.wait_for(lambda: fake.callbacks(second))
             reply = fake.callbacks(second)[0].json
             assert reply["type"] == 4 and reply["data"]["flags"] & 64 and "Thanks" in reply["data"]["content"]
         assert await engine.store.votes(answer_id) == {"up": 0, "down": 1}
 
-        async with running(engine) as (fake, bot):  # a new process: nothing in memory but the custom id
-            later = await fake.click(up, message=message, channel_id=thread_id, user_id="222")
+        async with running(engine, fake=fake) as (fake, bot):  # a new process: nothing in memory but the custom id
+            later = await fake.click(up, message=message, user_id="222")
             await fake.wait_for(lambda: fake.callbacks(later))
         assert await engine.store.votes(answer_id) == {"up": 1, "down": 1}
 
@@ -151,9 +153,9 @@ async def test_ask_a_maintainer_pings_the_role_once_per_thread(make_engine):
     role = 900000000000000005
     async with make_engine() as engine, running(engine, BotConfig(maintainer_role=role)) as (fake, bot):
         thread_id, message, (_, _, escalate) = await ask_and_get_reply(fake)
-        first = await fake.click(escalate, message=message, channel_id=thread_id)
+        first = await fake.click(escalate, message=message)
         await fake.wait_for(lambda: fake.callbacks(first))
-        again = await fake.click(escalate, message=message, channel_id=thread_id, user_id="333")
+        again = await fake.click(escalate, message=message, user_id="333")
         await fake.wait_for(lambda: fake.callbacks(again))
     ping = fake.callbacks(first)[0].json["data"]
     assert ping["content"].startswith(f"<@&{role}>")
