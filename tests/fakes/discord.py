@@ -218,6 +218,11 @@ class Recorded:
     status: int | None = None  # what the fake answered
     code: int | None = None  # Discord's JSON error code, for errors
 
+    @property
+    def body(self) -> dict:
+        """The JSON body when it is an object (a message, a callback), else empty (command lists, no body)."""
+        return self.json if isinstance(self.json, dict) else {}
+
 
 @dataclass
 class Session:
