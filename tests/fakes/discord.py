@@ -544,7 +544,7 @@ class FakeDiscord:
             command = self.check_command(definition, str(n), guild=scope)
             key = (command["type"], command["name"])
             if key in seen:
-                raise invalid_form(f"{n}.name", "APPLICATION_COMMANDS_DUPLICATE_NAME", f"Application command names must be unique")
+                raise invalid_form(f"{n}.name", "APPLICATION_COMMANDS_DUPLICATE_NAME", "Application command names must be unique")
             seen.add(key)
             old = previous.get(key)
             command["id"] = old["id"] if old else str(next(self.ids))
