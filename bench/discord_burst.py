@@ -60,7 +60,7 @@ async def main() -> None:
             def replies() -> tuple[set[str], set[str]]:
                 answered, limited = set(), set()
                 for request in fake.sent("POST", "/messages"):
-                    body = request.json or {}
+                    body = request.body
                     ref = str((body.get("message_reference") or {}).get("message_id"))
                     if ref in ids:  # answers carry the vote buttons; notices don't
                         (answered if body.get("components") else limited).add(ref)

@@ -17,6 +17,7 @@ def bot_config(settings: Settings) -> BotConfig:
         maintainer_role=settings.discord_maintainer_role,
         answer_dms=settings.discord_answer_dms,
         thread_mode=settings.discord_thread_mode,
+        command_guilds=frozenset(settings.discord_guild_ids),
     )
 
 

@@ -3,6 +3,11 @@
 They are discord.py dynamic items: the custom id carries the answer id
 (``fr:vote:up:<answer id>``), so any button ever posted works again after a restart without
 the bot remembering anything.
+
+A click is acknowledged first (a deferred update: Discord allows 3 seconds for that, and the
+engine may take longer), then recorded, then followed up; whatever fails after the
+acknowledgement ends in the bot's private apology (discord.py only logs errors raised in a
+dynamic item's callback, so :class:`Acknowledged` routes them to the bot).
 """
 
 from __future__ import annotations
@@ -11,14 +16,29 @@ import logging
 
 import discord
 
-from engine.client import EngineUnavailable
+from engine.logs import CORRELATION
 from engine.protocol import UnknownAnswer
 
 log = logging.getLogger(__name__)
 ANSWER_ID = r"[\w-]{1,64}"
 
 
-class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"fr:vote:(?P<vote>up|down):(?P<answer>{ANSWER_ID})"):
+class Acknowledged:
+    """A button's callback: acknowledge the click at once, then :meth:`act`; any failure reaches the bot's apology."""
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        CORRELATION.set(f"discord-{interaction.id}")
+        await interaction.response.defer()  # a deferred update: no "thinking…", nothing changes on the answer
+        try:
+            await self.act(interaction)
+        except Exception as error:  # the one place a button's failures are turned into an apology
+            await interaction.client.interaction_failed(interaction, error, f"button {type(self).__name__}")
+
+    async def act(self, interaction: discord.Interaction) -> None:
+        raise NotImplementedError
+
+
+class VoteButton(Acknowledged, discord.ui.DynamicItem[discord.ui.Button], template=rf"fr:vote:(?P<vote>up|down):(?P<answer>{ANSWER_ID})"):
     def __init__(self, vote: str, answer_id: str) -> None:
         super().__init__(discord.ui.Button(
             emoji="👍" if vote == "up" else "👎", style=discord.ButtonStyle.secondary,
@@ -30,19 +50,19 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"fr:vote:
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match) -> "VoteButton":
         return cls(match["vote"], match["answer"])
 
-    async def callback(self, interaction: discord.Interaction) -> None:
+    async def act(self, interaction: discord.Interaction) -> None:
         bot = interaction.client
         bot.count(f"vote_{self.vote}")
         try:
             await bot.answerer.feedback(self.answer_id, f"discord:{interaction.user.id}", 1 if self.vote == "up" else -1)
-        except (EngineUnavailable, UnknownAnswer) as error:
-            log.warning("vote on %s not stored: %s", self.answer_id, error)
-            await interaction.response.send_message("Sorry, I couldn't record that just now.", ephemeral=True)
+        except UnknownAnswer:
+            log.warning("vote on %s not stored: the engine has no such answer", self.answer_id)
+            await interaction.followup.send("Sorry, I couldn't find that answer any more.", ephemeral=True)
             return
-        await interaction.response.send_message("Thanks for the feedback!", ephemeral=True)
+        await interaction.followup.send("Thanks for the feedback!", ephemeral=True)
 
 
-class EscalateButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"fr:escalate:(?P<answer>{ANSWER_ID})"):
+class EscalateButton(Acknowledged, discord.ui.DynamicItem[discord.ui.Button], template=rf"fr:escalate:(?P<answer>{ANSWER_ID})"):
     def __init__(self, answer_id: str) -> None:
         super().__init__(discord.ui.Button(label="Ask a maintainer", style=discord.ButtonStyle.primary,
                                            custom_id=f"fr:escalate:{answer_id}"))
@@ -52,7 +72,7 @@ class EscalateButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"fr:e
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match) -> "EscalateButton":
         return cls(match["answer"])
 
-    async def callback(self, interaction: discord.Interaction) -> None:
+    async def act(self, interaction: discord.Interaction) -> None:
         interaction.client.count("escalate")
         await interaction.client.escalate(interaction, self.answer_id)
 

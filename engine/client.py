@@ -118,6 +118,22 @@ class EngineClient:
         body = dict(changes, **({"by": by} if by else {}))
         return await self._json("PUT", f"/v1/channels/{platform}/{channel_id}", body)
 
+    @staticmethod
+    def _thread_path(thread_id: str) -> str:
+        if not isinstance(thread_id, str) or not thread_id.isdigit() or len(thread_id) > 30:
+            raise ValueError("a Discord thread id is a number")
+        return f"/v1/discord/threads/{thread_id}"
+
+    async def discord_thread(self, thread_id: str) -> dict[str, bool]:
+        data = await self._json("GET", self._thread_path(thread_id))
+        return {"answered": data["answered"], "escalated": data["escalated"]}
+
+    async def mark_discord_thread_answered(self, thread_id: str) -> None:
+        await self._json("PUT", self._thread_path(thread_id))
+
+    async def escalate_discord_thread(self, thread_id: str) -> bool:
+        return bool((await self._json("POST", self._thread_path(thread_id) + "/escalation"))["first"])
+
     async def feedback(self, answer_id: str, user_id: str, vote: int, comment: str | None = None) -> bool:
         if vote not in (1, -1):
             raise ValueError("vote must be 1 or -1")

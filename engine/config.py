@@ -8,12 +8,13 @@ that line instead of a traceback.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 ENV_PREFIX = "FIRSTREPLY_"
@@ -145,6 +146,9 @@ class Settings(BaseSettings):
     discord_maintainer_role: int | None = Field(default=None, description="Role pinged by “Ask a maintainer”.")
     discord_answer_dms: bool = False
     discord_thread_mode: bool = True
+    discord_guild_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="Servers to register the slash commands in (instant there), as `1,2` or `[1, 2]`; globally when empty.")
     discord_shard_count: Annotated[int, Field(ge=1, le=1024)] | None = Field(
         default=None, description="Run the bot as discord.py's AutoShardedClient with this many shards.")
     discord_api_base: AnyHttpUrl | None = Field(default=None, description="Discord REST base (a proxy); Discord's own when unset.")
@@ -181,6 +185,22 @@ class Settings(BaseSettings):
             if kind not in {"gemini", "openai", "extractive"} or (kind != "extractive" and not model):
                 raise ValueError(f"{spec!r} is not 'gemini:<model>', 'openai:<model>' or 'extractive'")
         return value
+
+    @field_validator("discord_guild_ids", mode="before")
+    @classmethod
+    def _guild_ids(cls, value):
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ValueError("write server ids as 1,2 or as a JSON list [1, 2]") from None
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        if not all(part.isdigit() for part in parts):
+            raise ValueError("write server ids as 1,2 or as a JSON list [1, 2]")
+        return [int(part) for part in parts]
 
     @field_validator("tuning_judge")
     @classmethod

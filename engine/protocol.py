@@ -1,9 +1,10 @@
 """The answer protocol: the one thing frontends depend on (answers and votes, plus the status
-and per-channel settings their admin commands show and change).
+and per-channel settings their admin commands show and change, and the Discord threads the bot
+answered in or escalated, so every bot process and restart sees the same).
 
 It is implemented twice, with identical behaviour: in process by :class:`engine.Engine`, and
 over HTTP by :class:`engine.client.EngineClient`. Both raise :class:`UnknownAnswer` for
-feedback on an answer that doesn't exist and ``ValueError`` for a bad vote.
+feedback on an answer that doesn't exist and ``ValueError`` for a bad vote or thread id.
 """
 
 from __future__ import annotations
@@ -30,3 +31,9 @@ class Answerer(Protocol):
 
     async def set_channel_settings(self, platform: str, channel_id: str, changes: dict[str, bool | None],
                                    by: str | None = None) -> dict: ...
+
+    async def discord_thread(self, thread_id: str) -> dict[str, bool]: ...
+
+    async def mark_discord_thread_answered(self, thread_id: str) -> None: ...
+
+    async def escalate_discord_thread(self, thread_id: str) -> bool: ...

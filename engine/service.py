@@ -215,6 +215,31 @@ class Engine:
         assert self.store is not None
         return await self.store.set_channel_settings(platform, channel_id, changes, by)
 
+    # -- Discord threads (shared by every bot process and shard) ----------------------------
+
+    @staticmethod
+    def _thread_id(thread_id: str) -> str:
+        if not isinstance(thread_id, str) or not thread_id.isdigit() or len(thread_id) > 30:
+            raise ValueError("a Discord thread id is a number")
+        return thread_id
+
+    async def discord_thread(self, thread_id: str) -> dict[str, bool]:
+        """``{"answered", "escalated"}``: whether the bot answered in this thread, and whether a maintainer was asked."""
+        await self.start()
+        assert self.store is not None
+        return await self.store.discord_thread(self._thread_id(thread_id))
+
+    async def mark_discord_thread_answered(self, thread_id: str) -> None:
+        await self.start()
+        assert self.store is not None
+        await self.store.mark_discord_thread_answered(self._thread_id(thread_id))
+
+    async def escalate_discord_thread(self, thread_id: str) -> bool:
+        """Record that a maintainer was asked here; True only for the first call, whichever process makes it."""
+        await self.start()
+        assert self.store is not None
+        return await self.store.escalate_discord_thread(self._thread_id(thread_id))
+
     # -- review ----------------------------------------------------------------------------
 
     async def review_answer(self, answer_id: str, verdict: str, by: str, *, text: str | None = None,

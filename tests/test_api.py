@@ -254,3 +254,44 @@ async def test_bad_channel_settings_are_refused_and_store_nothing(api, path, bod
             error = (await response.json())["error"]
     assert response.status == 400 and message in error["message"]
     assert await engine.channel_settings("discord") == {}
+
+
+async def test_discord_thread_state_behaves_the_same_both_ways(answerer):
+    assert await answerer.discord_thread("1234") == {"answered": False, "escalated": False}
+    await answerer.mark_discord_thread_answered("1234")
+    await answerer.mark_discord_thread_answered("1234")  # twice is the same as once
+    assert await answerer.discord_thread("1234") == {"answered": True, "escalated": False}
+    assert [await answerer.escalate_discord_thread("1234") for _ in range(3)] == [True, False, False]
+    assert await answerer.discord_thread("1234") == {"answered": True, "escalated": True}
+    assert await answerer.discord_thread("5678") == {"answered": False, "escalated": False}
+    for bad in ("general", "1" * 31, "../1"):
+        with pytest.raises(ValueError):
+            await answerer.escalate_discord_thread(bad)
+
+
+async def test_only_one_of_many_concurrent_escalations_is_first(database_overrides, make_engine):
+    """Several bot processes, each with its own engine connection, press "Ask a maintainer" in one thread at once."""
+    engines = [make_engine(**database_overrides) for _ in range(1 if not database_overrides else 3)]
+    if not database_overrides:  # SQLite: one file, several engines on it
+        engines += [make_engine(database_url=engines[0].settings.database_url) for _ in range(2)]
+    for engine in engines:
+        await engine.start()
+    try:
+        results = await asyncio.gather(*(engine.escalate_discord_thread("42") for engine in engines for _ in range(4)))
+    finally:
+        for engine in engines:
+            await engine.close()
+    assert sorted(results) == [False] * 11 + [True]
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/discord/threads/general"),
+                                              ("PUT", "/v1/discord/threads/1.5"),
+                                              ("POST", "/v1/discord/threads/" + "9" * 31 + "/escalation")])
+async def test_bad_discord_thread_ids_are_refused(api, method, path):
+    url, engine = api
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as http:
+        async with http.request(method, url + path) as response:
+            error = (await response.json())["error"]
+        async with aiohttp.ClientSession() as anonymous, anonymous.get(f"{url}/v1/discord/threads/1") as response:
+            assert response.status == 401  # key-protected like every other route
+    assert error["status"] == 400 and "thread id" in error["message"]

@@ -33,6 +33,8 @@ def test_environment_variables_are_read(monkeypatch):
         ("FIRSTREPLY_API_KEYS", "not-json", "FIRSTREPLY_API_KEYS"),
         ("FIRSTREPLY_KB", "bad name!", "FIRSTREPLY_KB"),
         ("FIRSTREPLY_EMBEDDING_SHA256", "abc", "FIRSTREPLY_EMBEDDING_SHA256"),
+        ("FIRSTREPLY_DISCORD_GUILD_IDS", "123,general", "FIRSTREPLY_DISCORD_GUILD_IDS"),
+        ("FIRSTREPLY_DISCORD_GUILD_IDS", "[123,", "FIRSTREPLY_DISCORD_GUILD_IDS"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(monkeypatch, variable, value, named):
@@ -43,6 +45,12 @@ def test_a_bad_setting_is_one_line_naming_it(monkeypatch, variable, value, named
     assert "\n" not in message
     assert named in message
     assert message.startswith("bad setting ")
+
+
+@pytest.mark.parametrize(("value", "ids"), [("", []), ("123", [123]), ("123, 456", [123, 456]), ("[123, 456]", [123, 456])])
+def test_discord_guild_ids_are_a_comma_list_or_json(monkeypatch, value, ids):
+    monkeypatch.setenv("FIRSTREPLY_DISCORD_GUILD_IDS", value)
+    assert load_settings(_env_file=None).discord_guild_ids == ids
 
 
 def test_env_file_is_read(tmp_path, monkeypatch):

@@ -18,10 +18,24 @@ QUESTION = "How do I zoom the camera in?"
 
 
 class AnswererDouble:
-    """The admin half of the protocol for test answerers that only script answers."""
+    """The admin half of the protocol for test answerers that only script answers (thread state kept in memory)."""
+
+    def __init__(self):
+        self.answered_threads, self.escalated_threads = set(), set()
 
     async def feedback(self, *args):
         return True
+
+    async def discord_thread(self, thread_id):
+        return {"answered": thread_id in self.answered_threads, "escalated": thread_id in self.escalated_threads}
+
+    async def mark_discord_thread_answered(self, thread_id):
+        self.answered_threads.add(thread_id)
+
+    async def escalate_discord_thread(self, thread_id):
+        first = thread_id not in self.escalated_threads
+        self.escalated_threads.add(thread_id)
+        return first
 
     async def status(self):
         return {"kb": "none", "index_chunks": 0, "model": "double", "providers": ["double"], "answers": 0}
@@ -34,8 +48,10 @@ class AnswererDouble:
 
 
 @contextlib.asynccontextmanager
-async def running(answerer, config: BotConfig | None = None, bot_class=FirstReplyBot, **options):
-    fake = FakeDiscord()
+async def running(answerer, config: BotConfig | None = None, bot_class=FirstReplyBot, *, fake: FakeDiscord | None = None,
+                  **options):
+    """The bot connected to a fake Discord (a new one, or ``fake``: Discord keeps its state while the bot restarts)."""
+    fake = fake or FakeDiscord()
     async with serve(fake.app()) as url:
         fake.url = url
         base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
@@ -60,8 +76,11 @@ def posts_to(fake, channel_id):
 async def test_a_mention_gets_a_thread_and_a_cited_reply_that_pings_nobody(make_engine):
     async with make_engine() as engine, running(engine) as (fake, bot):
         assert fake.identify_payloads[0]["token"] == "fake-token"
+        assert all(session.deflate is not None for session in fake.sessions)  # discord.py asked for zlib-stream
+        intents = fake.identify_payloads[0]["intents"]
+        assert intents & (1 << 15) and intents & (1 << 9)  # message content, guild messages
         question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
-        await fake.wait_for(lambda: any("**Sources**" in (r.json or {}).get("content", "") for r in fake.requests))
+        await fake.wait_for(lambda: any("**Sources**" in r.body.get("content", "") for r in fake.requests))
         [thread_call] = fake.sent("POST", f"/channels/{fake.text_channel}/messages/{question['id']}/threads")
         assert thread_call.json["name"] == QUESTION
         thread_id = next(r.path.split("/")[2] for r in fake.requests if r.path.endswith("/typing"))
@@ -94,14 +113,14 @@ async def test_help_channel_messages_are_answered_without_a_mention(make_engine)
         config = BotConfig(help_channels=frozenset({int(FakeDiscord().text_channel)}))
         async with running(engine, config) as (fake, bot):
             await fake.user_message(QUESTION)
-            await fake.wait_for(lambda: any("scene.zoom" in (r.json or {}).get("content", "") for r in fake.requests))
+            await fake.wait_for(lambda: any("scene.zoom" in r.body.get("content", "") for r in fake.requests))
         assert await engine.store.count_answers() == 1
 
 
 async def test_the_bot_apologises_and_keeps_running_when_the_engine_is_down():
     async with EngineClient("http://127.0.0.1:9", timeout=2) as unreachable, running(unreachable) as (fake, bot):
         await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
-        await fake.wait_for(lambda: any((r.json or {}).get("content") == APOLOGY for r in fake.requests))
+        await fake.wait_for(lambda: any(r.body.get("content") == APOLOGY for r in fake.requests))
         assert not bot.is_closed()
 
 
@@ -120,11 +139,11 @@ async def test_a_discord_429_is_waited_out_and_the_reply_still_arrives(make_engi
 
 async def ask_and_get_reply(fake):
     await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
-    await fake.wait_for(lambda: any("**Sources**" in (r.json or {}).get("content", "") for r in fake.requests))
-    reply = next(r for r in fake.requests if "**Sources**" in (r.json or {}).get("content", ""))
+    await fake.wait_for(lambda: any("**Sources**" in r.body.get("content", "") for r in fake.requests))
+    reply = next(r for r in fake.requests if "**Sources**" in r.body.get("content", ""))
     thread_id = reply.path.split("/")[2]
-    message = fake.message(thread_id, reply.json, author=fake.bot_user)
-    ids = [c["custom_id"] for row in reply.json["components"] for c in row["components"]]
+    message = next(m for m in fake.bot_messages(thread_id) if m["components"])
+    ids = [c["custom_id"] for row in message["components"] for c in row["components"]]
     return thread_id, message, ids
 
 
@@ -133,17 +152,17 @@ async def test_thumbs_up_then_down_by_one_user_leaves_one_vote_and_buttons_survi
         async with running(engine) as (fake, bot):
             thread_id, message, (up, down, _) = await ask_and_get_reply(fake)
             answer_id = up.rsplit(":", 1)[1]
-            first = await fake.click(up, message=message, channel_id=thread_id, user_id="111")
-            await fake.wait_for(lambda: fake.callbacks(first))
-            second = await fake.click(down, message=message, channel_id=thread_id, user_id="111")
-            await fake.wait_for(lambda: fake.callbacks(second))
-            reply = fake.callbacks(second)[0].json
-            assert reply["type"] == 4 and reply["data"]["flags"] & 64 and "Thanks" in reply["data"]["content"]
+            first = await fake.click(up, message=message, user_id="111")
+            await fake.wait_for(lambda: fake.replies(first))
+            second = await fake.click(down, message=message, user_id="111")
+            await fake.wait_for(lambda: fake.replies(second))
+            [reply] = fake.replies(second)
+            assert reply["flags"] & 64 and "Thanks" in reply["content"]  # only the voter sees it
         assert await engine.store.votes(answer_id) == {"up": 0, "down": 1}
 
-        async with running(engine) as (fake, bot):  # a new process: nothing in memory but the custom id
-            later = await fake.click(up, message=message, channel_id=thread_id, user_id="222")
-            await fake.wait_for(lambda: fake.callbacks(later))
+        async with running(engine, fake=fake) as (fake, bot):  # a new process: nothing in memory but the custom id
+            later = await fake.click(up, message=message, user_id="222")
+            await fake.wait_for(lambda: fake.replies(later))
         assert await engine.store.votes(answer_id) == {"up": 1, "down": 1}
 
 
@@ -151,15 +170,16 @@ async def test_ask_a_maintainer_pings_the_role_once_per_thread(make_engine):
     role = 900000000000000005
     async with make_engine() as engine, running(engine, BotConfig(maintainer_role=role)) as (fake, bot):
         thread_id, message, (_, _, escalate) = await ask_and_get_reply(fake)
-        first = await fake.click(escalate, message=message, channel_id=thread_id)
-        await fake.wait_for(lambda: fake.callbacks(first))
-        again = await fake.click(escalate, message=message, channel_id=thread_id, user_id="333")
-        await fake.wait_for(lambda: fake.callbacks(again))
-    ping = fake.callbacks(first)[0].json["data"]
-    assert ping["content"].startswith(f"<@&{role}>")
-    assert ping["allowed_mentions"]["parse"] == []  # no @everyone, no users
-    assert [int(r) for r in ping["allowed_mentions"]["roles"]] == [role]  # only the maintainer role
-    repeat = fake.callbacks(again)[0].json["data"]
+        first = await fake.click(escalate, message=message)
+        await fake.wait_for(lambda: fake.replies(first))
+        again = await fake.click(escalate, message=message, user_id="333")
+        await fake.wait_for(lambda: fake.replies(again))
+    [ping] = fake.replies(first)
+    assert ping["content"].startswith(f"<@&{role}>") and not ping["flags"] & 64
+    [sent] = fake.followups(first)
+    assert sent.json["allowed_mentions"]["parse"] == []  # no @everyone, no users
+    assert [int(r) for r in sent.json["allowed_mentions"]["roles"]] == [role]  # only the maintainer role
+    [repeat] = fake.replies(again)
     assert "already" in repeat["content"] and repeat["flags"] & 64 and "<@&" not in repeat["content"]
 
 
@@ -195,7 +215,7 @@ async def test_a_5000_character_answer_arrives_in_several_messages_with_buttons_
 
     async with running(Wordy()) as (fake, bot):
         await fake.user_message(f"<@{fake.bot_user['id']}> explain zoom at length", mentions_bot=True)
-        await fake.wait_for(lambda: any("**Sources**" in (r.json or {}).get("content", "") for r in fake.requests))
+        await fake.wait_for(lambda: any("**Sources**" in r.body.get("content", "") for r in fake.requests))
         thread_id = next(r.path.split("/")[2] for r in fake.requests if r.path.endswith("/typing"))
         replies = [r.json for r in posts_to(fake, thread_id)]
     assert len(replies) >= 3 and all(len(r["content"]) <= 2000 for r in replies)
@@ -232,7 +252,7 @@ async def test_firstreply_discord_runs_the_bot_and_a_bad_token_is_one_line(index
         try:
             await asyncio.wait_for(fake.identified.wait(), 120)
             await fake.user_message(QUESTION)
-            await fake.wait_for(lambda: any("scene.zoom" in (r.json or {}).get("content", "") for r in fake.requests), 60)
+            await fake.wait_for(lambda: any("scene.zoom" in r.body.get("content", "") for r in fake.requests), 60)
         finally:
             good.terminate()
             await asyncio.wait_for(good.wait(), 30)
@@ -255,7 +275,7 @@ async def test_serve_starts_the_bot_when_a_token_is_set_and_refuses_a_bad_one(ma
             async with serve(build_app(engine)):
                 await asyncio.wait_for(fake.identified.wait(), 30)
                 await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
-                await fake.wait_for(lambda: any("scene.zoom" in (r.json or {}).get("content", "") for r in fake.requests))
+                await fake.wait_for(lambda: any("scene.zoom" in r.body.get("content", "") for r in fake.requests))
     finally:
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
 
@@ -280,9 +300,9 @@ async def test_a_user_asking_too_fast_gets_a_polite_notice(make_engine):
         config = BotConfig(help_channels=frozenset({int(FakeDiscord().text_channel)}), user_questions_per_minute=1)
         async with running(engine, config) as (fake, bot):
             await fake.user_message(QUESTION)
-            await fake.wait_for(lambda: any("**Sources**" in (r.json or {}).get("content", "") for r in fake.requests))
+            await fake.wait_for(lambda: any("**Sources**" in r.body.get("content", "") for r in fake.requests))
             await fake.user_message("How do I zoom out?")
-            await fake.wait_for(lambda: any("faster than I can keep up" in (r.json or {}).get("content", "") for r in fake.requests))
+            await fake.wait_for(lambda: any("faster than I can keep up" in r.body.get("content", "") for r in fake.requests))
         assert await engine.store.count_answers() == 1
 
 
@@ -295,8 +315,8 @@ async def test_a_model_writing_everyone_pings_nobody(make_engine):
 
     async with running(Mischief()) as (fake, bot):
         await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
-        await fake.wait_for(lambda: any("look at this" in (r.json or {}).get("content", "") for r in fake.requests))
-    [reply] = [r.json for r in fake.requests if "look at this" in (r.json or {}).get("content", "")]
+        await fake.wait_for(lambda: any("look at this" in r.body.get("content", "") for r in fake.requests))
+    [reply] = [r.json for r in fake.requests if "look at this" in r.body.get("content", "")]
     assert reply["allowed_mentions"] == {"parse": []}  # Discord resolves no mention in this message
     assert "roles" not in reply["allowed_mentions"] and "users" not in reply["allowed_mentions"]
 
@@ -325,7 +345,7 @@ async def test_admins_see_status_and_turn_a_help_channel_on_for_good(make_engine
 
         async with running(engine) as (fake, bot):  # restarted: the setting came from the engine's database
             asked = await fake.user_message(QUESTION)
-            await fake.wait_for(lambda: any("scene.zoom" in (r.json or {}).get("content", "") for r in fake.requests))
+            await fake.wait_for(lambda: any("scene.zoom" in r.body.get("content", "") for r in fake.requests))
             assert not fake.sent("POST", "/threads")  # thread mode off: answered in the channel,
             [answer] = [r for r in posts_to(fake, fake.text_channel) if "scene.zoom" in r.json["content"]]
             assert str(answer.json["message_reference"]["message_id"]) == asked["id"]  # as a reply to the question
@@ -335,8 +355,252 @@ async def test_the_sharded_bot_answers_the_same_way(make_engine):
     """FIRSTREPLY_DISCORD_SHARD_COUNT makes the bot an AutoShardedClient; the gateway sees the shard in IDENTIFY."""
     from bot.client import ShardedFirstReplyBot
 
-    async with make_engine() as engine, running(engine, bot_class=ShardedFirstReplyBot, shard_count=1) as (fake, bot):
-        assert isinstance(bot, discord.AutoShardedClient) and bot.shard_count == 1
-        assert fake.identify_payloads[0]["shard"] == [0, 1]
+    from fakes.discord import shard_of
+
+    async with make_engine() as engine, running(engine, bot_class=ShardedFirstReplyBot, shard_count=2) as (fake, bot):
+        assert isinstance(bot, discord.AutoShardedClient) and bot.shard_count == 2
+        assert sorted(p["shard"] for p in fake.identify_payloads) == [[0, 2], [1, 2]]
+        assert bot.get_guild(int(fake.guild_id)).shard_id == shard_of(fake.guild_id, 2)  # the fake routed it there
         await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
-        await fake.wait_for(lambda: any("**Sources**" in (r.json or {}).get("content", "") for r in fake.requests))
+        await fake.wait_for(lambda: any("**Sources**" in r.body.get("content", "") for r in fake.requests))
+
+
+# -- what the real Discord refuses (issue 14): each of these failed against the strict fake before the fix ------------
+
+from engine.answer.model import Answer, Citation  # noqa: E402
+from engine.client import EngineError, EngineUnavailable  # noqa: E402
+from fakes.discord import EPHEMERAL  # noqa: E402
+
+
+class Scripted(AnswererDouble):
+    """Answers every question the same way, with an answer id (so the buttons come with it)."""
+
+    def __init__(self, fail_first: BaseException | None = None):
+        super().__init__()
+        self.fail_first, self.asked = fail_first, 0
+
+    async def answer(self, question):
+        self.asked += 1
+        if self.fail_first is not None and self.asked == 1:
+            raise self.fail_first
+        return Answer(text=f"Use `scene.zoom(2)` [1]. (answer {self.asked})", id=f"a-{self.asked}",
+                      citations=[Citation(1, "Camera", "https://x.test/camera", "docs/camera.rst")])
+
+
+def public(replies):
+    return [m for m in replies if not m["flags"] & EPHEMERAL]
+
+
+def private(replies):
+    return [m for m in replies if m["flags"] & EPHEMERAL]
+
+
+async def answered_message(fake, channel_id):
+    """The bot's answer (the message with the buttons) in a channel, once it is there."""
+    await fake.wait_for(lambda: any(m["components"] for m in fake.bot_messages(channel_id)))
+    return next(m for m in fake.bot_messages(channel_id) if m["components"])
+
+
+# 1. slash commands are registered -----------------------------------------------------------------------------
+
+async def test_slash_commands_are_registered_globally_at_start_and_again_only_when_they_changed(caplog):
+    fake = FakeDiscord()
+    with caplog.at_level("INFO", logger="bot"):
+        async with running(Scripted(), fake=fake):
+            pass
+    assert sorted(c["name"] for c in fake.commands[None]) == ["ask", "firstreply"]
+    assert len(fake.sent("PUT", f"/applications/{fake.application_id}/commands")) == 1
+    [line] = [r.getMessage() for r in caplog.records if "slash commands" in r.getMessage()]
+    assert "/ask" in line and "/firstreply" in line and "globally" in line
+
+    async with running(Scripted(), fake=fake):  # restarted, nothing changed: compared, not overwritten
+        pass
+    assert len(fake.sent("PUT", f"/applications/{fake.application_id}/commands")) == 1
+    assert len(fake.sent("GET", f"/applications/{fake.application_id}/commands")) == 2
+
+    fake.commands[None][0]["description"] = "an older description"  # what an older release registered
+    async with running(Scripted(), fake=fake) as (_, bot):
+        asked = await fake.slash("ask", {"question": QUESTION})
+        await fake.wait_for(lambda: fake.followups(asked))
+    assert len(fake.sent("PUT", f"/applications/{fake.application_id}/commands")) == 2
+    assert next(c for c in fake.commands[None] if c["name"] == "ask")["description"] == "Ask a question about the project"
+
+
+async def test_with_guild_ids_the_commands_are_registered_in_those_guilds_only():
+    fake = FakeDiscord()
+    async with running(Scripted(), BotConfig(command_guilds=frozenset({int(fake.guild_id)})), fake=fake):
+        asked = await fake.slash("ask", {"question": QUESTION})
+        await fake.wait_for(lambda: fake.followups(asked))
+    assert sorted(c["name"] for c in fake.commands[fake.guild_id]) == ["ask", "firstreply"]
+    assert fake.commands[None] == [] and not fake.sent("PUT", f"/applications/{fake.application_id}/commands")
+
+
+async def test_a_guild_without_the_applications_commands_scope_is_one_clear_error_and_the_bot_runs_on(caplog):
+    fake = FakeDiscord()
+    fake.guilds_without_commands_scope.add(fake.guild_id)
+    with caplog.at_level("INFO", logger="bot"):
+        async with running(Scripted(), BotConfig(command_guilds=frozenset({int(fake.guild_id)})), fake=fake):
+            await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+            await fake.wait_for(lambda: any("scene.zoom" in m["content"] for c in list(fake.channels)
+                                            for m in fake.bot_messages(c)))
+    [error] = [r for r in caplog.records if r.levelname == "ERROR"]
+    message = error.getMessage()
+    assert "\n" not in message and error.exc_info is None
+    assert "applications.commands" in message and fake.guild_id in message
+    assert f"https://discord.com/oauth2/authorize?client_id={fake.application_id}" in message
+    assert "scope=bot+applications.commands" in message
+
+
+# 2. any failure while answering: one kind apology, a log line, the bot runs on ------------------------------
+
+async def test_any_error_while_answering_a_message_gets_an_apology_and_the_bot_answers_the_next(caplog):
+    import sqlite3
+
+    answerer = Scripted(fail_first=sqlite3.OperationalError("database is locked"))
+    with caplog.at_level("INFO", logger="bot"):
+        async with running(answerer) as (fake, bot):
+            first = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+            await fake.wait_for(lambda: any(m["content"] == APOLOGY for m in fake.bot_messages(first["id"])))
+            second = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+            await answered_message(fake, second["id"])
+    assert "database is locked" not in APOLOGY and len(APOLOGY) < 120
+    logged = [r for r in caplog.records if f"discord-{first['id']}" in r.getMessage()]
+    assert logged and logged[-1].levelname == "ERROR" and logged[-1].exc_info  # the detail goes to the log
+
+
+async def test_any_error_in_a_slash_command_gets_a_private_apology_without_detail():
+    class Broken(Scripted):
+        async def status(self):
+            raise RuntimeError("secret detail: connection string postgres://user:pw@db")
+
+    async with running(Broken(fail_first=KeyError("boom"))) as (fake, bot):
+        asked = await fake.slash("ask", {"question": QUESTION, "private": True})
+        status = await fake.slash("firstreply", {}, subcommand="status")
+        await fake.wait_for(lambda: any(APOLOGY in m["content"] for m in fake.replies(asked))
+                            and any(APOLOGY in m["content"] for m in fake.replies(status)))
+        assert not bot.is_closed()
+    for interaction in (asked, status):
+        replies = fake.replies(interaction)
+        assert public(replies) == [] and [m["content"] for m in replies] == [APOLOGY]
+
+
+# 3. buttons acknowledge first, then record, then follow up ------------------------------------------------------
+
+async def test_a_vote_with_a_slow_engine_is_acknowledged_within_discord_s_deadline():
+    class Slow(Scripted):
+        async def feedback(self, *args):
+            await asyncio.sleep(2.5)
+            return True
+
+    fake = FakeDiscord(callback_deadline=1.5)  # Discord's 3 s, shortened: the engine takes longer than the deadline
+    async with running(Slow(), fake=fake):
+        question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        message = await answered_message(fake, question["id"])
+        click = await fake.click(message["components"][0]["components"][0]["custom_id"], message=message)
+        await fake.wait_for(lambda: fake.replies(click), 30)
+    assert [c.status for c in fake.callbacks(click)] == [200]  # acknowledged in time, once
+    assert [m["content"] for m in fake.replies(click)] == ["Thanks for the feedback!"]
+    assert private(fake.replies(click))
+
+
+async def test_a_vote_the_engine_fails_to_store_still_gets_a_response():
+    class Failing(Scripted):
+        async def feedback(self, *args):
+            raise EngineError(500, "something went wrong on our side")
+
+    async with running(Failing()) as (fake, bot):
+        question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        message = await answered_message(fake, question["id"])
+        click = await fake.click(message["components"][0]["components"][1]["custom_id"], message=message)
+        await fake.wait_for(lambda: fake.replies(click))
+    assert [(m["content"], bool(m["flags"] & EPHEMERAL)) for m in fake.replies(click)] == [(APOLOGY, True)]
+
+
+# 4. what is meant to be private stays private --------------------------------------------------------------------
+
+async def test_an_apology_after_a_public_ask_is_shown_only_to_the_asker():
+    async with running(Scripted(fail_first=EngineUnavailable("can't reach the engine"))) as (fake, bot):
+        asked = await fake.slash("ask", {"question": QUESTION})
+        await fake.wait_for(lambda: any(m["content"] == APOLOGY for m in fake.replies(asked)))
+    replies = fake.replies(asked)
+    assert not any("Sorry" in m["content"] or "can't" in m["content"] for m in public(replies))
+    assert [m["content"] for m in private(replies)] == [APOLOGY]
+    assert all(not m["flags"] & 128 for m in replies)  # nobody is left looking at "thinking…"
+
+
+async def test_the_rate_limit_notice_for_ask_is_shown_only_to_the_asker():
+    async with running(Scripted(), BotConfig(user_questions_per_minute=1)) as (fake, bot):
+        first = await fake.slash("ask", {"question": QUESTION})
+        await fake.wait_for(lambda: fake.followups(first))
+        second = await fake.slash("ask", {"question": QUESTION})
+        await fake.wait_for(lambda: fake.replies(second) and not fake.replies(second)[0]["flags"] & 128)
+    [notice] = fake.replies(second)
+    assert "faster than I can keep up" in notice["content"] and notice["flags"] & EPHEMERAL
+
+
+# 5. an answer to a question deleted meanwhile is still posted ----------------------------------------------------
+
+async def test_an_answer_to_a_deleted_question_is_posted_anyway():
+    class Gated(Scripted):
+        def __init__(self):
+            super().__init__()
+            self.asked_event, self.go = asyncio.Event(), asyncio.Event()
+
+        async def answer(self, question):
+            self.asked_event.set()
+            await self.go.wait()
+            return await super().answer(question)
+
+    answerer = Gated()
+    config = BotConfig(thread_mode=False)
+    async with running(answerer, config) as (fake, bot):
+        question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        await asyncio.wait_for(answerer.asked_event.wait(), 20)
+        await fake.delete_message(question["id"])  # the asker deleted the question while the bot was thinking
+        answerer.go.set()
+        message = await answered_message(fake, fake.text_channel)
+    assert "scene.zoom" in message["content"] and "message_reference" not in message
+
+
+# 6. answered threads and escalations are kept in the engine's database ---------------------------------------------
+
+async def test_answered_threads_and_escalations_survive_a_restart(make_engine):
+    role = 900000000000000005
+    fake = FakeDiscord()
+    config = BotConfig(maintainer_role=role, forum_channels=frozenset({int(fake.forum_channel)}))
+    async with make_engine() as engine:
+        async with running(engine, config, fake=fake):
+            thread = await fake.forum_post("Zooming the camera", "It only shows a small part of my scene, how can I zoom?")
+            message = await answered_message(fake, thread["id"])
+            escalate = message["components"][0]["components"][2]["custom_id"]
+            first = await fake.click(escalate, message=message)
+            await fake.wait_for(lambda: fake.replies(first))
+        [ping] = fake.replies(first)
+        assert ping["content"].startswith(f"<@&{role}>") and not ping["flags"] & EPHEMERAL
+
+        async with running(engine, config, fake=fake):  # a new process: nothing in memory
+            await fake.user_message("and how do I zoom out again?", channel_id=thread["id"])  # no mention
+            await fake.wait_for(lambda: len([m for m in fake.bot_messages(thread["id"]) if m["components"]]) == 2)
+            again = await fake.click(escalate, message=message, user_id="333")
+            await fake.wait_for(lambda: fake.replies(again))
+        [repeat] = fake.replies(again)
+        assert "already" in repeat["content"] and repeat["flags"] & EPHEMERAL and "<@&" not in repeat["content"]
+        assert await engine.discord_thread(thread["id"]) == {"answered": True, "escalated": True}
+
+
+async def test_a_global_429_and_a_tight_bucket_are_waited_out_and_the_answer_arrives():
+    class Wordy(Scripted):
+        async def answer(self, question):
+            return Answer(text="\n\n".join(["Zooming, explained at length. " * 60] * 4), id="a-long",
+                          citations=[Citation(1, "Camera", "https://x.test/camera", "docs/camera.rst")])
+
+    fake = FakeDiscord(route_limit=2, route_window=1.0)  # two posts a second per channel
+    async with running(Wordy(), BotConfig(thread_mode=False), fake=fake):
+        fake.global_rate_limit_next = 1
+        await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        await answered_message(fake, fake.text_channel)
+    posts = [r for r in fake.sent("POST", f"/channels/{fake.text_channel}/messages") if r.body.get("content")]
+    delivered = [r for r in posts if r.status == 200]
+    assert len(delivered) >= 4 and "**Sources**" in delivered[-1].body["content"]
+    assert [r.status for r in fake.requests].count(429) == 1  # only the forced global one: the bot read the buckets
+    assert all(r.status == 200 for r in posts)

@@ -296,6 +296,29 @@ async def set_channel_route(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+def _thread(request: web.Request) -> str:
+    thread_id = request.match_info["thread"]
+    if not thread_id.isdigit() or len(thread_id) > 30:
+        raise BadRequest("the thread id must be a number")
+    return thread_id
+
+
+async def discord_thread_route(request: web.Request) -> web.Response:
+    thread_id = _thread(request)
+    return web.json_response({"thread_id": thread_id, **await request.app[ENGINE].discord_thread(thread_id)})
+
+
+async def mark_discord_thread_route(request: web.Request) -> web.Response:
+    thread_id = _thread(request)
+    await request.app[ENGINE].mark_discord_thread_answered(thread_id)
+    return web.json_response({"thread_id": thread_id, **await request.app[ENGINE].discord_thread(thread_id)})
+
+
+async def escalate_discord_thread_route(request: web.Request) -> web.Response:
+    first = await request.app[ENGINE].escalate_discord_thread(_thread(request))
+    return web.json_response({"first": first})
+
+
 async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -362,6 +385,9 @@ def build_app(engine) -> web.Application:
     app.router.add_get("/v1/status", status_route)
     app.router.add_get("/v1/channels/{platform}", channels_route)
     app.router.add_put("/v1/channels/{platform}/{channel}", set_channel_route)
+    app.router.add_get("/v1/discord/threads/{thread}", discord_thread_route)
+    app.router.add_put("/v1/discord/threads/{thread}", mark_discord_thread_route)
+    app.router.add_post("/v1/discord/threads/{thread}/escalation", escalate_discord_thread_route)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)

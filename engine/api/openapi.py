@@ -42,6 +42,8 @@ SCHEMAS = {
     "Feedback": {"type": "object", "required": ["answer_id", "user_id", "vote"], "properties": {
         "answer_id": {"type": "string", "maxLength": 64}, "user_id": {"type": "string", "maxLength": 200},
         "vote": {"enum": ["up", "down", 1, -1]}, "comment": {"type": "string", "maxLength": 2000}}},
+    "DiscordThread": {"type": "object", "required": ["thread_id", "answered", "escalated"], "properties": {
+        "thread_id": STRING, "answered": BOOLEAN, "escalated": BOOLEAN}},
     "ReviewedAnswer": {"type": "object", "required": ["id", "question", "text", "verdict", "votes"], "properties": {
         "id": STRING, "channel": STRING, "question": STRING, "text": STRING, "abstained": BOOLEAN,
         "verdict": {"enum": ["unreviewed", "approved", "corrected", "rejected"]}, "corrected_text": _nullable(STRING),
@@ -109,6 +111,7 @@ ANSWER_FILTERS = [_query("channel", {"enum": ["discord", "github", "api", "web"]
                   _query("order", {"enum": ["down", "newest"]}), _query("page", {"type": "integer", "minimum": 1})]
 ID = _path("id", {"type": "string", "pattern": "^[0-9]{1,18}$"})
 UUID_ID = _path("id")
+THREAD = _path("thread", {"type": "string", "pattern": "^[0-9]{1,30}$"})
 
 
 @lru_cache(maxsize=2)
@@ -133,6 +136,14 @@ def document(with_github: bool = True) -> dict:
             "type": "object", "properties": {"help_channel": _nullable(BOOLEAN), "thread_mode": _nullable(BOOLEAN),
                                              "by": STRING}},
             params=[_path("platform", {"enum": ["discord", "github"]}), _path("channel", {"type": "string", "pattern": "^[0-9]{1,30}$"})])},
+        "/v1/discord/threads/{thread}": {
+            "get": _operation("Whether the Discord bot answered in this thread, and whether a maintainer was asked",
+                              _ref("DiscordThread"), params=[THREAD]),
+            "put": _operation("Mark the thread answered (follow-ups there need no mention)", _ref("DiscordThread"),
+                              params=[THREAD])},
+        "/v1/discord/threads/{thread}/escalation": {"post": _operation(
+            "Record that a maintainer was asked here; \"first\" is true only for the first call, in any process",
+            {"type": "object", "required": ["first"], "properties": {"first": BOOLEAN}}, params=[THREAD])},
         "/api/{provider}/generate": {"post": _operation("FURY's generate route", {"type": "object", "properties": {
             "response": STRING, "references": {"type": "array", "items": STRING}}}, body={
             "type": "object", "required": ["query"], "properties": {"query": STRING, "llm": STRING,

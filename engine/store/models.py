@@ -105,6 +105,25 @@ class ChannelSettings(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
+class DiscordThread(Base):
+    """A Discord thread the bot answered in: follow-ups there need no mention, in every bot process."""
+
+    __tablename__ = "discord_threads"
+
+    thread_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    answered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DiscordEscalation(Base):
+    """“Ask a maintainer” was pressed here: the maintainer role is pinged once per thread (outside threads, once
+    per answer message). The primary key makes the first press win, whichever bot process sees it."""
+
+    __tablename__ = "discord_escalations"
+
+    thread_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    escalated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 # -- review -------------------------------------------------------------------------------------
 
 

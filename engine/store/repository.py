@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.index.batching import MicroBatcher
 from engine.store.database import create_engine, migrate, sessions
-from engine.store.models import AnswerRecord, ChannelSettings, Conversation, Feedback, Turn, utcnow
+from engine.store.models import (AnswerRecord, ChannelSettings, Conversation, DiscordEscalation, DiscordThread, Feedback,
+                                 Turn, utcnow)
 
 
 class UnknownAnswer(LookupError):
@@ -149,3 +151,26 @@ class Store:
                     setattr(row, name, changes[name])
             row.updated_by, row.updated_at = by, utcnow()
             return {"help_channel": row.help_channel, "thread_mode": row.thread_mode}
+
+    # -- Discord threads ---------------------------------------------------------------------------
+
+    async def _insert_if_absent(self, table, **values) -> bool:
+        """Insert a row unless its primary key is taken; True if this call inserted it. One statement, so two
+        processes racing for the same key can't both win (PostgreSQL and SQLite both say ON CONFLICT DO NOTHING)."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
+        async with self.session.begin() as session:
+            return (await session.execute(statement)).rowcount == 1
+
+    async def mark_discord_thread_answered(self, thread_id: str) -> None:
+        await self._insert_if_absent(DiscordThread, thread_id=thread_id, answered_at=utcnow())
+
+    async def escalate_discord_thread(self, thread_id: str) -> bool:
+        """Record that a maintainer was asked in this thread; True only for the first call, in any process."""
+        return await self._insert_if_absent(DiscordEscalation, thread_id=thread_id, escalated_at=utcnow())
+
+    async def discord_thread(self, thread_id: str) -> dict[str, bool]:
+        async with self.session() as session:
+            answered = await session.get(DiscordThread, thread_id) is not None
+            escalated = await session.get(DiscordEscalation, thread_id) is not None
+        return {"answered": answered, "escalated": escalated}
