@@ -424,8 +424,9 @@ async def test_retries_of_the_first_submit_are_bounded(make_engine, fake_openai)
 
 
 async def test_a_create_whose_answer_was_lost_is_found_again_not_submitted_twice(make_engine, fake_openai, fake_gemini,
-                                                                              fake_tuning):
-    async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
+                                                                              fake_tuning, database_overrides):
+    async with make_engine(**openai_settings(fake_openai, **database_overrides)) as engine, \
+            aiohttp.ClientSession() as session:
         await golden(engine)
         fake_openai.lose_next_create = True  # OpenAI made the job, the answer never came back
         job = await engine.create_tuning("helper", OPENAI_BASE, None, {})
@@ -455,10 +456,13 @@ async def test_a_job_that_breaks_the_runner_fails_alone_and_the_round_goes_on(ma
         runner = engine.tuning_runner(session)
         # Written straight to the store, as a job queued before aliases were checked would be.
         broken = await engine.tuning.create("evil\r\nX-Injected: 1", OPENAI_BASE, None, {}, None)
+        unreadable = await engine.tuning.create("no-provider", {"model_name": "gpt-4o-mini"}, None, {}, None)
         fine = await engine.create_tuning("fine", OPENAI_BASE, None, {})
         await runner.run_due()
-        broken, fine = await engine.tuning.job(broken.id), await engine.tuning.job(fine.id)
+        broken, unreadable = await engine.tuning.job(broken.id), await engine.tuning.job(unreadable.id)
+        fine = await engine.tuning.job(fine.id)
         assert broken.status == "failed" and "alias" in broken.error and broken.lease_until is None
+        assert unreadable.status == "failed" and unreadable.error == "internal error: KeyError: 'model_provider'"
         assert fine.provider_job_id in fake_openai.jobs and fine.error is None
 
 
@@ -610,10 +614,11 @@ def test_a_grantee_setting_without_its_kind_stops_start_up_with_one_line(value):
 # -- activation reaches every engine process (item 8) -----------------------------------------------------------------------
 
 
-async def test_an_activation_and_a_rollback_reach_every_engine_on_the_database(make_engine, fake_openai, tmp_path):
+async def test_an_activation_and_a_rollback_reach_every_engine_on_the_database(make_engine, fake_openai, tmp_path,
+                                                                              database_overrides):
     from engine.answer.model import Question
 
-    database = f"sqlite+aiosqlite:///{tmp_path}/shared.db"
+    database = database_overrides.get("database_url", f"sqlite+aiosqlite:///{tmp_path}/shared.db")
     settings = openai_settings(fake_openai, providers=["openai:gpt-4o"], activation_check_seconds=0, database_url=database)
     tuner, server = make_engine(**settings), make_engine(**settings)
     async with tuner, server, aiohttp.ClientSession() as session, serve(build_app(server)) as url:
