@@ -100,10 +100,6 @@ class TuningStore:
 
     # -- activations ----------------------------------------------------------------------------
 
-    async def active(self) -> ModelActivation | None:
-        in_force = await self.in_force(1)
-        return in_force[0] if in_force else None
-
     async def in_force(self, limit: int = 20) -> list[ModelActivation]:
         """The activations not rolled back, newest (the one answering) first: each fell back to the one after it."""
         async with self.session() as session:
