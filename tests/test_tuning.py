@@ -345,10 +345,9 @@ async def test_the_tuning_page_lists_jobs_and_evaluates_activates_and_rolls_back
         await browser.session.close()
 
 
-def test_tuning_from_the_command_line(tmp_path, monkeypatch, fake_openai):
-    """`firstreply tune create|list|status|cancel|export`, as a maintainer types them."""
-    import asyncio as aio
-
+@pytest.fixture
+def command_line(tmp_path, monkeypatch, fake_openai):
+    """`firstreply` as a maintainer runs it, configured for the fake OpenAI, over 12 golden records."""
     from click.testing import CliRunner
 
     from engine.cli import cli
@@ -365,19 +364,24 @@ def test_tuning_from_the_command_line(tmp_path, monkeypatch, fake_openai):
         async with Engine(load_settings()) as engine:
             await golden(engine, 12)
 
-    aio.run(seed())
+    asyncio.run(seed())
     runner = CliRunner()
-    too_few = runner.invoke(cli, ["tune", "create", "--alias", "x", "--provider", "gemini", "--model", "gemini-1.5-flash"])
+    return lambda args: runner.invoke(cli, args)
+
+
+def test_tuning_from_the_command_line(command_line):
+    """`firstreply tune create|list|status|cancel|export`, as a maintainer types them."""
+    too_few = command_line(["tune", "create", "--alias", "x", "--provider", "gemini", "--model", "gemini-1.5-flash"])
     assert too_few.exit_code == 1 and "gemini tuning needs at least 20" in too_few.output
-    created = runner.invoke(cli, ["tune", "create", "--alias", "helper", "--provider", "openai", "--model", "gpt-4o-mini",
+    created = command_line(["tune", "create", "--alias", "helper", "--provider", "openai", "--model", "gpt-4o-mini",
                                   "--epochs", "2"])
     assert created.exit_code == 0 and "queued" in created.output
     job_id = created.output.split()[0]
-    assert job_id in runner.invoke(cli, ["tune", "list"]).output
-    assert "queued" in runner.invoke(cli, ["tune", "status", job_id]).output
-    assert "cancelled" in runner.invoke(cli, ["tune", "cancel", job_id]).output
-    assert runner.invoke(cli, ["tune", "cancel", job_id]).exit_code == 1
-    exported = runner.invoke(cli, ["tune", "export", "--provider", "openai", "--variant", "plain"])
+    assert job_id in command_line(["tune", "list"]).output
+    assert "queued" in command_line(["tune", "status", job_id]).output
+    assert "cancelled" in command_line(["tune", "cancel", job_id]).output
+    assert command_line(["tune", "cancel", job_id]).exit_code == 1
+    exported = command_line(["tune", "export", "--provider", "openai", "--variant", "plain"])
     assert exported.exit_code == 0 and len(exported.output.splitlines()) == 12
 
 
@@ -510,36 +514,18 @@ async def test_gemini_gets_its_own_hyperparameter_names_and_a_learning_rate_stay
         assert model.body["tuningTask"]["hyperparameters"] == {"epochCount": 2, "batchSize": 8, "learningRateMultiplier": 0.5}
 
 
-def test_the_command_line_refuses_what_the_api_refuses(tmp_path, monkeypatch, fake_openai):
-    from click.testing import CliRunner
-
-    from engine.cli import cli
-
-    monkeypatch.chdir(tmp_path)
-    for name, value in {"DATA_DIR": str(tmp_path / "state"), "PROVIDERS": '["openai:gpt-4o-mini"]',
-                        "OPENAI_BASE_URL": f"{fake_openai.url}/v1", "OPENAI_API_KEY": openai.API_KEY}.items():
-        monkeypatch.setenv(f"FIRSTREPLY_{name}", value)
-
-    async def seed():
-        from engine.config import load_settings
-        from engine.service import Engine
-
-        async with Engine(load_settings()) as engine:
-            await golden(engine, 12)
-
-    asyncio.run(seed())
-    runner = CliRunner()
+def test_the_command_line_refuses_what_the_api_refuses(command_line):
     base = ["tune", "create", "--alias", "helper", "--provider", "openai", "--model", "gpt-4o-mini"]
-    refused = runner.invoke(cli, [*base, "--epochs", "-2"])
+    refused = command_line([*base, "--epochs", "-2"])
     assert refused.exit_code == 1 and "'n_epochs'" in refused.output
-    refused = runner.invoke(cli, [*base, "--learning-rate", "0.001"])
+    refused = command_line([*base, "--learning-rate", "0.001"])
     assert refused.exit_code == 1 and "'learning_rate'" in refused.output and "learning_rate_multiplier" in refused.output
-    refused = runner.invoke(cli, ["tune", "create", "--alias", "a" * 41, "--provider", "gemini", "--model",
+    refused = command_line(["tune", "create", "--alias", "a" * 41, "--provider", "gemini", "--model",
                                   "gemini-1.5-flash-001-tuning"])
     assert refused.exit_code == 1 and "at most 40 characters" in refused.output
-    created = runner.invoke(cli, [*base, "--epochs", "2", "--learning-rate-multiplier", "0.3"])
+    created = command_line([*base, "--epochs", "2", "--learning-rate-multiplier", "0.3"])
     assert created.exit_code == 0 and "queued" in created.output
-    assert len(runner.invoke(cli, ["tune", "list"]).output.splitlines()) == 1
+    assert len(command_line(["tune", "list"]).output.splitlines()) == 1
 
 
 # -- OpenAI's own statuses and progress (item 5) ----------------------------------------------------------------------------

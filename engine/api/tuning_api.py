@@ -33,6 +33,13 @@ def activation_view(a) -> dict:
             "rolled_back_by": a.rolled_back_by, "rolled_back_at": a.rolled_back_at.isoformat() if a.rolled_back_at else None}
 
 
+def _wake_runner(request: web.Request) -> None:
+    """Let this process's runner take new work now rather than at its next poll."""
+    runner = request.app.get(TUNING_RUNNER)
+    if runner is not None:
+        runner.wake.set()
+
+
 def parse_create(data: dict) -> tuple[str, dict, list[int] | None, dict]:
     """The body's parts; the alias and ``base_llm`` are checked against the provider by ``Engine.create_tuning``."""
     records = data.get("golden_records")
@@ -52,9 +59,7 @@ async def create(request: web.Request) -> web.Response:
         job = await request.app[ENGINE].create_tuning(alias, base_llm, records, metadata, actor(request, data))
     except ReviewError as error:
         return error_response(400, str(error))
-    runner = request.app.get(TUNING_RUNNER)
-    if runner is not None:
-        runner.wake.set()
+    _wake_runner(request)
     return web.json_response(job_view(job), status=201)
 
 
@@ -83,9 +88,7 @@ async def cancel(request: web.Request) -> web.Response:
         known = await engine.tuning.job(request.match_info["id"])
         return error_response(404 if known is None else 400,
                               "no such fine-tuning job" if known is None else f"the job is already {known.status}")
-    runner = request.app.get(TUNING_RUNNER)
-    if runner is not None:
-        runner.wake.set()
+    _wake_runner(request)
     return web.json_response(job_view(job))
 
 
@@ -122,9 +125,7 @@ async def grant(request: web.Request) -> web.Response:
         return error_response(404, "no such fine-tuning job")
     if job is None:
         return error_response(400, "no failed grant to retry on this job")
-    runner = request.app.get(TUNING_RUNNER)
-    if runner is not None:
-        runner.wake.set()
+    _wake_runner(request)
     return web.json_response(job_view(job))
 
 
