@@ -508,22 +508,29 @@ def tune_group() -> None:
 def _job_line(job) -> str:
     model = f"  model {job.model_id}" if job.model_id else ""
     error = f"  error: {job.error}" if job.error else ""
-    return f"{job.id}  {job.status:<16} {job.progress:5.1f}%  {job.alias}  ({job.base_llm['model_provider']}:{job.base_llm['model_name']}){model}{error}"
+    grant = f"  grant to {job.grantee}: {job.grant_state}" + (f" ({job.grant_error})" if job.grant_error else "") \
+        if job.grant_state else ""
+    step = (job.provider_progress or {}).get("step")
+    progress = f"{job.progress:5.1f}%" if job.progress is not None else f"step {step}" if step else "    – "
+    return (f"{job.id}  {job.status:<16} {progress}  {job.alias}  "
+            f"({job.base_llm['model_provider']}:{job.base_llm['model_name']}){model}{error}{grant}")
 
 
 @tune_group.command(name="create")
 @click.option("--alias", required=True)
 @click.option("--provider", type=click.Choice(["gemini", "openai"]), required=True)
 @click.option("--model", "model_name", required=True, help="Base model, e.g. gemini-1.5-flash-001-tuning or gpt-4o-mini.")
-@click.option("--epochs", type=int)
+@click.option("--epochs", type=int, help="n_epochs: passes over the training set.")
 @click.option("--batch-size", type=int)
-@click.option("--learning-rate", type=float)
+@click.option("--learning-rate", type=float, help="An absolute learning rate (Gemini only).")
+@click.option("--learning-rate-multiplier", type=float, help="A multiple of the provider's default learning rate.")
 @click.option("--golden-record", "records", type=int, multiple=True, help="Train on these only (default: all).")
 @click.option("--by", help="Who asks (recorded).")
-def tune_create(alias, provider, model_name, epochs, batch_size, learning_rate, records, by) -> None:
-    """Queue a tuning job; `firstreply serve` (or `firstreply tune run`) carries it out."""
-    parameters = {k: v for k, v in {"epoch_count": epochs, "batch_size": batch_size, "learning_rate": learning_rate}.items()
-                  if v is not None}
+def tune_create(alias, provider, model_name, epochs, batch_size, learning_rate, learning_rate_multiplier, records, by) -> None:
+    """Queue a tuning job (checked as `POST /api/v1/finetunings` checks it); `firstreply serve` (or `firstreply tune
+    run`) carries it out."""
+    parameters = {k: v for k, v in {"n_epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                                    "learning_rate_multiplier": learning_rate_multiplier}.items() if v is not None}
     base = {"model_provider": provider, "model_name": model_name, "model_parameters": parameters}
     job = _with_engine(lambda engine: engine.create_tuning(alias, base, list(records) or None, {}, by))
     click.echo(_job_line(job))
@@ -555,6 +562,23 @@ def tune_cancel(job_id: str) -> None:
     job = _with_engine(lambda engine: engine.tuning.request_cancel(job_id))
     if job is None:
         raise click.ClickException(f"no unfinished tuning job {job_id}")
+    click.echo(_job_line(job))
+
+
+@tune_group.command(name="grant")
+@click.argument("job_id")
+def tune_grant(job_id: str) -> None:
+    """Try again to share a job's tuned Gemini model with FIRSTREPLY_TUNED_MODEL_GRANTEE (after the grant failed)."""
+
+    async def grant(engine):
+        try:
+            return await engine.retry_grant(job_id)
+        except LookupError:
+            raise click.ClickException(f"no tuning job {job_id}") from None
+
+    job = _with_engine(grant)
+    if job is None:
+        raise click.ClickException(f"no failed grant to retry on job {job_id}")
     click.echo(_job_line(job))
 
 

@@ -123,11 +123,20 @@ class Settings(BaseSettings):
 
     # -- tuning -----------------------------------------------------------------------------------
     gemini_tuning_base_url: AnyHttpUrl | None = Field(default=None, description="Gemini tuning REST base; the Gemini base URL when unset.")
-    tuned_model_grantee: str | None = Field(default=None, description="Who may call a tuned Gemini model: EVERYONE, user:EMAIL or group:EMAIL.")
+    tuned_model_grantee: str | None = Field(
+        default=None,
+        description="Who may call a tuned Gemini model (READER): everyone, user:EMAIL or group:EMAIL. A plain address is "
+                    "refused: say whether it is a user or a group.",
+    )
     tuning_poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     tuning_holdout_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.1
     tuning_variant: Literal["rag", "plain"] = Field(default="rag", description="Train on prompts with retrieved context (rag) or bare questions.")
     tuning_judge: str | None = Field(default=None, description="A model that grades evaluation answers, e.g. openai:gpt-4o.")
+    activation_check_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=5.0,
+        description="How often each engine process looks in the database for a model activated or rolled back elsewhere "
+                    "(at most once per this many seconds, before a question; 0: before every question).",
+    )
 
     # -- logs ---------------------------------------------------------------------------------------
     log_format: Literal["text", "json"] = Field(default="text", description="Log lines as text, or one JSON object each.")
@@ -208,6 +217,19 @@ class Settings(BaseSettings):
         if value is not None and value.partition(":")[0] not in {"gemini", "openai"} or value is not None and not value.partition(":")[2]:
             raise ValueError(f"{value!r} is not 'gemini:<model>' or 'openai:<model>'")
         return value
+
+    @field_validator("tuned_model_grantee")
+    @classmethod
+    def _grantee(cls, value: str | None) -> str | None:
+        """``everyone``, ``user:EMAIL`` or ``group:EMAIL`` (Permission.grantee_type and email_address), normalised."""
+        if value is None or value.strip().lower() == "everyone":
+            return value and "everyone"
+        kind, _, email = value.strip().partition(":")
+        if kind.lower() in ("user", "group") and re.fullmatch(r"[^@\s:]+@[^@\s:]+\.[^@\s:]+", email):
+            return f"{kind.lower()}:{email}"
+        plain = re.fullmatch(r"[^@\s:]+@[^@\s:]+", value.strip())
+        raise ValueError(f"{value!r} must be everyone, user:EMAIL or group:EMAIL"
+                         + (" (a plain address is refused: is it a user or a group?)" if plain else ""))
 
     @field_validator("abstain_thresholds")
     @classmethod

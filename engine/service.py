@@ -4,6 +4,11 @@ It implements the answer protocol that frontends use (``answer``, ``answer_strea
 ``feedback``), the same one :class:`engine.client.EngineClient` implements over HTTP. Heavy
 parts (the embedding model, the Chroma client) are built on first use; the database and the
 provider chain are opened by :meth:`start`.
+
+The model that answers is the one activated in the database (``firstreply tune activate``,
+the API, the Tuning page), whichever process activated it: before a question each engine
+looks at the activations in force, at most every ``FIRSTREPLY_ACTIVATION_CHECK_SECONDS``,
+and rebuilds its provider chain when they changed.
 """
 
 from __future__ import annotations
@@ -45,6 +50,10 @@ class Engine:
         self.tuning: TuningStore | None = None
         self.metrics = Metrics()
         self._golden_lock = asyncio.Lock()
+        self._chain_lock = asyncio.Lock()
+        self._chain_specs: list[str] = []  # the activated models the chain was built with, in answering order
+        self._activation_checked = float("-inf")
+        self._retired_chains: list[ProviderChain] = []  # replaced while answers may still be using them
 
     # -- index -----------------------------------------------------------------------------
 
@@ -150,7 +159,9 @@ class Engine:
             self.store = await Store.open(self.settings.database)
             self.review = ReviewStore(self.store.engine)
             self.tuning = TuningStore(self.store.engine)
-            self.chain = build_chain(self.settings, self._activated(await self.tuning.active()))
+            self._chain_specs = self._activated(await self.tuning.in_force())
+            self._activation_checked = time.monotonic()
+            self.chain = build_chain(self.settings, self._chain_specs)
             s = self.settings
             self.pipeline = AnswerPipeline(
                 self.asearch, self.chain, self.store,
@@ -162,8 +173,9 @@ class Engine:
         return self
 
     async def close(self) -> None:
-        if self.chain is not None:
-            await self.chain.aclose()
+        for chain in [*self._retired_chains, *([self.chain] if self.chain is not None else [])]:
+            await chain.aclose()
+        self._retired_chains = []
         if self.store is not None:
             await self.store.close()
         self.pipeline = self.store = self.chain = self.review = self.tuning = None
@@ -176,11 +188,13 @@ class Engine:
 
     async def answer(self, question: Question) -> Answer:
         await self.start()
+        await self._follow_activation()
         assert self.pipeline is not None
         return await self.pipeline.answer(question)
 
     async def answer_stream(self, question: Question) -> AsyncIterator[dict]:
         await self.start()
+        await self._follow_activation()
         assert self.pipeline is not None
         async for event in self.pipeline.answer_stream(question):
             yield event
@@ -196,6 +210,7 @@ class Engine:
     async def status(self) -> dict:
         """What an admin wants at a glance: index size, the model answering, answers logged."""
         await self.start()
+        await self._follow_activation()
         assert self.chain is not None and self.store is not None
         chunks = await asyncio.to_thread(self.index_size)
         return {"kb": self.settings.kb, "index_chunks": chunks, "model": self.chain.primary.name,
@@ -279,21 +294,48 @@ class Engine:
     # -- tuning ----------------------------------------------------------------------------
 
     @staticmethod
-    def _activated(activation) -> list[str]:
-        return [spec for spec in (activation.model, activation.fallback) if spec] if activation else []
+    def _activated(in_force) -> list[str]:
+        """The activated models in answering order: the newest activation's, then what answered before it
+        (its recorded fallback), then what answered before that, for as long as each kept a fallback."""
+        specs: list[str] = []
+        for activation in in_force:  # newest first
+            specs = specs or [activation.model]
+            if not activation.fallback:
+                break
+            specs.append(activation.fallback)
+        return specs
 
     def _check_spec(self, spec: str) -> None:
         if spec.startswith("gemini:") and self.settings.gemini_api_key is None:
             raise ReviewError("FIRSTREPLY_GEMINI_API_KEY is required to call a Gemini model")
 
+    async def _follow_activation(self, *, force: bool = False) -> None:
+        """Answer with the models in force in the database, wherever they were activated or rolled back: looked
+        up at most every ``activation_check_seconds`` (at once with ``force``); the chain is rebuilt on a change."""
+        if not force and time.monotonic() - self._activation_checked < self.settings.activation_check_seconds:
+            return
+        async with self._chain_lock:  # one lookup and one rebuild for all the questions waiting on it
+            if not force and time.monotonic() - self._activation_checked < self.settings.activation_check_seconds:
+                return
+            assert self.tuning is not None and self.pipeline is not None
+            specs = self._activated(await self.tuning.in_force())
+            self._activation_checked = time.monotonic()
+            if specs != self._chain_specs:
+                if self.chain is not None:  # answers under way finish on it; it is closed with the engine
+                    self._retired_chains.append(self.chain)
+                self.chain = self.pipeline.chain = build_chain(self.settings, specs)
+                self._chain_specs = specs
+
     async def reload_chain(self) -> None:
-        """Answer with the activated model from now on (in-flight answers finish on the old chain)."""
+        """Answer with the activated models from now on (in-flight answers finish on the old chain)."""
         await self.start()
-        assert self.tuning is not None and self.pipeline is not None
-        old, self.chain = self.chain, build_chain(self.settings, self._activated(await self.tuning.active()))
-        self.pipeline.chain = self.chain
-        if old is not None:
-            await old.aclose()
+        await self._follow_activation(force=True)
+
+    async def current_model(self) -> str:
+        """The model answering now, as the database says it should be."""
+        await self.reload_chain()
+        assert self.chain is not None
+        return self.chain.primary.name
 
     def tuners(self, session) -> dict:
         from engine.tuning.providers import GeminiTuner, OpenAITuner
@@ -314,16 +356,18 @@ class Engine:
 
     async def create_tuning(self, alias: str, base_llm: dict, golden_records: list[int] | None, metadata: dict,
                             by: str | None = None):
-        """Queue a tuning job, after the checks that need no provider (a 400 for the API when they fail)."""
+        """Queue a tuning job, after the checks that need no provider (a 400 for the API, a one-line error for the
+        CLI): the alias and hyperparameters as the provider takes them (engine.tuning.request), the golden records."""
         from engine.tuning.dataset import LIMITS
+        from engine.tuning.request import TuningRequestError, check_request
 
+        try:
+            alias, base_llm = check_request(alias, base_llm)
+        except TuningRequestError as error:
+            raise ReviewError(str(error)) from None
         await self.start()
         assert self.review is not None and self.tuning is not None
-        provider = base_llm.get("model_provider")
-        if provider not in LIMITS:
-            raise ReviewError(f"model_provider must be one of {', '.join(LIMITS)}")
-        if not isinstance(base_llm.get("model_name"), str) or not base_llm["model_name"].strip():
-            raise ReviewError("base_llm.model_name is required")
+        provider = base_llm["model_provider"]
         records = await self.review.all_golden_records()
         if golden_records is not None:
             known = {r.id for r in records}
@@ -335,6 +379,21 @@ class Engine:
         if len(records) < minimum:
             raise ReviewError(f"too few examples: {len(records)} golden records, {provider} tuning needs at least {minimum}")
         return await self.tuning.create(alias, base_llm, golden_records, metadata, by)
+
+    @staticmethod
+    def _check_granted(job) -> None:
+        if job.grant_state in ("pending", "failed"):
+            raise ReviewError(f"the tuned model is not shared with {job.grantee} yet (grant {job.grant_state}"
+                              + (f": {job.grant_error}" if job.grant_error else "")
+                              + "); retry the grant with POST /api/v1/finetunings/{id}/grant or `firstreply tune grant`")
+
+    async def retry_grant(self, job_id: str):
+        """Try the permission grant of a job's tuned model again (after it failed); None if none failed."""
+        await self.start()
+        assert self.tuning is not None
+        if await self.tuning.job(job_id) is None:
+            raise LookupError(job_id)
+        return await self.tuning.retry_grant(job_id)
 
     async def evaluate_tuning(self, job_id: str) -> dict:
         """The tuned model against the model answering now, on the job's held-out slice."""
@@ -351,6 +410,7 @@ class Engine:
             raise LookupError(job_id)
         if job.status != "succeeded" or not job.model_id:
             raise ReviewError(f"only a succeeded job can be evaluated (this one is {job.status})")
+        self._check_granted(job)
         dataset = await self.tuning.dataset(job.dataset_id) if job.dataset_id else None
         heldout = [Example(**e) for e in (dataset.heldout if dataset else [])]
         if not heldout:
@@ -359,6 +419,7 @@ class Engine:
         self._check_spec(spec)
         candidate = ProviderChain([build_provider(spec, self.settings)], RetryPolicy(attempts=self.settings.llm_retries))
         judge = build_provider(self.settings.tuning_judge, self.settings) if self.settings.tuning_judge else None
+        await self._follow_activation(force=True)  # compared with the model really answering now
         try:
             settings = self.pipeline.settings
             current = await score(self.chain, self.asearch, self.embedder, settings, heldout, judge)
@@ -372,17 +433,22 @@ class Engine:
         return evaluation
 
     async def activate_tuning(self, job_id: str, by: str, *, fallback: bool = True):
-        """Make a succeeded, evaluated job's model the engine's (its base model as fallback, if asked)."""
+        """Make a succeeded, evaluated job's model the one every engine process answers with; with ``fallback``, the
+        model that answered until now (and what it fell back to) answers when the tuned one fails."""
         await self.start()
         assert self.tuning is not None and self.review is not None
         job = await self.tuning.job(job_id)
         if job is None:
             raise LookupError(job_id)
+        if job.status != "succeeded" or not job.model_id:
+            raise ReviewError(f"only a succeeded job can be activated (this one is {job.status})")
+        self._check_granted(job)
         evaluation = job.evaluation or await self.evaluate_tuning(job_id)
-        provider = job.base_llm["model_provider"]
-        base = f"{provider}:{job.base_llm['model_name']}" if fallback else None
-        activation = await self.tuning.activate(f"{provider}:{job.model_id}", base, job.id, evaluation, by)
-        await self.review.audit(by, "model.activate", job.id, {"model": activation.model, "fallback": base})
+        answering = await self.current_model()
+        previous = answering if fallback and answering != "extractive" else None
+        activation = await self.tuning.activate(f"{job.base_llm['model_provider']}:{job.model_id}", previous, job.id,
+                                                evaluation, by)
+        await self.review.audit(by, "model.activate", job.id, {"model": activation.model, "fallback": previous})
         await self.reload_chain()
         return activation
 

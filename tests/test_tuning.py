@@ -53,13 +53,14 @@ async def fake_openai():
 
 
 def gemini_settings(fake_gemini, fake_tuning, **more) -> dict:
-    return dict(providers=["gemini:gemini-2.0-flash"], gemini_api_key=gemini.API_KEY, gemini_base_url=fake_gemini.url,
-                gemini_tuning_base_url=fake_tuning.url, tuning_poll_seconds=0.05, api_keys=[KEY], rate_limit_per_minute=10_000, **more)
+    return {**dict(providers=["gemini:gemini-2.0-flash"], gemini_api_key=gemini.API_KEY, gemini_base_url=fake_gemini.url,
+                   gemini_tuning_base_url=fake_tuning.url, tuning_poll_seconds=0.05, api_keys=[KEY],
+                   rate_limit_per_minute=10_000), **more}
 
 
 def openai_settings(fake_openai, **more) -> dict:
-    return dict(providers=["openai:gpt-4o-mini"], openai_base_url=f"{fake_openai.url}/v1", openai_api_key=openai.API_KEY,
-                tuning_poll_seconds=0.05, api_keys=[KEY], rate_limit_per_minute=10_000, **more)
+    return {**dict(providers=["openai:gpt-4o-mini"], openai_base_url=f"{fake_openai.url}/v1", openai_api_key=openai.API_KEY,
+                   tuning_poll_seconds=0.05, api_keys=[KEY], rate_limit_per_minute=10_000), **more}
 
 
 class Api:
@@ -101,8 +102,23 @@ async def api_for(make_engine):
 
 
 CREATE = {"alias": "tinyviz-helper", "base_llm": {"model_provider": "gemini", "model_name": "gemini-1.5-flash-001-tuning",
-                                                  "model_parameters": {"epoch_count": 3, "batch_size": 4, "learning_rate": 0.001}},
+                                                  "model_parameters": {"n_epochs": 3, "batch_size": 4, "learning_rate": 0.001}},
           "golden_records": None, "metadata": {"ticket": "Q4"}}
+OPENAI_BASE = {"model_provider": "openai", "model_name": "gpt-4o-mini", "model_parameters": {}}
+JOB_FIELDS = {"id", "alias", "status", "error", "base_llm", "finetuning_file_id", "finetuning_job_id", "model_id",
+              "created_at", "golden_records", "metadata", "progress", "provider_progress", "permission",
+              "cancel_requested", "evaluation"}
+
+
+async def drive(engine, runner, job_id: str, *states: str, rounds: int = 60):
+    """Run the runner's rounds until the job reaches one of ``states``."""
+    for _ in range(rounds):
+        await runner.run_due()
+        job = await engine.tuning.job(job_id)
+        if job.status in states:
+            return job
+        await asyncio.sleep(0.06)
+    raise AssertionError(f"job never reached {states}: {job.status} {job.error}")
 
 
 async def test_a_gemini_tuning_job_runs_to_a_permitted_model_that_is_evaluated_activated_and_rolled_back(
@@ -110,21 +126,23 @@ async def test_a_gemini_tuning_job_runs_to_a_permitted_model_that_is_evaluated_a
     engine, api = await api_for(**gemini_settings(fake_gemini, fake_tuning, tuned_model_grantee="EVERYONE"))
     status, job = await api("POST", "/api/v1/finetunings", CREATE)
     assert status == 201 and job["status"] == "queued" and job["alias"] == "tinyviz-helper"
-    assert set(job) >= {"id", "alias", "status", "error", "base_llm", "dataset_id", "provider_job_id", "model_id",
-                        "created_at", "golden_records", "metadata"}
+    assert set(job) == JOB_FIELDS
     done = await api.until(job["id"], "succeeded", "failed")
     assert done["status"] == "succeeded" and done["model_id"].startswith("tunedModels/tinyviz-helper-"), done
-    assert done["progress"] == 100.0 and done["provider_job_id"].startswith(done["model_id"] + "/operations/")
+    assert done["progress"] == 100.0 and done["finetuning_job_id"].startswith(done["model_id"] + "/operations/")
+    assert done["finetuning_file_id"] is None  # Gemini takes the examples inline
+    assert done["permission"] == {"grantee": "everyone", "state": "granted", "error": None}
     assert done["dataset"] == {"examples": 24, "kept": 24, "dropped": [], "train": 22, "heldout": 2, "variant": "rag"}
 
     [model] = fake_tuning.models.values()
-    task = model.body["tuning_task"]
-    assert task["hyperparameters"] == {"epoch_count": 3, "batch_size": 4, "learning_rate": 0.001}
-    examples = task["training_data"]["examples"]["examples"]
+    task = model.body["tuningTask"]  # as Google reads it: the proto JSON mapping of TunedModel
+    assert task["hyperparameters"] == {"epochCount": 3, "batchSize": 4, "learningRate": 0.001}
+    assert model.body["displayName"] == "tinyviz-helper" and model.body["baseModel"] == "models/gemini-1.5-flash-001-tuning"
+    examples = task["trainingData"]["examples"]["examples"]
     assert len(examples) == 24 - 2  # 10% held out
-    assert "Answer only from the numbered context passages" in examples[0]["text_input"]
-    assert "camera" in examples[0]["text_input"].lower() or examples[0]["text_input"].count("[") >= 1
-    assert model.permissions == [{"grantee_type": "EVERYONE", "role": "READER"}]
+    assert "Answer only from the numbered context passages" in examples[0]["textInput"]
+    assert "camera" in examples[0]["textInput"].lower() or examples[0]["textInput"].count("[") >= 1
+    assert model.permissions == [{"granteeType": "EVERYONE", "role": "READER"}]
     assert fake_tuning.refused_without_token == 0 and fake_tuning.tokens  # OAuth, through google-auth
 
     status, evaluation = await api("POST", f"/api/v1/finetunings/{job['id']}/evaluate")
@@ -135,7 +153,8 @@ async def test_a_gemini_tuning_job_runs_to_a_permitted_model_that_is_evaluated_a
 
     status, activation = await api("POST", f"/api/v1/finetunings/{job['id']}/activate", {"by": "ada"})
     assert status == 200 and activation["model"] == f"gemini:{done['model_id']}"
-    assert activation["fallback"] == "gemini:gemini-1.5-flash-001-tuning" and activation["activated_by"] == "ada"
+    # The fallback is the model that answered before, not the tuning base snapshot (which may not even serve).
+    assert activation["fallback"] == "gemini:gemini-2.0-flash" and activation["activated_by"] == "ada"
     fake_gemini.requests.clear()
     async with api.session.post(api.url + "/v1/answer", json={"question": "How do I zoom the camera in?"},
                                 headers={"Authorization": f"Bearer {KEY}"}) as response:
@@ -153,8 +172,9 @@ async def test_a_gemini_tuning_job_runs_to_a_permitted_model_that_is_evaluated_a
 async def test_an_openai_compatible_fine_tuning_job_succeeds_and_an_upstream_failure_is_reported(api_for, fake_openai):
     engine, api = await api_for(**openai_settings(fake_openai, tuning_judge="openai:gpt-4o"))
     body = {**CREATE, "base_llm": {"model_provider": "openai", "model_name": "gpt-4o-mini",
-                                   "model_parameters": {"epoch_count": 2}}}
+                                   "model_parameters": {"n_epochs": 2, "batch_size": 8, "learning_rate_multiplier": 0.3}}}
     status, job = await api("POST", "/api/v1/finetunings", body)
+    assert status == 201, job
     done = await api.until(job["id"], "succeeded", "failed")
     # The configured judge grades each held-out answer against the maintainers' (the fake says 4 of 5).
     fake_openai.default = openai.ChatReply(text="4")
@@ -165,9 +185,15 @@ async def test_an_openai_compatible_fine_tuning_job_succeeds_and_an_upstream_fai
     assert len(judged) == answered > 0 and "Reference answer" in judged[0]["messages"][-1]["content"]
     fake_openai.default = openai.ChatReply()
     assert done["status"] == "succeeded" and done["model_id"] == "ft:gpt-4o-mini:org:tinyviz-helper:abc123"
-    [rows] = fake_openai.files.values()
+    [(file_id, rows)] = fake_openai.files.items()
     assert len(rows) == 22 and rows[0]["messages"][2]["content"].startswith("Here is how to")
-    assert fake_openai.jobs[done["provider_job_id"]]["hyperparameters"] == {"n_epochs": 2}
+    assert done["finetuning_file_id"] == file_id and done["finetuning_job_id"] in fake_openai.jobs
+    [sent] = fake_openai.job_requests
+    # All three documented parameters reach OpenAI, through `method` (top-level `hyperparameters` is deprecated).
+    assert "hyperparameters" not in sent and sent["method"] == {
+        "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2, "batch_size": 8, "learning_rate_multiplier": 0.3}}}
+    assert sent["training_file"] == file_id and sent["suffix"] == "tinyviz-helper"
+    assert done["provider_progress"] == {"status": "succeeded", "trained_tokens": 1234}
 
     fake_openai.fail_next = "Training file has 3 examples with invalid UTF-8"
     status, job = await api("POST", "/api/v1/finetunings", body)
@@ -188,17 +214,17 @@ async def test_cancel_works_queued_and_running_and_not_when_over(make_engine, fa
     async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
         await golden(engine)
         runner = engine.tuning_runner(session)
-        body = {"model_provider": "openai", "model_name": "gpt-4o-mini", "model_parameters": {}}
+        body = OPENAI_BASE
         queued = await engine.create_tuning("a", body, None, {})
         assert (await engine.tuning.request_cancel(queued.id)).status == "cancelled"  # nothing was sent anywhere
 
         fake_openai.steps_per_poll = 1
         running = await engine.create_tuning("b", body, None, {})
-        for _ in range(3):
-            await runner.run_due()
-            await asyncio.sleep(0.06)
+        await drive(engine, runner, running.id, "running")
+        await asyncio.sleep(0.06)
+        await runner.run_due()
         job = await engine.tuning.job(running.id)
-        assert job.status == "running" and 0 < job.progress < 100
+        assert job.status == "running" and job.provider_progress["step"] >= 1
         assert (await engine.tuning.request_cancel(running.id)).cancel_requested
         await runner.run_due()
         job = await engine.tuning.job(running.id)
@@ -226,7 +252,7 @@ async def test_a_restart_mid_job_resumes_polling(make_engine, fake_openai, tmp_p
         await golden(engine)
         job = await engine.create_tuning("r", {"model_provider": "openai", "model_name": "gpt-4o-mini"}, None, {})
         await engine.tuning_runner(s).run_due()
-        assert (await engine.tuning.job(job.id)).status == "running"
+        assert (await engine.tuning.job(job.id)).provider_job_id
     # The process is gone; a new engine on the same database picks the job up and polls it to the end.
     async with make_engine(database_url=database, **openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as s:
         runner = engine.tuning_runner(s)
@@ -247,6 +273,7 @@ async def test_bad_requests_get_a_400_with_a_clear_message(api_for, fake_openai)
         ({**CREATE, "golden_records": [999]}, "unknown golden records: 999"),
         ({**CREATE, "alias": ""}, "'alias'"),
         ({**CREATE, "base_llm": {**CREATE["base_llm"], "model_parameters": {"epoch_count": -1}}}, "epoch_count"),
+        ({**CREATE, "alias": "a" * 101}, "'alias'"),
         ({**CREATE, "golden_records": "all"}, "'golden_records'"),
     ]
     for body, message in cases:
@@ -291,7 +318,7 @@ async def test_the_tuning_page_lists_jobs_and_evaluates_activates_and_rolls_back
     from test_review import Browser
 
     engine, api = await api_for(**openai_settings(fake_openai))
-    body = {**CREATE, "base_llm": {"model_provider": "openai", "model_name": "gpt-4o-mini", "model_parameters": {}}}
+    body = {**CREATE, "base_llm": OPENAI_BASE}
     _, job = await api("POST", "/api/v1/finetunings", body)
     await api.until(job["id"], "succeeded")
     token = await engine.review.add_maintainer("ada")
@@ -318,10 +345,9 @@ async def test_the_tuning_page_lists_jobs_and_evaluates_activates_and_rolls_back
         await browser.session.close()
 
 
-def test_tuning_from_the_command_line(tmp_path, monkeypatch, fake_openai):
-    """`firstreply tune create|list|status|cancel|export`, as a maintainer types them."""
-    import asyncio as aio
-
+@pytest.fixture
+def command_line(tmp_path, monkeypatch, fake_openai):
+    """`firstreply` as a maintainer runs it, configured for the fake OpenAI, over 12 golden records."""
     from click.testing import CliRunner
 
     from engine.cli import cli
@@ -338,17 +364,353 @@ def test_tuning_from_the_command_line(tmp_path, monkeypatch, fake_openai):
         async with Engine(load_settings()) as engine:
             await golden(engine, 12)
 
-    aio.run(seed())
+    asyncio.run(seed())
     runner = CliRunner()
-    too_few = runner.invoke(cli, ["tune", "create", "--alias", "x", "--provider", "gemini", "--model", "gemini-1.5-flash"])
+    return lambda args: runner.invoke(cli, args)
+
+
+def test_tuning_from_the_command_line(command_line):
+    """`firstreply tune create|list|status|cancel|export`, as a maintainer types them."""
+    too_few = command_line(["tune", "create", "--alias", "x", "--provider", "gemini", "--model", "gemini-1.5-flash"])
     assert too_few.exit_code == 1 and "gemini tuning needs at least 20" in too_few.output
-    created = runner.invoke(cli, ["tune", "create", "--alias", "helper", "--provider", "openai", "--model", "gpt-4o-mini",
+    created = command_line(["tune", "create", "--alias", "helper", "--provider", "openai", "--model", "gpt-4o-mini",
                                   "--epochs", "2"])
     assert created.exit_code == 0 and "queued" in created.output
     job_id = created.output.split()[0]
-    assert job_id in runner.invoke(cli, ["tune", "list"]).output
-    assert "queued" in runner.invoke(cli, ["tune", "status", job_id]).output
-    assert "cancelled" in runner.invoke(cli, ["tune", "cancel", job_id]).output
-    assert runner.invoke(cli, ["tune", "cancel", job_id]).exit_code == 1
-    exported = runner.invoke(cli, ["tune", "export", "--provider", "openai", "--variant", "plain"])
+    assert job_id in command_line(["tune", "list"]).output
+    assert "queued" in command_line(["tune", "status", job_id]).output
+    assert "cancelled" in command_line(["tune", "cancel", job_id]).output
+    assert command_line(["tune", "cancel", job_id]).exit_code == 1
+    exported = command_line(["tune", "export", "--provider", "openai", "--variant", "plain"])
     assert exported.exit_code == 0 and len(exported.output.splitlines()) == 12
+
+
+# -- the first submit: failures end or retry the job, never strand it, never submit twice (issue 17, item 1) -----------
+
+
+async def test_a_provider_4xx_at_the_first_submit_fails_the_job_at_once_with_the_providers_message(make_engine, fake_openai):
+    async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
+        await golden(engine)
+        runner = engine.tuning_runner(session)
+        fake_openai.create_errors = [400]
+        job = await engine.create_tuning("helper", OPENAI_BASE, None, {})
+        await runner.run_due()  # one round: built, uploaded, refused
+        job = await engine.tuning.job(job.id)
+        assert job.status == "failed" and "fake error 400" in job.error and job.lease_until is None
+        assert fake_openai.jobs == {} and await runner.run_due() == 0  # nothing left to do, nothing resubmitted
+
+
+@pytest.mark.parametrize("errors", [[500], [429, 503]])
+async def test_a_5xx_or_429_at_the_first_submit_is_retried_with_backoff_and_submitted_once(make_engine, fake_openai, errors):
+    async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
+        await golden(engine)
+        runner = engine.tuning_runner(session)
+        fake_openai.create_errors = list(errors)
+        job = await engine.create_tuning("helper", OPENAI_BASE, None, {})
+        await runner.run_due()
+        waiting = await engine.tuning.job(job.id)
+        assert waiting.status == "validating_files" and "fake error" in waiting.error and waiting.lease_until is not None
+        done = await drive(engine, runner, job.id, "succeeded", "failed")
+        assert done.status == "succeeded" and done.error is None
+        assert len(fake_openai.jobs) == 1 and len(fake_openai.files) == 1  # the file was uploaded once too
+
+
+async def test_retries_of_the_first_submit_are_bounded(make_engine, fake_openai):
+    async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
+        await golden(engine)
+        runner = engine.tuning_runner(session)
+        runner.max_retries = 2
+        fake_openai.create_errors = [500] * 5
+        job = await engine.create_tuning("helper", OPENAI_BASE, None, {})
+        failed = await drive(engine, runner, job.id, "failed", "succeeded")
+        assert "gave up after 3 tries" in failed.error and "fake error 500" in failed.error
+        assert fake_openai.jobs == {}
+
+
+async def test_a_create_whose_answer_was_lost_is_found_again_not_submitted_twice(make_engine, fake_openai, fake_gemini,
+                                                                              fake_tuning, database_overrides):
+    async with make_engine(**openai_settings(fake_openai, **database_overrides)) as engine, \
+            aiohttp.ClientSession() as session:
+        await golden(engine)
+        fake_openai.lose_next_create = True  # OpenAI made the job, the answer never came back
+        job = await engine.create_tuning("helper", OPENAI_BASE, None, {})
+        done = await drive(engine, engine.tuning_runner(session), job.id, "succeeded", "failed")
+        assert done.status == "succeeded" and len(fake_openai.jobs) == 1 and done.provider_job_id in fake_openai.jobs
+    async with make_engine(**gemini_settings(fake_gemini, fake_tuning)) as engine, aiohttp.ClientSession() as session:
+        await golden(engine)
+        fake_tuning.lose_next_create = True
+        job = await engine.create_tuning("helper", CREATE["base_llm"], None, {})
+        done = await drive(engine, engine.tuning_runner(session), job.id, "succeeded", "failed")
+        assert done.status == "succeeded" and fake_tuning.create_requests == 1 and len(fake_tuning.models) == 1
+
+
+async def test_missing_google_credentials_fail_the_job_with_a_clear_error(api_for, fake_gemini, fake_tuning, monkeypatch,
+                                                                          tmp_path):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
+    engine, api = await api_for(**gemini_settings(fake_gemini, fake_tuning))
+    _, job = await api("POST", "/api/v1/finetunings", CREATE)
+    failed = await api.until(job["id"], "failed", "succeeded", timeout=10)
+    assert failed["error"].startswith("Gemini tuning needs Google credentials (application-default)")
+    assert fake_tuning.models == {}
+
+
+async def test_a_job_that_breaks_the_runner_fails_alone_and_the_round_goes_on(make_engine, fake_openai):
+    async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
+        await golden(engine)
+        runner = engine.tuning_runner(session)
+        # Written straight to the store, as a job queued before aliases were checked would be.
+        broken = await engine.tuning.create("evil\r\nX-Injected: 1", OPENAI_BASE, None, {}, None)
+        unreadable = await engine.tuning.create("no-provider", {"model_name": "gpt-4o-mini"}, None, {}, None)
+        fine = await engine.create_tuning("fine", OPENAI_BASE, None, {})
+        await runner.run_due()
+        broken, unreadable = await engine.tuning.job(broken.id), await engine.tuning.job(unreadable.id)
+        fine = await engine.tuning.job(fine.id)
+        assert broken.status == "failed" and "alias" in broken.error and broken.lease_until is None
+        assert unreadable.status == "failed" and unreadable.error == "internal error: KeyError: 'model_provider'"
+        assert fine.provider_job_id in fake_openai.jobs and fine.error is None
+
+
+# -- what a job may ask, checked once for the API and the CLI (items 2, 3, 6) ---------------------------------------------
+
+
+async def test_each_providers_limits_and_parameters_are_checked_when_the_job_is_created(api_for, fake_openai):
+    engine, api = await api_for(**openai_settings(fake_openai))
+    openai_body = {**CREATE, "base_llm": {**OPENAI_BASE, "model_parameters": {"n_epochs": 2}}}
+    gemini_params = CREATE["base_llm"]
+    cases = [
+        ({**CREATE, "alias": "a" * 41}, "at most 40 characters"),  # Gemini's display name
+        ({**openai_body, "alias": "a" * 65}, "at most 64 characters"),  # OpenAI's suffix
+        ({**CREATE, "alias": "line\r\nbreak"}, "control characters"),
+        ({**openai_body, "base_llm": {**OPENAI_BASE, "model_parameters": {"n_epochs": -3}}}, "'n_epochs'"),
+        ({**openai_body, "base_llm": {**OPENAI_BASE, "model_parameters": {"n_epochs": 51}}}, "'n_epochs'"),
+        ({**openai_body, "base_llm": {**OPENAI_BASE, "model_parameters": {"learning_rate_multiplier": "high"}}},
+         "'learning_rate_multiplier'"),
+        ({**openai_body, "base_llm": {**OPENAI_BASE, "model_parameters": {"batch_size": 2.5}}}, "'batch_size'"),
+        ({**openai_body, "base_llm": {**OPENAI_BASE, "model_parameters": {"n_epochs": True}}}, "'n_epochs'"),
+        # An absolute learning rate is Gemini's; OpenAI only takes a multiplier (never one read as the other).
+        ({**openai_body, "base_llm": {**OPENAI_BASE, "model_parameters": {"learning_rate": 0.001}}}, "'learning_rate'"),
+        ({**openai_body, "base_llm": {**OPENAI_BASE, "model_parameters": {"epochs": 2}}}, "unknown model parameter 'epochs'"),
+        ({**CREATE, "base_llm": {**gemini_params, "model_parameters": {"learning_rate": 0.1, "learning_rate_multiplier": 2}}},
+         "not both"),
+        ({**CREATE, "base_llm": {**gemini_params, "model_parameters": {"n_epochs": 2, "epoch_count": 3}}}, "not both"),
+    ]
+    for body, message in cases:
+        status, error = await api("POST", "/api/v1/finetunings", body)
+        assert status == 400 and message in error["error"]["message"], (body, error)
+    assert (await api("GET", "/api/v1/finetunings"))[1]["finetunings"] == []
+    status, job = await api("POST", "/api/v1/finetunings", {**openai_body, "alias": "a" * 64})
+    assert status == 201 and job["base_llm"]["model_parameters"] == {"n_epochs": 2}
+
+
+async def test_gemini_gets_its_own_hyperparameter_names_and_a_learning_rate_stays_a_learning_rate(
+        make_engine, fake_gemini, fake_tuning):
+    async with make_engine(**gemini_settings(fake_gemini, fake_tuning)) as engine, aiohttp.ClientSession() as session:
+        await golden(engine)
+        base = {**CREATE["base_llm"], "model_parameters": {"epoch_count": 2, "batch_size": 8, "learning_rate_multiplier": 0.5}}
+        job = await engine.create_tuning("multiplied", base, None, {})
+        assert job.base_llm["model_parameters"] == {"n_epochs": 2, "batch_size": 8, "learning_rate_multiplier": 0.5}
+        await drive(engine, engine.tuning_runner(session), job.id, "succeeded")
+        [model] = fake_tuning.models.values()
+        assert model.body["tuningTask"]["hyperparameters"] == {"epochCount": 2, "batchSize": 8, "learningRateMultiplier": 0.5}
+
+
+def test_the_command_line_refuses_what_the_api_refuses(command_line):
+    base = ["tune", "create", "--alias", "helper", "--provider", "openai", "--model", "gpt-4o-mini"]
+    refused = command_line([*base, "--epochs", "-2"])
+    assert refused.exit_code == 1 and "'n_epochs'" in refused.output
+    refused = command_line([*base, "--learning-rate", "0.001"])
+    assert refused.exit_code == 1 and "'learning_rate'" in refused.output and "learning_rate_multiplier" in refused.output
+    refused = command_line(["tune", "create", "--alias", "a" * 41, "--provider", "gemini", "--model",
+                                  "gemini-1.5-flash-001-tuning"])
+    assert refused.exit_code == 1 and "at most 40 characters" in refused.output
+    created = command_line([*base, "--epochs", "2", "--learning-rate-multiplier", "0.3"])
+    assert created.exit_code == 0 and "queued" in created.output
+    assert len(command_line(["tune", "list"]).output.splitlines()) == 1
+
+
+# -- OpenAI's own statuses and progress (item 5) ----------------------------------------------------------------------------
+
+
+async def test_openai_jobs_show_openais_status_and_the_progress_it_reports(api_for, fake_openai):
+    engine, api = await api_for(**openai_settings(fake_openai, tuning_poll_seconds=3600))
+    runner = engine.tuning_runner(api.session)
+    _, job = await api("POST", "/api/v1/finetunings", {**CREATE, "base_llm": OPENAI_BASE})
+    seen = []
+    for _ in range(12):
+        await runner.step(await engine.tuning.claim(0.01) or await engine.tuning.job(job["id"]))
+        _, shown = await api("GET", f"/api/v1/finetunings/{job['id']}")
+        seen.append((shown["status"], shown["progress"], shown["provider_progress"]))
+        if shown["status"] == "succeeded":
+            break
+    statuses = [s for s, _, _ in seen]
+    assert statuses[:3] == ["validating_files", "queued", "running"], seen
+    running = [(p, detail) for s, p, detail in seen if s == "running"]
+    # OpenAI reports no percentage: none is made up; what it reports (its metrics events) is shown.
+    assert all(p is None for p, _ in running) and running[-1][1]["step"] == 10 and "train_loss" in running[-1][1]
+    assert seen[-1][:2] == ("succeeded", 100.0)
+
+
+# -- the permission grant is a step of its own (item 7) ---------------------------------------------------------------------
+
+
+async def test_a_refused_permission_grant_keeps_the_tuned_model_and_can_be_retried(api_for, fake_gemini, fake_tuning):
+    engine, api = await api_for(**gemini_settings(fake_gemini, fake_tuning, tuned_model_grantee="user:alice@example.com"))
+    fake_tuning.permission_errors = [403]
+    _, job = await api("POST", "/api/v1/finetunings", CREATE)
+    done = await api.until(job["id"], "succeeded", "failed")
+    [model] = fake_tuning.models.values()
+    assert done["status"] == "succeeded" and done["model_id"] == model.name  # ACTIVE at Google: never orphaned
+    assert done["permission"]["state"] == "failed" and "The caller does not have permission" in done["permission"]["error"]
+    status, refused = await api("POST", f"/api/v1/finetunings/{job['id']}/activate", {"by": "ada"})
+    assert status == 400 and "grant" in refused["error"]["message"]
+
+    status, retried = await api("POST", f"/api/v1/finetunings/{job['id']}/grant", {})
+    assert status == 200 and retried["permission"]["state"] == "pending"
+    for _ in range(100):
+        _, shown = await api("GET", f"/api/v1/finetunings/{job['id']}")
+        if shown["permission"]["state"] != "pending":
+            break
+        await asyncio.sleep(0.05)
+    assert shown["permission"] == {"grantee": "user:alice@example.com", "state": "granted", "error": None}
+    assert model.permissions == [{"granteeType": "USER", "emailAddress": "alice@example.com", "role": "READER"}]
+    assert (await api("POST", f"/api/v1/finetunings/{job['id']}/grant", {}))[0] == 400  # nothing left to grant
+
+
+@pytest.mark.parametrize("value, shown", [("everyone", "everyone"), ("EVERYONE", "everyone"),
+                                          ("user:alice@example.com", "user:alice@example.com"),
+                                          ("Group:Tuners@Example.com", "group:Tuners@Example.com")])
+def test_the_grantee_setting_takes_a_kind_and_an_address(value, shown):
+    from engine.config import load_settings
+
+    assert load_settings(tuned_model_grantee=value, _env_file=None).tuned_model_grantee == shown
+
+
+@pytest.mark.parametrize("value", ["alice@example.com", "user:", "user:alice", "owner:alice@example.com",
+                                   "user:alice@example.com\r\nX: 1"])
+def test_a_grantee_setting_without_its_kind_stops_start_up_with_one_line(value):
+    from engine.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings(tuned_model_grantee=value, _env_file=None)
+    message = str(refused.value)
+    assert message.startswith("bad setting FIRSTREPLY_TUNED_MODEL_GRANTEE: ") and "\n" not in message
+    assert "user:EMAIL" in message and "group:EMAIL" in message and "everyone" in message
+
+
+# -- activation reaches every engine process (item 8) -----------------------------------------------------------------------
+
+
+async def test_an_activation_and_a_rollback_reach_every_engine_on_the_database(make_engine, fake_openai, tmp_path,
+                                                                              database_overrides):
+    from engine.answer.model import Question
+
+    database = database_overrides.get("database_url", f"sqlite+aiosqlite:///{tmp_path}/shared.db")
+    settings = openai_settings(fake_openai, providers=["openai:gpt-4o"], activation_check_seconds=0, database_url=database)
+    tuner, server = make_engine(**settings), make_engine(**settings)
+    async with tuner, server, aiohttp.ClientSession() as session, serve(build_app(server)) as url:
+        await golden(tuner)
+        question = Question("How do I zoom the camera in?", channel="api")
+        assert (await server.answer(question)).model == "openai:gpt-4o"
+
+        job = await tuner.create_tuning("helper", OPENAI_BASE, None, {})
+        done = await drive(tuner, tuner.tuning_runner(session), job.id, "succeeded")
+        tuned = f"openai:{done.model_id}"
+        activation = await tuner.activate_tuning(job.id, "ada")
+        assert activation.fallback == "openai:gpt-4o"  # what answered before, not the base snapshot gpt-4o-mini
+
+        answer = await server.answer(question)  # the other engine, from its next question on
+        assert answer.model == tuned and fake_openai.requests[-1]["model"] == done.model_id
+        async with session.get(f"{url}/api/v1/activations", headers={"Authorization": f"Bearer {KEY}"}) as response:
+            shown = await response.json()
+        assert shown["model"] == tuned and shown["activations"][0]["model"] == tuned
+
+        await tuner.rollback_model("ada")
+        assert (await server.answer(question)).model == "openai:gpt-4o"
+        assert fake_openai.requests[-1]["model"] == "gpt-4o"
+
+
+async def test_a_second_activation_falls_back_to_the_first(make_engine, fake_openai, tmp_path):
+    settings = openai_settings(fake_openai, providers=["openai:gpt-4o"], activation_check_seconds=0)
+    async with make_engine(**settings) as engine, aiohttp.ClientSession() as session:
+        await golden(engine)
+        models = []
+        for alias in ("first", "second"):
+            job = await engine.create_tuning(alias, OPENAI_BASE, None, {})
+            models.append(f"openai:{(await drive(engine, engine.tuning_runner(session), job.id, 'succeeded')).model_id}")
+            await engine.activate_tuning(job.id, "ada")
+        [second, first] = await engine.tuning.activations()
+        assert second.fallback == models[0] and first.fallback == "openai:gpt-4o"
+        assert [p.name for p in engine.chain.providers] == [models[1], models[0], "openai:gpt-4o", "extractive"]
+        await engine.rollback_model("ada")
+        assert [p.name for p in engine.chain.providers] == [models[0], "openai:gpt-4o", "extractive"]
+
+
+@pytest.mark.subprocess
+async def test_firstreply_serve_answers_with_a_model_activated_from_the_command_line(
+        make_engine, fake_openai, indexed_sample, tmp_path, monkeypatch):
+    """`firstreply tune activate` in one process while `firstreply serve` runs in another, as the issue saw it."""
+    import os
+    import shutil
+    import socket
+    import sys
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from engine.cli import cli
+
+    state = tmp_path / "state"
+    shutil.copytree(indexed_sample, state)
+    database = f"sqlite+aiosqlite:///{tmp_path}/served.db"
+    environment = {"FIRSTREPLY_DATA_DIR": str(state), "FIRSTREPLY_KB": "sample", "FIRSTREPLY_DATABASE_URL": database,
+                   "FIRSTREPLY_PROVIDERS": '["openai:gpt-4o"]', "FIRSTREPLY_OPENAI_BASE_URL": f"{fake_openai.url}/v1",
+                   "FIRSTREPLY_OPENAI_API_KEY": openai.API_KEY, "FIRSTREPLY_API_KEYS": f'["{KEY}"]',
+                   "FIRSTREPLY_QUERY_ENCODER": "torch", "FIRSTREPLY_USER_SALT": "pepper",
+                   "FIRSTREPLY_ACTIVATION_CHECK_SECONDS": "0", "FIRSTREPLY_TUNING_POLL_SECONDS": "3600"}
+    monkeypatch.chdir(tmp_path)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    async with make_engine(**openai_settings(fake_openai, providers=["openai:gpt-4o"], database_url=database)) as engine, \
+            aiohttp.ClientSession() as session:
+        await golden(engine)
+        job = await engine.create_tuning("served", OPENAI_BASE, None, {})
+        done = await drive(engine, engine.tuning_runner(session), job.id, "succeeded")
+        await engine.evaluate_tuning(job.id)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = await asyncio.create_subprocess_exec(str(Path(sys.executable).with_name("firstreply")), "serve", "--port",
+                                                  str(port), env={**os.environ, **environment},
+                                                  stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {KEY}"}
+
+    async def ask() -> str:
+        async with session.post(f"{url}/v1/answer", json={"question": "How do I zoom the camera in?"},
+                                headers=headers) as response:
+            return (await response.json())["model"]
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(600):
+                try:
+                    async with session.get(f"{url}/readyz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                assert server.returncode is None, await server.stderr.read()
+                await asyncio.sleep(0.2)
+            assert await ask() == "openai:gpt-4o"
+            activated = await asyncio.to_thread(CliRunner().invoke, cli, ["tune", "activate", job.id, "--by", "ada"])
+            assert activated.exit_code == 0, activated.output
+            assert await ask() == f"openai:{done.model_id}"
+            async with session.get(f"{url}/api/v1/activations", headers=headers) as response:
+                assert (await response.json())["model"] == f"openai:{done.model_id}"
+            rolled = await asyncio.to_thread(CliRunner().invoke, cli, ["tune", "rollback", "--by", "ada"])
+            assert rolled.exit_code == 0, rolled.output
+            assert await ask() == "openai:gpt-4o"
+    finally:
+        server.terminate()
+        await server.wait()

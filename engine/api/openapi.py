@@ -58,15 +58,22 @@ SCHEMAS = {
     "FineTuning": {"type": "object", "required": ["id", "alias", "status", "base_llm", "created_at"], "properties": {
         "id": STRING, "alias": STRING,
         "status": {"enum": ["queued", "validating_files", "running", "succeeded", "failed", "cancelled"]},
-        "error": _nullable(STRING), "base_llm": OBJECT, "dataset_id": _nullable(STRING),
-        "provider_job_id": _nullable(STRING), "model_id": _nullable(STRING), "created_at": STRING,
-        "golden_records": _nullable({"type": "array", "items": INTEGER}), "metadata": OBJECT, "progress": NUMBER}},
+        "error": _nullable(STRING), "base_llm": OBJECT, "finetuning_file_id": _nullable(STRING),
+        "finetuning_job_id": _nullable(STRING), "model_id": _nullable(STRING), "created_at": STRING,
+        "golden_records": _nullable({"type": "array", "items": INTEGER}), "metadata": OBJECT,
+        "progress": _nullable(NUMBER), "provider_progress": _nullable(OBJECT),
+        "permission": _nullable({"type": "object", "properties": {
+            "grantee": STRING, "state": {"enum": ["pending", "granted", "failed"]}, "error": _nullable(STRING)}})}},
     "FineTuningRequest": {"type": "object", "required": ["alias", "base_llm"], "properties": {
-        "alias": {"type": "string", "minLength": 1, "maxLength": 100},
+        "alias": {"type": "string", "minLength": 1, "maxLength": 64,
+                  "description": "Gemini's display name (at most 40 characters) or OpenAI's suffix (at most 64)"},
         "base_llm": {"type": "object", "required": ["model_provider", "model_name"], "properties": {
             "model_provider": {"enum": ["gemini", "openai"]}, "model_name": STRING,
-            "model_parameters": {"type": "object", "properties": {
-                "epoch_count": INTEGER, "batch_size": INTEGER, "learning_rate": NUMBER}}}},
+            "model_parameters": {"type": "object", "additionalProperties": False, "properties": {
+                "n_epochs": {"type": "integer", "minimum": 1}, "batch_size": {"type": "integer", "minimum": 1},
+                "learning_rate_multiplier": {"type": "number", "exclusiveMinimum": 0},
+                "epoch_count": {"type": "integer", "minimum": 1, "description": "Gemini's name for n_epochs"},
+                "learning_rate": {"type": "number", "exclusiveMinimum": 0, "description": "Gemini only"}}}}},
         "golden_records": _nullable({"type": "array", "items": INTEGER}), "metadata": OBJECT}},
     "Activation": {"type": "object", "required": ["id", "model", "activated_by"], "properties": {
         "id": INTEGER, "model": STRING, "fallback": _nullable(STRING), "job_id": _nullable(STRING),
@@ -183,6 +190,8 @@ def document(with_github: bool = True) -> dict:
                                                                  params=[UUID_ID], errors=("404",))},
         "/api/v1/finetunings/{id}/activate": {"post": _operation("Make its model the engine's", _ref("Activation"),
                                                                  params=[UUID_ID], errors=("404",))},
+        "/api/v1/finetunings/{id}/grant": {"post": _operation("Retry a failed grant of its tuned model", _ref("FineTuning"),
+                                                              params=[UUID_ID], errors=("404",))},
         "/api/v1/activations": {"get": _operation("Activation history and the model answering now", OBJECT)},
         "/api/v1/activations/rollback": {"post": _operation("Undo the last activation", _ref("Activation"))},
     }

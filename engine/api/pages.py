@@ -394,9 +394,9 @@ async def overview_page(request: web.Request) -> web.Response:
 async def tuning_page(request: web.Request) -> web.Response:
     require_maintainer(request)
     engine = _engine(request)
-    await engine.start()
+    model = await engine.current_model()
     return render(request, "tuning.html", jobs=await engine.tuning.jobs(), activations=await engine.tuning.activations(),
-                  model=engine.chain.primary.name, error=request.query.get("error"))
+                  model=model, error=request.query.get("error"))
 
 
 async def tuning_action(request: web.Request) -> web.Response:
@@ -409,6 +409,9 @@ async def tuning_action(request: web.Request) -> web.Response:
             await engine.evaluate_tuning(job_id)
         elif action == "activate":
             await engine.activate_tuning(job_id, name)
+        elif action == "grant":
+            if await engine.retry_grant(job_id) is None:
+                raise ReviewError("no failed grant to retry")
         elif action == "cancel":
             await engine.start()
             if await engine.tuning.request_cancel(job_id) is None:

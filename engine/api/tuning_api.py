@@ -1,5 +1,8 @@
-"""Fine-tuning over HTTP: ``/api/v1/finetunings`` (create, list, read, cancel, evaluate, activate),
-``/api/v1/activations`` (history, roll back) and the training set export."""
+"""Fine-tuning over HTTP: ``/api/v1/finetunings`` (create, list, read, cancel, evaluate, activate, retry the
+grant), ``/api/v1/activations`` (history, the model in force, roll back) and the training set export.
+
+What a job may ask of its provider is checked in one place, :mod:`engine.tuning.request`, through
+``Engine.create_tuning``, for this API and the CLI alike."""
 
 from __future__ import annotations
 
@@ -9,14 +12,19 @@ from engine.api.http import ENGINE, BadRequest, error_response, read_json
 from engine.api.review_api import actor
 from engine.store.review import ReviewError
 
-ALIAS_MAX = 100
-
 
 def job_view(job) -> dict:
+    """A job as the finetunings API specifies it: ``finetuning_file_id`` is the provider's training file (OpenAI's
+    upload; Gemini takes the examples inline), ``finetuning_job_id`` the provider's job (OpenAI's job id, Gemini's
+    tuning operation); ``progress`` is a percentage only where the provider reports one, ``provider_progress`` the
+    provider's own figures; ``permission`` the grant of a tuned Gemini model to FIRSTREPLY_TUNED_MODEL_GRANTEE."""
+    permission = ({"grantee": job.grantee, "state": job.grant_state, "error": job.grant_error}
+                  if job.grant_state else None)
     return {"id": job.id, "alias": job.alias, "status": job.status, "error": job.error, "base_llm": job.base_llm,
-            "dataset_id": job.dataset_id, "provider_job_id": job.provider_job_id, "model_id": job.model_id,
+            "finetuning_file_id": job.provider_file_id, "finetuning_job_id": job.provider_job_id, "model_id": job.model_id,
             "created_at": job.created_at.isoformat(), "golden_records": job.golden_records, "metadata": job.job_metadata,
-            "progress": round(job.progress, 1), "cancel_requested": job.cancel_requested, "evaluation": job.evaluation}
+            "progress": None if job.progress is None else round(job.progress, 1), "provider_progress": job.provider_progress,
+            "permission": permission, "cancel_requested": job.cancel_requested, "evaluation": job.evaluation}
 
 
 def activation_view(a) -> dict:
@@ -25,23 +33,15 @@ def activation_view(a) -> dict:
             "rolled_back_by": a.rolled_back_by, "rolled_back_at": a.rolled_back_at.isoformat() if a.rolled_back_at else None}
 
 
+def _wake_runner(request: web.Request) -> None:
+    """Let this process's runner take new work now rather than at its next poll."""
+    runner = request.app.get(TUNING_RUNNER)
+    if runner is not None:
+        runner.wake.set()
+
+
 def parse_create(data: dict) -> tuple[str, dict, list[int] | None, dict]:
-    alias = data.get("alias")
-    if not isinstance(alias, str) or not alias.strip() or len(alias) > ALIAS_MAX:
-        raise BadRequest(f"'alias' must be a name of 1-{ALIAS_MAX} characters")
-    base = data.get("base_llm")
-    if not isinstance(base, dict):
-        raise BadRequest("'base_llm' must be an object with model_provider, model_name and model_parameters")
-    for field in ("model_provider", "model_name"):
-        if not isinstance(base.get(field), str) or not base[field].strip() or len(base[field]) > 200:
-            raise BadRequest(f"'base_llm.{field}' must be a non-empty string")
-    parameters = base.get("model_parameters") or {}
-    if not isinstance(parameters, dict):
-        raise BadRequest("'base_llm.model_parameters' must be an object")
-    for name, kind in (("epoch_count", int), ("batch_size", int), ("learning_rate", (int, float))):
-        value = parameters.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or value <= 0):
-            raise BadRequest(f"'model_parameters.{name}' must be a positive number")
+    """The body's parts; the alias and ``base_llm`` are checked against the provider by ``Engine.create_tuning``."""
     records = data.get("golden_records")
     if records is not None and (not isinstance(records, list) or not all(isinstance(r, int) and not isinstance(r, bool)
                                                                         for r in records)):
@@ -49,9 +49,7 @@ def parse_create(data: dict) -> tuple[str, dict, list[int] | None, dict]:
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise BadRequest("'metadata' must be an object")
-    base_llm = {"model_provider": base.get("model_provider"), "model_name": base.get("model_name"),
-                "model_parameters": parameters}
-    return alias.strip(), base_llm, records, metadata
+    return data.get("alias"), data.get("base_llm"), records, metadata
 
 
 async def create(request: web.Request) -> web.Response:
@@ -61,9 +59,7 @@ async def create(request: web.Request) -> web.Response:
         job = await request.app[ENGINE].create_tuning(alias, base_llm, records, metadata, actor(request, data))
     except ReviewError as error:
         return error_response(400, str(error))
-    runner = request.app.get(TUNING_RUNNER)
-    if runner is not None:
-        runner.wake.set()
+    _wake_runner(request)
     return web.json_response(job_view(job), status=201)
 
 
@@ -92,9 +88,7 @@ async def cancel(request: web.Request) -> web.Response:
         known = await engine.tuning.job(request.match_info["id"])
         return error_response(404 if known is None else 400,
                               "no such fine-tuning job" if known is None else f"the job is already {known.status}")
-    runner = request.app.get(TUNING_RUNNER)
-    if runner is not None:
-        runner.wake.set()
+    _wake_runner(request)
     return web.json_response(job_view(job))
 
 
@@ -123,11 +117,24 @@ async def activate(request: web.Request) -> web.Response:
     return web.json_response(activation_view(activation))
 
 
+async def grant(request: web.Request) -> web.Response:
+    """Try the failed permission grant of a job's tuned model again; the runner makes it."""
+    try:
+        job = await request.app[ENGINE].retry_grant(request.match_info["id"])
+    except LookupError:
+        return error_response(404, "no such fine-tuning job")
+    if job is None:
+        return error_response(400, "no failed grant to retry on this job")
+    _wake_runner(request)
+    return web.json_response(job_view(job))
+
+
 async def activations(request: web.Request) -> web.Response:
+    """The history, and the model in force as the database says (whichever process activated it)."""
     engine = request.app[ENGINE]
-    await engine.start()
+    model = await engine.current_model()
     return web.json_response({"activations": [activation_view(a) for a in await engine.tuning.activations()],
-                              "model": engine.chain.primary.name})
+                              "model": model})
 
 
 async def rollback(request: web.Request) -> web.Response:
@@ -162,5 +169,6 @@ def mount_tuning_api(app: web.Application) -> None:
     app.router.add_post("/api/v1/finetunings/{id}/cancel", cancel)
     app.router.add_post("/api/v1/finetunings/{id}/evaluate", evaluate)
     app.router.add_post("/api/v1/finetunings/{id}/activate", activate)
+    app.router.add_post("/api/v1/finetunings/{id}/grant", grant)
     app.router.add_get("/api/v1/activations", activations)
     app.router.add_post("/api/v1/activations/rollback", rollback)

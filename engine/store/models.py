@@ -260,10 +260,14 @@ class GitHubRepository(Base):
 
 
 class TuningJob(Base):
-    """A fine-tuning job: queued → validating_files → running → succeeded | failed | cancelled.
+    """A fine-tuning job: queued → validating_files → (submitted: the provider's own validating_files, queued,
+    running) → succeeded | failed | cancelled; then, for a Gemini model shared with a grantee, the grant.
 
     The runner owns a job while ``lease_until`` is in the future; after a restart another
     runner takes it over and resumes from its status (e.g. polls the provider again).
+    ``submit_attempts`` is counted before each call that creates the provider's job, so a
+    runner that finds it above 0 without a ``provider_job_id`` first looks for the job an
+    earlier attempt may have made instead of making a second one.
     """
 
     __tablename__ = "tuning_jobs"
@@ -277,9 +281,16 @@ class TuningJob(Base):
     golden_records: Mapped[list | None] = mapped_column(JSON, nullable=True)  # ids, or None for all
     job_metadata: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
     dataset_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    provider_file_id: Mapped[str | None] = mapped_column(String(300), nullable=True)  # OpenAI's uploaded training file
     provider_job_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    submit_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # transient failures in a row
     model_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
-    progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..100
+    progress: Mapped[float | None] = mapped_column(Float, nullable=True, default=0.0)  # 0..100; None: not reported
+    provider_progress: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # the provider's own figures
+    grantee: Mapped[str | None] = mapped_column(String(330), nullable=True)  # everyone | user:EMAIL | group:EMAIL
+    grant_state: Mapped[str | None] = mapped_column(String(20), nullable=True)  # pending | granted | failed
+    grant_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     evaluation: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
@@ -309,7 +320,7 @@ class ModelActivation(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model: Mapped[str] = mapped_column(String(300))  # a provider spec, e.g. gemini:tunedModels/abc
-    fallback: Mapped[str | None] = mapped_column(String(300), nullable=True)  # e.g. the base model
+    fallback: Mapped[str | None] = mapped_column(String(300), nullable=True)  # the model that answered before it
     job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     evaluation: Mapped[dict] = mapped_column(JSON, default=dict)
     activated_by: Mapped[str] = mapped_column(String(100))

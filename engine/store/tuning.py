@@ -43,9 +43,10 @@ class TuningStore:
                 for status in ("queued", "validating_files", "running", "succeeded", "failed", "cancelled")}
 
     async def claim(self, lease_seconds: float) -> TuningJob | None:
-        """Take a job that has work to do now (not finished, not held by a live runner)."""
+        """Take a job that has work to do now (not finished, or a grant to make; not held by a live runner)."""
         now = utcnow()
-        due = and_(TuningJob.status.notin_(TERMINAL), or_(TuningJob.lease_until.is_(None), TuningJob.lease_until < now))
+        work = or_(TuningJob.status.notin_(TERMINAL), TuningJob.grant_state == "pending")
+        due = and_(work, or_(TuningJob.lease_until.is_(None), TuningJob.lease_until < now))
         async with self.session() as session:
             ids = (await session.execute(select(TuningJob.id).where(due).order_by(TuningJob.created_at).limit(5))).scalars().all()
         for job_id in ids:
@@ -73,10 +74,18 @@ class TuningStore:
             if job is None or job.status in TERMINAL:
                 return None
             job.cancel_requested, job.updated_at = True, utcnow()
-            if job.status == "queued":  # nothing was sent anywhere yet
+            if job.status == "queued" and job.provider_job_id is None and not job.submit_attempts:  # nothing sent yet
                 job.status, job.error = "cancelled", "cancelled before it started"
             job.lease_until = None  # the runner stops the provider's job at its next look
             return job
+
+    async def retry_grant(self, job_id: str) -> TuningJob | None:
+        """Ask the runner to grant access to a job's tuned model again; None if no grant failed."""
+        async with self.session.begin() as session:
+            changed = await session.execute(update(TuningJob).where(TuningJob.id == job_id, TuningJob.grant_state == "failed")
+                                            .values(grant_state="pending", grant_error=None, retries=0, lease_until=None,
+                                                    updated_at=utcnow()))
+            return await session.get(TuningJob, job_id) if changed.rowcount == 1 else None
 
     async def save_dataset(self, provider: str, variant: str, train: list[dict], heldout: list[dict], report: dict) -> str:
         async with self.session.begin() as session:
@@ -91,10 +100,11 @@ class TuningStore:
 
     # -- activations ----------------------------------------------------------------------------
 
-    async def active(self) -> ModelActivation | None:
+    async def in_force(self, limit: int = 20) -> list[ModelActivation]:
+        """The activations not rolled back, newest (the one answering) first: each fell back to the one after it."""
         async with self.session() as session:
-            return (await session.execute(select(ModelActivation).where(ModelActivation.rolled_back_at.is_(None))
-                                          .order_by(ModelActivation.id.desc()).limit(1))).scalar_one_or_none()
+            return list((await session.execute(select(ModelActivation).where(ModelActivation.rolled_back_at.is_(None))
+                                               .order_by(ModelActivation.id.desc()).limit(limit))).scalars())
 
     async def activations(self, limit: int = 50) -> list[ModelActivation]:
         async with self.session() as session:

@@ -1,63 +1,104 @@
-"""Tuning services: Gemini's ``tunedModels`` REST API and OpenAI-compatible fine-tuning, behind one shape.
+"""Tuning services: Gemini's ``tunedModels`` REST API and OpenAI's fine-tuning API, behind one shape.
 
-``submit`` uploads the examples and starts the job, returning the provider's job id; ``poll``
-reports progress and, at the end, the model id or the provider's reason for failing;
-``cancel`` stops it where the provider allows. Gemini tuning needs an OAuth access token
-(application-default credentials, via google-auth), not an API key.
+A job reaches the provider in steps the runner records one by one, so that none is done twice:
+``upload`` sends the training file where the provider takes one (OpenAI; Gemini takes the
+examples inline); ``create`` starts the provider's job; ``find`` looks for the job an earlier
+``create`` may have made although its answer never arrived (Gemini: the job's own
+``tunedModelId``, which also makes a second create a 409; OpenAI: the job's ``metadata``).
+``poll`` reports the provider's status and only the progress it reports; ``grant`` shares a
+tuned Gemini model; ``cancel`` stops a job where the provider allows. Bodies are written as
+the providers define them: the proto3 JSON mapping of ``google.ai.generativelanguage.v1beta``
+for Gemini, the ``openai`` API reference (the ``method`` field) for OpenAI. Gemini tuning needs
+an OAuth access token (application-default credentials, via google-auth), not an API key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 
 import aiohttp
 
+from engine.llm.retry import parse_retry_after
 from engine.tuning.dataset import Example, provider_rows
 
 GEMINI_TUNING_SCOPE = "https://www.googleapis.com/auth/generative-language.tuning"
+JOB_METADATA_KEY = "firstreply_job_id"  # on OpenAI jobs, to find one whose create answer was lost
 
 
 class TuningError(Exception):
     """The provider refused or failed; ``retryable`` when trying again later may help."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
 class Progress:
-    state: str  # running | succeeded | failed | cancelled
-    percent: float = 0.0
+    state: str  # the provider's: validating_files | queued | running | succeeded | failed | cancelled
+    percent: float | None = None  # None where the provider reports no share done
     model_id: str | None = None
     error: str | None = None
+    detail: dict | None = None  # the provider's own figures (steps, loss, tokens), as it reports them
 
 
 async def _json(response: aiohttp.ClientResponse, what: str) -> dict:
     text = await response.text()
-    if response.status >= 500 or response.status == 429:
-        raise TuningError(f"{what}: HTTP {response.status}", retryable=True)
     try:
         data = json.loads(text) if text else {}
     except ValueError:
-        raise TuningError(f"{what}: HTTP {response.status}, not JSON") from None
+        data = None
+    error = data.get("error") if isinstance(data, dict) else None
+    message = error.get("message") if isinstance(error, dict) and isinstance(error.get("message"), str) else text[:300]
+    if response.status >= 500 or response.status == 429:
+        raise TuningError(f"{what}: HTTP {response.status}: {message}", retryable=True, status=response.status,
+                          retry_after=parse_retry_after(response.headers.get("Retry-After")))
     if response.status >= 400:
-        error = data.get("error") if isinstance(data, dict) else None
-        message = error.get("message") if isinstance(error, dict) else text[:300]
-        raise TuningError(f"{what}: HTTP {response.status}: {message}")
+        raise TuningError(f"{what}: HTTP {response.status}: {message}", status=response.status)
+    if not isinstance(data, dict):
+        raise TuningError(f"{what}: HTTP {response.status}, not a JSON object")
     return data
+
+
+def tuned_model_id(job_id: str, alias: str) -> str:
+    """The job's own ``tunedModelId`` (``[a-z]([a-z0-9-]{0,38}[a-z0-9])?``): the alias's words, then the
+    first 12 hex digits of the job id."""
+    words = re.sub(r"[^a-z0-9]+", "-", alias.lower()).strip("-")
+    if not words[:1].isalpha():
+        words = f"m-{words}"
+    return f"{words[:27].strip('-')}-{job_id.replace('-', '')[:12]}"
+
+
+def gemini_hyperparameters(parameters: dict) -> dict:
+    """The canonical names (engine.tuning.request) as TuningTask.hyperparameters, in proto JSON."""
+    names = {"n_epochs": "epochCount", "batch_size": "batchSize", "learning_rate": "learningRate",
+             "learning_rate_multiplier": "learningRateMultiplier"}
+    return {names[name]: value for name, value in parameters.items() if name in names}
+
+
+def permission_body(grantee: str) -> dict:
+    """A Permission (READER) for ``everyone``, ``user:EMAIL`` or ``group:EMAIL`` (checked when settings load)."""
+    if grantee == "everyone":
+        return {"granteeType": "EVERYONE", "role": "READER"}
+    kind, _, email = grantee.partition(":")
+    return {"granteeType": kind.upper(), "emailAddress": email, "role": "READER"}
 
 
 class GeminiTuner:
     name = "gemini"
+    submitted_state = "running"  # a created tuned model is CREATING: tuning has begun
 
     def __init__(self, base_url: str, session: aiohttp.ClientSession, *, grantee: str | None = None,
                  credentials=None) -> None:
         self.base = base_url.rstrip("/") + "/v1beta"
         self.session = session
-        self.grantee = grantee  # "EVERYONE", "user:a@b.c" or "group:g@b.c": who may call the tuned model
+        self.grantee = grantee  # everyone | user:EMAIL | group:EMAIL: who may call the finished model (READER)
         self._credentials = credentials
 
     async def _token(self) -> str:
@@ -78,50 +119,70 @@ class GeminiTuner:
         except Exception as error:  # google-auth raises several kinds; all mean "no usable credentials"
             raise TuningError(f"Gemini tuning needs Google credentials (application-default): {error}") from None
 
-    async def _call(self, method: str, path: str, what: str, body: dict | None = None) -> dict:
+    async def _call(self, method: str, path: str, what: str, body: dict | None = None, params: dict | None = None) -> dict:
         headers = {"Authorization": f"Bearer {await self._token()}"}
         try:
-            async with self.session.request(method, f"{self.base}/{path}", json=body, headers=headers) as response:
+            async with self.session.request(method, f"{self.base}/{path}", json=body, params=params,
+                                            headers=headers) as response:
                 return await _json(response, what)
         except aiohttp.ClientError as error:
             raise TuningError(f"{what}: {error}", retryable=True) from None
 
-    async def submit(self, alias: str, base_model: str, parameters: dict, examples: list[Example]) -> str:
-        hyper = {k: v for k, v in {"epoch_count": parameters.get("epoch_count"), "batch_size": parameters.get("batch_size"),
-                                   "learning_rate": parameters.get("learning_rate")}.items() if v is not None}
-        body = {"display_name": alias, "base_model": base_model if base_model.startswith("models/") else f"models/{base_model}",
-                "tuning_task": {"hyperparameters": hyper,
-                                "training_data": {"examples": {"examples": provider_rows(examples, "gemini")}}}}
-        operation = await self._call("POST", "tunedModels", "creating the tuned model", body)
+    async def upload(self, job_id: str, examples: list[Example]) -> str | None:
+        return None  # Gemini takes the examples inline, in the create request
+
+    async def create(self, job_id: str, alias: str, base_model: str, parameters: dict, examples: list[Example],
+                     file_id: str | None) -> str:
+        rows = [{"textInput": row["text_input"], "output": row["output"]} for row in provider_rows(examples, "gemini")]
+        task: dict = {"trainingData": {"examples": {"examples": rows}}}
+        if hyper := gemini_hyperparameters(parameters):
+            task["hyperparameters"] = hyper
+        body = {"displayName": alias, "description": f"firstreply tuning job {job_id}",
+                "baseModel": base_model if base_model.startswith("models/") else f"models/{base_model}", "tuningTask": task}
+        try:
+            operation = await self._call("POST", "tunedModels", "creating the tuned model", body,
+                                         params={"tunedModelId": tuned_model_id(job_id, alias)})
+        except TuningError as error:
+            if error.status != 409:
+                raise
+            found = await self.find(job_id, alias)  # an earlier create of this job got through after all
+            if found is None:
+                raise
+            return found
         name = operation.get("name")
-        if not name:
-            raise TuningError(f"creating the tuned model: no operation in the answer: {operation}")
+        if not isinstance(name, str) or "/operations/" not in name:
+            raise TuningError(f"creating the tuned model: no operation in the answer: {str(operation)[:300]}")
         return name  # tunedModels/<id>/operations/<op>
+
+    async def find(self, job_id: str, alias: str) -> str | None:
+        model = f"tunedModels/{tuned_model_id(job_id, alias)}"
+        try:
+            listed = await self._call("GET", f"{model}/operations", "looking for the tuning operation")
+        except TuningError as error:
+            if error.status == 404:
+                return None
+            raise
+        names = [op.get("name") for op in listed.get("operations") or [] if isinstance(op, dict)]
+        return next((n for n in names if isinstance(n, str) and n.startswith(f"{model}/operations/")), None)
 
     async def poll(self, provider_job_id: str) -> Progress:
         operation = await self._call("GET", provider_job_id, "polling the tuning operation")
         metadata = operation.get("metadata") or {}
         model = metadata.get("tunedModel") or provider_job_id.split("/operations/")[0]
+        percent = float(metadata.get("completedPercent") or 0)
+        detail = {"completed_steps": metadata.get("completedSteps", 0), "total_steps": metadata.get("totalSteps")}
         if operation.get("error"):
-            return Progress("failed", float(metadata.get("completedPercent", 0)), None,
-                            operation["error"].get("message", "the tuning operation failed"))
+            return Progress("failed", percent, None, operation["error"].get("message", "the tuning operation failed"), detail)
         if not operation.get("done"):
-            return Progress("running", float(metadata.get("completedPercent", 0)))
+            return Progress("running", percent, detail=detail)
         tuned = await self._call("GET", model, "reading the tuned model")
         if tuned.get("state") == "FAILED":
-            return Progress("failed", 100.0, None, "the tuned model ended in state FAILED")
-        if self.grantee:
-            await self.grant(model, self.grantee)
-        return Progress("succeeded", 100.0, model)
+            return Progress("failed", percent, None, "the tuned model ended in state FAILED", detail)
+        return Progress("succeeded", 100.0, model, detail=detail)
 
     async def grant(self, model: str, grantee: str) -> None:
-        """Let an API key call the tuned model: READER for everyone, or a user or group email."""
-        if grantee.upper() == "EVERYONE":
-            body = {"grantee_type": "EVERYONE", "role": "READER"}
-        else:
-            kind, _, email = grantee.partition(":")
-            body = {"grantee_type": kind.upper(), "email_address": email, "role": "READER"}
-        await self._call("POST", f"{model}/permissions", "granting access to the tuned model", body)
+        """Let the engine's API key call the tuned model: READER for everyone, a user or a group."""
+        await self._call("POST", f"{model}/permissions", "granting access to the tuned model", permission_body(grantee))
 
     async def cancel(self, provider_job_id: str) -> None:
         """Gemini has no cancel for tuning: delete the model being tuned."""
@@ -131,6 +192,8 @@ class GeminiTuner:
 
 class OpenAITuner:
     name = "openai"
+    submitted_state = "validating_files"  # where every OpenAI job starts
+    grantee = None  # an OpenAI model is the organisation's: nothing to share
 
     def __init__(self, base_url: str, api_key: str | None, session: aiohttp.ClientSession) -> None:
         self.base = base_url.rstrip("/")
@@ -144,30 +207,55 @@ class OpenAITuner:
         except aiohttp.ClientError as error:
             raise TuningError(f"{what}: {error}", retryable=True) from None
 
-    async def submit(self, alias: str, base_model: str, parameters: dict, examples: list[Example]) -> str:
+    async def upload(self, job_id: str, examples: list[Example]) -> str | None:
         form = aiohttp.FormData()
         form.add_field("purpose", "fine-tune")
         lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in provider_rows(examples, "openai"))
-        form.add_field("file", lines.encode(), filename=f"{alias}.jsonl", content_type="application/jsonl")
+        form.add_field("file", lines.encode(), filename=f"firstreply-{job_id}.jsonl", content_type="application/jsonl")
         uploaded = await self._call("POST", "files", "uploading the training file", data=form)
-        hyper = {k: v for k, v in {"n_epochs": parameters.get("epoch_count"), "batch_size": parameters.get("batch_size"),
-                                   "learning_rate_multiplier": parameters.get("learning_rate")}.items() if v is not None}
+        if not isinstance(uploaded.get("id"), str):
+            raise TuningError(f"uploading the training file: no file id in the answer: {str(uploaded)[:300]}")
+        return uploaded["id"]
+
+    async def create(self, job_id: str, alias: str, base_model: str, parameters: dict, examples: list[Example],
+                     file_id: str | None) -> str:
+        hyper = {name: parameters[name] for name in ("n_epochs", "batch_size", "learning_rate_multiplier") if name in parameters}
+        method: dict = {"type": "supervised"}
+        if hyper:
+            method["supervised"] = {"hyperparameters": hyper}
         job = await self._call("POST", "fine_tuning/jobs", "creating the fine-tuning job",
-                               json={"model": base_model, "training_file": uploaded["id"], "suffix": alias[:40],
-                                     "hyperparameters": hyper})
+                               json={"model": base_model, "training_file": file_id, "suffix": alias, "method": method,
+                                     "metadata": {JOB_METADATA_KEY: job_id}})
+        if not isinstance(job.get("id"), str):
+            raise TuningError(f"creating the fine-tuning job: no job id in the answer: {str(job)[:300]}")
         return job["id"]
+
+    async def find(self, job_id: str, alias: str) -> str | None:
+        listed = await self._call("GET", "fine_tuning/jobs", "looking for the fine-tuning job",
+                                  params={f"metadata[{JOB_METADATA_KEY}]": job_id, "limit": "1"})
+        found = [job.get("id") for job in listed.get("data") or [] if isinstance(job, dict)]
+        return found[0] if found and isinstance(found[0], str) else None
 
     async def poll(self, provider_job_id: str) -> Progress:
         job = await self._call("GET", f"fine_tuning/jobs/{provider_job_id}", "polling the fine-tuning job")
         status = job.get("status")
         if status == "succeeded":
-            return Progress("succeeded", 100.0, job.get("fine_tuned_model"))
+            return Progress("succeeded", 100.0, job.get("fine_tuned_model"),
+                            detail={"status": status, "trained_tokens": job.get("trained_tokens")})
         if status in ("failed", "cancelled"):
             error = job.get("error") or {}
-            return Progress(status, 0.0, None, error.get("message") or f"the job ended {status}")
-        steps = job.get("trained_steps"), job.get("total_steps")
-        percent = 100.0 * steps[0] / steps[1] if all(isinstance(s, int) for s in steps) and steps[1] else 0.0
-        return Progress("running", percent)
+            return Progress(status, None, None, error.get("message") or f"the job ended {status}", {"status": status})
+        if status not in ("validating_files", "queued", "running"):
+            raise TuningError(f"polling the fine-tuning job: unknown status {str(status)[:40]!r}", retryable=True)
+        detail = {"status": status}
+        if status == "running":  # OpenAI reports no share done; its metrics events say which step it trained
+            events = await self._call("GET", f"fine_tuning/jobs/{provider_job_id}/events", "reading the job's events",
+                                      params={"limit": "20"})
+            metrics = next((e.get("data") for e in events.get("data") or []
+                            if isinstance(e, dict) and e.get("type") == "metrics" and isinstance(e.get("data"), dict)), None)
+            if metrics:
+                detail |= {k: metrics[k] for k in ("step", "train_loss", "train_mean_token_accuracy") if k in metrics}
+        return Progress(status, None, detail=detail)
 
     async def cancel(self, provider_job_id: str) -> None:
         await self._call("POST", f"fine_tuning/jobs/{provider_job_id}/cancel", "cancelling the fine-tuning job")

@@ -1,9 +1,18 @@
 """The background runner: moves tuning jobs along, one step at a time, from the database.
 
 queued → validating_files (build the training set from golden records, validate it, keep a
-held-out slice) → running (submitted; polled every ``poll_seconds``) → succeeded | failed |
-cancelled. Every step is recorded before the next, so a restarted runner picks each job up
-where it was: a running job is simply polled again.
+held-out slice; upload it where the provider takes a file; create the provider's job) → the
+provider's own statuses as it reports them (OpenAI: validating_files, queued, running; Gemini:
+running) → succeeded | failed | cancelled. A tuned Gemini model shared with a grantee is then
+granted access in a step of its own, retried on its own, that never loses the model.
+
+Every step is recorded before the next, so a restarted runner picks each job up where it was:
+a submitted job is simply polled again, and a job whose create may have reached the provider
+(``submit_attempts`` counted, no provider job id) is looked for before anything is sent again.
+A provider's 4xx ends the job with the provider's message; a 5xx, a 429 or a lost connection
+is tried again after a backoff that doubles (at least the provider's Retry-After), at most
+``max_retries`` times. Whatever else goes wrong with one job fails that job alone: the round
+goes on to the others.
 """
 
 from __future__ import annotations
@@ -11,23 +20,27 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from engine.store.tuning import TuningStore
+from engine.store.tuning import TERMINAL, TuningStore
 from engine.tuning.dataset import LIMITS, Example, build_examples, split_holdout, validate
 from engine.tuning.providers import TuningError
+from engine.tuning.request import TuningRequestError, check_request
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 300.0
+MAX_RETRIES = 8
+MAX_BACKOFF_SECONDS = 1800.0
 
 
 class TuningRunner:
     def __init__(self, engine, store: TuningStore, tuners: dict, *, poll_seconds: float = 30.0,
-                 holdout: float = 0.1, variant: str = "rag") -> None:
+                 holdout: float = 0.1, variant: str = "rag", max_retries: int = MAX_RETRIES) -> None:
         self.engine = engine
         self.store = store
         self.tuners = tuners  # provider name -> tuner
         self.poll_seconds = poll_seconds
         self.holdout = holdout
         self.variant = variant
+        self.max_retries = max_retries
         self.wake = asyncio.Event()
 
     async def run_forever(self) -> None:
@@ -52,29 +65,68 @@ class TuningRunner:
             done += 1
         return done
 
+    def _backoff(self, retries: int, retry_after: float | None) -> float:
+        wait = min(self.poll_seconds * 2 ** (retries - 1), MAX_BACKOFF_SECONDS)
+        return max(wait, min(retry_after, MAX_BACKOFF_SECONDS)) if retry_after else wait
+
     async def step(self, job) -> None:
+        """One step of one job; whatever fails is recorded on that job, from the status it has now."""
+        try:
+            if job.status == "succeeded" and job.grant_state == "pending":
+                await self._grant(job, self.tuners.get(job.base_llm["model_provider"]))
+            else:
+                await self._step(job)
+        except (TuningError, TuningRequestError) as error:
+            await self._failed_step(job.id, error)
+        except Exception as error:  # a defect, or data of this job's that nothing checked: it fails alone
+            log.exception("tuning job %s: unexpected error", job.id)
+            try:
+                await self._give_up(job.id, f"internal error: {type(error).__name__}: {error}")
+            except Exception:  # the database is down too: the lease runs out and the job is looked at again
+                log.exception("tuning job %s: could not record the error", job.id)
+
+    async def _failed_step(self, job_id: str, error: Exception) -> None:
+        current = await self.store.job(job_id)
+        if current is None or current.status in TERMINAL:
+            return
+        if getattr(error, "retryable", False):
+            retries = current.retries + 1
+            if retries <= self.max_retries:
+                log.info("tuning job %s: %s; trying again later", job_id, error)
+                await self.store.update(job_id, current.status, next_in=self._backoff(retries, error.retry_after),
+                                        retries=retries, error=str(error))
+                return
+            error = f"gave up after {retries} tries: {error}"
+        log.warning("tuning job %s failed: %s", job_id, error)
+        await self.store.update(job_id, current.status, status="failed", error=str(error), retries=0)
+
+    async def _give_up(self, job_id: str, message: str) -> None:
+        current = await self.store.job(job_id)
+        if current is None:
+            return
+        if current.status == "succeeded":  # the model exists: only its grant failed
+            await self.store.update(job_id, "succeeded", grant_state="failed", grant_error=message, retries=0)
+        elif current.status not in TERMINAL:
+            await self.store.update(job_id, current.status, status="failed", error=message, retries=0)
+
+    async def _step(self, job) -> None:
         provider = job.base_llm["model_provider"]
         tuner = self.tuners.get(provider)
-        try:
-            if job.cancel_requested:
-                await self._cancel(job, tuner)
-            elif tuner is None:
-                await self.store.update(job.id, job.status, status="failed", error=f"no tuner for provider {provider!r}")
-            elif job.status in ("queued", "validating_files") and not job.provider_job_id:
-                await self._prepare_and_submit(job, tuner)
-            else:
-                await self._poll(job, tuner)
-        except TuningError as error:
-            if error.retryable:
-                log.info("tuning job %s: %s; trying again later", job.id, error)
-                await self.store.update(job.id, job.status, next_in=self.poll_seconds, error=str(error))
-            else:
-                log.warning("tuning job %s failed: %s", job.id, error)
-                await self.store.update(job.id, job.status, status="failed", error=str(error))
+        if job.cancel_requested:
+            await self._cancel(job, tuner)
+        elif tuner is None:
+            await self.store.update(job.id, job.status, status="failed", error=f"no tuner for provider {provider!r}")
+        elif not job.provider_job_id:
+            await self._prepare_and_submit(job, tuner)
+        else:
+            await self._poll(job, tuner)
 
     async def _cancel(self, job, tuner) -> None:
-        if job.provider_job_id and tuner is not None:
-            await tuner.cancel(job.provider_job_id)
+        provider_job_id = job.provider_job_id
+        if not provider_job_id and job.submit_attempts and tuner is not None:  # an earlier create may have got through
+            provider_job_id = await tuner.find(job.id, job.alias)
+        if provider_job_id and tuner is not None:
+            await tuner.cancel(provider_job_id)
         await self.store.update(job.id, job.status, status="cancelled", error=job.error or "cancelled")
 
     async def _prepare_and_submit(self, job, tuner) -> None:
@@ -82,7 +134,8 @@ class TuningRunner:
             job = await self.store.update(job.id, "queued", next_in=LEASE_SECONDS, status="validating_files")
             if job is None:  # cancelled meanwhile
                 return
-        provider = job.base_llm["model_provider"]
+        alias, base = check_request(job.alias, job.base_llm)  # the rules may have changed since it was queued
+        provider = base["model_provider"]
         dataset = await self.store.dataset(job.dataset_id) if job.dataset_id else None
         if dataset is None:
             records = await self.engine.review.all_golden_records()
@@ -109,21 +162,52 @@ class TuningRunner:
                 return
             dataset = await self.store.dataset(dataset_id)
         train = [Example(**e) for e in dataset.train]
-        base = job.base_llm
-        provider_job_id = await tuner.submit(job.alias, base["model_name"], base.get("model_parameters") or {}, train)
+        if job.provider_file_id is None and (file_id := await tuner.upload(job.id, train)):
+            job = await self.store.update(job.id, job.status, next_in=LEASE_SECONDS, provider_file_id=file_id, retries=0)
+            if job is None:
+                return
+        # Counted before the call: if its answer is lost, the next attempt looks for the job instead of making another.
+        provider_job_id = await tuner.find(job.id, alias) if job.submit_attempts else None
+        if provider_job_id is None:
+            job = await self.store.update(job.id, job.status, next_in=LEASE_SECONDS, submit_attempts=job.submit_attempts + 1)
+            if job is None:
+                return
+            provider_job_id = await tuner.create(job.id, alias, base["model_name"], base["model_parameters"], train,
+                                                 job.provider_file_id)
         log.info("tuning job %s submitted to %s as %s (%d examples)", job.id, provider, provider_job_id, len(train))
-        await self.store.update(job.id, "validating_files", next_in=self.poll_seconds, status="running",
-                                provider_job_id=provider_job_id, error=None)
+        await self.store.update(job.id, job.status, next_in=self.poll_seconds, status=tuner.submitted_state,
+                                provider_job_id=provider_job_id, error=None, retries=0)
 
     async def _poll(self, job, tuner) -> None:
         progress = await tuner.poll(job.provider_job_id)
-        if progress.state == "running":
-            await self.store.update(job.id, job.status, next_in=self.poll_seconds, status="running",
-                                    progress=progress.percent, error=None)
-        elif progress.state == "succeeded":
+        if progress.state == "succeeded":
             log.info("tuning job %s succeeded: %s", job.id, progress.model_id)
-            await self.store.update(job.id, job.status, status="succeeded", progress=100.0, model_id=progress.model_id,
-                                    error=None)
-        else:
+            grant = {"grantee": tuner.grantee, "grant_state": "pending", "grant_error": None} if tuner.grantee else {}
+            job = await self.store.update(job.id, job.status, status="succeeded", progress=100.0, model_id=progress.model_id,
+                                          provider_progress=progress.detail, error=None, retries=0, **grant)
+            if job is not None and job.grant_state == "pending":
+                await self._grant(job, tuner)
+        elif progress.state in TERMINAL:
             await self.store.update(job.id, job.status, status=progress.state, progress=progress.percent,
-                                    error=progress.error)
+                                    provider_progress=progress.detail, error=progress.error, retries=0)
+        else:
+            await self.store.update(job.id, job.status, next_in=self.poll_seconds, status=progress.state,
+                                    progress=progress.percent, provider_progress=progress.detail, error=None, retries=0)
+
+    async def _grant(self, job, tuner) -> None:
+        """Share the tuned model with the grantee; a refusal keeps the model and shows on the job, to retry."""
+        if tuner is None or not job.grantee or not job.model_id:
+            await self.store.update(job.id, "succeeded", grant_state="failed", grant_error="nothing to grant access to")
+            return
+        try:
+            await tuner.grant(job.model_id, job.grantee)
+        except TuningError as error:
+            retries = job.retries + 1
+            if error.retryable and retries <= self.max_retries:
+                await self.store.update(job.id, "succeeded", next_in=self._backoff(retries, error.retry_after),
+                                        retries=retries, grant_error=str(error))
+            else:
+                log.warning("tuning job %s: the grant to %s failed: %s", job.id, job.grantee, error)
+                await self.store.update(job.id, "succeeded", grant_state="failed", grant_error=str(error), retries=0)
+            return
+        await self.store.update(job.id, "succeeded", grant_state="granted", grant_error=None, retries=0)
