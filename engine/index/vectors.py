@@ -5,7 +5,8 @@ embedding function, so Chroma's default one (which would download a model) can n
 
 A Chroma server can hang (stopped, overloaded) as well as fail, so every call to one runs in a
 worker thread under a deadline (:class:`Chroma`); after a call runs out of time, calls fail at
-once for a while instead of each waiting in turn, and a replica answers 503 quickly.
+once until a background heartbeat gets an answer, so a replica answers 503 quickly and recovers
+as soon as the server does.
 
 A knowledge base's vectors live in one collection, found through a pointer: a small collection
 (``firstreply-<kb>.current``) whose metadata names the current collection and the index revision.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import threading
-import time
 import uuid
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -89,10 +89,11 @@ def _limit_requests(client, timeout: float) -> None:
 class Chroma:
     """The process's Chroma client, opened on first use (never on the event loop's thread by itself).
 
-    With a server, each call runs in a daemon thread and waits at most ``timeout`` seconds; when one
-    runs out of time the server counts as hung, and calls fail at once for ``timeout`` seconds, so a
-    hung store costs each request a quick error rather than a wait. Embedded, calls run in the
-    caller's thread: there is no network to hang on.
+    With a server, each call runs in a daemon thread and waits at most ``timeout`` seconds. When one
+    runs out of time the server counts as hung: calls fail at once, so a hung store costs each
+    request a quick error rather than a wait, while one background heartbeat at a time checks
+    whether it answers again. Embedded, calls run in the caller's thread: there is no network to
+    hang on.
     """
 
     def __init__(self, persist_dir: Path, url: str | None = None, timeout: float = 10.0) -> None:
@@ -101,7 +102,9 @@ class Chroma:
         self.timeout = timeout
         self._client = None
         self._opening = threading.Lock()
-        self._hung_until = 0.0
+        self._hung = False
+        self._probing = False
+        self._probe_lock = threading.Lock()
 
     def client(self):
         with self._opening:
@@ -113,8 +116,9 @@ class Chroma:
         """``operation(client)``, under the deadline when the store is a server."""
         if self.url is None:
             return operation(self.client())
-        if time.monotonic() < self._hung_until:
-            raise VectorStoreError(f"Chroma at {self.url} did not answer within {self.timeout:g} s just now")
+        if self._hung:
+            self._probe()
+            raise VectorStoreError(f"Chroma at {self.url} is not answering (a call took over {self.timeout:g} s)")
         future: Future = Future()
 
         def run() -> None:
@@ -131,8 +135,27 @@ class Chroma:
             return future.result(self.timeout)
         except FutureTimeout:
             future.cancel()
-            self._hung_until = time.monotonic() + self.timeout
+            self._hung = True
+            self._probe()
             raise VectorStoreError(f"Chroma at {self.url} did not answer within {self.timeout:g} s") from None
+
+    def _probe(self) -> None:
+        """Check in the background, one heartbeat at a time, whether a hung server answers again."""
+        with self._probe_lock:
+            if self._probing:
+                return
+            self._probing = True
+
+        def run() -> None:
+            try:
+                self.client().heartbeat()
+                self._hung = False
+            except Exception:  # still not answering; the next call starts another check
+                pass
+            finally:
+                self._probing = False
+
+        threading.Thread(target=run, name="chroma-heartbeat", daemon=True).start()
 
 
 def chunk_metadata(chunk: Chunk, source: str | None = None) -> dict[str, str | int]:
