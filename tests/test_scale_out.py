@@ -217,13 +217,31 @@ def test_pages_and_golden_records_come_back_after_the_chroma_server_lost_its_dat
 
     client = chromadb.HttpClient(host="127.0.0.1", port=chroma_process.port,
                                  settings=chromadb.Settings(anonymized_telemetry=False))
-    for collection in client.list_collections():  # the server's volume is lost
-        client.delete_collection(collection.name)
+
+    def lose_the_servers_data() -> None:
+        for collection in client.list_collections():
+            client.delete_collection(collection.name)
+
+    lose_the_servers_data()
+    monkeypatch.setattr(Engine, "embedder", property(lambda _self: embedder))  # the CLI's engine shares the loaded model
+    monkeypatch.setenv("FIRSTREPLY_DATA_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("FIRSTREPLY_CHROMA_URL", chroma_process.url)
+    monkeypatch.setenv("FIRSTREPLY_KB", "lost")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["ingest", str(sample_project)])
+    assert result.exit_code == 0, result.output
+    assert "7 repaired" in result.output
+    after = replica(tmp_path, "state", embedder, **settings)
+    assert after.search("zoom the camera", k=1)[0].chunk.path == "docs/guide/camera.rst"
+    assert after.search(purple, k=1)[0].chunk.source_type == "golden"
+    assert after.vectors().count() == len(after.retriever().keywords.chunks)
+
+    lose_the_servers_data()
 
     async def served_search(question: str) -> list[dict]:
         engine = replica(tmp_path, "state", embedder, **settings)
         async with serve(build_app(engine)) as url, aiohttp.ClientSession(timeout=HANG_GUARD) as http:
-            for _ in range(40):  # the replica puts the golden records back on start
+            for _ in range(40):  # the replica puts the golden records back when it starts
                 async with http.get(f"{url}/v1/search", params={"q": question, "k": 3}) as response:
                     hits = (await response.json()).get("hits", [])
                 if hits:
@@ -233,18 +251,6 @@ def test_pages_and_golden_records_come_back_after_the_chroma_server_lost_its_dat
 
     hits = asyncio.run(served_search(purple))
     assert hits and hits[0]["source_type"] == "golden"
-
-    monkeypatch.setattr(Engine, "embedder", property(lambda _self: embedder))  # the CLI's engine shares the loaded model
-    monkeypatch.setenv("FIRSTREPLY_DATA_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("FIRSTREPLY_CHROMA_URL", chroma_process.url)
-    monkeypatch.setenv("FIRSTREPLY_KB", "lost")
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["ingest", str(sample_project)])
-    assert result.exit_code == 0, result.output
-    after = replica(tmp_path, "state", embedder, **settings)
-    assert after.search("zoom the camera", k=1)[0].chunk.path == "docs/guide/camera.rst"
-    assert after.search(purple, k=1)[0].chunk.source_type == "golden"
-    assert after.vectors().count() == len(after.retriever().keywords.chunks)
 
 
 class Killed(BaseException):

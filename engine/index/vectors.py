@@ -326,6 +326,7 @@ class VectorStore:
         """
 
         def check(client) -> str | None:
+            self._forget()  # read the collection's metadata afresh: another process may have stamped it
             current = self._current(client)
             metadata = dict(current.metadata or {})
             if self._read_pointer(client) is None:
