@@ -353,6 +353,54 @@ async def test_a_serving_replica_keeps_answering_while_an_ingest_replaces_the_co
     assert seen[-1][1]["hits"][0]["path"] == "docs/guide/camera.rst"
 
 
+@pytest.mark.chroma_server
+def test_readers_never_see_a_collection_being_dropped(chroma_server, tmp_path):
+    """Readers query without pause, following the pointer as replicas do, while the collection is replaced again
+    and again. Measured: a collection dropped in the middle of a call fails with "not found" or "Missing metadata
+    segment", or answers empty; no reader may see any of that."""
+    import numpy as np
+
+    from engine.index.vectors import Chroma, VectorStore
+    from engine.ingest.chunking import Chunk
+
+    chroma = Chroma(tmp_path / "unused", chroma_server, timeout=30)
+    writer, reader = VectorStore(chroma, "churn"), VectorStore(chroma, "churn")
+    chunks = [Chunk(id=f"c{i}", path="docs/a.md", title="A", heading_path=(), text=f"text {i}", start_line=i,
+                    end_line=i, source_type="docs", url="docs/a.md") for i in range(100)]
+    vectors = np.random.default_rng(7).random((100, 16), dtype=np.float32)
+    writer.prepare_for("kind-0").upsert(chunks, vectors)
+    errors: list[str] = []
+    reads = 0
+    stop = threading.Event()
+
+    def keep_reading() -> None:
+        nonlocal reads
+        while not stop.is_set():
+            try:
+                reader.revision()  # a replica looks at the pointer every FIRSTREPLY_KEYWORD_REFRESH_SECONDS
+                assert len(reader.query_many(vectors[:2], 5)[0]) == 5
+                assert len(reader.all_chunks()) == 100
+                reads += 1
+            except Exception as error:  # noqa: BLE001 - every failure is what the test counts
+                errors.append(f"{type(error).__name__}: {error}")
+
+    readers = [threading.Thread(target=keep_reading) for _ in range(4)]
+    for thread in readers:
+        thread.start()
+    try:
+        for generation in range(1, 9):
+            replacement = writer.prepare_for(f"kind-{generation}")
+            assert replacement is not writer
+            replacement.upsert(chunks, vectors)
+            writer.replace_with(replacement)
+    finally:
+        stop.set()
+        for thread in readers:
+            thread.join()
+    assert not errors, errors[:3]
+    assert reads > 8
+
+
 # -- 6: a database that refuses connections ---------------------------------------------------------------
 
 

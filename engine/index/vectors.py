@@ -10,8 +10,10 @@ as soon as the server does.
 
 A knowledge base's vectors live in one collection, found through a pointer: a small collection
 (``firstreply-<kb>.current``) whose metadata names the current collection and the index revision.
-Replacing the vectors wholesale (a new embedding model) builds a new collection, moves the pointer
-in one write, and only then drops the old one, so a reader never finds the collection missing.
+Replacing the vectors wholesale (a new embedding model) builds a new collection and moves the
+pointer in one write; the replaced collection stays until the next replacement, so a reader never
+finds the collection it is reading missing, and one that was dropped is found again through the
+pointer.
 Before any pointer exists the collection is ``firstreply-<kb>``, where earlier versions kept it.
 """
 
@@ -252,10 +254,15 @@ class VectorStore:
             try:
                 return client.get_collection(name, embedding_function=None)
             except Exception as error:
-                if not _not_found(error):
+                # Replaced and dropped since the pointer was read (a collection half-way through being dropped
+                # fails with other errors than "not found"), or lost: read the pointer again.
+                if not _not_found(error) and self._pointed_at(client) == name:
                     raise
-                missing = name  # replaced and dropped since the pointer was read, or lost: read the pointer again
+                missing = name if _not_found(error) else None
         raise VectorStoreError(f"the collection of knowledge base {self.kb!r} keeps changing")
+
+    def _pointed_at(self, client) -> str | None:
+        return (self._read_pointer(client) or {}).get(COLLECTION_KEY)
 
     def _current(self, client):
         with self._resolving:
@@ -277,7 +284,11 @@ class VectorStore:
             try:
                 return operation(collection)
             except Exception as error:
-                if self._fixed is not None or not _not_found(error):
+                if self._fixed is not None:
+                    raise
+                # A collection being dropped under a call fails with "not found" or with other errors
+                # ("Missing metadata segment"); either way, if the pointer has moved on, follow it.
+                if not _not_found(error) and self._pointed_at(client) in (None, collection.name):
                     raise
                 self._forget(collection)
                 return operation(self._current(client))
@@ -346,17 +357,22 @@ class VectorStore:
 
     @_store_errors
     def replace_with(self, replacement: "VectorStore") -> str:
-        """Make a filled replacement the current collection (one write: readers move at once), then drop the
-        collections it replaced (and any left by a replacement that never finished)."""
+        """Make a filled replacement the current collection (one write: readers move over at their next look
+        at the pointer), and drop older collections of this knowledge base.
+
+        The collection it replaces is kept until the next replacement: dropping one while a replica reads it
+        makes that read fail, or (measured on a Chroma server) come back empty without an error.
+        """
         assert replacement._fixed is not None, "only a store from prepare_for() replaces one"
         revision = uuid.uuid4().hex
 
         def switch(client) -> None:
+            replaced = self._pointed_at(client)
             self._set_pointer(client, replacement._fixed, revision)
             for collection in client.list_collections():
                 name = collection.name
                 ours = name == self.name or name.startswith(self.name + ".")
-                if ours and name not in (self.pointer, replacement._fixed):
+                if ours and name not in (self.pointer, replacement._fixed, replaced):
                     try:
                         client.delete_collection(name)
                     except Exception as error:
