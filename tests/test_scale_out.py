@@ -325,7 +325,8 @@ async def test_a_serving_replica_keeps_answering_while_an_ingest_replaces_the_co
                                                                                          embedder, sample_project):
     settings = dict(kb="swap", chroma_url=chroma_server)
     replica(tmp_path, "first-ingest", embedder, **settings).ingest(sample_project)
-    reader = replica(tmp_path, "reader", embedder, keyword_refresh_seconds=3600, **settings)  # no help from a refresh
+    reader = replica(tmp_path, "reader", embedder, keyword_refresh_seconds=3600,  # no help from a refresh
+                     rate_limit_per_minute=100_000, **settings)
     seen: list[tuple[int, dict]] = []
     async with serve(build_app(reader)) as url, aiohttp.ClientSession(timeout=HANG_GUARD) as http:
         stop = asyncio.Event()
