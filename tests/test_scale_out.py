@@ -139,6 +139,10 @@ async def test_an_existing_installs_salt_becomes_the_one_every_replica_shares(po
         async with b.store.session() as session:
             hashes = list((await session.execute(select(Feedback.user_hash))).scalars())
         assert hashes == [pseudonym("42", old_salt)]
+        stray = replica(tmp_path, "c", embedder, database_url=postgres_url, user_salt="a-salt-set-later")
+        with pytest.raises(ConfigError, match="unset FIRSTREPLY_USER_SALT here") as refused:
+            await stray.start()
+        assert old_salt not in str(refused.value) and "a-salt-set-later" not in str(refused.value)
     finally:
         await a.close()
         await b.close()

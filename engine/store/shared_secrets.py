@@ -83,12 +83,15 @@ class SharedSecrets:
                 row = SharedSecret(name=name, value=value, fingerprint=fingerprint(value))
             stored = await self._insert_if_absent(row)
         if own is not None:
-            if not matches(own, stored):
-                raise ConfigError(f"{setting} differs from the one the other replicas sharing this database use; "
-                                  f"set the same value on every replica")
-            return own
+            if matches(own, stored):
+                return own
+            if stored.value is not None:
+                raise ConfigError(f"{setting} differs from the value this database already holds, which every engine "
+                                  f"using it must share; unset {setting} here to use that one")
+            raise ConfigError(f"{setting} differs from the value the other engines using this database were given; "
+                              f"set the same value on every engine")
         if stored.value is None:
-            raise ConfigError(f"{setting} is set on the other replicas sharing this database; set the same value here")
+            raise ConfigError(f"{setting} is set on the other engines using this database; set the same value here")
         if (old := _read(legacy_file)) and old != stored.value:
             log.warning("%s in the data folder is not the one the replicas share (kept in the database); "
                         "the shared one is used", legacy_file.name)
