@@ -43,7 +43,8 @@ def _failures_as_messages():
 
     try:
         yield
-    except (EmbeddingModelError, VectorStoreError, DatabaseError, FileNotFoundError, ValueError, OSError) as error:
+    except (EmbeddingModelError, VectorStoreError, DatabaseError, ConfigError, FileNotFoundError, ValueError,
+            OSError) as error:
         raise click.ClickException(str(error)) from None
 
 
@@ -77,10 +78,17 @@ def cli() -> None:
 @click.option("--kb", help="Knowledge base name (default: FIRSTREPLY_KB).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def ingest(path: Path, repo_url: str | None, ref: str | None, kb: str | None, as_json: bool) -> None:
-    """Index the docs, examples and source under PATH (incrementally)."""
+    """Index the docs, examples and source under PATH (incrementally), repairing whatever the index lacks."""
+    import asyncio
+
     settings = _settings(kb=kb)
+
+    async def run(progress):
+        async with _engine(settings) as engine:  # the golden records, in the database, are indexed too
+            return await engine.aingest(path, repo_url=repo_url, ref=ref, progress=progress)
+
     with _failures_as_messages(), _progress(not as_json and err.is_terminal) as progress:
-        report = _engine(settings).ingest(path, repo_url=repo_url, ref=ref, progress=progress)
+        report = asyncio.run(run(progress))
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return

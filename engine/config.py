@@ -72,6 +72,10 @@ class Settings(BaseSettings):
         description="Chroma server URL (e.g. http://127.0.0.1:8000); embedded Chroma when unset.",
     )
 
+    chroma_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=10.0,
+        description="With a Chroma server: the longest one call may take; past it the store counts as down (503).",
+    )
     keyword_refresh_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
         default=10.0, description="With a Chroma server: how often to check whether another replica changed the index.")
     chunk_max_tokens: Annotated[int, Field(ge=32, le=8192)] | None = Field(
@@ -111,7 +115,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; SQLite in the data folder when unset, e.g. postgresql://user@host/db."
     )
-    user_salt: SecretStr | None = Field(default=None, description="Salt for pseudonymous user ids; generated once when unset.")
+    user_salt: SecretStr | None = Field(default=None, description="Salt for pseudonymous user ids; generated once and kept in the database when unset.")
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     api_keys: list[SecretStr] = Field(
@@ -145,7 +149,7 @@ class Settings(BaseSettings):
     # -- web pages (Ask, review) ----------------------------------------------------------------
     ask_public: bool = Field(default=True, description="Anyone may use the Ask page; false: maintainers only.")
     public_url: AnyHttpUrl | None = Field(default=None, description="Where people reach the pages (links to reviews); http://HOST:PORT when unset.")
-    session_secret: SecretStr | None = Field(default=None, description="Signs session cookies; generated once in the data folder when unset.")
+    session_secret: SecretStr | None = Field(default=None, description="Signs session cookies; generated once and kept in the database when unset.")
     cookie_secure: bool = Field(default=False, description="Send cookies only over HTTPS (set it behind TLS).")
 
     # -- Discord ----------------------------------------------------------------------------

@@ -14,7 +14,6 @@ and rebuilds its provider chain when they changed.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from functools import cached_property
 from pathlib import Path
@@ -27,7 +26,7 @@ from engine.index.embedder import Embedder
 from engine.index.golden import GoldenPair, sync_golden
 from engine.index.keywords import KeywordIndex
 from engine.index.retriever import Hit, Retriever
-from engine.index.vectors import VectorStore, open_client
+from engine.index.vectors import Chroma, VectorStore
 from engine.ingest.pipeline import IngestReport, Ingestor, Progress
 from engine.llm.chain import ProviderChain
 from engine.llm.factory import build_chain
@@ -35,6 +34,7 @@ from engine.metrics import Metrics
 from engine.store.github import GitHubStore
 from engine.store.repository import Store
 from engine.store.review import ReviewError, ReviewStore
+from engine.store.shared_secrets import SharedSecrets
 from engine.store.tuning import TuningStore
 
 
@@ -42,6 +42,8 @@ class Engine:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
         self._retrievers: dict[str, Retriever] = {}
+        self._vector_stores: dict[str, VectorStore] = {}
+        self._shared_secrets: dict[str, str] = {}
         self._revision_checked: dict[str, float] = {}
         self.store: Store | None = None
         self.chain: ProviderChain | None = None
@@ -54,6 +56,7 @@ class Engine:
         self._chain_specs: list[str] = []  # the activated models the chain was built with, in answering order
         self._activation_checked = float("-inf")
         self._retired_chains: list[ProviderChain] = []  # replaced while answers may still be using them
+        self._start_lock = asyncio.Lock()
 
     # -- index -----------------------------------------------------------------------------
 
@@ -71,24 +74,38 @@ class Engine:
                                                quantized=self.settings.query_encoder == "onnx-int8")
 
     @cached_property
-    def chroma(self):
-        url = str(self.settings.chroma_url) if self.settings.chroma_url else None
-        return open_client(self.settings.data_dir / "chroma", url)
+    def chroma(self) -> Chroma:
+        """The Chroma client, opened on first use; every call to a server is bounded by ``chroma_timeout_seconds``."""
+        s = self.settings
+        return Chroma(s.data_dir / "chroma", str(s.chroma_url) if s.chroma_url else None, s.chroma_timeout_seconds)
 
     def kb_dir(self, kb: str | None = None) -> Path:
         return self.settings.kb_dir / (kb or self.settings.kb)
 
     def vectors(self, kb: str | None = None) -> VectorStore:
-        return VectorStore(self.chroma, kb or self.settings.kb)
+        """The knowledge base's vector store (making it does no I/O, so this is safe on the event loop)."""
+        kb = kb or self.settings.kb
+        if kb not in self._vector_stores:
+            self._vector_stores[kb] = VectorStore(self.chroma, kb)
+        return self._vector_stores[kb]
 
     def ingest(self, path: Path, *, repo_url: str | None = None, ref: str | None = None, kb: str | None = None,
                progress: Progress | None = None) -> IngestReport:
+        """Index a folder into the vector store and the keyword index (no database needed; see :meth:`aingest`)."""
         kb = kb or self.settings.kb
         ingestor = Ingestor(self.embedder, self.vectors(kb), self.kb_dir(kb), max_tokens=self.settings.chunk_max_tokens,
                             url_map=self.settings.url_map)
-        report = ingestor.run(path, repo_url=repo_url, ref=ref, progress=progress)
-        if report.changed:
+        try:
+            return ingestor.run(path, repo_url=repo_url, ref=ref, progress=progress)
+        finally:  # even an unchanged run may have repaired the keyword index: read it again
             self._retrievers.pop(kb, None)
+
+    async def aingest(self, path: Path, *, repo_url: str | None = None, ref: str | None = None, kb: str | None = None,
+                      progress: Progress | None = None) -> IngestReport:
+        """:meth:`ingest`, then the golden records indexed again wherever the index lacks them (a lost store)."""
+        report = await asyncio.to_thread(self.ingest, path, repo_url=repo_url, ref=ref, kb=kb, progress=progress)
+        if (kb or self.settings.kb) == self.settings.kb:  # golden records belong to the default knowledge base
+            await self.sync_golden()
         return report
 
     def retriever(self, kb: str | None = None) -> Retriever:
@@ -132,22 +149,26 @@ class Engine:
 
     # -- answers ---------------------------------------------------------------------------
 
-    def _secret(self, configured, name: str) -> str:
-        """A configured secret, or one generated once and kept (mode 600) in the data folder."""
-        if configured is not None:
-            return configured.get_secret_value()
-        path = self.settings.data_dir / name
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(32 if name == "session-secret" else 16))
-            path.chmod(0o600)
-        return path.read_text().strip()
+    def _shared(self, name: str) -> str:
+        if name not in self._shared_secrets:
+            raise RuntimeError("start() the engine first: its shared secrets come from the database")
+        return self._shared_secrets[name]
 
     def _user_salt(self) -> str:
-        return self._secret(self.settings.user_salt, "user-salt")
+        return self._shared("user-salt")
 
     def session_secret(self) -> str:
-        return self._secret(self.settings.session_secret, "session-secret")
+        """The key that signs session cookies and CSRF tokens: the same on every replica (after :meth:`start`)."""
+        return self._shared("session-secret")
+
+    async def _agree_on_secrets(self, store: Store) -> None:
+        """Each secret a user meets on every replica: configured, or created once in the shared database."""
+        s, shared = self.settings, SharedSecrets(store.engine)
+        self._shared_secrets = {
+            "user-salt": await shared.agree("user-salt", "FIRSTREPLY_USER_SALT", s.user_salt, s.data_dir / "user-salt", 16),
+            "session-secret": await shared.agree("session-secret", "FIRSTREPLY_SESSION_SECRET", s.session_secret,
+                                                 s.data_dir / "session-secret", 32),
+        }
 
     @property
     def public_url(self) -> str:
@@ -155,22 +176,32 @@ class Engine:
         return str(s.public_url).rstrip("/") if s.public_url else f"http://{s.host}:{s.port}"
 
     async def start(self) -> "Engine":
-        if self.pipeline is None:
-            self.store = await Store.open(self.settings.database)
-            self.review = ReviewStore(self.store.engine)
-            self.tuning = TuningStore(self.store.engine)
-            self._chain_specs = self._activated(await self.tuning.in_force())
-            self._activation_checked = time.monotonic()
-            self.chain = build_chain(self.settings, self._chain_specs)
-            s = self.settings
-            self.pipeline = AnswerPipeline(
-                self.asearch, self.chain, self.store,
-                PipelineSettings(thresholds=s.abstain_thresholds, max_output_tokens=s.max_output_tokens,
-                                 context_window=s.llm_context_window, k=s.search_k, history_turns=s.history_turns,
-                                 user_salt=self._user_salt()),
-                metrics=self.metrics,
-            )
+        async with self._start_lock:
+            if self.pipeline is None:
+                await self._open()
         return self
+
+    async def _open(self) -> None:
+        store = await Store.open(self.settings.database)
+        try:
+            await self._agree_on_secrets(store)  # a replica whose secrets disagree stops here (ConfigError)
+        except BaseException:
+            await store.close()
+            raise
+        self.store = store
+        self.review = ReviewStore(self.store.engine)
+        self.tuning = TuningStore(self.store.engine)
+        self._chain_specs = self._activated(await self.tuning.in_force())
+        self._activation_checked = time.monotonic()
+        self.chain = build_chain(self.settings, self._chain_specs)
+        s = self.settings
+        self.pipeline = AnswerPipeline(
+            self.asearch, self.chain, self.store,
+            PipelineSettings(thresholds=s.abstain_thresholds, max_output_tokens=s.max_output_tokens,
+                             context_window=s.llm_context_window, k=s.search_k, history_turns=s.history_turns,
+                             user_salt=self._user_salt()),
+            metrics=self.metrics,
+        )
 
     async def close(self) -> None:
         for chain in [*self._retired_chains, *([self.chain] if self.chain is not None else [])]:

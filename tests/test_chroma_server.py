@@ -1,6 +1,7 @@
 """The same ingest and search against a real `chroma run` server through HttpClient."""
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -25,30 +26,50 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def chroma_server(tmp_path):
-    if not Path(CHROMA).exists():
-        pytest.skip("the `chroma` command (from the chromadb package) is not installed")
-    port = free_port()
-    log = (tmp_path / "chroma.log").open("w")
-    process = subprocess.Popen(
-        [CHROMA, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+class ChromaProcess:
+    """A real `chroma run` server on a free loopback port, its data in ``path``."""
+
+    def __init__(self, path: Path, log: Path) -> None:
+        if not Path(CHROMA).exists():
+            pytest.skip("the `chroma` command (from the chromadb package) is not installed")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log
+        self.process = subprocess.Popen(
+            [CHROMA, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=log.open("w"), stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1)
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.process.kill()
+                    pytest.fail(f"chroma run did not start: {log.read_text()[-2000:]}")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGCONT)  # a test may have paused it
+        self.process.terminate()
         try:
-            urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"chroma run did not start: {(tmp_path / 'chroma.log').read_text()[-2000:]}")
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=20)
+
+
+@pytest.fixture
+def chroma_process(tmp_path):
+    server = ChromaProcess(tmp_path / "chroma-server", tmp_path / "chroma.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def chroma_server(chroma_process):
+    return chroma_process.url
 
 
 def test_ingest_and_search_through_a_chroma_server(chroma_server, tmp_path, embedder, sample_project):

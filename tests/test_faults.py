@@ -92,7 +92,7 @@ def test_a_full_disk_mid_ingest_is_a_clear_error_and_the_index_stays_as_it_was(t
 
     real_upsert = VectorStore.upsert
 
-    def full_disk(self, chunks, embeddings):
+    def full_disk(self, chunks, embeddings, source=None):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(VectorStore, "upsert", full_disk)
@@ -151,6 +151,12 @@ def test_what_counts_as_a_dependency_being_down():
     assert dependency_down(ConnectionRefusedError(111, "Connect call failed"))
     assert dependency_down(DBAPIError("SELECT 1", {}, ShuttingDown("the database system is shutting down")))
     assert not dependency_down(DBAPIError("SELECT 1", {}, ValueError("invalid input syntax")))
+
+    class RefusingConnections(Exception):
+        sqlstate = "55000"  # asyncpg's ObjectNotInPrerequisiteStateError: the database is not accepting connections
+
+    assert dependency_down(DBAPIError(None, None, RefusingConnections("database is not currently accepting connections")))
+    assert not dependency_down(DBAPIError("SELECT currval('s')", {}, RefusingConnections("currval is not yet defined")))
     assert not dependency_down(KeyError("a bug"))
 
 

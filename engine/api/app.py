@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 DISCORD_BOT = web.AppKey("discord_bot", tuple)
 GITHUB_APP = web.AppKey("github_app_for_metrics", object)
 TUNING_TASK = web.AppKey("tuning_task", tuple)
+GOLDEN_REPAIR = web.AppKey("golden_repair", asyncio.Task)
 OPEN_ROUTES = {"/healthz", "/readyz", "/openapi.json", "/github/webhook"}  # the webhook is authenticated by its signature
 MAX_QUESTION_CHARS = 8000
 def _digest(key: str) -> bytes:
@@ -57,13 +58,16 @@ def _is_loopback(remote: str | None) -> bool:
         return False
 
 
+NOT_READY = "the engine is not ready; try again shortly"
+
 # asyncpg's names for "the server is not there right now" (restarting, shutting down, gone).
 UNAVAILABLE = {"CannotConnectNowError", "ConnectionDoesNotExistError", "ConnectionFailureError", "AdminShutdownError",
                "CrashShutdownError", "TooManyConnectionsError"}
 
 
 def dependency_down(error: BaseException) -> bool:
-    """Whether an error means a dependency is unreachable (503), not that something is wrong (500)."""
+    """Whether an error means a dependency is unreachable (503), not that something is wrong (500): the same
+    verdict for an answer, streamed or not, as ``/readyz`` gives for the same outage."""
     if isinstance(error, (DatabaseError, VectorStoreError, EmbeddingModelError, ConnectionError, OperationalError,
                           InterfaceError)):
         return True
@@ -73,6 +77,8 @@ def dependency_down(error: BaseException) -> bool:
         cause = error.orig
         state = str(getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None) or "")
         if state.startswith("08") or state in {"57P01", "57P02", "57P03", "53300"}:  # connection, shutdown, too many
+            return True
+        if state == "55000" and error.statement is None:  # refused while connecting: "not currently accepting connections"
             return True
         return any(type(e).__name__ in UNAVAILABLE for e in (cause, getattr(cause, "__cause__", None)) if e is not None)
     return type(error).__name__ in UNAVAILABLE
@@ -97,7 +103,7 @@ async def errors_middleware(request: web.Request, handler):
     except Exception as error:
         if dependency_down(error):  # the database or Chroma is down or restarting: the client may retry shortly
             log.error("request %s: engine not ready: %s", request[REQUEST_ID], (str(error) or type(error).__name__).splitlines()[0])
-            response = error_response(503, "the engine is not ready; try again shortly")
+            response = error_response(503, NOT_READY)
         else:
             log.exception("request %s failed", request[REQUEST_ID])
             response = error_response(500, "something went wrong on our side")
@@ -198,9 +204,13 @@ async def answer_route(request: web.Request) -> web.StreamResponse:
     except ConnectionResetError:  # the client went away; the answer was still logged
         log.info("request %s: client disconnected during the stream", request[REQUEST_ID])
         return response
-    except Exception:
-        log.exception("request %s: streaming failed", request[REQUEST_ID])
-        await send_event(response, "error", {"status": 500, "code": "internal", "message": "something went wrong on our side"})
+    except Exception as error:
+        if dependency_down(error):
+            log.error("request %s: engine not ready: %s", request[REQUEST_ID], (str(error) or type(error).__name__).splitlines()[0])
+            await send_event(response, "error", {"status": 503, "code": "unavailable", "message": NOT_READY})
+        else:
+            log.exception("request %s: streaming failed", request[REQUEST_ID])
+            await send_event(response, "error", {"status": 500, "code": "internal", "message": "something went wrong on our side"})
     await response.write_eof()
     return response
 
@@ -354,6 +364,19 @@ async def metrics_route(request: web.Request) -> web.Response:
     return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
 
 
+async def restore_golden_records(engine) -> None:
+    try:
+        added, removed = await engine.sync_golden()
+    except Exception as error:
+        if not dependency_down(error):
+            log.exception("could not check the golden records in the index")
+            return
+        log.warning("could not check the golden records in the index: %s", (str(error) or type(error).__name__).splitlines()[0])
+        return
+    if added or removed:
+        log.info("golden records brought back into the index: %d added, %d removed", added, removed)
+
+
 def _github_app(app: web.Application, engine):
     """Mount the GitHub App when it is configured (a missing or bad App setting raises ConfigError here)."""
     from github_app.config import configured
@@ -393,7 +416,7 @@ def build_app(engine) -> web.Application:
     app.router.add_get("/metrics", metrics_route)
     mount_review_api(app)
     mount_tuning_api(app)
-    mount_pages(app, engine.session_secret(), settings.cookie_secure)
+    mount_pages(app, engine.session_secret, settings.cookie_secure)  # the key is known once the engine has started
     github = _github_app(app, engine)
     spec = document(with_github=github is not None)
 
@@ -409,6 +432,9 @@ def build_app(engine) -> web.Application:
         # walks them stalls every request for ~270 ms (measured on a 2-core machine). Freeze them.
         gc.collect()
         gc.freeze()
+        # Golden records the index lacks (its store lost them, or a replacement) are indexed again, in the
+        # background: a store that is down must not keep the replica from starting.
+        app[GOLDEN_REPAIR] = asyncio.create_task(restore_golden_records(engine), name="golden-records")
 
         import aiohttp
 
@@ -430,6 +456,9 @@ def build_app(engine) -> web.Application:
             app[DISCORD_BOT] = (bot, asyncio.create_task(bot.connect(), name="discord-bot"))
 
     async def stop(_app: web.Application) -> None:
+        if GOLDEN_REPAIR in app:
+            app[GOLDEN_REPAIR].cancel()
+            await asyncio.gather(app[GOLDEN_REPAIR], return_exceptions=True)
         if DISCORD_BOT in app:
             bot, task = app[DISCORD_BOT]
             await bot.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlencode
 
 import jinja2
@@ -432,7 +433,7 @@ async def tuning_rollback(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/review/tuning")
 
 
-def mount_pages(app: web.Application, session_secret: str, secure_cookies: bool) -> None:
+def mount_pages(app: web.Application, session_secret: str | Callable[[], str], secure_cookies: bool) -> None:
     app[SESSIONS] = Sessions(session_secret, secure=secure_cookies)
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                      autoescape=jinja2.select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass, field
+from typing import Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -31,9 +32,20 @@ class CsrfRefused(web.HTTPForbidden):
 
 
 class Sessions:
-    def __init__(self, secret: str, *, secure: bool = False) -> None:
-        self._serializer = URLSafeTimedSerializer(secret, salt="firstreply.session")
+    """``secret`` may be a function: the engine's key is only known once it has started (it is shared
+    by every replica through the database), after the routes are mounted."""
+
+    def __init__(self, secret: str | Callable[[], str], *, secure: bool = False) -> None:
+        self._secret = secret
+        self._signer: URLSafeTimedSerializer | None = None
         self.secure = secure
+
+    @property
+    def _serializer(self) -> URLSafeTimedSerializer:
+        if self._signer is None:
+            secret = self._secret() if callable(self._secret) else self._secret
+            self._signer = URLSafeTimedSerializer(secret, salt="firstreply.session")
+        return self._signer
 
     def load(self, request: web.Request) -> WebSession:
         value = request.cookies.get(COOKIE)

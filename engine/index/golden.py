@@ -34,17 +34,22 @@ def golden_chunk(pair: GoldenPair) -> Chunk:
 
 
 def sync_golden(embedder, vectors, keyword_dir: Path, pairs: list[GoldenPair]) -> tuple[int, int]:
-    """Bring the index in line with ``pairs``; returns (chunks embedded, chunks removed)."""
+    """Bring the index in line with ``pairs``; returns (chunks embedded, chunks removed).
+
+    Only the golden chunks' ids are read to compare, so a sync with nothing to do is cheap (it runs
+    at every start). The revision is stamped before the first write, so a crash part-way leaves the
+    keyword index visibly stale and the next sync or ingest rebuilds it.
+    """
     wanted = {c.id: c for c in map(golden_chunk, pairs)}
-    chunks = vectors.all_chunks()
-    present = {c.id for c in chunks if c.path.startswith(GOLDEN_PREFIX)}
+    present = vectors.ids({"source_type": "golden"})
     new = [c for cid, c in wanted.items() if cid not in present]
     obsolete = present - set(wanted)
+    if not new and not obsolete:
+        return 0, 0
+    vectors.stamp_revision()
     if new:
         vectors.upsert(new, embedder.encode([c.embedding_text for c in new]))
     if obsolete:
         vectors.delete(obsolete)
-    if new or obsolete:
-        kept = [c for c in chunks if c.id not in obsolete]
-        KeywordIndex.build(kept + new).save(keyword_dir, vectors.stamp_revision())
+    KeywordIndex.rebuild(vectors, keyword_dir)
     return len(new), len(obsolete)

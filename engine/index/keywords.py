@@ -98,6 +98,23 @@ class KeywordIndex:
             shutil.rmtree(old)
 
     @classmethod
+    def rebuild(cls, vectors, directory: Path) -> "KeywordIndex":
+        """After a writer changed the vector store: stamp a new revision (every replica's keyword index
+        is now stale), then build from every chunk the store holds and save beside it."""
+        revision = vectors.stamp_revision()
+        index = cls.build(vectors.all_chunks())
+        index.save(directory, revision)
+        return index
+
+    @staticmethod
+    def is_current(directory: Path, revision: str | None) -> bool:
+        """Whether the index saved in ``directory`` was built from the vector store at ``revision``."""
+        if not (directory / "chunks.jsonl").exists():
+            return False
+        saved = (directory / "revision").read_text() if (directory / "revision").exists() else ""
+        return (saved or None) == revision
+
+    @classmethod
     def load(cls, directory: Path) -> "KeywordIndex":
         if not (directory / "chunks.jsonl").exists():
             return cls([], None)

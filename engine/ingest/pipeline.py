@@ -3,9 +3,18 @@
 Each run compares every file's content hash with the manifest from the last run: unchanged
 files are not parsed again, and within a changed file only chunks whose id is new are
 embedded (chunk ids hash their own content). Chunks of deleted files, and chunks a change
-made obsolete, are removed. The manifest is written only after the vector store holds the
-new state, so a run that dies half-way is simply redone, at the cost of what it had not
-finished, by the next one.
+made obsolete, are removed.
+
+The manifest is only a cache: each run checks it against the vector store it writes to. The
+store tags every chunk with its source, so a file whose chunks the store lacks (its data was
+lost, or it was replaced) is read again and re-embedded, and a chunk of this source that no
+current file has (left by a run that died) is removed. Vectors of another embedding model are
+replaced by a new collection, built whole before it takes over.
+
+Commit order, so that a run killed at any point is repaired by the next: the store's revision
+is stamped before the first write (from then on the keyword index differs from it), then the
+vectors are written, the manifest saved, and last the keyword index rebuilt under a fresh
+revision. A run whose keyword index doesn't match the store's revision rebuilds it.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from engine.ingest.chunking import EMBEDDING_TEXT_VERSION, Chunk, chunk_document
 from engine.ingest.links import LinkBuilder
 from engine.ingest.sources import UnreadableFile, discover, looks_binary, parser_for, read_text
 from engine.index.keywords import KeywordIndex
+from engine.index.vectors import SOURCE_KEY
 
 Progress = Callable[[str, int, int], None]
 EMBED_BATCH = 256
@@ -36,6 +46,7 @@ class IngestReport:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)  # unchanged here, but missing from the vector store
     unchanged: int = 0
     chunks_embedded: int = 0
     chunks_reused: int = 0
@@ -48,12 +59,12 @@ class IngestReport:
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed)
+        return bool(self.added or self.updated or self.removed or self.repaired)
 
     def summary(self) -> str:
         parts = [
             f"{self.files_seen} files: {len(self.added)} added, {len(self.updated)} updated, "
-            f"{len(self.removed)} removed, {self.unchanged} unchanged",
+            f"{len(self.removed)} removed, {self.unchanged} unchanged" + (f", {len(self.repaired)} repaired" if self.repaired else ""),
             f"chunks: {self.chunks_embedded} embedded, {self.chunks_reused} reused, "
             f"{self.chunks_deleted} deleted, {self.chunks_total} in the index",
         ]
@@ -115,11 +126,13 @@ class Ingestor:
         source = str(info.root)
         report = IngestReport(source=source, files_seen=len(info.files))
         vector_kind = f"{self.embedder.fingerprint}/text-v{EMBEDDING_TEXT_VERSION}"
-        if self.manifest.data.get("embedding") != vector_kind:
-            # Vectors from another model, or of differently prepared text, can't sit beside these.
-            self.vectors.reset()
+        # Vectors from another model, or of differently prepared text, can't sit beside these: a new collection.
+        store = self.vectors.prepare_for(vector_kind, known=self.manifest.data.get("embedding") == vector_kind)
+        replacing = store is not self.vectors
+        if replacing or self.manifest.data.get("embedding") != vector_kind:
             self.manifest.data.update(embedding=vector_kind, sources={})
         known = self.manifest.files(source)
+        stored = store.ids({SOURCE_KEY: source})  # what the store holds of this source, whatever the manifest says
         max_tokens = self.max_tokens or self.embedder.max_tokens
         links = LinkBuilder(info.repo_url, info.ref, self.url_map, info.repo_prefix)
         settings_key = json.dumps([max_tokens, info.repo_url, info.ref, info.repo_prefix, sorted(self.url_map.items())])
@@ -144,7 +157,8 @@ class Ingestor:
                 continue
             digest = file_fingerprint(text, settings_key)
             previous = known.get(rel_path)
-            if previous and previous["sha256"] == digest:
+            same = previous is not None and previous["sha256"] == digest
+            if same and stored.issuperset(previous["chunks"]):
                 fresh[rel_path] = previous
                 report.unchanged += 1
                 continue
@@ -153,7 +167,7 @@ class Ingestor:
             except Exception as error:  # a parser bug must not stop the run; say which file
                 report.unreadable.append((rel_path, f"could not parse: {type(error).__name__}: {error}"))
                 continue
-            (report.updated if previous else report.added).append(rel_path)
+            (report.repaired if same else report.updated if previous else report.added).append(rel_path)
             fresh[rel_path] = {"sha256": digest, "chunks": [c.id for c in chunks]}
             new_chunks.extend(chunks)
 
@@ -162,11 +176,15 @@ class Ingestor:
             if path in known:
                 fresh[path] = known[path]
 
-        old_ids = {i for p, entry in known.items() if p not in fresh or fresh[p] is not entry for i in entry["chunks"]}
-        present = self.vectors.existing([c.id for c in new_chunks])
+        wanted = {i for entry in fresh.values() for i in entry["chunks"]}
+        obsolete = (stored | {i for entry in known.values() for i in entry["chunks"]}) - wanted
+        present = store.existing([c.id for c in new_chunks])
         to_embed = [c for c in new_chunks if c.id not in present]
         reused = [c for c in new_chunks if c.id in present]
         report.chunks_reused = len(reused)
+        writes = bool(to_embed or reused or obsolete)
+        if writes and not replacing:
+            store.stamp_revision()  # before the first write: a crash from here on leaves the keyword index stale
         embed_started = time.perf_counter()
         # Writing a batch to the vector store overlaps with encoding the next one.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="upsert") as writer:
@@ -176,26 +194,33 @@ class Ingestor:
                 vectors = self.embedder.encode([c.embedding_text for c in batch])
                 if pending is not None:
                     pending.result()
-                pending = writer.submit(self.vectors.upsert, batch, vectors)
+                pending = writer.submit(store.upsert, batch, vectors, source)
                 report.chunks_embedded += len(batch)
                 if progress:
                     progress("embedding", report.chunks_embedded, len(to_embed))
             if pending is not None:
                 pending.result()
         report.embed_seconds = time.perf_counter() - embed_started
-        if reused:  # same text, but links may have moved (a new ref, a new URL map)
-            self.vectors.update_metadata(reused)
-        obsolete = old_ids - {c.id for c in new_chunks}
-        self.vectors.delete(obsolete)
+        if reused:  # same text, but links may have moved (a new ref, a new URL map), and now tagged with the source
+            store.update_metadata(reused, source)
+        store.delete(obsolete)
         report.chunks_deleted = len(obsolete)
+
+        if replacing:  # the golden records come along, embedded by this model, so none is missing at the switch
+            golden = self.vectors.all_chunks({"source_type": "golden"})
+            if golden:
+                store.upsert(golden, self.embedder.encode([c.embedding_text for c in golden]))
 
         known.clear()
         known.update(fresh)
         self.manifest.save()
-        if report.changed or not (self.keyword_dir / "chunks.jsonl").exists():
+        if replacing:
+            self.vectors.replace_with(store)
+        if writes or replacing or not KeywordIndex.is_current(self.keyword_dir, self.vectors.revision()):
             if progress:
                 progress("keyword index", 0, 1)
-            KeywordIndex.build(self.vectors.all_chunks()).save(self.keyword_dir, self.vectors.stamp_revision())
+            KeywordIndex.rebuild(self.vectors, self.keyword_dir)
         report.chunks_total = self.vectors.count()
         report.seconds = time.perf_counter() - started
         return report
+

@@ -124,6 +124,22 @@ class DiscordEscalation(Base):
     escalated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class SharedSecret(Base):
+    """A secret every replica must agree on: the user-id salt, the key that signs sessions.
+
+    ``value`` is kept only for a secret generated because none was configured: the database is then
+    how replicas share it. A configured secret is never stored; ``fingerprint`` (scrypt) is enough for
+    a replica to check that its setting agrees with the one the others use.
+    """
+
+    __tablename__ = "shared_secrets"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    fingerprint: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 # -- review -------------------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """tuning jobs: the provider's file id, submission attempts and retries, the provider's own progress, the grant
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-05 10:00:00.000000
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0008'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
