@@ -15,6 +15,7 @@ from engine.api.app import build_app
 from engine.store.models import AnswerRecord, AuditEvent, GoldenRecord
 from engine.store.review import AnswerFilter, ReviewError
 from fakes.server import serve
+from tests_support import Browser
 
 KEY = "sk-review"
 CAMERA = "How do I zoom the camera in?"
@@ -156,32 +157,6 @@ async def test_the_overview_counts_what_happened(make_engine):
 
 
 # -- over HTTP -----------------------------------------------------------------------------------------
-
-
-class Browser:
-    """An aiohttp client that keeps cookies, like a browser on 127.0.0.1."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-    async def get(self, path: str) -> tuple[int, str, str]:
-        async with self.session.get(self.url + path, allow_redirects=False) as r:
-            return r.status, r.headers.get("Location", ""), await r.text()
-
-    async def csrf(self, path: str = "/review/login") -> str:
-        _, _, page = await self.get(path)
-        return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-    async def post(self, path: str, data: dict, origin: str | None = "same") -> tuple[int, str, str]:
-        headers = {"Origin": self.url} if origin == "same" else {"Origin": origin} if origin else {}
-        async with self.session.post(self.url + path, data=data, headers=headers, allow_redirects=False) as r:
-            return r.status, r.headers.get("Location", ""), await r.text()
-
-    async def sign_in(self, token: str) -> None:
-        status, location, _ = await self.post("/review/login", {"token": token, "csrf_token": await self.csrf(),
-                                                               "next": "/review/answers"})
-        assert (status, location) == (303, "/review/answers")
 
 
 @pytest.fixture

@@ -288,7 +288,7 @@ def test_validation_drops_what_a_provider_refuses_and_says_why():
 
 
 async def test_the_tuning_page_lists_jobs_and_evaluates_activates_and_rolls_back(api_for, fake_openai):
-    from test_review import Browser
+    from tests_support import Browser
 
     engine, api = await api_for(**openai_settings(fake_openai))
     body = {**CREATE, "base_llm": {"model_provider": "openai", "model_name": "gpt-4o-mini", "model_parameters": {}}}

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from engine.answer.model import CHANNELS, Answer, Question
 from engine.api.http import (CALLER, ENGINE, ERROR_CODES, KEY_DIGESTS, LIMITS, METRICS, REQUEST_ID, BadRequest,
-                             error_response, int_query, read_json, send_event, sse_response, text_field)
+                             checked_text, error_response, int_query, read_json, send_event, sse_response, text_field)
 from engine.metrics import Metrics
 from engine.api.openapi import document
 from engine.logs import CORRELATION
@@ -211,6 +211,7 @@ async def search_route(request: web.Request) -> web.Response:
         raise BadRequest("'q' is required")
     if len(query) > MAX_QUESTION_CHARS:
         raise BadRequest(f"'q' is longer than {MAX_QUESTION_CHARS} characters")
+    checked_text("q", query)
     k = int_query(request, "k", 5, 1, 50)
     hits = await request.app[ENGINE].asearch(query, k=k, kb=_kb(request.query.get("kb")))
     return web.json_response({"query": query, "hits": [h.as_dict() for h in hits]})

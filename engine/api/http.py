@@ -7,8 +7,9 @@ import json
 
 from aiohttp import web
 
-from engine.metrics import Metrics
+from engine.answer.model import text_problem
 from engine.api.ratelimit import TokenBuckets
+from engine.metrics import Metrics
 
 ENGINE = web.AppKey("engine", object)
 METRICS = web.AppKey("metrics", Metrics)
@@ -64,6 +65,14 @@ def text_field(data: dict, field: str, *, required: bool = False, limit: int = 5
         raise BadRequest(f"'{field}' must be a non-empty string" if required else f"'{field}' must be a string")
     if len(value) > limit:
         raise BadRequest(f"'{field}' is longer than {limit} characters")
+    return checked_text(field, value)
+
+
+def checked_text(field: str, value: str) -> str:
+    """``value``, or a 400 naming ``field`` when it can't be encoded or stored (see ``text_problem``)."""
+    problem = text_problem(value)
+    if problem:
+        raise BadRequest(f"'{field}' {problem}")
     return value
 
 
