@@ -62,3 +62,8 @@ class Browser:
             if kind and data:
                 events.append((kind.group(1), json.loads(data.group(1))))
         return r.status, events
+
+
+def key_with_every_role(key: str, name: str = "tests") -> dict:
+    """An ``FIRSTREPLY_API_KEYS`` entry that may answer, review and administer (a plain key may only answer)."""
+    return {"key": key, "name": name, "roles": ["answer", "review", "admin"]}
