@@ -25,7 +25,7 @@ run: $(STAMP)
 	$(BIN)/firstreply ingest docs --kb firstreply
 	$(BIN)/firstreply ask --kb firstreply "How do I index my project's documentation?"
 	@echo; echo "Serving firstreply: open http://127.0.0.1:8080/ask to ask in your browser, or try:"; \
-	 echo "  curl -s localhost:8080/v1/answer -d '{\"question\": \"How do I configure firstreply?\"}'"; \
+	 echo "  curl -s localhost:8080/v1/answer -H 'Content-Type: application/json' -d '{\"question\": \"How do I configure firstreply?\"}'"; \
 	 echo "Maintainers: .venv/bin/firstreply maintainer add YOURNAME, then sign in at http://127.0.0.1:8080/review"; echo
 	FIRSTREPLY_KB=firstreply $(BIN)/firstreply serve
 

@@ -37,7 +37,7 @@ def chunk_texts(engine: Engine, corpus: Path) -> list[str]:
     texts = []
     for rel_path in info.files:
         parser = parser_for(rel_path)
-        text = read_text(info.root / rel_path) if parser else None
+        text = read_text(info.root, rel_path) if parser else None
         if parser and text is not None:
             doc = parser(rel_path, text)
             texts.extend(c.embedding_text for c in chunk_document(doc, engine.embedder.count_tokens, engine.embedder.max_tokens))

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -28,6 +28,28 @@ KB_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}[a-zA-Z0-9]$|^[a-zA-Z0-9]$
 
 class ConfigError(Exception):
     """A setting is missing or invalid; ``str(error)`` is one line naming it."""
+
+
+#: What an API key may be allowed to do: ask and vote (frontends), review answers and golden
+#: records, administer (fine-tuning, activations, the GitHub App's switches).
+ROLES = ("answer", "review", "admin")
+
+
+class ApiKey(BaseModel):
+    """One entry of ``FIRSTREPLY_API_KEYS``: a plain string is a key with the ``answer`` role only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: SecretStr
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")] | None = None
+    roles: list[Literal["answer", "review", "admin"]] = Field(default_factory=lambda: ["answer"], min_length=1)
+
+    @field_validator("key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 8 or not value.get_secret_value().isprintable():
+            raise ValueError("an API key must be at least 8 printable characters")
+        return value
 
 
 class Settings(BaseSettings):
@@ -118,9 +140,10 @@ class Settings(BaseSettings):
     user_salt: SecretStr | None = Field(default=None, description="Salt for pseudonymous user ids; generated once and kept in the database when unset.")
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
-    api_keys: list[SecretStr] = Field(
+    api_keys: list[ApiKey] = Field(
         default_factory=list,
-        description="Bearer keys accepted by the HTTP API (JSON list). With none, only loopback clients are served.",
+        description='Bearer keys accepted by the HTTP API (JSON list): "KEY" (may answer), or {"key": "KEY", "name": '
+        '"ci", "roles": ["answer", "review", "admin"]}. With none, only loopback clients are served.',
     )
     max_body_bytes: Annotated[int, Field(ge=1024, le=10_000_000)] = 64 * 1024
     rate_limit_per_minute: Annotated[int, Field(ge=1)] = 60
@@ -214,6 +237,13 @@ class Settings(BaseSettings):
         if not all(part.isdigit() for part in parts):
             raise ValueError("write server ids as 1,2 or as a JSON list [1, 2]")
         return [int(part) for part in parts]
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _plain_keys(cls, value):
+        if isinstance(value, list):
+            return [{"key": item} if isinstance(item, (str, SecretStr)) else item for item in value]
+        return value
 
     @field_validator("tuning_judge")
     @classmethod

@@ -14,7 +14,7 @@ import logging
 import sys
 from datetime import datetime, timezone
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 CORRELATION = contextvars.ContextVar("firstreply_correlation_id", default=None)
 REDACTED = "[redacted]"
@@ -22,13 +22,21 @@ REDACTED = "[redacted]"
 
 def secrets_of(settings) -> list[str]:
     """Every secret value the settings hold (keys, tokens, the webhook secret, the private key)."""
-    values = []
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, SecretStr) and item.get_secret_value():
-                values.append(item.get_secret_value())
-    return sorted(values, key=len, reverse=True)  # longest first, so no secret is half-replaced
+    values: list[str] = []
+
+    def collect(value) -> None:
+        if isinstance(value, SecretStr):
+            if value.get_secret_value():
+                values.append(value.get_secret_value())
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                collect(item)
+        elif isinstance(value, BaseModel):  # e.g. an API key with its roles
+            for name in type(value).model_fields:
+                collect(getattr(value, name))
+
+    collect(settings)
+    return sorted(set(values), key=len, reverse=True)  # longest first, so no secret is half-replaced
 
 
 class ContextFilter(logging.Filter):

@@ -76,3 +76,19 @@ async def test_group_commit_logs_every_answer_and_isolates_a_bad_one(tmp_path):
         assert len(await store.history("c1", limit=100)) == 30  # 15 answers in c1, two turns each
     finally:
         await store.close()
+
+
+async def test_when_a_shared_batch_fails_each_item_is_retried_alone_and_only_the_bad_one_fails():
+    calls = []
+
+    def strict(items):
+        calls.append(list(items))
+        if any(i < 0 for i in items):
+            raise ValueError("a negative item spoils the whole batch")
+        return [i * 10 for i in items]
+
+    batcher = MicroBatcher(strict)
+    results = await asyncio.gather(*[batcher.submit(i) for i in (1, 2, -3, 4)], return_exceptions=True)
+    assert results[:2] == [10, 20] and results[3] == 40
+    assert isinstance(results[2], ValueError)
+    assert calls[0] == [1, 2, -3, 4] and sorted(map(tuple, calls[1:])) == [(-3,), (1,), (2,), (4,)]

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from engine.api.app import build_app
 from engine.store.github import GitHubStore
 from engine.store.models import AnswerRecord, GitHubInstallation, GitHubJob, GitHubReply, GitHubRepository
+from tests_support import key_with_every_role
 from fakes.github import SCHEMA, Fault, FakeGitHub
 from fakes.server import serve
 from github_app import sansio
@@ -116,7 +117,7 @@ async def app_harness(make_engine, rsa_key, tmp_path):
         key_file = tmp_path / "app.pem"
         key_file.write_bytes(rsa_key.private_pem)
         settings = dict(
-            api_keys=[KEY], github_app_id=APP_ID, github_private_key_file=key_file, github_webhook_secret=SECRET,
+            api_keys=[key_with_every_role(KEY)], github_app_id=APP_ID, github_private_key_file=key_file, github_webhook_secret=SECRET,
             github_app_slug=SLUG, github_api_url=github.url, github_retry_base_seconds=0.05, github_poll_seconds=0.05,
             github_lease_seconds=5, github_workers=2, rate_limit_per_minute=10_000,
         )

@@ -22,6 +22,7 @@ import pytest
 from engine.api.app import build_app
 from engine.store.database import create_engine
 from engine.store.github import GitHubStore
+from tests_support import key_with_every_role
 from fakes.github import FakeGitHub
 from fakes.server import serve
 from test_github_app import APP_ID, KEY, SECRET, SLUG, pytestmark as needs_fixtures, qa_discussion, sign
@@ -75,7 +76,7 @@ class Child:
 @pytest.fixture
 async def world(make_engine, rsa_key, tmp_path, database_overrides):
     github = FakeGitHub(APP_ID, rsa_key.public_pem, SLUG)
-    engine = make_engine(api_keys=[KEY], rate_limit_per_minute=10_000)
+    engine = make_engine(api_keys=[key_with_every_role(KEY)], rate_limit_per_minute=10_000)
     async with serve(github.app()) as github_url, serve(build_app(engine)) as engine_url:
         key_file = tmp_path / "app.pem"
         key_file.write_bytes(rsa_key.private_pem)

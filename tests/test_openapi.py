@@ -15,6 +15,7 @@ from hypothesis.errors import Unsatisfiable
 from engine.api.app import build_app
 from engine.api.openapi import document
 from engine.api.pages import is_page
+from tests_support import key_with_every_role
 from fakes.server import serve
 
 KEY = "sk-openapi"
@@ -24,7 +25,7 @@ KEY = "sk-openapi"
 async def api(make_engine, rsa_key, tmp_path):
     key_file = tmp_path / "app.pem"
     key_file.write_bytes(rsa_key.private_pem)
-    engine = make_engine(api_keys=[KEY], rate_limit_per_minute=100_000, github_app_id=1, github_webhook_secret="s",
+    engine = make_engine(api_keys=[key_with_every_role(KEY)], rate_limit_per_minute=100_000, github_app_id=1, github_webhook_secret="s",
                          github_app_slug="helper", github_private_key_file=key_file, github_api_url="http://127.0.0.1:9")
     app = build_app(engine)
     async with serve(app) as url:

@@ -15,6 +15,7 @@ from engine.api.app import build_app
 from engine.store.models import AnswerRecord, AuditEvent, GoldenRecord
 from engine.store.review import AnswerFilter, ReviewError
 from fakes.server import serve
+from tests_support import Browser, key_with_every_role
 
 KEY = "sk-review"
 CAMERA = "How do I zoom the camera in?"
@@ -158,35 +159,9 @@ async def test_the_overview_counts_what_happened(make_engine):
 # -- over HTTP -----------------------------------------------------------------------------------------
 
 
-class Browser:
-    """An aiohttp client that keeps cookies, like a browser on 127.0.0.1."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-    async def get(self, path: str) -> tuple[int, str, str]:
-        async with self.session.get(self.url + path, allow_redirects=False) as r:
-            return r.status, r.headers.get("Location", ""), await r.text()
-
-    async def csrf(self, path: str = "/review/login") -> str:
-        _, _, page = await self.get(path)
-        return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-    async def post(self, path: str, data: dict, origin: str | None = "same") -> tuple[int, str, str]:
-        headers = {"Origin": self.url} if origin == "same" else {"Origin": origin} if origin else {}
-        async with self.session.post(self.url + path, data=data, headers=headers, allow_redirects=False) as r:
-            return r.status, r.headers.get("Location", ""), await r.text()
-
-    async def sign_in(self, token: str) -> None:
-        status, location, _ = await self.post("/review/login", {"token": token, "csrf_token": await self.csrf(),
-                                                               "next": "/review/answers"})
-        assert (status, location) == (303, "/review/answers")
-
-
 @pytest.fixture
 async def site(make_engine):
-    engine = make_engine(api_keys=[KEY], rate_limit_per_minute=10_000)
+    engine = make_engine(api_keys=[key_with_every_role(KEY)], rate_limit_per_minute=10_000)
     async with serve(build_app(engine)) as url:
         await engine.start()
         ids = await seed(engine)
@@ -268,8 +243,9 @@ async def test_the_json_routes_do_the_same_and_record_who_acted(site):
         assert status == 400 and "verdict" in error["error"]["message"]
         assert (await call("GET", "/api/v1/answers", key="wrong"))[0] == 401
 
+        # The actor comes from the credential: a key can't claim to be a maintainer.
         status, added = await call("POST", "/api/v1/golden-records", {"question": "Q?", "answer": "A.", "by": "grace"})
-        assert status == 201 and added["created_by"] == "grace"
+        assert status == 201 and added["created_by"] == "api:tests"
         status, edited = await call("PUT", f"/api/v1/golden-records/{added['id']}", {"question": "Q2?", "answer": "A2."})
         assert edited["question"] == "Q2?" and edited["updated_by"].startswith("api:")
         async with client.post(url + "/api/v1/golden-records/import", data="question,answer\nX?,Y.\n",

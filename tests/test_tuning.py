@@ -14,6 +14,7 @@ from engine.tuning.dataset import Example, export, split_holdout, validate
 from fakes import gemini, openai
 from fakes.gemini_tuning import FakeGeminiTuning
 from fakes.server import serve
+from tests_support import key_with_every_role
 
 KEY = "sk-tuning"
 TOPICS = ["zoom the camera in", "zoom out", "save a screenshot", "install tinyviz", "install from source",
@@ -54,13 +55,13 @@ async def fake_openai():
 
 def gemini_settings(fake_gemini, fake_tuning, **more) -> dict:
     return {**dict(providers=["gemini:gemini-2.0-flash"], gemini_api_key=gemini.API_KEY, gemini_base_url=fake_gemini.url,
-                   gemini_tuning_base_url=fake_tuning.url, tuning_poll_seconds=0.05, api_keys=[KEY],
+                   gemini_tuning_base_url=fake_tuning.url, tuning_poll_seconds=0.05, api_keys=[key_with_every_role(KEY)],
                    rate_limit_per_minute=10_000), **more}
 
 
 def openai_settings(fake_openai, **more) -> dict:
     return {**dict(providers=["openai:gpt-4o-mini"], openai_base_url=f"{fake_openai.url}/v1", openai_api_key=openai.API_KEY,
-                   tuning_poll_seconds=0.05, api_keys=[KEY], rate_limit_per_minute=10_000), **more}
+                   tuning_poll_seconds=0.05, api_keys=[key_with_every_role(KEY)], rate_limit_per_minute=10_000), **more}
 
 
 class Api:
@@ -154,7 +155,7 @@ async def test_a_gemini_tuning_job_runs_to_a_permitted_model_that_is_evaluated_a
     status, activation = await api("POST", f"/api/v1/finetunings/{job['id']}/activate", {"by": "ada"})
     assert status == 200 and activation["model"] == f"gemini:{done['model_id']}"
     # The fallback is the model that answered before, not the tuning base snapshot (which may not even serve).
-    assert activation["fallback"] == "gemini:gemini-2.0-flash" and activation["activated_by"] == "ada"
+    assert activation["fallback"] == "gemini:gemini-2.0-flash" and activation["activated_by"] == "api:tests"
     fake_gemini.requests.clear()
     async with api.session.post(api.url + "/v1/answer", json={"question": "How do I zoom the camera in?"},
                                 headers={"Authorization": f"Bearer {KEY}"}) as response:
@@ -163,7 +164,7 @@ async def test_a_gemini_tuning_job_runs_to_a_permitted_model_that_is_evaluated_a
     assert fake_gemini.requests[-1]["resource"] == done["model_id"]
 
     status, ended = await api("POST", "/api/v1/activations/rollback", {"by": "ada"})
-    assert status == 200 and ended["rolled_back_by"] == "ada"
+    assert status == 200 and ended["rolled_back_by"] == "api:tests"
     status, history = await api("GET", "/api/v1/activations")
     assert history["model"] == "gemini:gemini-2.0-flash"
     assert (await api("POST", "/api/v1/activations/rollback", {}))[0] == 400  # nothing left to roll back
@@ -315,7 +316,7 @@ def test_validation_drops_what_a_provider_refuses_and_says_why():
 
 
 async def test_the_tuning_page_lists_jobs_and_evaluates_activates_and_rolls_back(api_for, fake_openai):
-    from test_review import Browser
+    from tests_support import Browser
 
     engine, api = await api_for(**openai_settings(fake_openai))
     body = {**CREATE, "base_llm": OPENAI_BASE}

@@ -1,4 +1,9 @@
-"""Small builders shared by tests (plain data, no I/O)."""
+"""Small builders shared by tests (plain data), and a cookie-keeping HTTP client that acts like a browser."""
+
+import json
+import re
+
+import aiohttp
 
 from engine.index.retriever import Hit
 from engine.ingest.chunking import Chunk
@@ -10,3 +15,55 @@ def chunk(chunk_id: str, path: str = "docs/a.md", text: str = "text", heading: t
 
 def hit(chunk_id: str, path: str = "docs/a.md", dense: float | None = 0.5, text: str = "text") -> Hit:
     return Hit(chunk(chunk_id, path, text), 1.0, dense, None)
+
+
+class Browser:
+    """An aiohttp client that keeps cookies, like a browser on 127.0.0.1."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def get(self, path: str) -> tuple[int, str, str]:
+        async with self.session.get(self.url + path, allow_redirects=False) as r:
+            return r.status, r.headers.get("Location", ""), await r.text()
+
+    async def csrf(self, path: str = "/review/login") -> str:
+        _, _, page = await self.get(path)
+        return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+    async def post(self, path: str, data: dict, origin: str | None = "same") -> tuple[int, str, str]:
+        headers = {"Origin": self.url} if origin == "same" else {"Origin": origin} if origin else {}
+        async with self.session.post(self.url + path, data=data, headers=headers, allow_redirects=False) as r:
+            return r.status, r.headers.get("Location", ""), await r.text()
+
+    async def sign_in(self, token: str) -> None:
+        status, location, _ = await self.post("/review/login", {"token": token, "csrf_token": await self.csrf(),
+                                                               "next": "/review/answers"})
+        assert (status, location) == (303, "/review/answers")
+
+    async def ask(self, question: str, conversation_id: str | None = None, origin: str | None = "same",
+                  **extra) -> tuple[int, list[tuple[str, dict]]]:
+        """Ask on the Ask page as its script does: JSON with the page's CSRF token; the events it streamed."""
+        _, _, page = await self.get("/ask")
+        token = re.search(r'data-csrf="([^"]+)"', page).group(1)
+        headers = {"X-CSRF-Token": token, "Content-Type": "application/json"}
+        if origin:
+            headers["Origin"] = self.url if origin == "same" else origin
+        body = json.dumps({"question": question, "conversation_id": conversation_id, **extra})
+        async with self.session.post(self.url + "/ask/answer", data=body, headers=headers) as r:
+            text = await r.text()
+            if r.content_type != "text/event-stream":
+                return r.status, [("error", json.loads(text) if text.startswith("{") else {"text": text})]
+        events = []
+        for block in text.split("\n\n"):
+            kind = re.search(r"^event: (.*)$", block, re.M)
+            data = re.search(r"^data: (.*)$", block, re.M)
+            if kind and data:
+                events.append((kind.group(1), json.loads(data.group(1))))
+        return r.status, events
+
+
+def key_with_every_role(key: str, name: str = "tests") -> dict:
+    """An ``FIRSTREPLY_API_KEYS`` entry that may answer, review and administer (a plain key may only answer)."""
+    return {"key": key, "name": name, "roles": ["answer", "review", "admin"]}

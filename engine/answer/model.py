@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from engine.index.retriever import Hit
 
 CHANNELS = ("discord", "github", "api", "web")
+# A lone surrogate can't be encoded (the tokenizer and the database refuse it); PostgreSQL can't store NUL.
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` can't be encoded or stored (a lone surrogate, a NUL character); None when it can."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    kind = "a NUL character" if found.group() == "\x00" else f"a lone surrogate (U+{ord(found.group()):04X})"
+    return f"is not valid Unicode text: it holds {kind}"
 
 
 @dataclass(frozen=True)
@@ -23,6 +35,11 @@ class Question:
     def __post_init__(self) -> None:
         if self.channel not in CHANNELS:
             raise ValueError(f"channel must be one of {', '.join(CHANNELS)}")
+        for name in ("text", "conversation_id", "user_id", "title", "link"):
+            value = getattr(self, name)
+            problem = text_problem(value) if isinstance(value, str) else None
+            if problem:  # refused here, before it can reach (and spoil) a batch shared with other questions
+                raise ValueError(f"the question's {name} {problem}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
-import hmac
-import ipaddress
 import json
 import logging
 import time
@@ -26,11 +23,13 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from engine.answer.model import CHANNELS, Answer, Question
 from engine.api.http import (CALLER, ENGINE, ERROR_CODES, KEY_DIGESTS, LIMITS, METRICS, REQUEST_ID, BadRequest,
-                             error_response, int_query, read_json, send_event, sse_response, text_field)
+                             UnsupportedMediaType,
+                             checked_text, error_response, int_query, read_json, send_event, sse_response, text_field)
 from engine.metrics import Metrics
+from engine.api.auth import auth_middleware, known_keys
 from engine.api.openapi import document
 from engine.logs import CORRELATION
-from engine.api.pages import is_page, mount_pages, session_middleware
+from engine.api.pages import mount_pages, session_middleware
 from engine.api.review_api import mount_review_api
 from engine.api.tuning_api import TUNING_RUNNER, mount_tuning_api
 from engine.api.ratelimit import TokenBuckets
@@ -45,19 +44,7 @@ DISCORD_BOT = web.AppKey("discord_bot", tuple)
 GITHUB_APP = web.AppKey("github_app_for_metrics", object)
 TUNING_TASK = web.AppKey("tuning_task", tuple)
 GOLDEN_REPAIR = web.AppKey("golden_repair", asyncio.Task)
-OPEN_ROUTES = {"/healthz", "/readyz", "/openapi.json", "/github/webhook"}  # the webhook is authenticated by its signature
 MAX_QUESTION_CHARS = 8000
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
-
-
-def _is_loopback(remote: str | None) -> bool:
-    try:
-        return remote is not None and ipaddress.ip_address(remote).is_loopback
-    except ValueError:
-        return False
-
-
 NOT_READY = "the engine is not ready; try again shortly"
 
 # asyncpg's names for "the server is not there right now" (restarting, shutting down, gone).
@@ -94,6 +81,8 @@ async def errors_middleware(request: web.Request, handler):
         response = await handler(request)
     except BadRequest as error:
         response = error_response(400, str(error))
+    except UnsupportedMediaType as error:
+        response = error_response(415, str(error))
     except web.HTTPRequestEntityTooLarge:
         response = error_response(413, f"the body is larger than {request.app[ENGINE].settings.max_body_bytes} bytes")
     except web.HTTPException as error:
@@ -113,41 +102,6 @@ async def errors_middleware(request: web.Request, handler):
         metrics.requests.labels(route, str(response.status)).inc()
         metrics.latency.labels(route).observe(time.perf_counter() - started)
     return response
-
-
-async def _maintainer(request: web.Request, token: str) -> str | None:
-    """A maintainer's sign-in token works as a bearer key too; their name is then the caller."""
-    engine = request.app[ENGINE]
-    await engine.start()
-    name = await engine.review.maintainer_for(token)
-    return f"maintainer:{name}" if name else None
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler):
-    if request.path in OPEN_ROUTES or is_page(request.path):  # pages have their own sessions
-        return await handler(request)
-    digests = request.app[KEY_DIGESTS]
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip() if scheme.lower() == "bearer" else ""
-    given = _digest(token) if token else b""
-    if token and any(hmac.compare_digest(given, d) for d in digests):
-        caller = given.hex()[:12]
-    elif token and (maintainer := await _maintainer(request, token)):
-        caller = maintainer
-    elif not digests and _is_loopback(request.remote):
-        caller = "local"
-    elif token:
-        return error_response(401, "unknown API key")
-    elif digests:
-        return error_response(401, "send an API key as 'Authorization: Bearer <key>'")
-    else:
-        return error_response(401, "no API keys are configured (FIRSTREPLY_API_KEYS); only local clients are served")
-    request[CALLER] = caller
-    wait = request.app[LIMITS].take(caller)
-    if wait is not None:
-        return error_response(429, "too many requests for this key", {"Retry-After": str(max(1, round(wait)))})
-    return await handler(request)
 
 
 def question_from(data: dict, request: web.Request) -> Question:
@@ -221,6 +175,7 @@ async def search_route(request: web.Request) -> web.Response:
         raise BadRequest("'q' is required")
     if len(query) > MAX_QUESTION_CHARS:
         raise BadRequest(f"'q' is longer than {MAX_QUESTION_CHARS} characters")
+    checked_text("q", query)
     k = int_query(request, "k", 5, 1, 50)
     hits = await request.app[ENGINE].asearch(query, k=k, kb=_kb(request.query.get("kb")))
     return web.json_response({"query": query, "hits": [h.as_dict() for h in hits]})
@@ -400,7 +355,7 @@ def build_app(engine) -> web.Application:
     app[ENGINE] = engine
     app[METRICS] = engine.metrics
     app[LIMITS] = TokenBuckets(settings.rate_limit_per_minute)
-    app[KEY_DIGESTS] = [_digest(k.get_secret_value()) for k in settings.api_keys]
+    app[KEY_DIGESTS] = known_keys(settings)
     app.router.add_post("/v1/answer", answer_route)
     app.router.add_get("/v1/search", search_route)
     app.router.add_post("/v1/feedback", feedback_route)

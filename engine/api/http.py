@@ -7,18 +7,19 @@ import json
 
 from aiohttp import web
 
-from engine.metrics import Metrics
+from engine.answer.model import text_problem
 from engine.api.ratelimit import TokenBuckets
+from engine.metrics import Metrics
 
 ENGINE = web.AppKey("engine", object)
 METRICS = web.AppKey("metrics", Metrics)
 LIMITS = web.AppKey("limits", TokenBuckets)
 KEY_DIGESTS = web.AppKey("key_digests", list)
 REQUEST_ID = web.RequestKey("request_id", str)
-CALLER = web.RequestKey("caller", str)
+CALLER = web.RequestKey("caller", object)  # engine.api.auth.Caller
 
-ERROR_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-               413: "too_large", 429: "rate_limited", 500: "internal", 503: "unavailable"}
+ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+               409: "conflict", 413: "too_large", 415: "unsupported_media_type", 429: "rate_limited", 500: "internal", 503: "unavailable"}
 
 
 def error_response(status: int, message: str, headers: dict | None = None) -> web.Response:
@@ -30,14 +31,28 @@ class BadRequest(Exception):
     pass
 
 
+class UnsupportedMediaType(Exception):
+    """A body sent as another type than the route reads (415)."""
+
+
+def require_content_type(request: web.Request, *kinds: str) -> None:
+    """A 415 unless the body is one of ``kinds``: an HTML form on another site can send text/plain,
+    urlencoded or multipart bodies without asking, but never application/json."""
+    if request.content_type not in kinds:
+        raise UnsupportedMediaType(f"send the body as {' or '.join(kinds)} (Content-Type), not {request.content_type!r}")
+
+
 async def read_json(request: web.Request) -> dict:
     limit = request.app[ENGINE].settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    require_content_type(request, "application/json")
     try:
-        data = await request.json()
+        data = json.loads(await request.text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BadRequest("the body is not valid JSON") from None
+    except RecursionError:  # nesting deep enough to exhaust the parser's stack
+        raise BadRequest("the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
     return data
@@ -64,6 +79,14 @@ def text_field(data: dict, field: str, *, required: bool = False, limit: int = 5
         raise BadRequest(f"'{field}' must be a non-empty string" if required else f"'{field}' must be a string")
     if len(value) > limit:
         raise BadRequest(f"'{field}' is longer than {limit} characters")
+    return checked_text(field, value)
+
+
+def checked_text(field: str, value: str) -> str:
+    """``value``, or a 400 naming ``field`` when it can't be encoded or stored (see ``text_problem``)."""
+    problem = text_problem(value)
+    if problem:
+        raise BadRequest(f"'{field}' {problem}")
     return value
 
 

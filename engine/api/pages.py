@@ -18,7 +18,7 @@ from aiohttp import web
 
 from engine.answer.model import CHANNELS, Question
 from engine.api import charts
-from engine.api.http import ENGINE, LIMITS, METRICS, send_event, sse_response
+from engine.api.http import ENGINE, LIMITS, METRICS, checked_text, send_event, sse_response
 from engine.api.sessions import CsrfRefused, Sessions, WebSession, check_csrf
 from engine.store.repository import UnknownAnswer
 from engine.store.review import VERDICTS, AnswerFilter, ReviewError
@@ -126,6 +126,7 @@ async def ask_answer(request: web.Request) -> web.StreamResponse:
     question = data.get("question")
     if not isinstance(question, str) or not question.strip() or len(question) > MAX_QUESTION_CHARS:
         raise web.HTTPBadRequest(text=f"ask a question of 1-{MAX_QUESTION_CHARS} characters")
+    checked_text("question", question)
     wait = request.app[LIMITS].take(f"web:{request.remote}")
     if wait is not None:
         return web.json_response({"error": {"status": 429, "code": "rate_limited", "message": "slow down a little"}},

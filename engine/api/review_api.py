@@ -5,22 +5,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.api.http import CALLER, ENGINE, BadRequest, error_response, int_query, read_json, text_field
+from engine.api.auth import actor
+from engine.api.http import ENGINE, BadRequest, error_response, int_query, read_json, require_content_type, text_field
 from engine.api.pages import answer_filter
 from engine.store.review import ReviewError
 
 
 def _engine(request: web.Request):
     return request.app[ENGINE]
-
-
-def actor(request: web.Request, data: dict | None = None) -> str:
-    """Who is acting: the maintainer whose token was sent, else the body's ``by``, else the API key's id."""
-    caller = request.get(CALLER, "api")
-    if caller.startswith("maintainer:"):
-        return caller.removeprefix("maintainer:")
-    by = (data or {}).get("by")
-    return by.strip()[:100] if isinstance(by, str) and by.strip() else f"api:{caller}"
 
 
 def answer_view(record, *, full: bool = False) -> dict:
@@ -155,6 +147,7 @@ async def import_golden(request: web.Request) -> web.Response:
     limit = _engine(request).settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    require_content_type(request, "text/csv")
     try:
         text = (await request.read()).decode("utf-8-sig")
     except UnicodeDecodeError:

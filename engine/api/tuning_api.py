@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from engine.api.http import ENGINE, BadRequest, error_response, read_json
-from engine.api.review_api import actor
+from engine.api.auth import actor
 from engine.store.review import ReviewError
 
 

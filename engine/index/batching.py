@@ -6,6 +6,9 @@ query vectors in one call for little more than one. Under load, calls that arriv
 batch is running are gathered into the next one; a lone call waits for nothing but itself. The answer log uses it for group
 commit: concurrent answers share one transaction, and each caller still returns only once
 its own record is committed.
+
+One caller's bad item must not cost the others their results: when a shared batch raises,
+each of its items is run again alone, and only the items that fail alone fail.
 """
 
 from __future__ import annotations
@@ -41,17 +44,18 @@ class MicroBatcher(Generic[T, R]):
         await asyncio.sleep(0)  # let calls that arrived in the same loop turn join
         while self._pending:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            items = [item for item, _ in batch]
             try:
-                if inspect.iscoroutinefunction(self.run_batch):
-                    results = await self.run_batch(items)
-                else:
-                    results = await asyncio.to_thread(self.run_batch, items)
-            except Exception as error:  # every caller hears about it; the batcher keeps going
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
+                results = await self._run([item for item, _ in batch])
+            except Exception as error:
+                if len(batch) == 1:
+                    results = [error]
+                else:  # find the item that spoiled the batch: each one again, alone
+                    results = []
+                    for item, _ in batch:
+                        try:
+                            results.extend(await self._run([item]))
+                        except Exception as alone:
+                            results.append(alone)
             for (_, future), result in zip(batch, results):
                 if future.done():
                     continue
@@ -59,3 +63,8 @@ class MicroBatcher(Generic[T, R]):
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+
+    async def _run(self, items: list[T]) -> list:
+        if inspect.iscoroutinefunction(self.run_batch):
+            return await self.run_batch(items)
+        return await asyncio.to_thread(self.run_batch, items)

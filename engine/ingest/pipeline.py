@@ -125,6 +125,8 @@ class Ingestor:
         info = discover(root, repo_url, ref)
         source = str(info.root)
         report = IngestReport(source=source, files_seen=len(info.files))
+        for _path, why in info.skipped:  # links out of the source, FIFOs, devices, folders nested too deep
+            report.skipped[why] = report.skipped.get(why, 0) + 1
         vector_kind = f"{self.embedder.fingerprint}/text-v{EMBEDDING_TEXT_VERSION}"
         # Vectors from another model, or of differently prepared text, can't sit beside these: a new collection.
         store = self.vectors.prepare_for(vector_kind, known=self.manifest.data.get("embedding") == vector_kind)
@@ -144,11 +146,11 @@ class Ingestor:
                 progress("reading", index + 1, len(info.files))
             parser = parser_for(rel_path)
             if parser is None:
-                reason = "binary" if looks_binary(info.root / rel_path) else "unsupported format"
+                reason = "binary" if looks_binary(info.root, rel_path) else "unsupported format"
                 report.skipped[reason] = report.skipped.get(reason, 0) + 1
                 continue
             try:
-                text = read_text(info.root / rel_path)
+                text = read_text(info.root, rel_path)
             except UnreadableFile as error:
                 report.unreadable.append((rel_path, str(error)))
                 continue

@@ -3,14 +3,20 @@
 A source is a folder or a git checkout. In a checkout only tracked files are read (so build
 output and ignored files stay out) and the repository URL and ref are read from git when
 the caller gives none.
+
+Every path is hostile until checked: only regular files whose real path lies inside the
+source are read (a symlink to ``/etc/passwd``, to ``/dev/zero`` or to a FIFO is skipped, with
+its reason), folders are walked without recursion to a fixed depth, and a file is read with a
+bounded ``read`` on a descriptor that was checked to be a regular file, never by its name alone.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +31,11 @@ from engine.ingest.rst import parse_rst
 SKIPPED_DIRS = {"node_modules", "__pycache__", "venv", "site-packages", "build", "dist", "_build"}
 EXAMPLE_DIRS = {"example", "examples", "tutorial", "tutorials", "demos", "samples", "gallery"}
 MAX_FILE_BYTES = 2_000_000
+MAX_DEPTH = 64  # folders below the source's root; deeper ones are skipped and counted
+OUTSIDE = "links outside the source"
+NOT_REGULAR = "not a regular file"
+BROKEN_LINK = "broken link"
+FOLDER_LINK = "link to a folder (not followed)"
 
 
 def _is_example(rel_path: str) -> bool:
@@ -55,6 +66,7 @@ class SourceInfo:
     repo_url: str | None
     ref: str | None
     repo_prefix: str = ""  # where the folder sits in its repository, e.g. "docs/"
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) for what may not be read
 
 
 class UntrustedCheckout(ValueError):
@@ -90,53 +102,133 @@ def web_url(remote: str) -> str | None:
     return url if url.startswith(("https://", "http://")) else None
 
 
+def refusal(root: Path, rel_path: str) -> str | None:
+    """Why ``rel_path`` may not be read (None: a regular file whose real path is inside ``root``).
+
+    ``root`` must already be resolved."""
+    try:
+        real = (root / rel_path).resolve(strict=True)
+    except (OSError, RuntimeError):  # missing target, or a loop of links
+        return BROKEN_LINK
+    if not real.is_relative_to(root):
+        return OUTSIDE
+    try:
+        mode = real.stat().st_mode
+    except OSError:
+        return BROKEN_LINK
+    return None if stat.S_ISREG(mode) else NOT_REGULAR
+
+
+def _walk(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """Every visible file below ``root`` (relative POSIX paths) and what was skipped, without recursion."""
+    files: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    stack: list[tuple[str, int]] = [("", 0)]
+    while stack:
+        rel_dir, depth = stack.pop()
+        try:
+            with os.scandir(root / rel_dir) as entries:
+                listed = sorted(entries, key=lambda e: e.name)
+        except OSError as error:
+            skipped.append((rel_dir or ".", f"unreadable folder ({error.strerror or error})"))
+            continue
+        for entry in listed:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name in SKIPPED_DIRS:
+                    continue
+                if depth + 1 > MAX_DEPTH:
+                    skipped.append((rel, f"nested deeper than {MAX_DEPTH} folders"))
+                else:
+                    stack.append((rel, depth + 1))
+            elif entry.is_symlink() and os.path.isdir(root / rel):  # isdir: False for a loop of links
+                # Following folder links invites loops and duplicates; one that leaves the source is refused.
+                inside = Path(os.path.realpath(root / rel)).is_relative_to(root)
+                skipped.append((rel, FOLDER_LINK if inside else OUTSIDE))
+            else:
+                why = refusal(root, rel)
+                if why is None:
+                    files.append(rel)
+                else:
+                    skipped.append((rel, why))
+    return files, skipped
+
+
 def discover(root: Path, repo_url: str | None = None, ref: str | None = None) -> SourceInfo:
     root = root.resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")
     top = _git(root, "rev-parse", "--show-toplevel")
     repo_prefix = ""
+    skipped: list[tuple[str, str]] = []
     if top:  # the folder is a checkout, or inside one: tracked files only, links into the repository
         listed = _git(root, "ls-files", "-z") or ""
-        files = sorted(f for f in listed.split("\0") if f and (root / f).is_file())
+        files = []
+        for rel in sorted(f for f in listed.split("\0") if f):
+            if not os.path.lexists(root / rel):
+                continue  # tracked but deleted in the working tree
+            why = refusal(root, rel)
+            if why is None:
+                files.append(rel)
+            else:
+                skipped.append((rel, why))
         if repo_url is None and (remote := _git(root, "remote", "get-url", "origin")):
             repo_url = web_url(remote)
         ref = ref or _git(root, "rev-parse", "HEAD")
         relative = root.relative_to(Path(top).resolve()).as_posix()
         repo_prefix = "" if relative == "." else relative + "/"
     else:
-        files = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS)
-            rel_dir = Path(dirpath).relative_to(root).as_posix()
-            for name in filenames:
-                if not name.startswith("."):
-                    files.append(name if rel_dir == "." else f"{rel_dir}/{name}")
+        files, skipped = _walk(root)
         files.sort()
-    return SourceInfo(root=root, files=files, repo_url=repo_url, ref=ref, repo_prefix=repo_prefix)
-
-
-def looks_binary(path: Path) -> bool:
-    """True when the file's first 8 KiB hold a NUL byte, as binary formats' do and text never does."""
-    try:
-        with path.open("rb") as handle:
-            return b"\0" in handle.read(8192)
-    except OSError:
-        return False
+    return SourceInfo(root=root, files=files, repo_url=repo_url, ref=ref, repo_prefix=repo_prefix,
+                      skipped=sorted(skipped))
 
 
 class UnreadableFile(Exception):
     """A file that exists but cannot be read as text; the message says why."""
 
 
-def read_text(path: Path) -> str | None:
-    """The file's text; None for binary files; :class:`UnreadableFile` when it can't be read."""
+def read_bytes(root: Path, rel_path: str, limit: int | None = None) -> bytes:
+    """Up to ``limit`` bytes (default: all, at most ``MAX_FILE_BYTES``) of a regular file inside ``root``.
+
+    The check is repeated on the open descriptor (``O_NONBLOCK``, so a FIFO swapped in since
+    the listing can't block, and ``fstat``), so what was checked is what is read.
+    """
+    root = root.resolve()
+    why = refusal(root, rel_path)
+    if why is not None:
+        raise UnreadableFile(why)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise UnreadableFile(f"larger than {MAX_FILE_BYTES // 1_000_000} MB")
-        data = path.read_bytes()
+        descriptor = os.open((root / rel_path).resolve(), flags)
     except OSError as error:
         raise UnreadableFile(error.strerror or str(error)) from None
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise UnreadableFile(NOT_REGULAR)
+        wanted = MAX_FILE_BYTES if limit is None else limit
+        try:
+            data = handle.read(wanted + 1)  # one byte more tells a file that is too large
+        except OSError as error:
+            raise UnreadableFile(error.strerror or str(error)) from None
+    if limit is None and len(data) > MAX_FILE_BYTES:
+        raise UnreadableFile(f"larger than {MAX_FILE_BYTES:,} bytes")
+    return data[:wanted]
+
+
+def looks_binary(root: Path, rel_path: str) -> bool:
+    """True when the file's first 8 KiB hold a NUL byte, as binary formats' do and text never does."""
+    try:
+        return b"\0" in read_bytes(root, rel_path, 8192)
+    except UnreadableFile:
+        return False
+
+
+def read_text(root: Path, rel_path: str) -> str | None:
+    """The text of ``rel_path`` in ``root``; None for binary files; :class:`UnreadableFile` when it can't be read."""
+    data = read_bytes(root, rel_path)
     if b"\0" in data[:8192]:
         return None
     try:

@@ -60,21 +60,9 @@ class Store:
         """
         await self._log.submit((record, turns))
 
-    async def _log_many(self, items: list[tuple[AnswerRecord, list[HistoryTurn]]]) -> list[Exception | None]:
-        try:
-            await self._write(items)
-            return [None] * len(items)
-        except Exception:
-            if len(items) == 1:
-                raise
-        results: list[Exception | None] = []
-        for item in items:  # one bad record must not cost the others theirs
-            try:
-                await self._write([item])
-                results.append(None)
-            except Exception as error:
-                results.append(error)
-        return results
+    async def _log_many(self, items: list[tuple[AnswerRecord, list[HistoryTurn]]]) -> list[None]:
+        await self._write(items)  # if one record spoils the transaction, the batcher retries each alone
+        return [None] * len(items)
 
     async def _write(self, items: list[tuple[AnswerRecord, list[HistoryTurn]]]) -> None:
         async with self.session.begin() as session:

@@ -1,0 +1,150 @@
+"""Who is calling the API, what they may do, and whether a browser sent the request from another site.
+
+Credentials, in the order they are tried:
+
+- an API key from ``FIRSTREPLY_API_KEYS``, with the roles configured for it (``answer`` by
+  default; ``review`` and ``admin`` only when given) and a name, which is then the actor;
+- a maintainer's sign-in token, which may review and administer, as that maintainer;
+- nothing at all, from a loopback address, when no key is configured (the single-machine
+  default): every role, as ``local``.
+
+The actor recorded for a change always comes from the credential, never from the body (only a
+keyless local caller may name itself with ``by``). Each route needs one role (:data:`ROUTE_ROLES`);
+a route not listed there needs ``admin``.
+
+The keyless local mode is reachable by any web page the user has open, so a state change
+from it must not come from another site: ``Origin``/``Sec-Fetch-Site`` are checked, and JSON
+routes accept only ``application/json`` bodies, which a cross-site form cannot send.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from engine.api.http import CALLER, ENGINE, KEY_DIGESTS, LIMITS, error_response
+from engine.api.sessions import same_origin
+from engine.config import ROLES
+
+OPEN_ROUTES = {"/healthz", "/readyz", "/openapi.json", "/github/webhook"}  # the webhook is authenticated by its signature
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+#: The role each route needs: the first prefix that matches decides; a route not listed needs ``admin``.
+ROUTE_ROLES: tuple[tuple[str, str | None], ...] = (
+    ("/v1/", "answer"),
+    ("/api/v1/answers", "review"),
+    ("/api/v1/golden-records", "review"),
+    ("/api/v1/overview", "review"),
+    ("/api/v1/github/replies", "review"),
+    ("/api/v1/github/jobs", "review"),
+    ("/api/v1/", "admin"),  # fine-tuning, activations, switching the GitHub App per repository
+    ("/api/", "answer"),  # FURY's /api/{provider}/generate
+    ("/metrics", None),  # any valid credential
+)
+
+
+@dataclass(frozen=True)
+class Caller:
+    id: str  # rate limits are per caller
+    actor: str  # recorded as who did it
+    roles: frozenset[str]
+    local: bool = False  # keyless, on this machine
+
+
+def digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+
+
+@dataclass(frozen=True)
+class KnownKey:
+    digest: bytes
+    name: str
+    roles: frozenset[str]
+
+
+def known_keys(settings) -> list[KnownKey]:
+    keys = []
+    for entry in settings.api_keys:
+        value = entry.key.get_secret_value()
+        keys.append(KnownKey(digest(value), entry.name or f"key-{digest(value).hex()[:8]}", frozenset(entry.roles)))
+    return keys
+
+
+def required_role(path: str) -> str | None:
+    for prefix, role in ROUTE_ROLES:
+        if path.startswith(prefix):
+            return role
+    return "admin"
+
+
+def is_loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+def cross_site(request: web.Request) -> bool:
+    """Whether a browser says this request was made by a page of another site."""
+    fetch_site = request.headers.get("Sec-Fetch-Site", "").lower()
+    return fetch_site in {"cross-site", "same-site"} or not same_origin(request)
+
+
+async def identify(request: web.Request) -> Caller | web.Response:
+    """The caller, or the 401 to send instead."""
+    keys: list[KnownKey] = request.app[KEY_DIGESTS]
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    if token:
+        given = digest(token)
+        for key in keys:
+            if hmac.compare_digest(given, key.digest):
+                return Caller(f"key:{key.name}", f"api:{key.name}", key.roles)
+        engine = request.app[ENGINE]
+        await engine.start()
+        name = await engine.review.maintainer_for(token)
+        if name:
+            return Caller(f"maintainer:{name}", name, frozenset({"review", "admin"}))
+        return error_response(401, "unknown API key")
+    if not keys and is_loopback(request.remote):
+        return Caller("local", "local", frozenset(ROLES), local=True)
+    if keys:
+        return error_response(401, "send an API key as 'Authorization: Bearer <key>'")
+    return error_response(401, "no API keys are configured (FIRSTREPLY_API_KEYS); only local clients are served")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    from engine.api.pages import is_page  # the pages authenticate with their own sessions
+
+    if request.path in OPEN_ROUTES or is_page(request.path):
+        return await handler(request)
+    caller = await identify(request)
+    if isinstance(caller, web.Response):
+        return caller
+    if caller.local and request.method not in SAFE_METHODS and cross_site(request):
+        return error_response(403, "cross-site request refused: a web page may not change this engine's state")
+    role = required_role(request.path)
+    if role is not None and role not in caller.roles:
+        return error_response(403, f"this key may not do that: it needs the '{role}' role "
+                                   f"(it has: {', '.join(sorted(caller.roles)) or 'none'})")
+    request[CALLER] = caller
+    wait = request.app[LIMITS].take(caller.id)
+    if wait is not None:
+        return error_response(429, "too many requests for this key", {"Retry-After": str(max(1, round(wait)))})
+    return await handler(request)
+
+
+def actor(request: web.Request, data: dict | None = None) -> str:
+    """Who is acting: the credential's name; only a keyless local caller may name itself with ``by``."""
+    caller: Caller | None = request.get(CALLER)
+    if caller is None:
+        return "api"
+    by = (data or {}).get("by")
+    if caller.local and isinstance(by, str) and by.strip():
+        return by.strip()[:100]
+    return caller.actor

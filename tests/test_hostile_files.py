@@ -1,0 +1,123 @@
+"""Hostile files in a source: symlinks out of it, FIFOs, device files, folders nested past reason.
+
+Each is skipped and counted with its reason; nothing outside the source is ever read, and no
+file can hang the ingest or exhaust memory.
+"""
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine.ingest.sources import MAX_DEPTH, discover
+from engine.service import Engine
+
+SECRET = "root:x:0:0:hunter2-supersecret-token:/root:/bin/bash"
+
+
+@pytest.fixture
+def engine(settings, embedder) -> Engine:
+    engine = Engine(settings)
+    engine.__dict__["embedder"] = embedder
+    return engine
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Path:
+    """docs/ with one real page and every kind of file an attacker (or an accident) could put beside it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.env").write_text(SECRET + "\n")
+    docs = tmp_path / "project" / "docs"
+    docs.mkdir(parents=True)
+    (docs / "index.md").write_text("# Install\n\nRun `pip install tinyviz` to install it.\n")
+    (docs / "users.md").symlink_to(outside / "secret.env")  # absolute link out of the source
+    (docs / "x.md").symlink_to(Path("..") / ".." / "outside" / "secret.env")  # relative link out of it
+    (docs / "again.md").symlink_to("index.md")  # a link that stays inside is an ordinary page
+    (docs / "zero.md").symlink_to("/dev/zero")  # reads forever
+    os.mkfifo(docs / "pipe.md")  # blocks forever on open
+    (docs / "loop.md").symlink_to("loop.md")  # a link to itself
+    (docs / "shared").symlink_to(outside, target_is_directory=True)  # a folder link out of the source
+    return docs.parent
+
+
+def _with_deadline(function, seconds: float = 60):
+    """Run ``function`` in a thread; a hang fails the test instead of hanging the suite."""
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["value"] = function()
+        except BaseException as error:  # noqa: BLE001 - reported to the test below
+            result["error"] = error
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"still running after {seconds} s (a FIFO or device file was opened?)"
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def test_discover_lists_only_regular_files_inside_the_source_and_says_why_for_the_rest(hostile):
+    info = _with_deadline(lambda: discover(hostile))
+    assert info.files == ["docs/again.md", "docs/index.md"]
+    reasons = dict(info.skipped)
+    assert reasons["docs/users.md"] == reasons["docs/x.md"] == reasons["docs/zero.md"] == "links outside the source"
+    assert reasons["docs/shared"] == "links outside the source"
+    assert reasons["docs/pipe.md"] == "not a regular file"
+    assert reasons["docs/loop.md"] == "broken link"
+
+
+def test_ingest_never_indexes_what_a_symlink_points_at_outside_the_source(engine, hostile):
+    report = _with_deadline(lambda: engine.ingest(hostile))
+    assert sorted(report.added) == ["docs/again.md", "docs/index.md"]
+    assert report.skipped["links outside the source"] == 4
+    assert report.skipped["not a regular file"] == 1
+    assert report.skipped["broken link"] == 1
+    found = " ".join(h.chunk.text for h in engine.search("root x 0 0 hunter2 supersecret token bin bash", k=10))
+    assert "hunter2" not in found and "pip install tinyviz" in found
+
+
+def test_a_tracked_symlink_in_a_git_checkout_is_refused_too(engine, hostile):
+    project = hostile
+    os.remove(project / "docs" / "pipe.md")  # git can't track a FIFO; everything else is committed
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "hostile"], check=True)
+    tracked = subprocess.run([*git, "ls-files"], check=True, capture_output=True, text=True).stdout.split()
+    assert "docs/users.md" in tracked  # git really tracks the link
+    report = _with_deadline(lambda: engine.ingest(project))
+    assert sorted(report.added) == ["docs/again.md", "docs/index.md"]
+    assert report.skipped["links outside the source"] >= 2
+    assert not any("hunter2" in h.chunk.text for h in engine.search("hunter2 supersecret root", k=10))
+
+
+def test_folders_nested_past_the_limit_are_skipped_not_a_recursion_error(tmp_path):
+    root = tmp_path / "deep"
+    root.mkdir()
+    try:
+        folder = root
+        for _ in range(1100):  # one level at a time: pathlib's own mkdir(parents=True) recurses too
+            folder = folder / "d"
+            folder.mkdir()
+        (folder / "bottom.md").write_text("# Bottom\n")
+        (root / "top.md").write_text("# Top\n")
+        info = _with_deadline(lambda: discover(root))
+    finally:  # pytest's own clean-up (shutil.rmtree) recurses, and would fail on this tree
+        subprocess.run(["rm", "-rf", str(root)], check=True)
+    assert info.files == ["top.md"]
+    assert [why for _, why in info.skipped] == [f"nested deeper than {MAX_DEPTH} folders"]
+
+
+def test_a_file_that_grows_past_the_limit_after_the_size_check_is_cut_off(tmp_path, monkeypatch):
+    from engine.ingest import sources
+
+    monkeypatch.setattr(sources, "MAX_FILE_BYTES", 1000)
+    (tmp_path / "big.md").write_text("x" * 5000)
+    with pytest.raises(sources.UnreadableFile, match="larger than"):
+        sources.read_text(tmp_path, "big.md")
