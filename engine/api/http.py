@@ -49,7 +49,7 @@ async def read_json(request: web.Request) -> dict:
     require_content_type(request, "application/json")
     try:
         data = json.loads(await request.text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except ValueError:  # not JSON, not UTF-8, or an integer of more digits than Python converts
         raise BadRequest("the body is not valid JSON") from None
     except RecursionError:  # nesting deep enough to exhaust the parser's stack
         raise BadRequest("the body is nested too deeply") from None
