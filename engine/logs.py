@@ -39,17 +39,25 @@ def secrets_of(settings) -> list[str]:
     return sorted(set(values), key=len, reverse=True)  # longest first, so no secret is half-replaced
 
 
-class ContextFilter(logging.Filter):
-    """Adds ``correlation_id`` to every record and replaces secrets in its message (and traceback)."""
+class Redactor:
+    """Replaces known secret values in text: for log lines, and for anything else an upstream's words
+    reach (a provider's error becomes an answer's fallback reason, stored and shown to clients)."""
 
     def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if len(s) >= 4]
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
         return text
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``correlation_id`` to every record and replaces secrets in its message (and traceback)."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.redact = Redactor(secrets).redact
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.correlation_id = CORRELATION.get()

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import AsyncIterator, Protocol, runtime_checkable
 
 from engine.answer.model import Answer, Citation, Question
-from engine.store.repository import UnknownAnswer
+from engine.store.repository import ConversationConflict, UnknownAnswer
 
-__all__ = ["Answer", "Answerer", "Citation", "Question", "UnknownAnswer"]
+__all__ = ["Answer", "Answerer", "Citation", "ConversationConflict", "Question", "UnknownAnswer"]
 
 
 @runtime_checkable

@@ -30,6 +30,7 @@ from engine.index.vectors import Chroma, VectorStore
 from engine.ingest.pipeline import IngestReport, Ingestor, Progress
 from engine.llm.chain import ProviderChain
 from engine.llm.factory import build_chain
+from engine.logs import Redactor, secrets_of
 from engine.metrics import Metrics
 from engine.store.github import GitHubStore
 from engine.store.repository import Store
@@ -199,7 +200,7 @@ class Engine:
             self.asearch, self.chain, self.store,
             PipelineSettings(thresholds=s.abstain_thresholds, max_output_tokens=s.max_output_tokens,
                              context_window=s.llm_context_window, k=s.search_k, history_turns=s.history_turns,
-                             user_salt=self._user_salt()),
+                             user_salt=self._user_salt(), redact=Redactor(secrets_of(self.settings)).redact),
             metrics=self.metrics,
         )
 

@@ -106,7 +106,8 @@ def test_serve_runs_the_api_until_interrupted(env, sample_project):
                 time.sleep(0.3)
         assert ready["status"] == "ready"
         request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/answer", method="POST",
-                                         data=json.dumps({"question": "How do I zoom the camera?"}).encode())
+                                         data=json.dumps({"question": "How do I zoom the camera?"}).encode(),
+                                         headers={"Content-Type": "application/json"})
         answer = json.load(urllib.request.urlopen(request, timeout=30))
         assert "scene.zoom(2)" in answer["text"] and answer["citations"]
     finally:

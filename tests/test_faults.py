@@ -143,7 +143,7 @@ def test_what_counts_as_a_dependency_being_down():
     clients saw were these; each must be a 503, and a plain bug a 500."""
     from sqlalchemy.exc import DBAPIError
 
-    from engine.api.app import dependency_down
+    from engine.api.errors import dependency_down
 
     class ShuttingDown(Exception):
         sqlstate = "57P03"  # asyncpg's CannotConnectNowError, as SQLAlchemy's asyncpg dialect wraps it

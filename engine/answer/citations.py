@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from engine.answer.mentions import defuse_mentions
 from engine.answer.model import Citation
 from engine.llm.base import ContextPassage
 
@@ -30,6 +31,6 @@ def resolve_citations(text: str, passages: Sequence[ContextPassage]) -> tuple[st
     citations = []
     for n in cited:
         p = given[n]
-        title, _, heading = p.title.partition(" › ")
+        title, _, heading = defuse_mentions(p.title).partition(" › ")  # titles are shown beside the answer
         citations.append(Citation(n, title, p.url, p.path, heading))
     return cleaned, citations

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 
 ZERO_WIDTH_SPACE = "\u200b"
-_CROWD = re.compile(r"(?<![\w.])@(everyone|here)\b", re.IGNORECASE)
+# No look-behind: Discord pings "@everyone" wherever it stands, "x@everyone" and "foo.@here" included.
+_CROWD = re.compile(r"@(everyone|here)\b", re.IGNORECASE)
 _DISCORD_MENTION = re.compile(r"<@([!&]?)(\d+)>")
 
 

@@ -25,6 +25,7 @@ from engine.answer.citations import resolve_citations
 from engine.answer.mentions import defuse_mentions
 from engine.answer.model import Answer, Question
 from engine.answer.prompt import NOT_IN_CONTEXT, BuiltPrompt, build_prompt
+from engine.answer.streaming import HeldBackText
 from engine.index.retriever import Hit
 from engine.llm.base import Attempt, ContextPassage, GenerationRequest, ProviderError
 from engine.llm.chain import ProviderChain
@@ -68,6 +69,7 @@ class PipelineSettings:
     k: int = 5
     history_turns: int = 20
     user_salt: str = ""
+    redact: Callable[[str], str] = str  # removes known secrets from text an upstream wrote (its errors)
 
 
 @dataclass
@@ -118,7 +120,8 @@ class AnswerPipeline:
 
     async def _prepare(self, question: Question) -> Prepared:
         started = time.perf_counter()
-        history = await self.store.history(question.conversation_id, self.settings.history_turns) if question.conversation_id else []
+        history = await self.store.history(question.conversation_id, self.settings.history_turns,
+                                           channel=question.channel) if question.conversation_id else []
         search_query = await self._standalone(question, history)
         searched = time.perf_counter()
         hits = await self.search(search_query, k=self.settings.k, kb=question.kb, title=question.title)
@@ -172,7 +175,7 @@ class AnswerPipeline:
             model=model if prepared.prompt else "none", id=str(uuid.uuid4()), conversation_id=question.conversation_id,
             escalation=ESCALATION[question.channel] if abstained else None,
             latency_ms=int(1000 * (time.perf_counter() - prepared.started)),
-            fallback_reasons=[f"{f.provider}: {f.error}" for f in prepared.failures], hits=prepared.hits,
+            fallback_reasons=[self.settings.redact(f.error) for f in prepared.failures], hits=prepared.hits,
         )
         estimate = self.chain.primary.estimate_tokens
         record = AnswerRecord(
@@ -215,6 +218,8 @@ class AnswerPipeline:
             return
         pieces: list[str] = []
         held = ""  # hold back the start until it can't be the NOT_IN_CONTEXT reply
+        passages = prepared.prompt.passages
+        shown = HeldBackText(lambda text: resolve_citations(defuse_mentions(text), passages)[0])
         model, prompt_tokens, output_tokens = "extractive", None, None
         asked = time.perf_counter()
         async for event in self.chain.stream(self._request(prepared), prepared.failures):
@@ -226,13 +231,17 @@ class AnswerPipeline:
                         continue
                     if held.lstrip().startswith(NOT_IN_CONTEXT):
                         continue
-                    delta, held = held, None
-                    yield {"type": "delta", "text": defuse_mentions(delta)}
+                    piece, held = held, None
                 else:
-                    yield {"type": "delta", "text": defuse_mentions(event.text)}
+                    piece = event.text
+                delta = shown.push(piece)
+                if delta:
+                    yield {"type": "delta", "text": delta}
             if event.done and event.generation:
                 model = event.generation.model
                 prompt_tokens, output_tokens = event.generation.prompt_tokens, event.generation.output_tokens
+        if held is None and (rest := shown.flush()):
+            yield {"type": "delta", "text": rest}
         if self.metrics is not None:
             self.metrics.provider_latency.labels(model).observe(time.perf_counter() - asked)
         answer = await self._finish(prepared, "".join(pieces), model, prompt_tokens, output_tokens)

@@ -43,6 +43,8 @@ class BuiltPrompt:
 
 
 def _fence(label: str, body: str, tag: str) -> str:
+    # The label (a title, a URL) is untrusted too: one line, with no fence marks of its own.
+    label = " ".join(label.replace(tag, "").replace("<<<", "").replace(">>>", "").split())
     return f"<<<{label} {tag}>>>\n{body.replace(tag, '')}\n<<<end {tag}>>>"
 
 

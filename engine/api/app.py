@@ -4,38 +4,29 @@ Routes: ``POST /v1/answer`` (JSON, or server-sent events with ``"stream": true``
 ``GET /v1/search``, ``POST /v1/feedback``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``,
 and ``POST /api/{provider}/generate`` for the existing FURY bot clients.
 
-Every route but health needs a bearer API key (``FIRSTREPLY_API_KEYS``); with no key
-configured, only loopback clients are served. Errors always have one shape,
-``{"error": {"status", "code", "message"}}``, with 400/401/404/413/429/503.
+Who may call what is :mod:`engine.api.auth`'s (keys with roles; loopback clients when no key is
+configured); what a failure becomes is :mod:`engine.api.errors`'s (one error shape,
+``{"error": {"status", "code", "message"}}``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
-import time
-import uuid
 
 from aiohttp import web
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from engine.answer.model import CHANNELS, Answer, Question
-from engine.api.http import (CALLER, ENGINE, ERROR_CODES, KEY_DIGESTS, LIMITS, METRICS, REQUEST_ID, BadRequest,
-                             UnsupportedMediaType,
-                             checked_text, error_response, int_query, read_json, send_event, sse_response, text_field)
-from engine.metrics import Metrics
 from engine.api.auth import auth_middleware, known_keys
+from engine.api.errors import dependency_down, errors_middleware, stream_events
+from engine.api.http import (ENGINE, KEY_DIGESTS, LIMITS, METRICS, REQUEST_ID, BadRequest, checked_text,
+                             error_response, int_query, read_json, text_field)
 from engine.api.openapi import document
-from engine.logs import CORRELATION
 from engine.api.pages import mount_pages, session_middleware
+from engine.api.ratelimit import TokenBuckets
 from engine.api.review_api import mount_review_api
 from engine.api.tuning_api import TUNING_RUNNER, mount_tuning_api
-from engine.api.ratelimit import TokenBuckets
-from engine.index.embedder import EmbeddingModelError
-from engine.index.vectors import VectorStoreError
-from engine.store.database import DatabaseError
 from engine.store.repository import UnknownAnswer
 
 log = logging.getLogger(__name__)
@@ -45,65 +36,6 @@ GITHUB_APP = web.AppKey("github_app_for_metrics", object)
 TUNING_TASK = web.AppKey("tuning_task", tuple)
 GOLDEN_REPAIR = web.AppKey("golden_repair", asyncio.Task)
 MAX_QUESTION_CHARS = 8000
-NOT_READY = "the engine is not ready; try again shortly"
-
-# asyncpg's names for "the server is not there right now" (restarting, shutting down, gone).
-UNAVAILABLE = {"CannotConnectNowError", "ConnectionDoesNotExistError", "ConnectionFailureError", "AdminShutdownError",
-               "CrashShutdownError", "TooManyConnectionsError"}
-
-
-def dependency_down(error: BaseException) -> bool:
-    """Whether an error means a dependency is unreachable (503), not that something is wrong (500): the same
-    verdict for an answer, streamed or not, as ``/readyz`` gives for the same outage."""
-    if isinstance(error, (DatabaseError, VectorStoreError, EmbeddingModelError, ConnectionError, OperationalError,
-                          InterfaceError)):
-        return True
-    if isinstance(error, DBAPIError):
-        if error.connection_invalidated:
-            return True
-        cause = error.orig
-        state = str(getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None) or "")
-        if state.startswith("08") or state in {"57P01", "57P02", "57P03", "53300"}:  # connection, shutdown, too many
-            return True
-        if state == "55000" and error.statement is None:  # refused while connecting: "not currently accepting connections"
-            return True
-        return any(type(e).__name__ in UNAVAILABLE for e in (cause, getattr(cause, "__cause__", None)) if e is not None)
-    return type(error).__name__ in UNAVAILABLE
-
-
-@web.middleware
-async def errors_middleware(request: web.Request, handler):
-    request[REQUEST_ID] = (request.headers.get("X-Request-Id") or uuid.uuid4().hex)[:100]
-    CORRELATION.set(request[REQUEST_ID])
-    started = time.perf_counter()
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
-    try:
-        response = await handler(request)
-    except BadRequest as error:
-        response = error_response(400, str(error))
-    except UnsupportedMediaType as error:
-        response = error_response(415, str(error))
-    except web.HTTPRequestEntityTooLarge:
-        response = error_response(413, f"the body is larger than {request.app[ENGINE].settings.max_body_bytes} bytes")
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        response = error_response(error.status, error.reason)
-    except Exception as error:
-        if dependency_down(error):  # the database or Chroma is down or restarting: the client may retry shortly
-            log.error("request %s: engine not ready: %s", request[REQUEST_ID], (str(error) or type(error).__name__).splitlines()[0])
-            response = error_response(503, NOT_READY)
-        else:
-            log.exception("request %s failed", request[REQUEST_ID])
-            response = error_response(500, "something went wrong on our side")
-    response.headers["X-Request-Id"] = request[REQUEST_ID]
-    if not response.prepared:
-        metrics = request.app[METRICS]
-        metrics.requests.labels(route, str(response.status)).inc()
-        metrics.latency.labels(route).observe(time.perf_counter() - started)
-    return response
-
-
 def question_from(data: dict, request: web.Request) -> Question:
     channel = data.get("channel", "api")
     if channel not in CHANNELS:
@@ -147,26 +79,14 @@ async def answer_route(request: web.Request) -> web.StreamResponse:
         answer = await engine.answer(question)
         metrics.answered(answer, question.channel)
         return web.json_response(answer.as_dict())
-    response = await sse_response(request)
-    try:
-        async for event in engine.answer_stream(question):
-            if event["type"] == "delta":
-                await send_event(response, "delta", {"text": event["text"]})
-            else:
-                metrics.answered(event["answer"], question.channel)
-                await send_event(response, "answer", event["answer"].as_dict())
-    except ConnectionResetError:  # the client went away; the answer was still logged
-        log.info("request %s: client disconnected during the stream", request[REQUEST_ID])
-        return response
-    except Exception as error:
-        if dependency_down(error):
-            log.error("request %s: engine not ready: %s", request[REQUEST_ID], (str(error) or type(error).__name__).splitlines()[0])
-            await send_event(response, "error", {"status": 503, "code": "unavailable", "message": NOT_READY})
-        else:
-            log.exception("request %s: streaming failed", request[REQUEST_ID])
-            await send_event(response, "error", {"status": 500, "code": "internal", "message": "something went wrong on our side"})
-    await response.write_eof()
-    return response
+
+    def render(event: dict) -> tuple[str, dict]:
+        if event["type"] == "delta":
+            return "delta", {"text": event["text"]}
+        metrics.answered(event["answer"], question.channel)
+        return "answer", event["answer"].as_dict()
+
+    return await stream_events(request, engine.answer_stream(question), render)
 
 
 async def search_route(request: web.Request) -> web.Response:
@@ -217,15 +137,14 @@ async def fury_generate_route(request: web.Request) -> web.StreamResponse:
         answer = await engine.answer(question)
         request.app[METRICS].answered(answer, "api")
         return web.json_response({"response": answer.text, "references": references(answer)})
-    response = await sse_response(request)
-    async for event in engine.answer_stream(question):
+
+    def render(event: dict) -> tuple[str, dict]:
         if event["type"] == "delta":
-            await send_event(response, "delta", {"response": event["text"]})
-        else:
-            request.app[METRICS].answered(event["answer"], "api")
-            await send_event(response, "done", {"response": event["answer"].text, "references": references(event["answer"])})
-    await response.write_eof()
-    return response
+            return "delta", {"response": event["text"]}
+        request.app[METRICS].answered(event["answer"], "api")
+        return "done", {"response": event["answer"].text, "references": references(event["answer"])}
+
+    return await stream_events(request, engine.answer_stream(question), render)
 
 
 PLATFORMS = {"discord", "github"}

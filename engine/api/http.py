@@ -49,13 +49,33 @@ async def read_json(request: web.Request) -> dict:
     require_content_type(request, "application/json")
     try:
         data = json.loads(await request.text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except ValueError:  # not JSON, not UTF-8, or an integer of more digits than Python converts
         raise BadRequest("the body is not valid JSON") from None
     except RecursionError:  # nesting deep enough to exhaust the parser's stack
         raise BadRequest("the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
     return data
+
+
+MAX_ROW_ID = 2**31 - 1  # the largest id an INTEGER column holds (PostgreSQL's int4)
+MAX_PAGE = 10_000
+
+
+def row_id(value: str) -> int | None:
+    """A table row's id from a path segment; None when the text can't be one (so: there is no such row)."""
+    if not value.isdigit() or len(value) > 10:
+        return None
+    number = int(value)
+    return number if 0 < number <= MAX_ROW_ID else None
+
+
+def page_number(value: str | None) -> int:
+    """A list's page from a query string, clamped to 1..MAX_PAGE; anything else is the first page."""
+    try:
+        return max(1, min(MAX_PAGE, int(value or "1"))) if value is None or len(value) <= 8 else MAX_PAGE
+    except ValueError:
+        return 1
 
 
 def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:

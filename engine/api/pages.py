@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import uuid
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlencode
@@ -18,7 +20,8 @@ from aiohttp import web
 
 from engine.answer.model import CHANNELS, Question
 from engine.api import charts
-from engine.api.http import ENGINE, LIMITS, METRICS, checked_text, send_event, sse_response
+from engine.api.errors import stream_events
+from engine.api.http import ENGINE, LIMITS, METRICS, checked_text, page_number, read_json, row_id
 from engine.api.sessions import CsrfRefused, Sessions, WebSession, check_csrf
 from engine.store.repository import UnknownAnswer
 from engine.store.review import VERDICTS, AnswerFilter, ReviewError
@@ -41,7 +44,13 @@ async def session_middleware(request: web.Request, handler):
     if not is_page(request.path) or request.path.startswith("/static/"):
         return await handler(request)
     sessions = request.app[SESSIONS]
-    request[SESSION] = sessions.load(request)
+    session = request[SESSION] = sessions.load(request)
+    if session.token:  # signed in: still, on the server?
+        engine = _engine(request)
+        await engine.start()
+        session.maintainer = await engine.review.session_maintainer(session.token)
+        if session.maintainer is None:
+            session.token = None
     try:
         response = await handler(request)
     except web.HTTPException as error:
@@ -66,6 +75,14 @@ def render(request: web.Request, name: str, status: int = 200, **context) -> web
                         headers={"Content-Security-Policy": "default-src 'self'; style-src 'self'; img-src 'self' data:; "
                                                             "script-src 'self'; frame-ancestors 'none'",
                                  "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})
+
+
+def safe_href(url) -> str:
+    """``url`` if a page may link to it (http(s), or a path on this site), else "": a knowledge base's
+    folder named ``javascript:alert(1)`` must never become a link."""
+    if isinstance(url, str) and (url.startswith(("https://", "http://")) or (url.startswith("/") and not url.startswith("//"))):
+        return url if url.isprintable() else ""
+    return ""
 
 
 def _engine(request: web.Request):
@@ -108,13 +125,7 @@ async def _ask_json(request: web.Request) -> dict:
     if not engine.settings.ask_public and not request[SESSION].maintainer:
         raise web.HTTPUnauthorized(text="sign in to ask")
     check_csrf(request, request[SESSION], request.headers.get("X-CSRF-Token"))
-    try:
-        data = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text="the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text="the body must be a JSON object")
-    return data
+    return await read_json(request)
 
 
 async def ask_answer(request: web.Request) -> web.StreamResponse:
@@ -131,24 +142,30 @@ async def ask_answer(request: web.Request) -> web.StreamResponse:
     if wait is not None:
         return web.json_response({"error": {"status": 429, "code": "rate_limited", "message": "slow down a little"}},
                                  status=429, headers={"Retry-After": str(max(1, round(wait)))})
-    conversation = data.get("conversation_id") if isinstance(data.get("conversation_id"), str) else None
     session = request[SESSION]
-    response = await sse_response(request)
-    try:
-        async for event in _engine(request).answer_stream(Question(
-                question.strip(), channel="web", conversation_id=conversation, user_id=f"web:{session.visitor}")):
-            if event["type"] == "delta":
-                await send_event(response, "delta", {"text": event["text"]})
-            else:
-                request.app[METRICS].answered(event["answer"], "web")
-                await send_event(response, "answer", event["answer"].as_dict())
-    except ConnectionResetError:
-        return response
-    except Exception:
-        log.exception("the Ask page's answer failed")
-        await send_event(response, "error", {"message": "something went wrong on our side"})
-    await response.write_eof()
-    return response
+    conversation = _page_conversation(data.get("conversation_id"), session)
+
+    def render(event: dict) -> tuple[str, dict]:
+        if event["type"] == "delta":
+            return "delta", {"text": event["text"]}
+        request.app[METRICS].answered(event["answer"], "web")
+        return "answer", event["answer"].as_dict()
+
+    question = Question(question.strip(), channel="web", conversation_id=conversation, user_id=f"web:{session.visitor}")
+    return await stream_events(request, _engine(request).answer_stream(question), render)
+
+
+def _page_conversation(given, session: WebSession) -> str:
+    """The Ask page's conversations are the server's: a new one, or one this visitor was given before.
+
+    An id of anyone else's (another visitor, a Discord thread, a GitHub discussion) is refused, so a
+    visitor can neither read nor add to a conversation that isn't theirs."""
+    mine = f"web:{session.visitor}:"
+    if given is None:
+        return mine + uuid.uuid4().hex[:16]
+    if not isinstance(given, str) or not re.fullmatch(re.escape(mine) + "[0-9a-f]{16}", given):
+        raise web.HTTPBadRequest(text="that conversation isn't yours: ask without a conversation_id to start a new one")
+    return given
 
 
 async def ask_feedback(request: web.Request) -> web.Response:
@@ -174,8 +191,13 @@ async def review_home(_request: web.Request) -> web.Response:
 # -- signing in -----------------------------------------------------------------------------------
 
 
+# Where sign-in may send you back to: a page of this site, as a plain path and query. Anything else
+# (another host, "//host", a backslash or a tab that browsers read as "//", a scheme) goes to the answers.
+_RETURN_PATH = re.compile(r"^/(review|ask)(/[A-Za-z0-9_.~-]+)*/?(\?[A-Za-z0-9_.~%=&+-]*)?$")
+
+
 def _safe_next(value: str | None) -> str:
-    return value if value and value.startswith("/") and not value.startswith("//") else "/review/answers"
+    return value if isinstance(value, str) and _RETURN_PATH.fullmatch(value) else "/review/answers"
 
 
 async def login_page(request: web.Request) -> web.Response:
@@ -194,14 +216,19 @@ async def login(request: web.Request) -> web.Response:
         log.warning("sign-in refused from %s", request.remote)
         return render(request, "login.html", status=401, next=target, error="That token is not valid.")
     session = request[SESSION]
-    session.maintainer, session.csrf = name, WebSession().csrf  # a new token after signing in
+    session.token, session.maintainer = await engine.review.open_session(name), name
+    session.csrf = WebSession().csrf  # a new CSRF token after signing in
     await engine.review.audit(name, "signin", None, {"from": request.remote})
     raise web.HTTPSeeOther(target)
 
 
 async def logout(request: web.Request) -> web.Response:
     await _form(request)
-    request[SESSION].maintainer = None
+    session = request[SESSION]
+    if session.token:
+        engine = _engine(request)
+        await engine.review.end_session(session.token)
+    session.token = session.maintainer = None
     raise web.HTTPSeeOther("/review/login")
 
 
@@ -214,10 +241,7 @@ def _flag(value: str | None) -> bool | None:
 
 def answer_filter(query) -> AnswerFilter:
     """The list's filters from a query string; anything unknown is ignored, not an error."""
-    try:
-        page = max(1, min(10_000, int(query.get("page", "1"))))
-    except ValueError:
-        page = 1
+    page = page_number(query.get("page"))
     return AnswerFilter(
         channel=query.get("channel") if query.get("channel") in CHANNELS else None,
         verdict=query.get("verdict") if query.get("verdict") in VERDICTS else None,
@@ -284,10 +308,7 @@ async def golden_page(request: web.Request) -> web.Response:
     require_maintainer(request)
     engine = _engine(request)
     await engine.start()
-    try:
-        page = max(1, int(request.query.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = page_number(request.query.get("page"))
     text = (request.query.get("q") or "").strip()[:200] or None
     rows, more = await engine.review.golden_records(text, page)
     params = {"q": text} if text else {}
@@ -301,7 +322,8 @@ async def golden_record_page(request: web.Request) -> web.Response:
     require_maintainer(request)
     engine = _engine(request)
     await engine.start()
-    record = await engine.review.golden_record(int(request.match_info["id"]))
+    record_id = row_id(request.match_info["id"])
+    record = await engine.review.golden_record(record_id) if record_id else None
     if record is None:
         raise web.HTTPNotFound(text="no such golden record")
     return render(request, "golden_record.html", record=record, error=request.query.get("error"))
@@ -325,7 +347,9 @@ async def golden_action(request: web.Request) -> web.Response:
     form = await _form(request)
     engine = _engine(request)
     await engine.start()
-    record_id = int(request.match_info["id"])
+    record_id = row_id(request.match_info["id"])
+    if record_id is None:
+        raise web.HTTPNotFound(text="no such golden record")
     if form.get("action") == "delete":
         if not await engine.review.delete_golden_record(record_id, name):
             raise web.HTTPNotFound(text="no such golden record")
@@ -439,6 +463,7 @@ def mount_pages(app: web.Application, session_secret: str | Callable[[], str], s
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                      autoescape=jinja2.select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
     environment.filters["tojson_pretty"] = lambda value: json.dumps(value, indent=1, ensure_ascii=False)
+    environment.filters["safe_href"] = safe_href
     app[TEMPLATES] = environment
     app.router.add_get("/", home)
     app.router.add_get("/ask", ask_page)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from engine.api.auth import actor
-from engine.api.http import ENGINE, BadRequest, error_response, int_query, read_json, require_content_type, text_field
+from engine.api.http import ENGINE, error_response, row_id, int_query, read_json, require_content_type, text_field
 from engine.api.pages import answer_filter
 from engine.store.review import ReviewError
 
@@ -102,10 +102,10 @@ def _pair(data: dict) -> tuple[str, str]:
 
 
 def _record_id(request: web.Request) -> int:
-    value = request.match_info["id"]
-    if not value.isdigit():
-        raise BadRequest("the id must be a number")
-    return int(value)
+    number = row_id(request.match_info["id"])
+    if number is None:
+        raise web.HTTPNotFound(reason="no such golden record")
+    return number
 
 
 async def edit_golden(request: web.Request) -> web.Response:

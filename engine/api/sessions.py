@@ -1,8 +1,10 @@
 """Browser sessions for the web pages: a signed cookie, a CSRF token, and the same-origin check.
 
-The cookie holds who signed in (a maintainer's name, or nobody), a random visitor id (votes
-from the Ask page) and the CSRF token every form and script must send back. It is signed
-with itsdangerous (tampering voids it), HttpOnly, SameSite=Lax, and Secure when configured.
+The cookie holds a random visitor id (votes and conversations on the Ask page), the CSRF token
+every form and script must send back, and, once a maintainer signs in, a session token whose
+hash the database keeps (``maintainer_sessions``): who it belongs to is looked up on every
+request, so signing out or removing the maintainer ends the session everywhere. The cookie is
+signed with itsdangerous (tampering voids it), HttpOnly, SameSite=Lax, and Secure when configured.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ MAX_AGE_SECONDS = 7 * 24 * 3600
 
 @dataclass
 class WebSession:
-    maintainer: str | None = None
+    token: str | None = None  # a maintainer's session token (None: nobody signed in)
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     visitor: str = field(default_factory=lambda: secrets.token_hex(8))
+    maintainer: str | None = None  # whose the token is, looked up in the database on each request
 
 
 class CsrfRefused(web.HTTPForbidden):
@@ -52,13 +55,15 @@ class Sessions:
         if value:
             try:
                 data = self._serializer.loads(value, max_age=MAX_AGE_SECONDS)
-                return WebSession(data.get("m"), data["c"], data["v"])
-            except (BadSignature, KeyError, TypeError):
+                token, csrf, visitor = data.get("s"), data["c"], data["v"]
+                if all(isinstance(v, str) for v in (csrf, visitor)) and (token is None or isinstance(token, str)):
+                    return WebSession(token, csrf, visitor)
+            except (BadSignature, KeyError, TypeError, UnicodeError):
                 pass  # expired or forged: start afresh
         return WebSession()
 
     def save(self, response: web.StreamResponse, session: WebSession) -> None:
-        value = self._serializer.dumps({"m": session.maintainer, "c": session.csrf, "v": session.visitor})
+        value = self._serializer.dumps({"s": session.token, "c": session.csrf, "v": session.visitor})
         response.set_cookie(COOKIE, value, max_age=MAX_AGE_SECONDS, httponly=True, samesite="Lax", secure=self.secure,
                             path="/")
 
@@ -77,5 +82,5 @@ def check_csrf(request: web.Request, session: WebSession, supplied: str | None) 
     """Refuse (403) a state-changing request from another site, or without this session's token."""
     if not same_origin(request):
         raise CsrfRefused(text="cross-site request refused")
-    if not supplied or not hmac.compare_digest(supplied.encode(), session.csrf.encode()):
+    if not supplied or not hmac.compare_digest(supplied.encode("utf-8", "surrogatepass"), session.csrf.encode()):
         raise CsrfRefused(text="missing or wrong CSRF token: reload the page and try again")

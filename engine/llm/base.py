@@ -98,7 +98,7 @@ def estimate_tokens(text: str) -> int:
 @dataclass
 class Attempt:
     provider: str
-    error: str
+    error: str  # what went wrong, naming the provider once, e.g. "gemini:x (HTTP 503): ..."
 
 
 @dataclass

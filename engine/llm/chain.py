@@ -47,7 +47,7 @@ class ProviderChain:
                 failures.append(Attempt(provider.name, str(error)))
                 continue
             if generation.blocked:
-                failures.append(Attempt(provider.name, f"blocked: {generation.blocked_reason}"))
+                failures.append(Attempt(provider.name, f"{provider.name}: blocked: {generation.blocked_reason}"))
                 continue
             return ChainResult(generation, provider.name, failures)
         raise AssertionError("the extractive answerer never fails")  # pragma: no cover
@@ -59,7 +59,7 @@ class ProviderChain:
             try:
                 async for event in provider.stream(request):
                     if event.done and event.generation and event.generation.blocked:
-                        failures.append(Attempt(provider.name, f"blocked: {event.generation.blocked_reason}"))
+                        failures.append(Attempt(provider.name, f"{provider.name}: blocked: {event.generation.blocked_reason}"))
                         break
                     started = started or bool(event.text)
                     yield event

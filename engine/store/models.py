@@ -169,6 +169,20 @@ class Maintainer(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class MaintainerSession(Base):
+    """A maintainer signed in through the web pages. The cookie holds a random token; only its hash is
+    kept here, so signing out (or removing the maintainer) ends the session on the server, wherever
+    a copy of the cookie went."""
+
+    __tablename__ = "maintainer_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    maintainer_id: Mapped[int] = mapped_column(ForeignKey("maintainers.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class AuditEvent(Base):
     """Who did what: every review action, sign-in and golden-record change."""
 

@@ -18,6 +18,11 @@ class UnknownAnswer(LookupError):
     """Feedback or a lookup named an answer id that was never logged."""
 
 
+class ConversationConflict(ValueError):
+    """A question named a conversation that belongs to another channel (a Discord thread asked about from
+    the web, say): its turns are not this caller's to read or add to."""
+
+
 @dataclass(frozen=True)
 class HistoryTurn:
     role: str
@@ -44,9 +49,15 @@ class Store:
         async with self.session() as session:
             await session.execute(select(1))
 
-    async def history(self, conversation_id: str, limit: int = 50) -> list[HistoryTurn]:
-        """The conversation's most recent turns, oldest first."""
+    async def history(self, conversation_id: str, limit: int = 50, *, channel: str | None = None) -> list[HistoryTurn]:
+        """The conversation's most recent turns, oldest first; with ``channel``, :class:`ConversationConflict`
+        when the conversation was started on another channel."""
         async with self.session() as session:
+            if channel is not None:
+                owner = (await session.execute(
+                    select(Conversation.channel).where(Conversation.id == conversation_id))).scalar_one_or_none()
+                if owner is not None and owner != channel:
+                    raise ConversationConflict(f"conversation {conversation_id!r} belongs to another channel")
             rows = (await session.execute(
                 select(Turn.role, Turn.text, Turn.tokens).where(Turn.conversation_id == conversation_id)
                 .order_by(Turn.id.desc()).limit(limit)

@@ -21,10 +21,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.store.database import sessions
-from engine.store.models import (AnswerRecord, AuditEvent, Feedback, GitHubReply, GoldenRecord, Maintainer, Turn,
-                                 utcnow)
+from engine.store.models import (AnswerRecord, AuditEvent, Feedback, GitHubReply, GoldenRecord, Maintainer,
+                                 MaintainerSession, Turn, utcnow)
 
 VERDICTS = ("unreviewed", "approved", "corrected", "rejected")
+SESSION_LIFETIME = timedelta(days=7)
 MAX_IMPORT_FIELD = 20_000
 
 
@@ -46,7 +47,8 @@ class AnswerFilter:
 
 
 def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    # surrogatepass: a header with bytes that aren't UTF-8 is only a wrong token, never an error
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _every_day(since: datetime, days: int, counted: dict[str, tuple[int, int]]) -> list[dict]:
@@ -268,7 +270,10 @@ class ReviewStore:
         return token
 
     async def remove_maintainer(self, name: str) -> bool:
+        """Remove a maintainer; their token stops working and every session they have open ends."""
         async with self.session.begin() as session:
+            await session.execute(delete(MaintainerSession).where(
+                MaintainerSession.maintainer_id.in_(select(Maintainer.id).where(Maintainer.name == name))))
             removed = await session.execute(delete(Maintainer).where(Maintainer.name == name))
             if removed.rowcount:
                 session.add(AuditEvent(actor="cli", action="maintainer.remove", target=name, detail={}))
@@ -286,6 +291,32 @@ class ReviewStore:
                 return None
             row.last_seen_at = utcnow()
             return row.name
+
+    async def open_session(self, name: str, lifetime: timedelta = SESSION_LIFETIME) -> str:
+        """Sign a maintainer in on the web pages: a new session token for their cookie (only its hash is kept)."""
+        token = secrets.token_urlsafe(32)
+        async with self.session.begin() as session:
+            maintainer = (await session.execute(select(Maintainer.id).where(Maintainer.name == name))).scalar_one_or_none()
+            if maintainer is None:
+                raise ReviewError(f"there is no maintainer called {name!r}")
+            session.add(MaintainerSession(token_hash=token_digest(token), maintainer_id=maintainer,
+                                          expires_at=utcnow() + lifetime))
+        return token
+
+    async def session_maintainer(self, token: str) -> str | None:
+        """Whose session this is: None once it ended, expired, or its maintainer was removed."""
+        async with self.session() as session:
+            row = (await session.execute(
+                select(Maintainer.name).join(MaintainerSession, MaintainerSession.maintainer_id == Maintainer.id)
+                .where(MaintainerSession.token_hash == token_digest(token), MaintainerSession.ended_at.is_(None),
+                       MaintainerSession.expires_at > utcnow())
+            )).scalar_one_or_none()
+        return row
+
+    async def end_session(self, token: str) -> None:
+        async with self.session.begin() as session:
+            await session.execute(update(MaintainerSession).where(MaintainerSession.token_hash == token_digest(token))
+                                  .values(ended_at=utcnow()))
 
     async def audit(self, actor: str, action: str, target: str | None = None, detail: dict | None = None) -> None:
         async with self.session.begin() as session:

@@ -27,6 +27,8 @@ class Reply:
     retry_delay: str | None = None  # sent as google.rpc.RetryInfo in the body
     delay: float = 0.0  # seconds before answering (timeouts)
     chunks: int = 3  # pieces of a streamed answer
+    pieces: list[str] | None = None  # exactly these pieces, streamed in order (as a tokenizer would cut them)
+    message: str | None = None  # the error's message (some upstreams echo the credential in it)
 
 
 @dataclass
@@ -46,7 +48,8 @@ class FakeGemini:
     @staticmethod
     def error(reply: Reply) -> web.Response:
         status_names = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED"}
-        body = {"error": {"code": reply.status, "message": f"fake error {reply.status}", "status": status_names.get(reply.status, "UNKNOWN")}}
+        body = {"error": {"code": reply.status, "message": reply.message or f"fake error {reply.status}",
+                          "status": status_names.get(reply.status, "UNKNOWN")}}
         if reply.retry_delay:
             body["error"]["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": reply.retry_delay}]
         headers = {"Retry-After": str(reply.retry_after)} if reply.retry_after is not None else {}
@@ -85,7 +88,7 @@ class FakeGemini:
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await response.prepare(request)
             size = max(1, len(reply.text) // reply.chunks + 1)
-            pieces = [reply.text[i : i + size] for i in range(0, len(reply.text), size)] or [""]
+            pieces = reply.pieces or [reply.text[i : i + size] for i in range(0, len(reply.text), size)] or [""]
             for index, piece in enumerate(pieces):
                 data = self.body(reply, piece, final=index == len(pieces) - 1)
                 await response.write(f"data: {json.dumps(data)}\r\n\r\n".encode())

@@ -14,6 +14,11 @@
     return { "Content-Type": "application/json", "X-CSRF-Token": csrf };
   }
 
+  // Only http(s) links and paths on this site: a folder named "javascript:…" must never become a link.
+  function safeHref(url) {
+    return typeof url === "string" && (/^https?:\/\//.test(url) || /^\/(?!\/)/.test(url)) ? url : null;
+  }
+
   function show(answer) {
     answerId = answer.id;
     conversation = answer.conversation_id;
@@ -22,11 +27,17 @@
     sources.replaceChildren();
     for (const c of answer.citations) {
       const item = document.createElement("li");
-      const link = document.createElement("a");
-      link.href = c.url;
-      link.rel = "noopener noreferrer";
-      link.textContent = c.heading ? `${c.title} › ${c.heading}` : c.title;
-      item.append(link);
+      const label = c.heading ? `${c.title} › ${c.heading}` : c.title;
+      const href = safeHref(c.url);
+      if (href) {
+        const link = document.createElement("a");
+        link.href = href;
+        link.rel = "noopener noreferrer";
+        link.textContent = label;
+        item.append(link);
+      } else {
+        item.append(label);
+      }
       sources.append(item);
     }
     votes.hidden = !answer.id;
