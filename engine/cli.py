@@ -36,16 +36,41 @@ def _engine(settings: Settings):
 
 
 @contextmanager
-def _failures_as_messages():
+def _failures_as_messages(data_dir: Path | None = None):
+    """Known failures as one line; any failure while the data folder's disk is full as that (the stores say
+    things like "InternalError: Error in compaction" when they run out of space)."""
     from engine.index.embedder import EmbeddingModelError
     from engine.index.vectors import VectorStoreError
     from engine.store.database import DatabaseError
 
     try:
         yield
-    except (EmbeddingModelError, VectorStoreError, DatabaseError, ConfigError, FileNotFoundError, ValueError,
-            OSError) as error:
-        raise click.ClickException(str(error)) from None
+    except Exception as error:
+        if data_dir is not None and (full := _disk_full(data_dir)):
+            raise click.ClickException(full) from None
+        if isinstance(error, (EmbeddingModelError, VectorStoreError, DatabaseError, ConfigError, FileNotFoundError,
+                              ValueError, OSError)):
+            raise click.ClickException(str(error)) from None
+        raise
+
+
+DISK_NEARLY_FULL_BYTES = 64 * 1024 * 1024
+
+
+def _disk_full(data_dir: Path) -> str | None:
+    import shutil
+
+    folder = data_dir.resolve()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    if free >= DISK_NEARLY_FULL_BYTES:
+        return None
+    return (f"the disk holding {data_dir} is full ({free // 1024:,} KiB free): free some space and run it again; "
+            "the index is as it was before this run")
 
 
 @contextmanager
@@ -87,7 +112,7 @@ def ingest(path: Path, repo_url: str | None, ref: str | None, kb: str | None, as
         async with _engine(settings) as engine:  # the golden records, in the database, are indexed too
             return await engine.aingest(path, repo_url=repo_url, ref=ref, progress=progress)
 
-    with _failures_as_messages(), _progress(not as_json and err.is_terminal) as progress:
+    with _failures_as_messages(settings.data_dir), _progress(not as_json and err.is_terminal) as progress:
         report = asyncio.run(run(progress))
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))

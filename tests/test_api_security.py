@@ -357,3 +357,30 @@ async def test_huge_ids_and_page_numbers_on_the_review_pages_are_not_errors(site
     csrf = await browser.csrf("/review/golden")
     status, _, _ = await browser.post(f"/review/golden/{'9' * 40}", {"action": "delete", "csrf_token": csrf})
     assert status in (400, 404)
+
+
+# -- 13: the smaller things ---------------------------------------------------------------------------
+
+
+async def test_a_wrong_method_says_which_are_allowed_and_streamed_answers_are_counted(site):
+    url, engine, _ = site
+    async with aiohttp.ClientSession(headers=bearer()) as http:
+        async with http.patch(f"{url}/v1/answer", json={}) as response:
+            assert response.status == 405 and response.headers.get("Allow") == "POST"
+            assert (await response.json())["error"]["code"] == "method_not_allowed"
+        async with http.post(f"{url}/v1/answer", json={"question": CAMERA, "stream": True}) as response:
+            assert response.status == 200 and "event: answer" in await response.text()
+        async with http.get(f"{url}/metrics") as response:
+            metrics = await response.text()
+    counted = [line for line in metrics.splitlines()
+               if line.startswith("firstreply_http_requests_total{") and 'route="/v1/answer"' in line]
+    assert any('status="200"' in line and line.endswith(" 1.0") for line in counted), counted
+
+
+def test_a_folder_named_like_a_script_never_becomes_a_link():
+    from engine.api.pages import safe_href
+
+    assert safe_href("javascript:alert(1)/docs/x.md") == ""
+    assert safe_href("//evil.example/x") == "" and safe_href("data:text/html,x") == ""
+    assert safe_href("https://github.com/o/r/blob/v1/docs/x.md#L1-L3").startswith("https://")
+    assert safe_href("/source/docs/x.md") == "/source/docs/x.md"

@@ -201,3 +201,22 @@ def test_maintainers_review_and_golden_records_from_the_command_line(env, sample
     assert [json.loads(line)["answer"] for line in exported.output.splitlines()] == ["Call scene.zoom(2.5).",
                                                                                     "pip install tinyviz"]
     assert runner.invoke(cli, ["maintainer", "remove", "ada"]).exit_code == 0
+
+
+def test_a_full_disk_during_ingest_says_the_disk_is_full(env, sample_project, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from chromadb.errors import InternalError
+
+    from engine.index.vectors import VectorStore
+
+    def compaction_failed(*_args, **_kwargs):
+        raise InternalError("Error in compaction: Error executing plan: No space left on device")  # Chroma's own words
+
+    monkeypatch.setattr(VectorStore, "upsert", compaction_failed)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage(10**9, 10**9 - 4096, 4096))
+    result = CliRunner().invoke(cli, ["ingest", str(sample_project), "--kb", "full"])
+    assert result.exit_code == 1
+    assert "is full (4 KiB free)" in result.output and "compaction" not in result.output

@@ -77,7 +77,9 @@ async def errors_middleware(request: web.Request, handler):
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        response = error_response(error.status, error.reason)
+        # Headers that belong to the status stay with it (a 405's Allow, a 429's Retry-After).
+        kept = {name: error.headers[name] for name in ("Allow", "Retry-After") if name in error.headers}
+        response = error_response(error.status, error.reason, kept or None)
     except Exception as error:
         if dependency_down(error):  # the database or Chroma is down or restarting: the client may retry shortly
             log.error("request %s: engine not ready: %s", request[REQUEST_ID], (str(error) or type(error).__name__).splitlines()[0])
