@@ -121,3 +121,57 @@ def test_a_file_that_grows_past_the_limit_after_the_size_check_is_cut_off(tmp_pa
     (tmp_path / "big.md").write_text("x" * 5000)
     with pytest.raises(sources.UnreadableFile, match="larger than"):
         sources.read_text(tmp_path, "big.md")
+
+
+def _hostile_checkout(project: Path, marker: Path) -> None:
+    """A checkout whose own .git/config would run a command when git reads it carelessly."""
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "hostile"], check=True)
+    hook = project / "run-me.sh"
+    hook.write_text(f"#!/bin/sh\necho pwned >> {marker}\n")
+    hook.chmod(0o755)
+    for key in ("core.fsmonitor", "core.pager", "diff.external", "core.sshCommand"):
+        subprocess.run(["git", "-C", str(project), "config", key, str(hook)], check=True)
+    hooks = project / ".git" / "hooks"
+    for name in ("post-index-change", "post-checkout", "pre-commit"):
+        (hooks / name).write_text(f"#!/bin/sh\necho {name} >> {marker}\n")
+        (hooks / name).chmod(0o755)
+
+
+def test_git_never_runs_a_command_that_a_hostile_checkout_configures(tmp_path):
+    """``core.fsmonitor`` in a checkout's own config is a command that plain ``git ls-files`` runs;
+    ingesting someone's repository must not run their code."""
+    project = tmp_path / "project"
+    (project / "docs").mkdir(parents=True)
+    (project / "docs" / "index.md").write_text("# Install\n")
+    marker = tmp_path / "ran"
+    _hostile_checkout(project, marker)
+    (project / "docs" / "index.md").write_text("# Install\n\nchanged since the commit\n")
+    info = _with_deadline(lambda: discover(project))
+    assert info.files == ["docs/index.md"] and info.ref  # still read as a checkout
+    assert not marker.exists(), marker.read_text()
+
+
+def test_git_ignores_the_system_config_and_an_inherited_git_dir(tmp_path, monkeypatch):
+    from engine.ingest import sources
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "a.md").write_text("# A\n")
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    (project / "a.md").write_text("# A, changed\n")
+    system = tmp_path / "system.gitconfig"
+    marker = tmp_path / "ran-system"
+    system.write_text(f"[core]\n\tfsmonitor = \"touch {marker}; echo\"\n")
+    monkeypatch.setenv("GIT_CONFIG_SYSTEM", str(system))
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere"))  # an inherited GIT_DIR must not redirect the read
+    env = sources.git_environment()
+    assert env["GIT_CONFIG_NOSYSTEM"] == "1" and "GIT_DIR" not in env
+    info = discover(project)
+    assert info.files == ["a.md"] and info.ref
+    assert not marker.exists()

@@ -8,6 +8,7 @@ Every path is hostile until checked: only regular files whose real path lies ins
 source are read (a symlink to ``/etc/passwd``, to ``/dev/zero`` or to a FIFO is skipped, with
 its reason), folders are walked without recursion to a fixed depth, and a file is read with a
 bounded ``read`` on a descriptor that was checked to be a regular file, never by its name alone.
+git itself runs with every command a checkout's own config could name switched off.
 """
 
 from __future__ import annotations
@@ -74,9 +75,47 @@ class UntrustedCheckout(ValueError):
     quietly lose its links and read its untracked files, so the ingest stops and says so."""
 
 
+#: A checkout is someone else's code, and its own ``.git/config`` can name commands that git runs
+#: while merely listing files (``core.fsmonitor`` runs on ``git ls-files``), plus hooks, pagers,
+#: external diffs and transports. Command-line config outranks the checkout's, so each is switched
+#: off here; ``safe.bareRepository=explicit`` stops a bare repository planted in the source from
+#: being picked up as the repository. The operator's global config (``safe.directory``) still applies.
+SAFE_GIT_CONFIG = (
+    "core.fsmonitor=false",
+    "core.hooksPath=/dev/null",
+    "core.pager=cat",
+    "core.untrackedCache=false",
+    "core.sshCommand=false",
+    "core.gitProxy=",
+    "diff.external=",
+    "credential.helper=",
+    "protocol.allow=never",
+    "safe.bareRepository=explicit",
+)
+
+#: Environment that would point git at another repository, config or command; dropped for ingest.
+_GIT_ENV_DROPPED = (
+    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR", "GIT_NAMESPACE", "GIT_CONFIG", "GIT_CONFIG_SYSTEM", "GIT_EXTERNAL_DIFF", "GIT_PAGER",
+    "GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_EDITOR", "GIT_EXEC_PATH", "GIT_TRACE",
+)
+
+
+def git_environment() -> dict[str, str]:
+    """The environment git runs in during ingest: no system config, no pager, no prompts, no locks."""
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROPPED}
+    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_TERMINAL_PROMPT="0", GIT_PAGER="cat", PAGER="cat",
+               GIT_OPTIONAL_LOCKS="0", GIT_NO_REPLACE_OBJECTS="1", GIT_ASKPASS="false", SSH_ASKPASS="false")
+    return env
+
+
 def _git(root: Path, *args: str) -> str | None:
+    command = ["git", "--no-pager"]
+    for setting in SAFE_GIT_CONFIG:
+        command += ["-c", setting]
     try:
-        result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+        result = subprocess.run([*command, "-C", str(root), *args], capture_output=True, text=True, timeout=30,
+                                env=git_environment(), stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if result.returncode and "dubious ownership" in result.stderr:
