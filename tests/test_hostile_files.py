@@ -175,3 +175,43 @@ def test_git_ignores_the_system_config_and_an_inherited_git_dir(tmp_path, monkey
     info = discover(project)
     assert info.files == ["a.md"] and info.ref
     assert not marker.exists()
+
+
+def test_a_hard_link_is_skipped_and_counted_not_read(engine, tmp_path):
+    """A hard link to a file outside the source looks like a regular file inside it; its other name
+    can't be found from the source, so any file with several names is skipped and counted."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.env").write_text(SECRET + "\n")
+    docs = tmp_path / "project" / "docs"
+    docs.mkdir(parents=True)
+    (docs / "index.md").write_text("# Install\n\nRun `pip install tinyviz` to install it.\n")
+    os.link(outside / "secret.env", docs / "passwd.txt")
+    info = discover(docs.parent)
+    assert info.files == ["docs/index.md"]
+    assert dict(info.skipped)["docs/passwd.txt"] == "hard link (a file with other names)"
+    report = _with_deadline(lambda: engine.ingest(docs.parent))
+    assert report.added == ["docs/index.md"] and report.skipped["hard link (a file with other names)"] == 1
+    assert not any("hunter2" in h.chunk.text for h in engine.search("hunter2 supersecret root", k=10))
+
+
+def test_a_folder_swapped_for_a_link_after_the_check_is_not_followed(tmp_path, monkeypatch):
+    """The check and the open are apart in time: a folder replaced by a link out of the source in
+    between must fail to open, not be read through."""
+    from engine.ingest import sources
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "page.md").write_text(SECRET + "\n")
+    root = tmp_path / "project"
+    (root / "docs" / "sub").mkdir(parents=True)
+    (root / "docs" / "sub" / "page.md").write_text("# Fine\n")
+    assert sources.read_text(root, "docs/sub/page.md") == "# Fine\n"
+    # The swap, after every check said "docs/sub/page.md is a regular file inside the source".
+    os.remove(root / "docs" / "sub" / "page.md")
+    os.rmdir(root / "docs" / "sub")
+    (root / "docs" / "sub").symlink_to(outside, target_is_directory=True)
+    monkeypatch.setattr(sources, "refusal", lambda root, rel: None)
+    monkeypatch.setattr(sources, "_real_relative", lambda root, rel: rel, raising=False)
+    with pytest.raises(sources.UnreadableFile, match="changed while being read"):
+        sources.read_text(root, "docs/sub/page.md")

@@ -13,6 +13,7 @@ git itself runs with every command a checkout's own config could name switched o
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -37,6 +38,8 @@ OUTSIDE = "links outside the source"
 NOT_REGULAR = "not a regular file"
 BROKEN_LINK = "broken link"
 FOLDER_LINK = "link to a folder (not followed)"
+HARD_LINK = "hard link (a file with other names)"
+CHANGED = "changed while being read"
 
 
 def _is_example(rel_path: str) -> bool:
@@ -141,21 +144,58 @@ def web_url(remote: str) -> str | None:
     return url if url.startswith(("https://", "http://")) else None
 
 
-def refusal(root: Path, rel_path: str) -> str | None:
-    """Why ``rel_path`` may not be read (None: a regular file whose real path is inside ``root``).
+class UnreadableFile(Exception):
+    """A file that exists but cannot be read as text; the message says why."""
 
-    ``root`` must already be resolved."""
+
+def _real_relative(root: Path, rel_path: str) -> str:
+    """Where ``rel_path`` really lies, relative to ``root`` (links inside the source followed), or
+    :class:`UnreadableFile` with the reason when it lies outside or nowhere. ``root`` must be resolved."""
     try:
         real = (root / rel_path).resolve(strict=True)
     except (OSError, RuntimeError):  # missing target, or a loop of links
-        return BROKEN_LINK
+        raise UnreadableFile(BROKEN_LINK) from None
     if not real.is_relative_to(root):
-        return OUTSIDE
+        raise UnreadableFile(OUTSIDE)
+    return real.relative_to(root).as_posix()
+
+
+def _file_refusal(mode: int, links: int) -> str | None:
+    if not stat.S_ISREG(mode):
+        return NOT_REGULAR
+    # A hard link's other names can't be found from here, and one may be outside the source (a file
+    # linked in from elsewhere on the same disk): such files are skipped and counted, never read.
+    return HARD_LINK if links > 1 else None
+
+
+def refusal(root: Path, rel_path: str) -> str | None:
+    """Why ``rel_path`` may not be read (None: a regular file with one name, whose real path is inside ``root``).
+
+    ``root`` must already be resolved."""
     try:
-        mode = real.stat().st_mode
+        real = root / _real_relative(root, rel_path)
+        status = real.stat()
+    except UnreadableFile as error:
+        return str(error)
     except OSError:
         return BROKEN_LINK
-    return None if stat.S_ISREG(mode) else NOT_REGULAR
+    return _file_refusal(status.st_mode, status.st_nlink)
+
+
+def _open_inside(root: Path, real_rel: str, flags: int) -> int:
+    """A descriptor for ``real_rel`` opened one folder at a time from ``root`` with ``O_NOFOLLOW``, so a
+    folder or file swapped for a link after the check fails to open instead of leading out of the source."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    folder = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        *folders, name = real_rel.split("/")
+        for part in folders:
+            inner = os.open(part, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | nofollow, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        return os.open(name, flags | nofollow, dir_fd=folder)
+    finally:
+        os.close(folder)
 
 
 def _walk(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
@@ -225,28 +265,25 @@ def discover(root: Path, repo_url: str | None = None, ref: str | None = None) ->
                       skipped=sorted(skipped))
 
 
-class UnreadableFile(Exception):
-    """A file that exists but cannot be read as text; the message says why."""
-
-
 def read_bytes(root: Path, rel_path: str, limit: int | None = None) -> bytes:
     """Up to ``limit`` bytes (default: all, at most ``MAX_FILE_BYTES``) of a regular file inside ``root``.
 
-    The check is repeated on the open descriptor (``O_NONBLOCK``, so a FIFO swapped in since
-    the listing can't block, and ``fstat``), so what was checked is what is read.
+    The real path is checked, then opened from ``root`` one folder at a time with ``O_NOFOLLOW``
+    (so a folder swapped for a link since the check can't lead outside), ``O_NONBLOCK`` (so a FIFO
+    swapped in can't block) and ``fstat`` on the descriptor, so what was checked is what is read.
     """
     root = root.resolve()
-    why = refusal(root, rel_path)
-    if why is not None:
-        raise UnreadableFile(why)
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    real_rel = _real_relative(root, rel_path)
     try:
-        descriptor = os.open((root / rel_path).resolve(), flags)
+        descriptor = _open_inside(root, real_rel, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):  # a link where the check saw a file or folder
+            raise UnreadableFile(CHANGED) from None
         raise UnreadableFile(error.strerror or str(error)) from None
     with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise UnreadableFile(NOT_REGULAR)
+        status = os.fstat(handle.fileno())
+        if (why := _file_refusal(status.st_mode, status.st_nlink)) is not None:
+            raise UnreadableFile(why)
         wanted = MAX_FILE_BYTES if limit is None else limit
         try:
             data = handle.read(wanted + 1)  # one byte more tells a file that is too large
