@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (AnyHttpUrl, BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator,
+                      model_validator)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -145,6 +146,10 @@ class Settings(BaseSettings):
         description='Bearer keys accepted by the HTTP API (JSON list): "KEY" (may answer), or {"key": "KEY", "name": '
         '"ci", "roles": ["answer", "review", "admin"]}. With none, only loopback clients are served.',
     )
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Reverse proxies whose X-Forwarded-For/-Host headers are believed, as `127.0.0.1,10.0.0.0/8` or a "
+                    "JSON list; from anyone else those headers are ignored, and with no API keys a proxied request is refused.")
     max_body_bytes: Annotated[int, Field(ge=1024, le=10_000_000)] = 64 * 1024
     rate_limit_per_minute: Annotated[int, Field(ge=1)] = 60
 
@@ -237,6 +242,14 @@ class Settings(BaseSettings):
         if not all(part.isdigit() for part in parts):
             raise ValueError("write server ids as 1,2 or as a JSON list [1, 2]")
         return [int(part) for part in parts]
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value):
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -6,7 +6,11 @@ Credentials, in the order they are tried:
   default; ``review`` and ``admin`` only when given) and a name, which is then the actor;
 - a maintainer's sign-in token, which may review and administer, as that maintainer;
 - nothing at all, from a loopback address, when no key is configured (the single-machine
-  default): every role, as ``local``.
+  default): every role, as ``local``. Only for a request addressed to this machine by name
+  (``Host`` is ``localhost``, a loopback address or ``FIRSTREPLY_PUBLIC_URL``'s host), so a
+  web page whose name an attacker points at 127.0.0.1 (DNS rebinding) is refused; and not for
+  one that came through a proxy (X-Forwarded-For and the like from a peer that is not a trusted
+  proxy): the real client is elsewhere.
 
 The actor recorded for a change always comes from the credential, never from the body (only a
 keyless local caller may name itself with ``by``). Each route needs one role (:data:`ROUTE_ROLES`);
@@ -23,10 +27,12 @@ import hashlib
 import hmac
 import ipaddress
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from engine.api.http import CALLER, ENGINE, KEY_DIGESTS, LIMITS, error_response
+from engine.api.http import (CALLER, ENGINE, KEY_DIGESTS, LIMITS, client_address, error_response, from_trusted_proxy,
+                             proxied, request_host)
 from engine.api.sessions import same_origin
 from engine.config import ROLES
 
@@ -88,6 +94,39 @@ def is_loopback(remote: str | None) -> bool:
         return False
 
 
+def local_host(host: str, public_host: str | None = None) -> bool:
+    """Whether ``host`` (a Host header, with or without port) names this machine: ``localhost`` (or a
+    name under ``.localhost``, which resolves nowhere else), a loopback address, or the configured public host."""
+    name = urlsplit("//" + host).hostname if host else None
+    if not name:
+        return False
+    if name == "localhost" or name.endswith(".localhost") or (public_host is not None and name == public_host.lower()):
+        return True
+    return is_loopback(name)
+
+
+def _origin_host(request: web.Request) -> str | None:
+    claimed = request.headers.get("Origin")
+    if not claimed or claimed == "null":
+        return None
+    return urlsplit(claimed).netloc
+
+
+def keyless_refusal(request: web.Request) -> web.Response | None:
+    """Why a keyless request from a loopback peer is still refused (None: it is served)."""
+    if proxied(request) and not from_trusted_proxy(request):
+        return error_response(403, "this request came through a proxy (X-Forwarded-For or the like): with no API keys "
+                                   "only clients on this machine are served (set FIRSTREPLY_API_KEYS, or "
+                                   "FIRSTREPLY_TRUSTED_PROXIES for a proxy of yours)")
+    public = request.app[ENGINE].settings.public_url
+    public_host = public.host if public is not None else None
+    origin = _origin_host(request)
+    if not local_host(request_host(request), public_host) or (origin is not None and not local_host(origin, public_host)):
+        return error_response(403, "with no API keys only requests addressed to localhost are served "
+                                   "(Host and Origin must name this machine)")
+    return None
+
+
 def cross_site(request: web.Request) -> bool:
     """Whether a browser says this request was made by a page of another site."""
     fetch_site = request.headers.get("Sec-Fetch-Site", "").lower()
@@ -110,8 +149,9 @@ async def identify(request: web.Request) -> Caller | web.Response:
         if name:
             return Caller(f"maintainer:{name}", name, frozenset({"review", "admin"}))
         return error_response(401, "unknown API key")
-    if not keys and is_loopback(request.remote):
-        return Caller("local", "local", frozenset(ROLES), local=True)
+    if not keys and is_loopback(client_address(request)):
+        refused = keyless_refusal(request)
+        return refused or Caller("local", "local", frozenset(ROLES), local=True)
     if keys:
         return error_response(401, "send an API key as 'Authorization: Bearer <key>'")
     return error_response(401, "no API keys are configured (FIRSTREPLY_API_KEYS); only local clients are served")

@@ -3,6 +3,7 @@ bodies and query parameters, and server-sent events."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 from aiohttp import web
@@ -25,6 +26,52 @@ ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
 def error_response(status: int, message: str, headers: dict | None = None) -> web.Response:
     body = {"error": {"status": status, "code": ERROR_CODES.get(status, "error"), "message": message}}
     return web.json_response(body, status=status, headers=headers)
+
+
+#: Headers a reverse proxy adds to say who the client really is; anyone else may send them too.
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP")
+
+
+def _address(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address((value or "").strip().strip("[]"))
+    except ValueError:
+        return None
+
+
+def from_trusted_proxy(request: web.Request) -> bool:
+    """Whether the peer is one of ``FIRSTREPLY_TRUSTED_PROXIES``, so its X-Forwarded-* headers may be believed."""
+    peer = _address(request.remote)
+    networks = request.app[ENGINE].settings.trusted_proxies
+    return peer is not None and any(peer in network for network in networks)
+
+
+def proxied(request: web.Request) -> bool:
+    """Whether the request carries any header a proxy adds."""
+    return any(name in request.headers for name in PROXY_HEADERS)
+
+
+def client_address(request: web.Request) -> str | None:
+    """Who sent the request: the peer, or, from a trusted proxy, the nearest address in X-Forwarded-For
+    that is not itself a trusted proxy (a client can put anything at the left of that list)."""
+    if not from_trusted_proxy(request):
+        return request.remote
+    networks = request.app[ENGINE].settings.trusted_proxies
+    chain = [part.strip() for part in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",") if part.strip()]
+    for hop in reversed(chain):
+        address = _address(hop)
+        if address is None:
+            return None  # a forged or mangled entry: nobody we can name
+        if not any(address in network for network in networks):
+            return str(address)
+    return request.remote
+
+
+def request_host(request: web.Request) -> str:
+    """The host the client addressed: ``Host``, or X-Forwarded-Host when a trusted proxy sent it."""
+    if from_trusted_proxy(request) and (forwarded := request.headers.get("X-Forwarded-Host")):
+        return forwarded.split(",")[0].strip()
+    return request.host
 
 
 class BadRequest(Exception):

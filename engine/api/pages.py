@@ -21,7 +21,7 @@ from aiohttp import web
 from engine.answer.model import CHANNELS, Question
 from engine.api import charts
 from engine.api.errors import stream_events
-from engine.api.http import ENGINE, LIMITS, METRICS, checked_text, page_number, read_json, row_id
+from engine.api.http import ENGINE, LIMITS, METRICS, checked_text, client_address, page_number, read_json, row_id
 from engine.api.sessions import CsrfRefused, Sessions, WebSession, check_csrf
 from engine.store.repository import UnknownAnswer
 from engine.store.review import VERDICTS, AnswerFilter, ReviewError
@@ -138,7 +138,7 @@ async def ask_answer(request: web.Request) -> web.StreamResponse:
     if not isinstance(question, str) or not question.strip() or len(question) > MAX_QUESTION_CHARS:
         raise web.HTTPBadRequest(text=f"ask a question of 1-{MAX_QUESTION_CHARS} characters")
     checked_text("question", question)
-    wait = request.app[LIMITS].take(f"web:{request.remote}")
+    wait = request.app[LIMITS].take(f"web:{client_address(request)}")
     if wait is not None:
         return web.json_response({"error": {"status": 429, "code": "rate_limited", "message": "slow down a little"}},
                                  status=429, headers={"Retry-After": str(max(1, round(wait)))})
@@ -207,18 +207,18 @@ async def login_page(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     form = await _form(request)
     target = _safe_next(form.get("next"))
-    if request.app[LIMITS].take(f"login:{request.remote}") is not None:
+    if request.app[LIMITS].take(f"login:{client_address(request)}") is not None:
         return render(request, "login.html", status=429, next=target, error="Too many attempts; wait a minute.")
     engine = _engine(request)
     await engine.start()
     name = await engine.review.maintainer_for(str(form.get("token", "")).strip())
     if name is None:
-        log.warning("sign-in refused from %s", request.remote)
+        log.warning("sign-in refused from %s", client_address(request))
         return render(request, "login.html", status=401, next=target, error="That token is not valid.")
     session = request[SESSION]
     session.token, session.maintainer = await engine.review.open_session(name), name
     session.csrf = WebSession().csrf  # a new CSRF token after signing in
-    await engine.review.audit(name, "signin", None, {"from": request.remote})
+    await engine.review.audit(name, "signin", None, {"from": client_address(request)})
     raise web.HTTPSeeOther(target)
 
 

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from engine.api.http import request_host
+
 COOKIE = "firstreply_session"
 MAX_AGE_SECONDS = 7 * 24 * 3600
 
@@ -74,8 +76,7 @@ def same_origin(request: web.Request) -> bool:
     if not claimed or claimed == "null":
         return claimed is None
     origin = urlsplit(claimed)
-    host = request.headers.get("X-Forwarded-Host") or request.host
-    return origin.netloc == host
+    return origin.netloc == request_host(request)  # X-Forwarded-Host only counts from a trusted proxy
 
 
 def check_csrf(request: web.Request, session: WebSession, supplied: str | None) -> None:
