@@ -3,8 +3,9 @@
 Mentions are defused and invalid citation markers dropped over whole text, but a model streams in
 pieces cut wherever its tokenizer cuts (``" @"``, ``"every"``, ``"one"``). :class:`HeldBackText`
 releases text only up to the point where nothing that follows can change how it reads: an ``@``
-still followed only by letters, a ``<`` not yet closed, a ``[`` not yet closed (and the spaces
-before it, which a dropped marker takes with it) wait for the next piece. What is released is
+still followed only by letters (and any citation markers and spaces after them, since a dropped
+marker would join ``@every[9]`` to ``one``), a ``<`` not yet closed, a ``[`` not yet closed (and
+the spaces before it, which a dropped marker takes with it) wait for the next piece. What is released is
 cleaned exactly as the final answer is, so the pieces add up to the final text.
 """
 
@@ -13,9 +14,17 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-_OPEN_AT = re.compile(r"@\w*\Z")  # could still become @everyone, @here
+from engine.answer.citations import MAX_MARKER_INNER
+from engine.answer.mentions import AT_SIGNS, INVISIBLE
+
+_MARKER_OR_OPEN = rf"\[[\d\s,]{{0,{MAX_MARKER_INNER}}}\]?"
+# An at sign and a word that could still become @everyone or @here (in any width, with invisible characters
+# between), and any markers and spaces after it: a dropped marker takes its spaces with it and would join
+# "@every" to the "one" that comes next.
+_OPEN_AT = re.compile(rf"[{AT_SIGNS}](?:[{INVISIBLE}]|\w|\s*{_MARKER_OR_OPEN})*\s*\Z")
 _OPEN_ANGLE = re.compile(r"<[^<>]{0,40}\Z")  # could still become <@&123>
-_OPEN_BRACKET = re.compile(r"\[[\d\s,]{0,24}\Z")  # could still become a citation marker [12] or [1, 2]
+# could still become a citation marker [12] or [1, 2]: exactly as long as a marker may be, no longer
+_OPEN_BRACKET = re.compile(rf"\[[\d\s,]{{0,{MAX_MARKER_INNER}}}\Z")
 
 
 def release_point(text: str) -> int:
