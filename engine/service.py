@@ -231,13 +231,16 @@ class Engine:
         async for event in self.pipeline.answer_stream(question):
             yield event
 
-    async def feedback(self, answer_id: str, user_id: str, vote: int, comment: str | None = None) -> bool:
-        """Record a 👍 (+1) or 👎 (-1); a user's second vote on an answer replaces the first."""
+    async def feedback(self, answer_id: str, user_id: str, vote: int, comment: str | None = None,
+                       conversation_prefix: str | None = None) -> bool:
+        """Record a 👍 (+1) or 👎 (-1); a user's second vote on an answer replaces the first. With
+        ``conversation_prefix``, only answers in conversations whose id starts with it may be voted on."""
         if vote not in (1, -1):
             raise ValueError("vote must be 1 or -1")
         await self.start()
         assert self.store is not None
-        return await self.store.vote(answer_id, pseudonym(user_id, self._user_salt()) or "", vote, comment)
+        return await self.store.vote(answer_id, pseudonym(user_id, self._user_salt()) or "", vote, comment,
+                                     conversation_prefix)
 
     async def status(self) -> dict:
         """What an admin wants at a glance: index size, the model answering, answers logged."""

@@ -183,3 +183,51 @@ def test_a_citation_marker_is_bounded_and_long_brackets_are_plain_text():
     assert resolve_citations(f"See {long_list}.", PASSAGES)[0] == f"See {long_list}."
     assert resolve_citations("See [ 1] and [1,,2].", PASSAGES)[0] == "See [ 1] and [1,,2]."
     assert MAX_MARKER_INNER == 22
+
+
+# -- the Ask page's votes ------------------------------------------------------------------------------
+
+
+async def _vote(browser: Browser, answer_id: str, vote: str = "up") -> int:
+    _, _, page = await browser.get("/ask")
+    token = re.search(r'data-csrf="([^"]+)"', page).group(1)
+    async with browser.session.post(f"{browser.url}/ask/feedback", data=json.dumps({"answer_id": answer_id, "vote": vote}),
+                                    headers={"X-CSRF-Token": token, "Content-Type": "application/json",
+                                             "Origin": browser.url}) as response:
+        return response.status
+
+
+async def test_a_visitor_votes_only_on_answers_in_their_own_conversations(make_engine):
+    from engine.answer.model import Question
+
+    engine = make_engine(rate_limit_per_minute=100_000)
+    async with serve(build_app(engine)) as url:
+        alice, mallory = Browser(url), Browser(url)
+        try:
+            status, events = await alice.ask(CAMERA)
+            assert status == 200
+            answer_id = dict(events)["answer"]["id"]
+            bot = await engine.answer(Question(CAMERA, channel="discord", conversation_id="discord:42"))
+            assert await _vote(mallory, answer_id, "down") == 404  # someone else's
+            assert await _vote(mallory, bot.id, "down") == 404  # a bot's answer in Discord
+            assert await _vote(alice, answer_id) == 200
+            assert await _vote(alice, "x" * 5000) == 400
+        finally:
+            await alice.session.close()
+            await mallory.session.close()
+        record = await engine.store.answer(answer_id)
+        assert (record.up_votes, record.down_votes) == (1, 0)
+        assert (await engine.store.answer(bot.id)).down_votes == 0
+
+
+async def test_votes_on_the_ask_page_are_rate_limited(make_engine):
+    engine = make_engine(rate_limit_per_minute=4)
+    async with serve(build_app(engine)) as url:
+        browser = Browser(url)
+        try:
+            status, events = await browser.ask(CAMERA)
+            answer_id = dict(events)["answer"]["id"]
+            statuses = [await _vote(browser, answer_id, vote) for vote in ("up", "down", "up", "down", "up")]
+        finally:
+            await browser.session.close()
+    assert statuses[:3] == [200, 200, 200] and statuses[-1] == 429, statuses

@@ -169,18 +169,26 @@ def _page_conversation(given, session: WebSession) -> str:
 
 
 async def ask_feedback(request: web.Request) -> web.Response:
+    """A visitor's vote, on an answer given in one of their own conversations (rate limited as asking is)."""
     try:
         data = await _ask_json(request)
     except CsrfRefused as error:
         return _json_refusal(error)
     vote = {"up": 1, "down": -1}.get(data.get("vote"))
     answer_id = data.get("answer_id")
-    if vote is None or not isinstance(answer_id, str):
+    if vote is None or not isinstance(answer_id, str) or len(answer_id) > 64:
         raise web.HTTPBadRequest(text="send answer_id and vote ('up' or 'down')")
+    checked_text("answer_id", answer_id)
+    wait = request.app[LIMITS].take(f"web:{client_address(request)}")
+    if wait is not None:
+        return web.json_response({"error": {"status": 429, "code": "rate_limited", "message": "slow down a little"}},
+                                 status=429, headers={"Retry-After": str(max(1, round(wait)))})
+    visitor = request[SESSION].visitor
     try:
-        created = await _engine(request).feedback(answer_id, f"web:{request[SESSION].visitor}", vote)
+        created = await _engine(request).feedback(answer_id, f"web:{visitor}", vote,
+                                                  conversation_prefix=f"web:{visitor}:")
     except UnknownAnswer:
-        raise web.HTTPNotFound(text="no such answer") from None
+        raise web.HTTPNotFound(text="no such answer among yours") from None
     return web.json_response({"ok": True, "created": created})
 
 

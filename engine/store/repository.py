@@ -104,10 +104,16 @@ class Store:
         async with self.session() as session:
             return int((await session.execute(select(func.count()).select_from(AnswerRecord))).scalar_one())
 
-    async def vote(self, answer_id: str, user_hash: str, vote: int, comment: str | None = None) -> bool:
-        """Record one user's vote on an answer; a second vote replaces the first. True if it was new."""
+    async def vote(self, answer_id: str, user_hash: str, vote: int, comment: str | None = None,
+                   conversation_prefix: str | None = None) -> bool:
+        """Record one user's vote on an answer; a second vote replaces the first. True if it was new.
+
+        With ``conversation_prefix``, only an answer in a conversation whose id starts with it may be
+        voted on; any other is :class:`UnknownAnswer` too (whether it exists is not for the caller to learn)."""
         async with self.session.begin() as session:
-            if await session.get(AnswerRecord, answer_id) is None:
+            record = await session.get(AnswerRecord, answer_id)
+            if record is None or (conversation_prefix is not None
+                                  and not (record.conversation_id or "").startswith(conversation_prefix)):
                 raise UnknownAnswer(answer_id)
             existing = (await session.execute(
                 select(Feedback).where(Feedback.answer_id == answer_id, Feedback.user_hash == user_hash).with_for_update()
