@@ -231,3 +231,57 @@ async def test_votes_on_the_ask_page_are_rate_limited(make_engine):
         finally:
             await browser.session.close()
     assert statuses[:3] == [200, 200, 200] and statuses[-1] == 429, statuses
+
+
+# -- a stream cut off after its first words ends there ---------------------------------------------------
+
+
+class _CutOff:
+    """A provider whose stream sends words, then is blocked (a safety filter mid-answer) or just stops."""
+
+    context_window = 8000
+
+    def __init__(self, name: str, ending: str) -> None:
+        self.name, self.ending = name, ending
+
+    async def stream(self, request):
+        from engine.llm.base import Generation, StreamEvent
+
+        yield StreamEvent(text="Zoom with ")
+        yield StreamEvent(text="`scene.zoom(2)`")
+        if self.ending == "blocked":
+            yield StreamEvent(done=True, generation=Generation("", self.name, "blocked", blocked_reason="SAFETY"))
+
+    async def generate(self, request):  # pragma: no cover - streaming only here
+        raise NotImplementedError
+
+    async def count_tokens(self, text: str) -> int:  # pragma: no cover
+        return len(text)
+
+    def estimate_tokens(self, text: str) -> int:  # pragma: no cover
+        return len(text)
+
+    async def aclose(self) -> None:
+        pass
+
+
+class _Second(_CutOff):
+    async def stream(self, request):
+        from engine.llm.base import Generation, StreamEvent
+
+        yield StreamEvent(text="Zoom with `scene.zoom(2)`, the whole answer again.")
+        yield StreamEvent(done=True, generation=Generation("Zoom with ...", self.name))
+
+
+@pytest.mark.parametrize("ending", ["blocked", "stops"])
+async def test_a_stream_cut_off_after_its_first_words_is_not_started_again_by_the_next_provider(ending):
+    from engine.llm.base import GenerationRequest
+    from engine.llm.chain import ProviderChain
+
+    chain = ProviderChain([_CutOff("first", ending), _Second("second", "")])
+    failures: list = []
+    events = [e async for e in chain.stream(GenerationRequest("system", "prompt", "q"), failures)]
+    text = "".join(e.text for e in events)
+    assert text == "Zoom with `scene.zoom(2)`", text  # nothing repeated after it
+    assert events[-1].done and events[-1].generation.model == "first"
+    assert [f.provider for f in failures] == ["first"]

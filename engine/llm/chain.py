@@ -53,17 +53,30 @@ class ProviderChain:
         raise AssertionError("the extractive answerer never fails")  # pragma: no cover
 
     async def stream(self, request: GenerationRequest, failures: list[Attempt]) -> AsyncIterator[StreamEvent]:
-        """Stream from the first provider that starts; fall back only before the first token."""
+        """Stream from the first provider that starts; fall back only before the first token.
+
+        Once text has been sent, the answer is that provider's: cut off (blocked by a safety filter, an
+        error, or a stream that just stops) it ends there, plainly; another provider would start the
+        answer again after what the user already has."""
         for provider in self.providers:
             started = False
             try:
                 async for event in provider.stream(request):
                     if event.done and event.generation and event.generation.blocked:
                         failures.append(Attempt(provider.name, f"{provider.name}: blocked: {event.generation.blocked_reason}"))
+                        if started:
+                            yield StreamEvent(done=True, generation=Generation("", provider.name, "blocked",
+                                                                                blocked_reason=event.generation.blocked_reason))
+                            return
                         break
                     started = started or bool(event.text)
                     yield event
                     if event.done:
+                        return
+                else:
+                    if started:  # the stream stopped without its last event
+                        failures.append(Attempt(provider.name, f"{provider.name}: the stream was cut off"))
+                        yield StreamEvent(done=True, generation=Generation("", provider.name, "other"))
                         return
             except ProviderError as error:
                 failures.append(Attempt(provider.name, str(error)))
