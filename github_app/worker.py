@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import uuid
 
-from engine.logs import CORRELATION
+from engine.logs import CORRELATION, REDACTED, Redactor
 from engine.store.github import GitHubStore, Job
 from github_app.api import PermanentError, TransientError
 from github_app.config import AppConfig
@@ -21,6 +22,9 @@ from github_app.handlers import Handlers
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 900.0
+# GitHub's tokens by their documented prefixes (installation tokens are ghs_), and the older v1 form:
+# an installation token is minted at run time, so it is in no setting to redact by value.
+_GITHUB_TOKEN = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|v1\.[0-9a-f]{40})\b")
 
 
 def backoff(attempt: int, base: float, retry_after: float | None = None, *, rng: random.Random | None = None) -> float:
@@ -38,6 +42,11 @@ class Worker:
         self.handlers = handlers
         self.wake = wake
         self.name = name or f"worker-{uuid.uuid4().hex[:12]}"
+        self._redactor = Redactor([config.private_key, config.webhook_secret])
+
+    def redact(self, text: str) -> str:
+        """A job's error as it may be stored (and shown on the review pages): no key, secret or token in it."""
+        return _GITHUB_TOKEN.sub(REDACTED, self._redactor.redact(text))
 
     async def run_forever(self) -> None:
         while True:
@@ -76,7 +85,8 @@ class Worker:
         CORRELATION.set(f"delivery:{job.delivery_id}")
         config = self.config
         if job.attempts > config.max_attempts:  # e.g. a job whose worker died every time it ran it
-            await self.store.fail(job.id, self.name, f"gave up after {job.attempts - 1} attempts; last error: {job.last_error}")
+            await self.store.fail(job.id, self.name,
+                                  self.redact(f"gave up after {job.attempts - 1} attempts; last error: {job.last_error}"))
             return
         heartbeat = asyncio.create_task(self._heartbeat(job))
         try:
@@ -85,14 +95,14 @@ class Worker:
             await asyncio.shield(self.store.retry_later(job.id, self.name, "interrupted by shutdown", 0))
             raise
         except PermanentError as error:
-            log.warning("job %s (%s) failed: %s", job.id, job.kind, error)
-            await self.store.fail(job.id, self.name, str(error))
+            log.warning("job %s (%s) failed: %s", job.id, job.kind, self.redact(str(error)))
+            await self.store.fail(job.id, self.name, self.redact(str(error)))
             self._count(job, "failed")
         except Exception as error:
             retry_after = error.retry_after if isinstance(error, TransientError) else None
             if not isinstance(error, TransientError):
                 log.exception("job %s (%s) raised", job.id, job.kind)
-            message = str(error) if isinstance(error, TransientError) else f"{type(error).__name__}: {error}"
+            message = self.redact(str(error) if isinstance(error, TransientError) else f"{type(error).__name__}: {error}")
             if job.attempts >= config.max_attempts:
                 await self.store.fail(job.id, self.name, f"{message} (gave up after {job.attempts} attempts)")
                 self._count(job, "failed")

@@ -4,6 +4,7 @@ Keyless mode under DNS rebinding and behind proxies, pages, streams, batches and
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiohttp
@@ -285,3 +286,62 @@ async def test_a_stream_cut_off_after_its_first_words_is_not_started_again_by_th
     assert text == "Zoom with `scene.zoom(2)`", text  # nothing repeated after it
     assert events[-1].done and events[-1].generation.model == "first"
     assert [f.provider for f in failures] == ["first"]
+
+
+# -- known secrets never reach a stored error ----------------------------------------------------------------
+
+
+async def test_a_tuning_providers_error_that_echoes_the_key_is_stored_redacted(make_engine):
+    from fakes import openai
+    from test_tuning import OPENAI_BASE, drive, golden, openai_settings
+
+    fake_openai = openai.FakeOpenAI()
+    async with serve(fake_openai.app()) as url:
+        fake_openai.url = url
+        await _tuning_fails_with_the_key(make_engine, fake_openai, openai, OPENAI_BASE, drive, golden, openai_settings)
+
+
+async def _tuning_fails_with_the_key(make_engine, fake_openai, openai, OPENAI_BASE, drive, golden, openai_settings):
+    async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
+        await golden(engine)
+        runner = engine.tuning_runner(session)
+        fake_openai.fail_next = f"Incorrect API key provided: {openai.API_KEY}"
+        job = await engine.create_tuning("helper", OPENAI_BASE, None, {})
+        failed = await drive(engine, runner, job.id, "failed", "succeeded")
+    assert failed.status == "failed" and "Incorrect API key provided" in failed.error
+    assert openai.API_KEY not in failed.error and "[redacted]" in failed.error
+
+
+@pytest.mark.parametrize("failure", ["transient", "permanent", "crash"])
+async def test_a_github_jobs_error_keeps_no_secret_and_no_token(tmp_path, failure):
+    from engine.store.database import create_engine, migrate
+    from engine.store.github import GitHubStore
+    from github_app.api import PermanentError, TransientError
+    from github_app.config import AppConfig, ReplyPolicy
+    from github_app.worker import Worker
+
+    token = "ghs_" + "A1b2C3d4" * 5
+    config = AppConfig(app_id=1, private_key="-----BEGIN RSA PRIVATE KEY-----\nMIIEsecretkeybody\n-----END RSA PRIVATE KEY-----",
+                       webhook_secret="whsec-very-secret-value", slug="firstreply", api_url="http://127.0.0.1:9",
+                       graphql_url="http://127.0.0.1:9/graphql", policy=ReplyPolicy(), max_attempts=3)
+    words = f"401 for token {token}, secret {config.webhook_secret}, key {config.private_key}"
+    errors = {"transient": TransientError(words, status=502), "permanent": PermanentError(words), "crash": ValueError(words)}
+
+    class Handlers:
+        async def run(self, job):
+            raise errors[failure]
+
+    database = create_engine(f"sqlite+aiosqlite:///{tmp_path}/github.db")
+    await migrate(database)
+    store = GitHubStore(database)
+    try:
+        job_id = await store.enqueue("d-1", "discussion", "created", "reply", {"n": 1})
+        worker = Worker(config, store, Handlers(), asyncio.Event(), "w1")
+        job = await store.claim("w1", 60)
+        await worker.run(job)
+        stored = (await store.job(job_id)).last_error
+    finally:
+        await database.dispose()
+    assert "401 for token" in stored
+    for secret in (token, config.webhook_secret, "MIIEsecretkeybody"):
+        assert secret not in stored, stored

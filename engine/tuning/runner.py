@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from engine.logs import Redactor, secrets_of
 from engine.store.tuning import TERMINAL, TuningStore
 from engine.tuning.dataset import LIMITS, Example, build_examples, split_holdout, validate
 from engine.tuning.providers import TuningError
@@ -42,6 +43,16 @@ class TuningRunner:
         self.variant = variant
         self.max_retries = max_retries
         self.wake = asyncio.Event()
+        settings = getattr(engine, "settings", None)
+        self.redact = Redactor(secrets_of(settings)).redact if settings is not None else (lambda text: text)
+
+    async def _update(self, job_id: str, expect: str, **values):
+        """``store.update`` with known secrets taken out of the errors it keeps: a provider's error may echo
+        the credential, and a job's error is stored and shown by the API and the tuning page."""
+        for name in ("error", "grant_error"):
+            if isinstance(values.get(name), str):
+                values[name] = self.redact(values[name])
+        return await self.store.update(job_id, expect, **values)
 
     async def run_forever(self) -> None:
         while True:
@@ -93,21 +104,21 @@ class TuningRunner:
             retries = current.retries + 1
             if retries <= self.max_retries:
                 log.info("tuning job %s: %s; trying again later", job_id, error)
-                await self.store.update(job_id, current.status, next_in=self._backoff(retries, error.retry_after),
+                await self._update(job_id, current.status, next_in=self._backoff(retries, error.retry_after),
                                         retries=retries, error=str(error))
                 return
             error = f"gave up after {retries} tries: {error}"
         log.warning("tuning job %s failed: %s", job_id, error)
-        await self.store.update(job_id, current.status, status="failed", error=str(error), retries=0)
+        await self._update(job_id, current.status, status="failed", error=str(error), retries=0)
 
     async def _give_up(self, job_id: str, message: str) -> None:
         current = await self.store.job(job_id)
         if current is None:
             return
         if current.status == "succeeded":  # the model exists: only its grant failed
-            await self.store.update(job_id, "succeeded", grant_state="failed", grant_error=message, retries=0)
+            await self._update(job_id, "succeeded", grant_state="failed", grant_error=message, retries=0)
         elif current.status not in TERMINAL:
-            await self.store.update(job_id, current.status, status="failed", error=message, retries=0)
+            await self._update(job_id, current.status, status="failed", error=message, retries=0)
 
     async def _step(self, job) -> None:
         provider = job.base_llm["model_provider"]
@@ -115,7 +126,7 @@ class TuningRunner:
         if job.cancel_requested:
             await self._cancel(job, tuner)
         elif tuner is None:
-            await self.store.update(job.id, job.status, status="failed", error=f"no tuner for provider {provider!r}")
+            await self._update(job.id, job.status, status="failed", error=f"no tuner for provider {provider!r}")
         elif not job.provider_job_id:
             await self._prepare_and_submit(job, tuner)
         else:
@@ -127,11 +138,11 @@ class TuningRunner:
             provider_job_id = await tuner.find(job.id, job.alias)
         if provider_job_id and tuner is not None:
             await tuner.cancel(provider_job_id)
-        await self.store.update(job.id, job.status, status="cancelled", error=job.error or "cancelled")
+        await self._update(job.id, job.status, status="cancelled", error=job.error or "cancelled")
 
     async def _prepare_and_submit(self, job, tuner) -> None:
         if job.status == "queued":
-            job = await self.store.update(job.id, "queued", next_in=LEASE_SECONDS, status="validating_files")
+            job = await self._update(job.id, "queued", next_in=LEASE_SECONDS, status="validating_files")
             if job is None:  # cancelled meanwhile
                 return
         alias, base = check_request(job.alias, job.base_llm)  # the rules may have changed since it was queued
@@ -150,32 +161,32 @@ class TuningRunner:
             minimum = LIMITS[provider].min_examples
             if len(train) < minimum:
                 reasons = "; ".join(f"record {d['record_id']}: {d['reason']}" for d in dropped[:5])
-                await self.store.update(job.id, "validating_files", status="failed",
+                await self._update(job.id, "validating_files", status="failed",
                                         error=f"too few examples: {len(train)} to train on after validation and the "
                                               f"held-out slice, {provider} needs at least {minimum}"
                                               + (f" (dropped: {reasons})" if reasons else ""))
                 return
             dataset_id = await self.store.save_dataset(provider, self.variant, [e.as_dict() for e in train],
                                                        [e.as_dict() for e in heldout], report)
-            job = await self.store.update(job.id, "validating_files", next_in=LEASE_SECONDS, dataset_id=dataset_id)
+            job = await self._update(job.id, "validating_files", next_in=LEASE_SECONDS, dataset_id=dataset_id)
             if job is None or job.cancel_requested:
                 return
             dataset = await self.store.dataset(dataset_id)
         train = [Example(**e) for e in dataset.train]
         if job.provider_file_id is None and (file_id := await tuner.upload(job.id, train)):
-            job = await self.store.update(job.id, job.status, next_in=LEASE_SECONDS, provider_file_id=file_id, retries=0)
+            job = await self._update(job.id, job.status, next_in=LEASE_SECONDS, provider_file_id=file_id, retries=0)
             if job is None:
                 return
         # Counted before the call: if its answer is lost, the next attempt looks for the job instead of making another.
         provider_job_id = await tuner.find(job.id, alias) if job.submit_attempts else None
         if provider_job_id is None:
-            job = await self.store.update(job.id, job.status, next_in=LEASE_SECONDS, submit_attempts=job.submit_attempts + 1)
+            job = await self._update(job.id, job.status, next_in=LEASE_SECONDS, submit_attempts=job.submit_attempts + 1)
             if job is None:
                 return
             provider_job_id = await tuner.create(job.id, alias, base["model_name"], base["model_parameters"], train,
                                                  job.provider_file_id)
         log.info("tuning job %s submitted to %s as %s (%d examples)", job.id, provider, provider_job_id, len(train))
-        await self.store.update(job.id, job.status, next_in=self.poll_seconds, status=tuner.submitted_state,
+        await self._update(job.id, job.status, next_in=self.poll_seconds, status=tuner.submitted_state,
                                 provider_job_id=provider_job_id, error=None, retries=0)
 
     async def _poll(self, job, tuner) -> None:
@@ -183,31 +194,31 @@ class TuningRunner:
         if progress.state == "succeeded":
             log.info("tuning job %s succeeded: %s", job.id, progress.model_id)
             grant = {"grantee": tuner.grantee, "grant_state": "pending", "grant_error": None} if tuner.grantee else {}
-            job = await self.store.update(job.id, job.status, status="succeeded", progress=100.0, model_id=progress.model_id,
+            job = await self._update(job.id, job.status, status="succeeded", progress=100.0, model_id=progress.model_id,
                                           provider_progress=progress.detail, error=None, retries=0, **grant)
             if job is not None and job.grant_state == "pending":
                 await self._grant(job, tuner)
         elif progress.state in TERMINAL:
-            await self.store.update(job.id, job.status, status=progress.state, progress=progress.percent,
+            await self._update(job.id, job.status, status=progress.state, progress=progress.percent,
                                     provider_progress=progress.detail, error=progress.error, retries=0)
         else:
-            await self.store.update(job.id, job.status, next_in=self.poll_seconds, status=progress.state,
+            await self._update(job.id, job.status, next_in=self.poll_seconds, status=progress.state,
                                     progress=progress.percent, provider_progress=progress.detail, error=None, retries=0)
 
     async def _grant(self, job, tuner) -> None:
         """Share the tuned model with the grantee; a refusal keeps the model and shows on the job, to retry."""
         if tuner is None or not job.grantee or not job.model_id:
-            await self.store.update(job.id, "succeeded", grant_state="failed", grant_error="nothing to grant access to")
+            await self._update(job.id, "succeeded", grant_state="failed", grant_error="nothing to grant access to")
             return
         try:
             await tuner.grant(job.model_id, job.grantee)
         except TuningError as error:
             retries = job.retries + 1
             if error.retryable and retries <= self.max_retries:
-                await self.store.update(job.id, "succeeded", next_in=self._backoff(retries, error.retry_after),
+                await self._update(job.id, "succeeded", next_in=self._backoff(retries, error.retry_after),
                                         retries=retries, grant_error=str(error))
             else:
                 log.warning("tuning job %s: the grant to %s failed: %s", job.id, job.grantee, error)
-                await self.store.update(job.id, "succeeded", grant_state="failed", grant_error=str(error), retries=0)
+                await self._update(job.id, "succeeded", grant_state="failed", grant_error=str(error), retries=0)
             return
-        await self.store.update(job.id, "succeeded", grant_state="granted", grant_error=None, retries=0)
+        await self._update(job.id, "succeeded", grant_state="granted", grant_error=None, retries=0)
