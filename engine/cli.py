@@ -6,6 +6,7 @@ ends the command with one line on stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from contextlib import contextmanager
@@ -46,12 +47,31 @@ def _failures_as_messages(data_dir: Path | None = None):
     try:
         yield
     except Exception as error:
-        if data_dir is not None and (full := _disk_full(data_dir)):
-            raise click.ClickException(full) from None
+        full = _disk_full(data_dir) if data_dir is not None else None
+        if full is None and _out_of_space(error):  # the space may be free again by now (temporary files removed)
+            full = (f"the disk{f' holding {data_dir}' if data_dir else ''} ran out of space: free some space and run "
+                    "it again; the index is as it was before this run")
+        if full is not None:
+            raise click.ClickException(full) from error  # the chain stays for --debug and logs
         if isinstance(error, (EmbeddingModelError, VectorStoreError, DatabaseError, ConfigError, FileNotFoundError,
                               ValueError, OSError)):
             raise click.ClickException(str(error)) from None
         raise
+
+
+def _out_of_space(error: BaseException) -> bool:
+    """Whether ``error``, or any error in its chain, is the disk running out of space (ENOSPC, EDQUOT, or
+    SQLite's "database or disk is full"), however the store that met it worded its own error."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            return True
+        if "no space left on device" in str(current).lower() or "database or disk is full" in str(current).lower():
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 DISK_NEARLY_FULL_BYTES = 64 * 1024 * 1024

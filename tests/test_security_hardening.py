@@ -345,3 +345,94 @@ async def test_a_github_jobs_error_keeps_no_secret_and_no_token(tmp_path, failur
     assert "401 for token" in stored
     for secret in (token, config.webhook_secret, "MIIEsecretkeybody"):
         assert secret not in stored, stored
+
+
+# -- page hardening ---------------------------------------------------------------------------------------
+
+
+def test_a_backslash_never_makes_a_link():
+    from engine.api.pages import safe_href
+
+    for url in ("/\\evil.example", "\\\\evil.example", "/\\/evil.example", "https://x.test\\@evil.example", " /docs"):
+        assert safe_href(url) == "", url
+    assert safe_href("/review/answers") == "/review/answers" and safe_href("https://x.test/a#L1") == "https://x.test/a#L1"
+
+
+@pytest.fixture
+async def signed_in(make_engine):
+    engine = make_engine(api_keys=["sk-hardening-1"], rate_limit_per_minute=100_000)
+    async with serve(build_app(engine)) as url:
+        browser = Browser(url)
+        await engine.start()
+        token = await engine.review.add_maintainer("ada")
+        try:
+            yield url, engine, browser, token
+        finally:
+            await browser.session.close()
+
+
+async def test_pages_say_only_their_own_fixed_messages(signed_in):
+    url, engine, browser, token = signed_in
+    await browser.sign_in(token)
+    for path in ("/review/golden?message=Your+account+is+locked%3A+call+555-0100",
+                 "/review/golden?error=Your+account+is+locked%3A+call+555-0100", "/review/tuning?error=call+555-0100"):
+        status, _, page = await browser.get(path)
+        assert status == 200 and "555-0100" not in page, path
+    csrf = await browser.csrf("/review/golden")
+    status, location, _ = await browser.post("/review/golden", {"question": " ", "answer": "", "csrf_token": csrf})
+    assert status == 303
+    _, _, page = await browser.get(location)
+    assert "A golden record needs a question and an answer." in page
+    status, location, _ = await browser.post("/review/golden", {"question": "Q?", "answer": "A.", "csrf_token": csrf})
+    _, _, page = await browser.get(location)
+    assert "Added." in page
+    _, _, page = await browser.get("/review/golden?message=imported&added=3&skipped=<b>x</b>")
+    assert "Imported 3." in page and "<b>x" not in page
+
+
+async def test_signing_in_again_ends_the_session_the_browser_had(signed_in):
+    url, engine, browser, token = signed_in
+    await browser.sign_in(token)
+    first = browser.session.cookie_jar.filter_cookies(url)["firstreply_session"].value
+    await browser.sign_in(token)
+    replay = Browser(url)
+    try:
+        replay.session.cookie_jar.update_cookies({"firstreply_session": first})
+        status, location, _ = await replay.get("/review/golden")
+        assert status == 303 and location.startswith("/review/login")
+    finally:
+        await replay.session.close()
+    assert (await browser.get("/review/golden"))[0] == 200
+
+
+async def test_a_maintainer_removed_while_signing_in_gets_a_401_not_a_500(signed_in):
+    url, engine, browser, token = signed_in
+    checked = engine.review.maintainer_for
+
+    async def removed_right_after_the_check(given: str):
+        name = await checked(given)
+        await engine.review.remove_maintainer(name)
+        return name
+
+    engine.review.maintainer_for = removed_right_after_the_check
+    status, _, page = await browser.post("/review/login", {"token": token, "csrf_token": await browser.csrf(),
+                                                          "next": "/review/answers"})
+    assert status == 401 and "not valid" in page
+
+
+def test_running_out_of_space_says_the_disk_is_full_and_keeps_the_chain(tmp_path):
+    import errno
+
+    import click
+
+    from engine.cli import _failures_as_messages
+
+    with pytest.raises(click.ClickException) as raised:
+        with _failures_as_messages(tmp_path):  # plenty of space now: the store's temporary files were removed
+            try:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            except OSError as cause:
+                raise RuntimeError("InternalError: Error in compaction") from cause
+    assert "ran out of space" in raised.value.message and "compaction" not in raised.value.message
+    assert isinstance(raised.value.__cause__, RuntimeError)
+    assert isinstance(raised.value.__cause__.__cause__, OSError)

@@ -24,7 +24,7 @@ from engine.api.errors import stream_events
 from engine.api.http import ENGINE, LIMITS, METRICS, checked_text, client_address, page_number, read_json, row_id
 from engine.api.sessions import CsrfRefused, Sessions, WebSession, check_csrf
 from engine.store.repository import UnknownAnswer
-from engine.store.review import VERDICTS, AnswerFilter, ReviewError
+from engine.store.review import MAX_IMPORT_FIELD, VERDICTS, AnswerFilter, ReviewError
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -33,6 +33,49 @@ TEMPLATES = web.AppKey("templates", jinja2.Environment)
 SESSION = web.RequestKey("session", WebSession)
 PAGE_PREFIXES = ("/ask", "/review", "/static/")
 MAX_QUESTION_CHARS = 8000
+
+
+#: What a page says after a redirect, by code: ``?error=<code>`` / ``?message=<code>`` pick one of these, and
+#: anything else in the query shows nothing, so a link can't make the site say words of its sender's choosing.
+PAGE_ERRORS = {
+    "no-draft": "There is no GitHub draft waiting for this answer.",
+    "unknown-action": "Unknown action.",
+    "choose-file": "Choose a CSV file to import.",
+    "not-utf8": "The file is not UTF-8 text.",
+    "csv-header": "The CSV needs a header row with 'question' and 'answer' columns.",
+    "golden-empty": "A golden record needs a question and an answer.",
+    "too-long": f"Questions and answers are at most {MAX_IMPORT_FIELD} characters.",
+    "correction-text": "A correction needs the corrected text.",
+    "reject-reason": "Say why the answer is rejected.",
+    "abstention": "An abstention has no answer to approve: correct it with the right answer instead.",
+    "no-grant": "No failed grant to retry.",
+    "job-over": "The job is already over.",
+    "refused": "That was refused; the server's log says why.",
+}
+PAGE_NOTICES = {"added": "Added.", "deleted": "Deleted.", "saved": "Saved.", "imported": "Imported."}
+_ERROR_CODES = {text.rstrip(".").lower(): code for code, text in PAGE_ERRORS.items()}
+
+
+def error_code(error: Exception) -> str:
+    """The code of a page error for a refusal's message ("refused" for one with no fixed wording)."""
+    code = _ERROR_CODES.get(str(error).rstrip(".").lower())
+    if code is None:
+        log.info("a page action was refused: %s", error)
+    return code or "refused"
+
+
+def page_error(request: web.Request) -> str | None:
+    return PAGE_ERRORS.get(request.query.get("error", ""))
+
+
+def page_notice(request: web.Request) -> str | None:
+    notice = PAGE_NOTICES.get(request.query.get("message", ""))
+    if notice and request.query.get("message") == "imported":
+        added, skipped = request.query.get("added", ""), request.query.get("skipped", "")
+        if added.isdigit() and len(added) < 10:
+            notice = f"Imported {int(added)}" + (f", {int(skipped)} skipped." if skipped.isdigit() and len(skipped) < 10
+                                                  and int(skipped) else ".")
+    return notice
 
 
 def is_page(path: str) -> bool:
@@ -79,9 +122,11 @@ def render(request: web.Request, name: str, status: int = 200, **context) -> web
 
 def safe_href(url) -> str:
     """``url`` if a page may link to it (http(s), or a path on this site), else "": a knowledge base's
-    folder named ``javascript:alert(1)`` must never become a link."""
-    if isinstance(url, str) and (url.startswith(("https://", "http://")) or (url.startswith("/") and not url.startswith("//"))):
-        return url if url.isprintable() else ""
+    folder named ``javascript:alert(1)`` must never become a link, nor a path with a backslash in it."""
+    if not isinstance(url, str) or "\\" in url or not url.isprintable() or url != url.strip():
+        return ""  # browsers read "/\\evil.example" and "\\\\evil.example" as "//evil.example"
+    if url.startswith(("https://", "http://")) or (url.startswith("/") and not url.startswith("//")):
+        return url
     return ""
 
 
@@ -224,7 +269,14 @@ async def login(request: web.Request) -> web.Response:
         log.warning("sign-in refused from %s", client_address(request))
         return render(request, "login.html", status=401, next=target, error="That token is not valid.")
     session = request[SESSION]
-    session.token, session.maintainer = await engine.review.open_session(name), name
+    if session.token:  # signing in again (as anyone) ends the session this browser had
+        await engine.review.end_session(session.token)
+        session.token = session.maintainer = None
+    token = await engine.review.open_session(name)
+    if token is None:  # the maintainer was removed since the token was checked
+        log.warning("sign-in refused from %s: the maintainer was removed meanwhile", client_address(request))
+        return render(request, "login.html", status=401, next=target, error="That token is not valid.")
+    session.token, session.maintainer = token, name
     session.csrf = WebSession().csrf  # a new CSRF token after signing in
     await engine.review.audit(name, "signin", None, {"from": client_address(request)})
     raise web.HTTPSeeOther(target)
@@ -283,7 +335,7 @@ async def answer_page(request: web.Request) -> web.Response:
     detail = await engine.review.detail(request.match_info["id"])
     if detail is None:
         raise web.HTTPNotFound(text="no such answer")
-    return render(request, "answer.html", error=request.query.get("error"), **detail)
+    return render(request, "answer.html", error=page_error(request), **detail)
 
 
 async def answer_action(request: web.Request) -> web.Response:
@@ -305,7 +357,7 @@ async def answer_action(request: web.Request) -> web.Response:
     except LookupError:
         raise web.HTTPNotFound(text="no such answer") from None
     except ReviewError as error:
-        raise web.HTTPSeeOther(f"{target}?{urlencode({'error': str(error)})}") from None
+        raise web.HTTPSeeOther(f"{target}?{urlencode({'error': error_code(error)})}") from None
     raise web.HTTPSeeOther(target)
 
 
@@ -320,8 +372,8 @@ async def golden_page(request: web.Request) -> web.Response:
     text = (request.query.get("q") or "").strip()[:200] or None
     rows, more = await engine.review.golden_records(text, page)
     params = {"q": text} if text else {}
-    return render(request, "golden.html", rows=rows, q=text or "", message=request.query.get("message"),
-                  error=request.query.get("error"),
+    return render(request, "golden.html", rows=rows, q=text or "", message=page_notice(request),
+                  error=page_error(request),
                   previous=f"/review/golden?{urlencode({**params, 'page': page - 1})}" if page > 1 else None,
                   next=f"/review/golden?{urlencode({**params, 'page': page + 1})}" if more else None)
 
@@ -334,7 +386,7 @@ async def golden_record_page(request: web.Request) -> web.Response:
     record = await engine.review.golden_record(record_id) if record_id else None
     if record is None:
         raise web.HTTPNotFound(text="no such golden record")
-    return render(request, "golden_record.html", record=record, error=request.query.get("error"))
+    return render(request, "golden_record.html", record=record, error=page_error(request))
 
 
 async def golden_add(request: web.Request) -> web.Response:
@@ -345,9 +397,9 @@ async def golden_add(request: web.Request) -> web.Response:
         await engine.start()
         await engine.review.add_golden_record(form.get("question", ""), form.get("answer", ""), name)
     except ReviewError as error:
-        raise web.HTTPSeeOther(f"/review/golden?{urlencode({'error': str(error)})}") from None
+        raise web.HTTPSeeOther(f"/review/golden?{urlencode({'error': error_code(error)})}") from None
     await engine.sync_golden()
-    raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "Added."}))
+    raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "added"}))
 
 
 async def golden_action(request: web.Request) -> web.Response:
@@ -362,15 +414,15 @@ async def golden_action(request: web.Request) -> web.Response:
         if not await engine.review.delete_golden_record(record_id, name):
             raise web.HTTPNotFound(text="no such golden record")
         await engine.sync_golden()
-        raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "Deleted."}))
+        raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "deleted"}))
     try:
         record = await engine.review.update_golden_record(record_id, form.get("question", ""), form.get("answer", ""), name)
     except ReviewError as error:
-        raise web.HTTPSeeOther(f"/review/golden/{record_id}?{urlencode({'error': str(error)})}") from None
+        raise web.HTTPSeeOther(f"/review/golden/{record_id}?{urlencode({'error': error_code(error)})}") from None
     if record is None:
         raise web.HTTPNotFound(text="no such golden record")
     await engine.sync_golden()
-    raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "Saved."}))
+    raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "saved"}))
 
 
 async def golden_export(request: web.Request) -> web.Response:
@@ -398,11 +450,11 @@ async def golden_import(request: web.Request) -> web.Response:
         text = upload.file.read().decode("utf-8-sig")
         result = await engine.review.import_golden_csv(text, name)
     except (ReviewError, UnicodeDecodeError) as error:
-        message = str(error) if isinstance(error, ReviewError) else "the file is not UTF-8 text"
-        raise web.HTTPSeeOther(f"/review/golden?{urlencode({'error': message})}") from None
+        code = error_code(error) if isinstance(error, ReviewError) else "not-utf8"
+        raise web.HTTPSeeOther(f"/review/golden?{urlencode({'error': code})}") from None
     await engine.sync_golden()
-    skipped = f", {len(result['skipped'])} skipped" if result["skipped"] else ""
-    raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": f"Imported {result['added']}{skipped}."}))
+    counts = {"added": result["added"], "skipped": len(result["skipped"])}
+    raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "imported", **counts}))
 
 
 # -- overview --------------------------------------------------------------------------------------
@@ -430,7 +482,7 @@ async def tuning_page(request: web.Request) -> web.Response:
     engine = _engine(request)
     model = await engine.current_model()
     return render(request, "tuning.html", jobs=await engine.tuning.jobs(), activations=await engine.tuning.activations(),
-                  model=model, error=request.query.get("error"))
+                  model=model, error=page_error(request))
 
 
 async def tuning_action(request: web.Request) -> web.Response:
@@ -455,7 +507,7 @@ async def tuning_action(request: web.Request) -> web.Response:
     except LookupError:
         raise web.HTTPNotFound(text="no such tuning job") from None
     except ReviewError as error:
-        raise web.HTTPSeeOther(f"/review/tuning?{urlencode({'error': str(error)})}") from None
+        raise web.HTTPSeeOther(f"/review/tuning?{urlencode({'error': error_code(error)})}") from None
     raise web.HTTPSeeOther("/review/tuning")
 
 

@@ -292,15 +292,21 @@ class ReviewStore:
             row.last_seen_at = utcnow()
             return row.name
 
-    async def open_session(self, name: str, lifetime: timedelta = SESSION_LIFETIME) -> str:
-        """Sign a maintainer in on the web pages: a new session token for their cookie (only its hash is kept)."""
+    async def open_session(self, name: str, lifetime: timedelta = SESSION_LIFETIME) -> str | None:
+        """Sign a maintainer in on the web pages: a new session token for their cookie (only its hash is kept).
+
+        None when there is no such maintainer, removed perhaps a moment after their token was checked
+        (also when the removal commits between this look-up and the insert: the foreign key refuses it)."""
         token = secrets.token_urlsafe(32)
-        async with self.session.begin() as session:
-            maintainer = (await session.execute(select(Maintainer.id).where(Maintainer.name == name))).scalar_one_or_none()
-            if maintainer is None:
-                raise ReviewError(f"there is no maintainer called {name!r}")
-            session.add(MaintainerSession(token_hash=token_digest(token), maintainer_id=maintainer,
-                                          expires_at=utcnow() + lifetime))
+        try:
+            async with self.session.begin() as session:
+                maintainer = (await session.execute(select(Maintainer.id).where(Maintainer.name == name))).scalar_one_or_none()
+                if maintainer is None:
+                    return None
+                session.add(MaintainerSession(token_hash=token_digest(token), maintainer_id=maintainer,
+                                              expires_at=utcnow() + lifetime))
+        except IntegrityError:
+            return None
         return token
 
     async def session_maintainer(self, token: str) -> str | None:
