@@ -78,7 +78,7 @@ async def test_group_commit_logs_every_answer_and_isolates_a_bad_one(tmp_path):
         await store.close()
 
 
-async def test_when_a_shared_batch_fails_each_item_is_retried_alone_and_only_the_bad_one_fails():
+async def test_when_a_shared_batch_fails_it_is_bisected_and_only_the_bad_item_fails():
     calls = []
 
     def strict(items):
@@ -91,4 +91,46 @@ async def test_when_a_shared_batch_fails_each_item_is_retried_alone_and_only_the
     results = await asyncio.gather(*[batcher.submit(i) for i in (1, 2, -3, 4)], return_exceptions=True)
     assert results[:2] == [10, 20] and results[3] == 40
     assert isinstance(results[2], ValueError)
-    assert calls[0] == [1, 2, -3, 4] and sorted(map(tuple, calls[1:])) == [(-3,), (1,), (2,), (4,)]
+    assert calls == [[1, 2, -3, 4], [1, 2], [-3, 4], [-3], [4]]  # halves, not every item alone
+
+
+async def test_one_bad_item_in_a_full_batch_costs_a_logarithmic_number_of_calls():
+    calls = []
+
+    def strict(items):
+        calls.append(len(items))
+        if 17 in items:
+            raise ValueError("17 is cursed")
+        return items
+
+    batcher = MicroBatcher(strict, max_batch=32)
+    results = await asyncio.gather(*[batcher.submit(i) for i in range(32)], return_exceptions=True)
+    assert [r for r in results if not isinstance(r, Exception)] == [i for i in range(32) if i != 17]
+    assert isinstance(results[17], ValueError)
+    assert len(calls) == 11  # 1 + 2 per level of halving (32 -> 1); one by one it was 33
+
+
+async def test_an_outage_fails_every_item_at_once_instead_of_trying_each():
+    calls = []
+
+    def down(items):
+        calls.append(len(items))
+        raise ConnectionError("the vector store is not answering")
+
+    batcher = MicroBatcher(down, max_batch=32)
+    results = await asyncio.gather(*[batcher.submit(i) for i in range(32)], return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results)
+    assert calls == [32, 16, 16]  # the whole batch, then both halves failing alike: an outage
+
+
+async def test_two_callers_bad_items_alike_do_not_pass_for_an_outage():
+    """Two questions with the same bad text, one in each half, fail alike; the rest must still get answers."""
+
+    def strict(items):
+        if any(i < 0 for i in items):
+            raise ValueError("surrogates not allowed")
+        return items
+
+    batcher = MicroBatcher(strict, max_batch=8)
+    results = await asyncio.gather(*[batcher.submit(i) for i in (-1, 1, 2, 3, -1, 5, 6, 7)], return_exceptions=True)
+    assert [isinstance(r, ValueError) for r in results] == [True, False, False, False, True, False, False, False]

@@ -7,8 +7,12 @@ batch is running are gathered into the next one; a lone call waits for nothing b
 commit: concurrent answers share one transaction, and each caller still returns only once
 its own record is committed.
 
-One caller's bad item must not cost the others their results: when a shared batch raises,
-each of its items is run again alone, and only the items that fail alone fail.
+One caller's bad item must not cost the others their results: when a shared batch raises, it
+is split in halves and each half run again, down to the items that fail alone (a batch of 32
+with one bad item costs 11 calls, not 33), and only those fail. An outage is not a bad item:
+when both halves fail just as the whole did (same error type and message) with an error that
+is not about the data (not a ``ValueError``, ``TypeError`` or ``LookupError``: those a caller's
+text can raise, two callers' alike), every item fails at once with it, after three calls.
 """
 
 from __future__ import annotations
@@ -44,18 +48,7 @@ class MicroBatcher(Generic[T, R]):
         await asyncio.sleep(0)  # let calls that arrived in the same loop turn join
         while self._pending:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            try:
-                results = await self._run([item for item, _ in batch])
-            except Exception as error:
-                if len(batch) == 1:
-                    results = [error]
-                else:  # find the item that spoiled the batch: each one again, alone
-                    results = []
-                    for item, _ in batch:
-                        try:
-                            results.extend(await self._run([item]))
-                        except Exception as alone:
-                            results.append(alone)
+            results = await self._settle([item for item, _ in batch])
             for (_, future), result in zip(batch, results):
                 if future.done():
                     continue
@@ -64,7 +57,39 @@ class MicroBatcher(Generic[T, R]):
                 else:
                     future.set_result(result)
 
+    async def _settle(self, items: list[T], failed: Exception | None = None) -> list:
+        """One result or exception per item: the batch at once, or, when it raises, its halves in turn."""
+        if failed is None:
+            try:
+                return await self._run(items)
+            except Exception as error:
+                failed = error
+        if len(items) == 1:
+            return [failed]
+        middle = len(items) // 2
+        halves = []
+        for half in (items[:middle], items[middle:]):
+            try:
+                halves.append(await self._run(half))
+            except Exception as error:
+                halves.append(error)
+        if all(isinstance(h, Exception) and _same_failure(h, failed) for h in halves) and not _about_the_data(failed):
+            return [failed] * len(items)  # an outage: everything fails alike, so stop asking
+        results: list = []
+        for half, outcome in zip((items[:middle], items[middle:]), halves):
+            results.extend(await self._settle(half, outcome) if isinstance(outcome, Exception) else outcome)
+        return results
+
     async def _run(self, items: list[T]) -> list:
         if inspect.iscoroutinefunction(self.run_batch):
             return await self.run_batch(items)
         return await asyncio.to_thread(self.run_batch, items)
+
+
+def _same_failure(one: Exception, other: Exception) -> bool:
+    return type(one) is type(other) and str(one) == str(other)
+
+
+def _about_the_data(error: Exception) -> bool:
+    """An error a caller's item can cause (bad text, a wrong type, a missing key), never a sign of an outage."""
+    return isinstance(error, (ValueError, TypeError, LookupError))
