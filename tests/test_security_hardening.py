@@ -436,3 +436,35 @@ def test_running_out_of_space_says_the_disk_is_full_and_keeps_the_chain(tmp_path
     assert "ran out of space" in raised.value.message and "compaction" not in raised.value.message
     assert isinstance(raised.value.__cause__, RuntimeError)
     assert isinstance(raised.value.__cause__.__cause__, OSError)
+
+
+# -- a conversation's channel is checked again when its turns are written ---------------------------------
+
+
+def _record(answer_id: str, channel: str, conversation: str):
+    from engine.store.models import AnswerRecord
+
+    return AnswerRecord(id=answer_id, channel=channel, conversation_id=conversation, user_hash="u", kb="kb",
+                        question="q?", search_query="q?", text="a", abstained=False, confidence=0.5, sources=[],
+                        citations=[], model="extractive", fallback_reasons=[], prompt_tokens=1, output_tokens=1,
+                        latency_ms=1, trimmed={})
+
+
+async def test_turns_are_never_written_into_a_conversation_another_channel_started_meanwhile(database_overrides, tmp_path):
+    """The API caller's history() check ran while the conversation did not exist yet; the Discord thread
+    started it while the answer was being generated. The write must check the owner again, under a lock."""
+    from engine.store.repository import ConversationConflict, HistoryTurn, Store
+
+    store = await Store.open(database_overrides.get("database_url") or f"sqlite+aiosqlite:///{tmp_path}/c.db")
+    try:
+        assert await store.history("thread-9", channel="api") == []  # the check, before the answer
+        turn = [HistoryTurn("user", "mine", 1)]
+        await store.log_answer(_record("a-discord", "discord", "thread-9"), [HistoryTurn("user", "discord", 1)])
+        with pytest.raises(ConversationConflict):
+            await store.log_answer(_record("a-api", "api", "thread-9"), turn)
+        assert [t.text for t in await store.history("thread-9")] == ["discord"]
+        # Concurrent first answers in one new conversation, same channel: both logged, no duplicate-key error.
+        await asyncio.gather(*(store.log_answer(_record(f"a-{i}", "web", "web:v:1"), turn) for i in range(6)))
+        assert len(await store.history("web:v:1")) == 6
+    finally:
+        await store.close()

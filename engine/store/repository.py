@@ -76,20 +76,28 @@ class Store:
         return [None] * len(items)
 
     async def _write(self, items: list[tuple[AnswerRecord, list[HistoryTurn]]]) -> None:
+        """Commit answers and their turns. Each conversation is created if new (a concurrent creation is no
+        error), then locked (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite has one writer) and its channel
+        checked again: the check in :meth:`history` ran before the answer was generated, and another channel
+        may have started the conversation since. A turn is never added to another channel's conversation."""
         async with self.session.begin() as session:
             conversation_ids = {r.conversation_id: r.channel for r, _ in items if r.conversation_id}
             if conversation_ids:
-                existing = set((await session.execute(
-                    select(Conversation.id).where(Conversation.id.in_(conversation_ids))
-                )).scalars())
-                for conversation_id, channel in conversation_ids.items():
-                    if conversation_id in existing:
-                        await session.execute(
-                            update(Conversation).where(Conversation.id == conversation_id).values(updated_at=utcnow())
-                        )
-                    else:
-                        session.add(Conversation(id=conversation_id, channel=channel))
-                await session.flush()
+                dialect = session.bind.dialect.name
+                insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+                now = utcnow()
+                await session.execute(insert(Conversation).values(
+                    [{"id": cid, "channel": channel, "created_at": now, "updated_at": now}
+                     for cid, channel in conversation_ids.items()]).on_conflict_do_nothing(index_elements=["id"]))
+                owners = dict((await session.execute(
+                    select(Conversation.id, Conversation.channel).where(Conversation.id.in_(conversation_ids))
+                    .with_for_update()
+                )).all())
+                for record, _ in items:
+                    if record.conversation_id and owners.get(record.conversation_id) != record.channel:
+                        raise ConversationConflict(f"conversation {record.conversation_id!r} belongs to another channel")
+                await session.execute(update(Conversation).where(Conversation.id.in_(conversation_ids))
+                                      .values(updated_at=now))
             for record, turns in items:
                 session.add(record)
                 if record.conversation_id:
