@@ -468,3 +468,52 @@ async def test_turns_are_never_written_into_a_conversation_another_channel_start
         assert len(await store.history("web:v:1")) == 6
     finally:
         await store.close()
+
+
+# -- forms and CSV the pages can't read are 400s, not 500s -----------------------------------------------
+
+
+async def test_a_form_body_that_cannot_be_read_is_a_400(signed_in):
+    url, engine, browser, token = signed_in
+    csrf = await browser.csrf()
+    bodies = [
+        (b"csrf_token=" + csrf.encode() + b"&token=\xff\xfe", "application/x-www-form-urlencoded"),  # not UTF-8
+        (b"a=1", "application/x-www-form-urlencoded; charset=no-such-charset"),
+        (b"--x\r\nbroken", "multipart/form-data; boundary=x"),
+        (b'--x\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n\xff\r\n--x--\r\n',
+         "multipart/form-data; boundary=x"),
+        (b"a=1", "multipart/form-data"),  # no boundary
+        (b"csrf_token=" + csrf.encode() + b"&token=a%00b", "application/x-www-form-urlencoded"),  # a NUL
+    ]
+    for body, kind in bodies:
+        async with browser.session.post(f"{url}/review/login", data=body, allow_redirects=False,
+                                        headers={"Content-Type": kind, "Origin": url}) as response:
+            assert response.status == 400, (kind, body)
+    async with browser.session.post(f"{url}/review/login", data=b"token=" + b"x" * 70_000, allow_redirects=False,
+                                    headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": url}) as response:
+        assert response.status == 413
+
+
+async def test_golden_records_with_text_the_store_cannot_hold_are_refused_not_a_500(database_overrides, make_engine):
+    from tests_support import key_with_every_role
+
+    engine = make_engine(api_keys=[key_with_every_role("sk-hardening-2")], rate_limit_per_minute=100_000,
+                         **database_overrides)
+    async with serve(build_app(engine)) as url, aiohttp.ClientSession(
+            headers={"Authorization": "Bearer sk-hardening-2"}) as http:
+        async with http.post(f"{url}/api/v1/golden-records/import", data="question,answer\nHow\x00?,Like so.\n".encode(),
+                             headers={"Content-Type": "text/csv"}) as response:
+            assert response.status in (200, 400), await response.text()
+            if response.status == 200:
+                assert (await response.json())["added"] == 0
+        browser = Browser(url)
+        try:
+            await engine.start()
+            await browser.sign_in(await engine.review.add_maintainer("ada"))
+            csrf = await browser.csrf("/review/golden")
+            status, location, _ = await browser.post("/review/golden", {"question": "Q\x00?", "answer": "A.",
+                                                                         "csrf_token": csrf})
+            assert status in (303, 400) and status != 500
+        finally:
+            await browser.session.close()
+        assert await engine.review.all_golden_records() == []

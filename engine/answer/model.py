@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from engine.index.retriever import Hit
+from engine.store.text import text_problem  # a question must be text the tokenizer and the store take
 
 CHANNELS = ("discord", "github", "api", "web")
-# A lone surrogate can't be encoded (the tokenizer and the database refuse it); PostgreSQL can't store NUL.
-_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
-
-
-def text_problem(text: str) -> str | None:
-    """Why ``text`` can't be encoded or stored (a lone surrogate, a NUL character); None when it can."""
-    found = _UNSTORABLE.search(text)
-    if found is None:
-        return None
-    kind = "a NUL character" if found.group() == "\x00" else f"a lone surrogate (U+{ord(found.group()):04X})"
-    return f"is not valid Unicode text: it holds {kind}"
 
 
 @dataclass(frozen=True)

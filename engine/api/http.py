@@ -8,7 +8,7 @@ import json
 
 from aiohttp import web
 
-from engine.answer.model import text_problem
+from engine.store.text import text_problem
 from engine.api.ratelimit import TokenBuckets
 from engine.metrics import Metrics
 

@@ -17,8 +17,10 @@ from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from engine.answer.model import CHANNELS, Question
+from engine.store.text import text_problem
 from engine.api import charts
 from engine.api.errors import stream_events
 from engine.api.http import ENGINE, LIMITS, METRICS, checked_text, client_address, page_number, read_json, row_id
@@ -141,9 +143,20 @@ def require_maintainer(request: web.Request) -> str:
     return name
 
 
-async def _form(request: web.Request) -> dict:
-    form = await request.post()
-    check_csrf(request, request[SESSION], form.get("csrf_token"))
+async def _form(request: web.Request):
+    """The posted form, checked: from this site with this session's CSRF token, readable, and holding only
+    text that can be stored. A body that can't be read as a form (bytes that aren't UTF-8, a multipart body
+    without its boundary or cut short, an unknown charset) is a 400; one over the body limit is aiohttp's 413."""
+    try:
+        form = await request.post()
+    except web.HTTPException:
+        raise
+    except (ValueError, LookupError, AssertionError, RuntimeError, HttpProcessingError):  # UnicodeDecodeError: a ValueError
+        raise web.HTTPBadRequest(text="the form could not be read: send it from the page") from None
+    check_csrf(request, request[SESSION], form.get("csrf_token") if isinstance(form.get("csrf_token"), str) else None)
+    for value in form.values():
+        if isinstance(value, str) and text_problem(value):
+            raise web.HTTPBadRequest(text=f"a field of the form {text_problem(value)}")
     return form
 
 

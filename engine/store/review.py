@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from engine.store.database import sessions
 from engine.store.models import (AnswerRecord, AuditEvent, Feedback, GitHubReply, GoldenRecord, Maintainer,
                                  MaintainerSession, Turn, utcnow)
+from engine.store.text import text_problem
 
 VERDICTS = ("unreviewed", "approved", "corrected", "rejected")
 SESSION_LIFETIME = timedelta(days=7)
@@ -183,6 +184,8 @@ class ReviewStore:
             raise ReviewError("a golden record needs a question and an answer")
         if len(question) > MAX_IMPORT_FIELD or len(answer) > MAX_IMPORT_FIELD:
             raise ReviewError(f"questions and answers are at most {MAX_IMPORT_FIELD} characters")
+        if problem := text_problem(question) or text_problem(answer):
+            raise ReviewError(f"a golden record's text {problem}")
         return question, answer
 
     async def add_golden_record(self, question: str, answer: str, by: str, source: str = "manual") -> GoldenRecord:
