@@ -169,3 +169,53 @@ async def test_generated_requests_agree_with_the_document(api):
 
     calls = await asyncio.to_thread(fuzz)
     assert calls > 300 and failures == [], f"{len(failures)} disagreements:\n" + "\n".join(failures)
+
+
+def test_the_documents_character_classes_are_pythons():
+    """SPACE is what str.strip() removes, CONTROL what engine.tuning.request refuses in a name."""
+    import re
+    import sys
+    import unicodedata
+
+    from engine.api.openapi import CONTROL, SPACE
+
+    every = [chr(i) for i in range(sys.maxunicode + 1)]
+    space = re.compile(f"[{SPACE}]")
+    assert [c for c in every if bool(space.fullmatch(c)) != c.isspace()] == []
+    control = {chr(i) for a, b in CONTROL for i in range(a, b + 1)}
+    assert {c for c in every if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")} == control
+
+
+async def test_the_server_refuses_what_the_document_calls_invalid(api):
+    """Each of these was answered otherwise before the document and the server were made to agree."""
+    url, _app, _engine = api
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as session:
+        async def status(method: str, path: str, **kwargs) -> tuple[int, str]:
+            async with session.request(method, url + path, **kwargs) as response:
+                return response.status, response.content_type
+
+        question = {"question": "How do I zoom the camera in?"}
+        assert await status("POST", "/v1/answer", json={**question, "stream": "yes"}) == (400, "application/json")
+        assert await status("POST", "/api/gemini/generate", json={"query": "zoom", "stream": 1}) == (400, "application/json")
+        assert await status("POST", "/api/gemini/generate", json={"query": "zoom", "llm": ["x"]}) == (400, "application/json")
+        assert await status("POST", "/api/a%20b/generate", json={"query": "zoom"}) == (400, "application/json")
+        assert await status("POST", "/api/gemini/generate", json={"query": "zoom", "knn": 3.0}) == (200, "application/json")
+        assert await status("GET", "/api/v1/answers", params={"verdict": "aproved"}) == (400, "application/json")
+        assert await status("GET", "/api/v1/answers", params={"page": "0"}) == (400, "application/json")
+        assert await status("GET", "/v1/search", params={"q": "zoom", "kb": "test\n"}) == (400, "application/json")
+        # 8,000 characters of 4 UTF-8 bytes: a 96 KB request line, which the document allows
+        assert await status("GET", "/v1/search", params={"q": "𝑧" * 8000}) == (200, "application/json")
+        assert await status("PUT", "/v1/channels/discord/²", json={"help_channel": True}) == (400, "application/json")
+        assert await status("GET", "/v1/discord/threads/٣") == (400, "application/json")
+        assert await status("PUT", "/api/v1/golden-records/²", json={"question": "q", "answer": "a"}) == (404, "application/json")
+        assert await status("POST", "/api/v1/finetunings", json={
+            "alias": "x", "base_llm": {"model_provider": "gemini", "model_name": "m"}, "golden_record": [1]}) == (400, "application/json")
+        assert await status("POST", "/api/v1/finetunings", json={
+            "alias": "x", "base_llm": {"model_provider": "gemini", "model_name": "m"}, "metadata": 0}) == (400, "application/json")
+        assert await status("POST", "/api/v1/activations/rollback") == (409, "application/json")
+        for csv_text in ("question,answer\rq\r", "question,answer\nq\x00,a\n"):  # a lone CR was a 500; a NUL can't be stored
+            code, _kind = await status("POST", "/api/v1/golden-records/import", data=csv_text.encode(),
+                                       headers={"Content-Type": "text/csv"})
+            assert code in (200, 400), csv_text
+        async with session.get(f"{url}/api/v1/golden-records/export", params={"format": "jsonl"}) as response:
+            assert response.content_type == "application/x-ndjson"
