@@ -1,7 +1,10 @@
 """The engine API's OpenAPI 3.1 document, served at ``/openapi.json``.
 
-Written out by hand (the routes are plain aiohttp), and kept true by a test that compares it
-with the routes the app registers and validates real responses against it.
+Written out by hand (the routes are plain aiohttp), and kept true by tests (tests/test_openapi.py) that
+compare it with the routes the app registers, validate real responses against it, and run schemathesis's
+checks on generated requests: documented statuses, media types and bodies, valid requests accepted and
+invalid ones refused. Where a constraint is the server's (a text's length, no NUL, not blank), the schema
+says it the same way, so a generated request is refused exactly when the document says it is invalid.
 """
 
 from __future__ import annotations
