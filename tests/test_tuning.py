@@ -167,7 +167,7 @@ async def test_a_gemini_tuning_job_runs_to_a_permitted_model_that_is_evaluated_a
     assert status == 200 and ended["rolled_back_by"] == "api:tests"
     status, history = await api("GET", "/api/v1/activations")
     assert history["model"] == "gemini:gemini-2.0-flash"
-    assert (await api("POST", "/api/v1/activations/rollback", {}))[0] == 400  # nothing left to roll back
+    assert (await api("POST", "/api/v1/activations/rollback", {}))[0] == 409  # nothing left to roll back: a conflict with the state, documented
 
 
 async def test_an_openai_compatible_fine_tuning_job_succeeds_and_an_upstream_failure_is_reported(api_for, fake_openai):

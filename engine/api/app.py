@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 
 from aiohttp import web
 
@@ -36,6 +37,9 @@ GITHUB_APP = web.AppKey("github_app_for_metrics", object)
 TUNING_TASK = web.AppKey("tuning_task", tuple)
 GOLDEN_REPAIR = web.AppKey("golden_repair", asyncio.Task)
 MAX_QUESTION_CHARS = 8000
+MAX_REQUEST_LINE = 16 * 1024 + 12 * MAX_QUESTION_CHARS  # GET /v1/search?q=<8,000 characters, percent-encoded>&…
+
+
 def question_from(data: dict, request: web.Request) -> Question:
     channel = data.get("channel", "api")
     if channel not in CHANNELS:
@@ -65,7 +69,7 @@ def _kb(value) -> str | None:
 
     if value is None:
         return None
-    if not isinstance(value, str) or not KB_NAME.match(value):
+    if not isinstance(value, str) or not KB_NAME.fullmatch(value):  # fullmatch: "$" alone lets "name\n" through
         raise BadRequest("'kb' must be a knowledge base name")
     return value
 
@@ -75,7 +79,7 @@ async def answer_route(request: web.Request) -> web.StreamResponse:
     question = question_from(data, request)
     engine = request.app[ENGINE]
     metrics = request.app[METRICS]
-    if not data.get("stream"):
+    if not streamed(data):
         answer = await engine.answer(question)
         metrics.answered(answer, question.channel)
         return web.json_response(answer.as_dict())
@@ -89,13 +93,21 @@ async def answer_route(request: web.Request) -> web.StreamResponse:
     return await stream_events(request, engine.answer_stream(question), render)
 
 
+def streamed(data: dict) -> bool:
+    """The body's ``stream``: true or false (absent: false); anything else is a 400, not a guess."""
+    stream = data.get("stream", False)
+    if not isinstance(stream, bool):
+        raise BadRequest("'stream' must be true or false")
+    return stream
+
+
 async def search_route(request: web.Request) -> web.Response:
-    query = request.query.get("q", "").strip()
-    if not query:
-        raise BadRequest("'q' is required")
+    query = request.query.get("q", "")
     if len(query) > MAX_QUESTION_CHARS:
         raise BadRequest(f"'q' is longer than {MAX_QUESTION_CHARS} characters")
-    checked_text("q", query)
+    query = checked_text("q", query).strip()
+    if not query:
+        raise BadRequest("'q' is required")
     k = int_query(request, "k", 5, 1, 50)
     hits = await request.app[ENGINE].asearch(query, k=k, kb=_kb(request.query.get("kb")))
     return web.json_response({"query": query, "hits": [h.as_dict() for h in hits]})
@@ -122,18 +134,24 @@ async def feedback_route(request: web.Request) -> web.Response:
 
 async def fury_generate_route(request: web.Request) -> web.StreamResponse:
     """The route FURY's Discord bot and tools already call: {query, llm, knn, stream} -> {response, references}."""
+    if not PROVIDER_NAME.fullmatch(request.match_info["provider"]):
+        raise BadRequest("the provider in the path must be a name of 1-64 letters, digits, '.', '_' or '-'")
     data = await read_json(request)
     query = text_field(data, "query", required=True, limit=MAX_QUESTION_CHARS) or ""
+    text_field(data, "llm", limit=200)  # FURY's model choice: checked, then the engine's own chain answers
     knn = data.get("knn", 5)
+    if isinstance(knn, float) and knn.is_integer():  # JSON's 5.0 is the integer 5
+        knn = int(knn)
     if isinstance(knn, bool) or not isinstance(knn, int) or not 1 <= knn <= 50:
         raise BadRequest("'knn' must be an integer between 1 and 50")
+    stream = streamed(data)
     question = Question(query, channel="api", request_id=request[REQUEST_ID])
     engine = request.app[ENGINE]
 
     def references(answer: Answer) -> list[str]:
         return [c.url for c in answer.citations] or [h.chunk.url for h in answer.hits[:knn]]
 
-    if not data.get("stream"):
+    if not stream:
         answer = await engine.answer(question)
         request.app[METRICS].answered(answer, "api")
         return web.json_response({"response": answer.text, "references": references(answer)})
@@ -148,6 +166,8 @@ async def fury_generate_route(request: web.Request) -> web.StreamResponse:
 
 
 PLATFORMS = {"discord", "github"}
+PROVIDER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+NUMERIC_ID = re.compile(r"[0-9]{1,30}")  # a Discord or GitHub id (str.isdigit would take "²" and "٣")
 
 
 def _platform(request: web.Request) -> str:
@@ -174,7 +194,7 @@ async def set_channel_route(request: web.Request) -> web.Response:
     if any(v is not None and not isinstance(v, bool) for v in changes.values()):
         raise BadRequest("'help_channel' and 'thread_mode' must be true, false or null")
     channel_id = request.match_info["channel"]
-    if not channel_id.isdigit() or len(channel_id) > 30:
+    if not NUMERIC_ID.fullmatch(channel_id):
         raise BadRequest("the channel id must be a number")
     result = await request.app[ENGINE].set_channel_settings(platform, channel_id, changes, text_field(data, "by", limit=64))
     return web.json_response(result)
@@ -182,7 +202,7 @@ async def set_channel_route(request: web.Request) -> web.Response:
 
 def _thread(request: web.Request) -> str:
     thread_id = request.match_info["thread"]
-    if not thread_id.isdigit() or len(thread_id) > 30:
+    if not NUMERIC_ID.fullmatch(thread_id):
         raise BadRequest("the thread id must be a number")
     return thread_id
 
@@ -269,8 +289,10 @@ def _github_app(app: web.Application, engine):
 
 def build_app(engine) -> web.Application:
     settings = engine.settings
+    # A search's q may hold 8,000 characters, up to 12 bytes each once percent-encoded: the request line must fit
+    # (aiohttp's default, 8,190 bytes, would refuse it with a bare text/plain 400).
     app = web.Application(middlewares=[errors_middleware, auth_middleware, session_middleware],
-                          client_max_size=settings.max_body_bytes)
+                          client_max_size=settings.max_body_bytes, handler_args={"max_line_size": MAX_REQUEST_LINE})
     app[ENGINE] = engine
     app[METRICS] = engine.metrics
     app[LIMITS] = TokenBuckets(settings.rate_limit_per_minute)

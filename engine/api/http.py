@@ -111,7 +111,7 @@ MAX_PAGE = 10_000
 
 def row_id(value: str) -> int | None:
     """A table row's id from a path segment; None when the text can't be one (so: there is no such row)."""
-    if not value.isdigit() or len(value) > 10:
+    if not (value.isascii() and value.isdigit()) or len(value) > 10:  # "²".isdigit(), but int("²") fails
         return None
     number = int(value)
     return number if 0 < number <= MAX_ROW_ID else None

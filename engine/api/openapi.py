@@ -1,7 +1,10 @@
 """The engine API's OpenAPI 3.1 document, served at ``/openapi.json``.
 
-Written out by hand (the routes are plain aiohttp), and kept true by a test that compares it
-with the routes the app registers and validates real responses against it.
+Written out by hand (the routes are plain aiohttp), and kept true by tests (tests/test_openapi.py) that
+compare it with the routes the app registers, validate real responses against it, and run schemathesis's
+checks on generated requests: documented statuses, media types and bodies, valid requests accepted and
+invalid ones refused. Where a constraint is the server's (a text's length, no NUL, not blank), the schema
+says it the same way, so a generated request is refused exactly when the document says it is invalid.
 """
 
 from __future__ import annotations
@@ -20,16 +23,42 @@ def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+#: The characters ``str.strip()`` removes (``str.isspace``), as a regex class body; a test keeps it true.
+SPACE = "\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+NO_NUL = "^[^\\x00]*$"  # text the store can't hold (a NUL) is a 400 naming the field
+NOT_BLANK = f"^[^\\x00]*[^\\x00{SPACE}][^\\x00]*$"  # and a required text must hold more than white space
+#: What engine.tuning.request refuses in a name (Unicode categories Cc, Cf, Zl and Zp); a test keeps it true.
+CONTROL = [(0x0, 0x1F), (0x7F, 0x9F), (0xAD, 0xAD), (0x600, 0x605), (0x61C, 0x61C), (0x6DD, 0x6DD), (0x70F, 0x70F),
+           (0x890, 0x891), (0x8E2, 0x8E2), (0x180E, 0x180E), (0x200B, 0x200F), (0x2028, 0x202E), (0x2060, 0x2064),
+           (0x2066, 0x206F), (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD),
+           (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001), (0xE0020, 0xE007F)]
+_CONTROL = "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in CONTROL)
+NAME = f"^[^{_CONTROL}]*[^{_CONTROL}{SPACE}][^{_CONTROL}]*$"  # printable, and not blank
+KB = "^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,62}[a-zA-Z0-9])?$"  # engine.config.KB_NAME
+
+
+#: Who did it: taken only from a keyless local caller, and only when it is a string; anything else is ignored.
+BY = {"description": "who did it, for a keyless local caller (a key's or a token's own name is recorded otherwise)"}
+
+
+def _text(limit: int, *, required: bool = False) -> dict:
+    """A text field as ``engine.api.http.text_field`` takes it: at most ``limit`` characters, no NUL, and (when
+    required) not blank."""
+    if required:
+        return {"type": "string", "minLength": 1, "maxLength": limit, "pattern": NOT_BLANK}
+    return {"type": "string", "maxLength": limit, "pattern": NO_NUL}
+
+
 SCHEMAS = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["status", "code", "message"],
         "properties": {"status": INTEGER, "code": STRING, "message": STRING}}}},
     "Question": {"type": "object", "required": ["question"], "properties": {
-        "question": {"type": "string", "minLength": 1, "maxLength": 8000},
+        "question": _text(8000, required=True),
         "channel": {"enum": ["discord", "github", "api", "web"]},
-        "conversation_id": {"type": "string", "maxLength": 200}, "user_id": {"type": "string", "maxLength": 200},
-        "title": {"type": "string", "maxLength": 500}, "kb": {"type": "string", "pattern": "^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$"},
-        "link": {"type": "string", "format": "uri", "maxLength": 500}, "stream": BOOLEAN}},
+        "conversation_id": _text(200), "user_id": _text(200), "title": _text(500), "kb": {"type": "string", "pattern": KB},
+        "link": {"type": "string", "maxLength": 500, "pattern": "^https?://[^\\x00]*$", "description": "an http(s) URL"},
+        "stream": {"type": "boolean", "description": "true: the answer comes as server-sent events"}}},
     "Citation": {"type": "object", "required": ["number", "title", "url", "path"], "properties": {
         "number": INTEGER, "title": STRING, "heading": STRING, "url": STRING, "path": STRING}},
     "Answer": {"type": "object", "required": ["id", "text", "abstained", "confidence", "model", "citations"], "properties": {
@@ -40,8 +69,8 @@ SCHEMAS = {
         "path": STRING, "title": STRING, "url": STRING, "score": NUMBER, "dense": _nullable(NUMBER),
         "keyword": _nullable(NUMBER), "text": STRING}},
     "Feedback": {"type": "object", "required": ["answer_id", "user_id", "vote"], "properties": {
-        "answer_id": {"type": "string", "maxLength": 64}, "user_id": {"type": "string", "maxLength": 200},
-        "vote": {"enum": ["up", "down", 1, -1]}, "comment": {"type": "string", "maxLength": 2000}}},
+        "answer_id": _text(64, required=True), "user_id": _text(200, required=True),
+        "vote": {"enum": ["up", "down", "+1", "-1", 1, -1]}, "comment": _text(2000)}},
     "DiscordThread": {"type": "object", "required": ["thread_id", "answered", "escalated"], "properties": {
         "thread_id": STRING, "answered": BOOLEAN, "escalated": BOOLEAN}},
     "ReviewedAnswer": {"type": "object", "required": ["id", "question", "text", "verdict", "votes"], "properties": {
@@ -49,12 +78,17 @@ SCHEMAS = {
         "verdict": {"enum": ["unreviewed", "approved", "corrected", "rejected"]}, "corrected_text": _nullable(STRING),
         "votes": {"type": "object", "properties": {"up": INTEGER, "down": INTEGER}}, "accepted": BOOLEAN,
         "link": _nullable(STRING)}},
-    "Review": {"type": "object", "required": ["verdict"], "properties": {
-        "verdict": {"enum": ["approved", "corrected", "rejected"]}, "text": STRING, "reason": STRING, "by": STRING}},
+    "Review": {"description": "approve; correct, with the corrected text; or reject, saying why", "anyOf": [
+        {"type": "object", "required": ["verdict"], "properties": {
+            "verdict": {"const": "approved"}, "text": _text(65_000), "reason": _text(2000), "by": BY}},
+        {"type": "object", "required": ["verdict", "text"], "properties": {
+            "verdict": {"const": "corrected"}, "text": _text(65_000, required=True), "reason": _text(2000), "by": BY}},
+        {"type": "object", "required": ["verdict", "reason"], "properties": {
+            "verdict": {"const": "rejected"}, "text": _text(65_000), "reason": _text(2000, required=True), "by": BY}}]},
     "GoldenRecord": {"type": "object", "required": ["id", "question", "answer", "source"], "properties": {
         "id": INTEGER, "question": STRING, "answer": STRING, "source": STRING, "answer_id": _nullable(STRING)}},
     "GoldenRecordInput": {"type": "object", "required": ["question", "answer"], "properties": {
-        "question": STRING, "answer": STRING, "by": STRING}},
+        "question": _text(20_000, required=True), "answer": _text(20_000, required=True), "by": BY}},
     "FineTuning": {"type": "object", "required": ["id", "alias", "status", "base_llm", "created_at"], "properties": {
         "id": STRING, "alias": STRING,
         "status": {"enum": ["queued", "validating_files", "running", "succeeded", "failed", "cancelled"]},
@@ -64,23 +98,40 @@ SCHEMAS = {
         "progress": _nullable(NUMBER), "provider_progress": _nullable(OBJECT),
         "permission": _nullable({"type": "object", "properties": {
             "grantee": STRING, "state": {"enum": ["pending", "granted", "failed"]}, "error": _nullable(STRING)}})}},
-    "FineTuningRequest": {"type": "object", "required": ["alias", "base_llm"], "properties": {
-        "alias": {"type": "string", "minLength": 1, "maxLength": 64,
+    "FineTuningRequest": {"type": "object", "required": ["alias", "base_llm"], "additionalProperties": False, "properties": {
+        "alias": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NAME,
                   "description": "Gemini's display name (at most 40 characters) or OpenAI's suffix (at most 64)"},
-        "base_llm": {"type": "object", "required": ["model_provider", "model_name"], "properties": {
-            "model_provider": {"enum": ["gemini", "openai"]}, "model_name": STRING,
-            "model_parameters": {"type": "object", "additionalProperties": False, "properties": {
-                "n_epochs": {"type": "integer", "minimum": 1}, "batch_size": {"type": "integer", "minimum": 1},
-                "learning_rate_multiplier": {"type": "number", "exclusiveMinimum": 0},
-                "epoch_count": {"type": "integer", "minimum": 1, "description": "Gemini's name for n_epochs"},
-                "learning_rate": {"type": "number", "exclusiveMinimum": 0, "description": "Gemini only"}}}}},
-        "golden_records": _nullable({"type": "array", "items": INTEGER}), "metadata": OBJECT}},
+        "base_llm": {"type": "object", "required": ["model_provider", "model_name"], "additionalProperties": False,
+                     "properties": {
+            "model_provider": {"enum": ["gemini", "openai"]},
+            "model_name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME},
+            "model_parameters": _nullable({
+                "type": "object", "additionalProperties": False, "properties": {
+                    "n_epochs": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                    "batch_size": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                    "learning_rate_multiplier": {"type": "number", "exclusiveMinimum": 0},
+                    "epoch_count": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1,
+                                    "description": "Gemini's name for n_epochs"},
+                    "learning_rate": {"type": "number", "exclusiveMinimum": 0, "description": "Gemini only"}},
+                "allOf": [{"not": {"required": ["n_epochs", "epoch_count"]}},
+                          {"not": {"required": ["learning_rate", "learning_rate_multiplier"]}}]})},
+                     "if": {"properties": {"model_provider": {"const": "openai"}}},
+                     "then": {"properties": {"model_parameters": _nullable({
+                         "propertyNames": {"enum": ["n_epochs", "batch_size", "learning_rate_multiplier"]},
+                         "properties": {"n_epochs": {"maximum": 50}}})}}},
+        "golden_records": _nullable({"type": "array", "items": {"type": "integer", "minimum": 1},
+                                     "description": "ids of golden records; null: all of them"}),
+        "metadata": _nullable(OBJECT), "by": BY},
+        "if": {"properties": {"base_llm": {"properties": {"model_provider": {"const": "gemini"}}}}},
+        "then": {"properties": {"alias": {"maxLength": 40}}}},
     "Activation": {"type": "object", "required": ["id", "model", "activated_by"], "properties": {
         "id": INTEGER, "model": STRING, "fallback": _nullable(STRING), "job_id": _nullable(STRING),
         "activated_by": STRING, "activated_at": STRING, "rolled_back_at": _nullable(STRING)}},
 }
 
-ERRORS = {"400": "bad request", "401": "no or unknown API key", "429": "rate limited"}
+ERRORS = {"400": "bad request", "401": "no or unknown API key", "403": "the key lacks the route's role, or a cross-site "
+          "request to a keyless engine", "409": "the state forbids it now", "413": "the body is too large",
+          "415": "the body is not sent as the documented content type", "429": "rate limited"}
 
 
 def _json(schema: dict) -> dict:
@@ -89,13 +140,16 @@ def _json(schema: dict) -> dict:
 
 def _operation(summary: str, ok: dict | None = None, *, body: dict | None = None, status: str = "200",
                params: list[dict] | None = None, errors: tuple[str, ...] = (), content: str = "application/json",
-               secured: bool = True) -> dict:
-    responses = {status: {"description": "OK", **({"content": {content: {"schema": ok}}} if ok is not None else {})}}
-    for code in (*(("400", "401", "429") if secured else ()), *errors):
+               also: dict[str, dict] | None = None, optional_body: bool = False, secured: bool = True) -> dict:
+    """One operation; ``ok`` is the success body's schema as ``content``, and ``also`` maps other media types the
+    success may be sent as (a stream, an export format) to theirs."""
+    media = {content: {"schema": ok}, **{kind: {"schema": schema} for kind, schema in (also or {}).items()}}
+    responses = {status: {"description": "OK", **({"content": media} if ok is not None else {})}}
+    for code in (*(("400", "401", "403", "429") if secured else ()), *(("413", "415") if body else ()), *errors):
         responses[code] = {"description": ERRORS.get(code, "see the message"), **_json(_ref("Error"))}
-    operation: dict = {"summary": summary, "responses": responses}
+    operation: dict = {"summary": summary, "responses": dict(sorted(responses.items()))}
     if body is not None:
-        operation["requestBody"] = {"required": True, **_json(body)}
+        operation["requestBody"] = {"required": not optional_body, **_json(body)}
     if params:
         operation["parameters"] = params
     if not secured:
@@ -114,11 +168,30 @@ def _path(name: str, schema: dict | None = None) -> dict:
 ANSWER_FILTERS = [_query("channel", {"enum": ["discord", "github", "api", "web"]}),
                   _query("verdict", {"enum": ["unreviewed", "approved", "corrected", "rejected"]}),
                   _query("votes", {"enum": ["down", "up", "none"]}), _query("abstained", {"enum": ["yes", "no"]}),
-                  _query("accepted", {"enum": ["yes", "no"]}), _query("q", STRING),
-                  _query("order", {"enum": ["down", "newest"]}), _query("page", {"type": "integer", "minimum": 1})]
+                  _query("accepted", {"enum": ["yes", "no"]}), _query("q", _text(200)),
+                  _query("order", {"enum": ["down", "newest"]}),
+                  _query("page", {"type": "integer", "minimum": 1, "maximum": 10_000})]  # engine.api.http.MAX_PAGE
 ID = _path("id", {"type": "string", "pattern": "^[0-9]{1,18}$"})
-UUID_ID = _path("id")
-THREAD = _path("thread", {"type": "string", "pattern": "^[0-9]{1,30}$"})
+UUID_ID = _path("id", {"type": "string", "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+                       "description": "answers and tuning jobs have UUIDs; any other id is a 404"})
+DIGITS = {"type": "string", "pattern": "^[0-9]{1,30}$"}  # a Discord or GitHub numeric id
+STREAM_ERROR = {"type": "object", "required": ["status", "code", "message"],
+                "properties": {"status": INTEGER, "code": STRING, "message": STRING}}
+
+
+def _events(**events: dict) -> dict:
+    """Server-sent events (with ``"stream": true``): the schema of each one, by its name; every ``data`` is JSON."""
+    return {"text/event-stream": {"oneOf": [
+        {"type": "object", "required": ["event", "data"], "properties": {
+            "event": {"const": name},
+            "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": schema}}}
+        for name, schema in {**events, "error": STREAM_ERROR}.items()]}}
+
+
+EXPORT = {"text/csv": {"type": "string", "description": "with ?format=csv"}}
+THREAD = _path("thread", DIGITS)
+PROVIDER = _path("provider", {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$",
+                              "description": "any provider name: the engine's own provider chain answers"})
 
 
 @lru_cache(maxsize=2)
@@ -129,20 +202,22 @@ def document(with_github: bool = True) -> dict:
         "/metrics": {"get": _operation("Prometheus metrics", STRING, content="text/plain")},
         "/openapi.json": {"get": _operation("This document", OBJECT, secured=False)},
         "/v1/answer": {"post": _operation("Answer a question (server-sent events with \"stream\": true)", _ref("Answer"),
-                                          body=_ref("Question"), errors=("413", "503"))},
+                                          body=_ref("Question"), errors=("409", "503"), also=_events(
+            delta={"type": "object", "required": ["text"], "properties": {"text": STRING}}, answer=_ref("Answer")))},
         "/v1/search": {"get": _operation("Search the knowledge base", {"type": "object", "properties": {
             "query": STRING, "hits": {"type": "array", "items": _ref("Hit")}}}, params=[
-            _query("q", {"type": "string", "minLength": 1, "maxLength": 8000}, True),
-            _query("k", {"type": "integer", "minimum": 1, "maximum": 50}), _query("kb", STRING)])},
+            _query("q", _text(8000, required=True), True),
+            _query("k", {"type": "integer", "minimum": 1, "maximum": 50}), _query("kb", {"type": "string", "pattern": KB})])},
         "/v1/feedback": {"post": _operation("Vote on an answer", {"type": "object", "properties": {
             "ok": BOOLEAN, "created": BOOLEAN}}, body=_ref("Feedback"), errors=("404",))},
         "/v1/status": {"get": _operation("Index size, model, answers logged", OBJECT)},
         "/v1/channels/{platform}": {"get": _operation("Per-channel settings", OBJECT,
                                                       params=[_path("platform", {"enum": ["discord", "github"]})])},
         "/v1/channels/{platform}/{channel}": {"put": _operation("Change a channel's settings", OBJECT, body={
-            "type": "object", "properties": {"help_channel": _nullable(BOOLEAN), "thread_mode": _nullable(BOOLEAN),
-                                             "by": STRING}},
-            params=[_path("platform", {"enum": ["discord", "github"]}), _path("channel", {"type": "string", "pattern": "^[0-9]{1,30}$"})])},
+            "type": "object", "additionalProperties": False,
+            "properties": {"help_channel": _nullable(BOOLEAN), "thread_mode": _nullable(BOOLEAN), "by": _text(64)},
+            "anyOf": [{"required": ["help_channel"]}, {"required": ["thread_mode"]}]},
+            params=[_path("platform", {"enum": ["discord", "github"]}), _path("channel", DIGITS)])},
         "/v1/discord/threads/{thread}": {
             "get": _operation("Whether the Discord bot answered in this thread, and whether a maintainer was asked",
                               _ref("DiscordThread"), params=[THREAD]),
@@ -153,10 +228,13 @@ def document(with_github: bool = True) -> dict:
             {"type": "object", "required": ["first"], "properties": {"first": BOOLEAN}}, params=[THREAD])},
         "/api/{provider}/generate": {"post": _operation("FURY's generate route", {"type": "object", "properties": {
             "response": STRING, "references": {"type": "array", "items": STRING}}}, body={
-            "type": "object", "required": ["query"], "properties": {"query": STRING, "llm": STRING,
-                                                                     "knn": {"type": "integer", "minimum": 1, "maximum": 50},
-                                                                     "stream": BOOLEAN}},
-            params=[_path("provider")])},
+            "type": "object", "required": ["query"], "properties": {
+                "query": _text(8000, required=True), "llm": {**_text(200), "description": "ignored: the engine's chain answers"},
+                "knn": {"type": "integer", "minimum": 1, "maximum": 50}, "stream": BOOLEAN}},
+            params=[PROVIDER], also=_events(
+                delta={"type": "object", "required": ["response"], "properties": {"response": STRING}},
+                done={"type": "object", "required": ["response", "references"], "properties": {
+                    "response": STRING, "references": {"type": "array", "items": STRING}}}))},
         "/api/v1/answers": {"get": _operation("Logged answers, filtered", {"type": "object", "properties": {
             "answers": {"type": "array", "items": _ref("ReviewedAnswer")}, "more": BOOLEAN}}, params=ANSWER_FILTERS)},
         "/api/v1/answers/{id}": {"get": _operation("One answer in full", _ref("ReviewedAnswer"), params=[UUID_ID],
@@ -167,10 +245,14 @@ def document(with_github: bool = True) -> dict:
             "get": _operation("Every golden record", {"type": "object", "properties": {
                 "golden_records": {"type": "array", "items": _ref("GoldenRecord")}}}),
             "post": _operation("Add one", _ref("GoldenRecord"), body=_ref("GoldenRecordInput"), status="201")},
-        "/api/v1/golden-records/export": {"get": _operation("Export as JSONL or CSV", STRING, content="text/plain",
+        "/api/v1/golden-records/export": {"get": _operation("Export as JSONL (one JSON object a line) or CSV", STRING,
+                                                            content="application/x-ndjson", also=EXPORT,
                                                             params=[_query("format", {"enum": ["jsonl", "csv"]})])},
-        "/api/v1/golden-records/import": {"post": {**_operation("Import question/answer pairs from CSV", OBJECT),
-                                                   "requestBody": {"required": True, "content": {"text/csv": {"schema": STRING}}}}},
+        "/api/v1/golden-records/import": {"post": {**_operation("Import question/answer pairs from CSV", OBJECT,
+                                                                errors=("413", "415")),
+                                                   "requestBody": {"required": True, "content": {"text/csv": {"schema": {
+                                                       "type": "string", "pattern": NO_NUL,
+                                                       "description": "a header row naming question and answer"}}}}}},
         "/api/v1/golden-records/{id}": {
             "put": _operation("Edit one", _ref("GoldenRecord"), body=_ref("GoldenRecordInput"), params=[ID], errors=("404",)),
             "delete": _operation("Delete one", OBJECT, params=[ID], errors=("404",))},
@@ -181,7 +263,7 @@ def document(with_github: bool = True) -> dict:
                 "finetunings": {"type": "array", "items": _ref("FineTuning")}}}),
             "post": _operation("Queue a tuning job", _ref("FineTuning"), body=_ref("FineTuningRequest"), status="201")},
         "/api/v1/finetunings/training-set": {"get": _operation("The training set in a provider's format", STRING,
-                                                               content="text/plain", params=[
+                                                               content="application/x-ndjson", also=EXPORT, params=[
             _query("provider", {"enum": ["gemini", "openai"]}), _query("format", {"enum": ["jsonl", "csv"]}),
             _query("variant", {"enum": ["rag", "plain"]})])},
         "/api/v1/finetunings/{id}": {"get": _operation("One tuning job", _ref("FineTuning"), params=[UUID_ID], errors=("404",))},
@@ -189,11 +271,15 @@ def document(with_github: bool = True) -> dict:
         "/api/v1/finetunings/{id}/evaluate": {"post": _operation("Compare it with the current model", OBJECT,
                                                                  params=[UUID_ID], errors=("404",))},
         "/api/v1/finetunings/{id}/activate": {"post": _operation("Make its model the engine's", _ref("Activation"),
-                                                                 params=[UUID_ID], errors=("404",))},
+                                                                 params=[UUID_ID], errors=("404",), optional_body=True, body={
+            "type": "object", "properties": {"fallback": {**BOOLEAN, "description": "keep the model in force as fallback"},
+                                             "by": BY}})},
         "/api/v1/finetunings/{id}/grant": {"post": _operation("Retry a failed grant of its tuned model", _ref("FineTuning"),
                                                               params=[UUID_ID], errors=("404",))},
         "/api/v1/activations": {"get": _operation("Activation history and the model answering now", OBJECT)},
-        "/api/v1/activations/rollback": {"post": _operation("Undo the last activation", _ref("Activation"))},
+        "/api/v1/activations/rollback": {"post": _operation("Undo the last activation (409: none is in force)",
+                                                            _ref("Activation"), errors=("409",), optional_body=True,
+                                                            body={"type": "object", "properties": {"by": BY}})},
     }
     if with_github:
         paths.update({
@@ -209,11 +295,12 @@ def document(with_github: bool = True) -> dict:
             "/api/v1/github/replies": {"get": _operation("The App's replies", OBJECT, params=[
                 _query("status", STRING), _query("limit", {"type": "integer", "minimum": 1, "maximum": 500})])},
             "/api/v1/github/replies/{id}/approve": {"post": _operation("Approve a draft", OBJECT, body={
-                "type": "object", "required": ["by"], "properties": {"by": STRING, "body": STRING}}, params=[ID],
+                "type": "object", "required": ["by"], "properties": {"by": _text(100, required=True),
+                                                                     "body": _text(65_000, required=True)}}, params=[ID],
                 errors=("404",))},
             "/api/v1/github/repositories": {"get": _operation("Repositories the App is installed on", OBJECT)},
             "/api/v1/github/repositories/{id}": {"put": _operation("Switch replies on or off", OBJECT, body={
-                "type": "object", "required": ["enabled"], "properties": {"enabled": BOOLEAN, "by": STRING}},
+                "type": "object", "required": ["enabled"], "properties": {"enabled": BOOLEAN, "by": BY}},
                 params=[ID], errors=("404",))},
         })
     return {

@@ -6,9 +6,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from engine.api.auth import actor
-from engine.api.http import ENGINE, error_response, row_id, int_query, read_json, require_content_type, text_field
+from engine.api.http import (ENGINE, MAX_PAGE, BadRequest, checked_text, error_response, int_query, read_json,
+                             require_content_type, row_id, text_field)
+from engine.answer.model import CHANNELS
 from engine.api.pages import answer_filter
-from engine.store.review import ReviewError
+from engine.store.review import VERDICTS, AnswerFilter, ReviewError
 
 
 def _engine(request: web.Request):
@@ -39,10 +41,29 @@ def _bad(message: str) -> web.Response:
     return error_response(400, message)
 
 
+#: The list's filters and the values each takes (the review page ignores what it doesn't know; the API says so).
+ANSWER_FILTERS = {"channel": CHANNELS, "verdict": VERDICTS, "votes": ("down", "up", "none"), "abstained": ("yes", "no"),
+                  "accepted": ("yes", "no"), "order": ("down", "newest")}
+
+
+def checked_answer_filter(request: web.Request) -> AnswerFilter:
+    """``answer_filter``, after a 400 for a value it would ignore: a script's typo must not widen its list."""
+    query = request.query
+    for name, allowed in ANSWER_FILTERS.items():
+        if name in query and query[name] not in allowed:
+            raise BadRequest(f"'{name}' must be one of {', '.join(allowed)}")
+    if "page" in query:
+        int_query(request, "page", 1, 1, MAX_PAGE)
+    if len(query.get("q", "")) > 200:
+        raise BadRequest("'q' is longer than 200 characters")
+    checked_text("q", query.get("q", ""))
+    return answer_filter(query)
+
+
 async def list_answers(request: web.Request) -> web.Response:
     engine = _engine(request)
     await engine.start()
-    rows, more = await engine.review.answers(answer_filter(request.query))
+    rows, more = await engine.review.answers(checked_answer_filter(request))
     return web.json_response({"answers": [answer_view(r) for r in rows], "more": more})
 
 
@@ -149,7 +170,7 @@ async def import_golden(request: web.Request) -> web.Response:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     require_content_type(request, "text/csv")
     try:
-        text = (await request.read()).decode("utf-8-sig")
+        text = checked_text("the CSV", (await request.read()).decode("utf-8-sig"))
     except UnicodeDecodeError:
         return _bad("the CSV is not UTF-8 text")
     engine = _engine(request)

@@ -40,13 +40,33 @@ def _wake_runner(request: web.Request) -> None:
         runner.wake.set()
 
 
+BODY_FIELDS = {"alias", "base_llm", "golden_records", "metadata", "by"}
+BASE_LLM_FIELDS = {"model_provider", "model_name", "model_parameters"}
+
+
+def _whole(value) -> int | None:
+    """A JSON integer (5, or 5.0, which JSON Schema counts as one), else None."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def parse_create(data: dict) -> tuple[str, dict, list[int] | None, dict]:
-    """The body's parts; the alias and ``base_llm`` are checked against the provider by ``Engine.create_tuning``."""
+    """The body's parts; the alias and ``base_llm`` are checked against the provider by ``Engine.create_tuning``.
+    A field it doesn't know is a 400: a misspelt ``golden_records`` must not tune on every record."""
+    unknown = sorted(set(data) - BODY_FIELDS) + sorted(f"base_llm.{k}" for k in set(
+        data["base_llm"] if isinstance(data.get("base_llm"), dict) else ()) - BASE_LLM_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown fields: {', '.join(repr(k) for k in unknown[:5])}")
     records = data.get("golden_records")
-    if records is not None and (not isinstance(records, list) or not all(isinstance(r, int) and not isinstance(r, bool)
-                                                                        for r in records)):
-        raise BadRequest("'golden_records' must be a list of golden record ids, or null for all of them")
-    metadata = data.get("metadata") or {}
+    if records is not None:
+        ids = [_whole(r) for r in records] if isinstance(records, list) else [None]
+        if None in ids:
+            raise BadRequest("'golden_records' must be a list of golden record ids, or null for all of them")
+        records = ids
+    metadata = data.get("metadata")
+    if metadata is None:
+        metadata = {}
     if not isinstance(metadata, dict):
         raise BadRequest("'metadata' must be an object")
     return data.get("alias"), data.get("base_llm"), records, metadata
@@ -141,7 +161,7 @@ async def rollback(request: web.Request) -> web.Response:
     data = await read_json(request) if request.can_read_body else {}
     ended = await request.app[ENGINE].rollback_model(actor(request, data))
     if ended is None:
-        return error_response(400, "no activation is in force")
+        return error_response(409, "no activation is in force")
     return web.json_response(activation_view(ended))
 
 

@@ -219,13 +219,17 @@ class ReviewStore:
 
         Rows without both, and pairs already present, are skipped and reported; nothing is half-imported.
         """
-        reader = csv.DictReader(io.StringIO(text))
-        fields = {(name or "").strip().lower(): name for name in (reader.fieldnames or [])}
-        if "question" not in fields or "answer" not in fields:
-            raise ReviewError("the CSV needs a header row with 'question' and 'answer' columns")
+        try:
+            rows = csv.DictReader(io.StringIO(text, newline=""))  # newline="": quoted fields keep their line breaks
+            fields = {(name or "").strip().lower(): name for name in (rows.fieldnames or [])}
+            if "question" not in fields or "answer" not in fields:
+                raise ReviewError("the CSV needs a header row with 'question' and 'answer' columns")
+            numbered = list(enumerate(rows, start=2))
+        except csv.Error as error:  # e.g. a field longer than the csv module takes
+            raise ReviewError(f"the CSV can't be read: {error}") from None
         existing = {(r.question.strip(), r.answer.strip()) for r in await self.all_golden_records()}
         added, skipped = [], []
-        for line, row in enumerate(reader, start=2):
+        for line, row in numbered:
             try:
                 pair = self._check_pair(row.get(fields["question"]) or "", row.get(fields["answer"]) or "")
             except ReviewError as error:
