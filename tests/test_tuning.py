@@ -9,7 +9,7 @@ import json
 import aiohttp
 import pytest
 
-from engine.api.app import build_app
+from engine.api.app import TUNING_TASK, build_app
 from engine.tuning.dataset import Example, export, split_holdout, validate
 from fakes import gemini, openai
 from fakes.gemini_tuning import FakeGeminiTuning
@@ -65,8 +65,14 @@ def openai_settings(fake_openai, **more) -> dict:
 
 
 class Api:
-    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
-        self.url, self.session = url, session
+    def __init__(self, url: str, session: aiohttp.ClientSession, app=None) -> None:
+        self.url, self.session, self.app = url, session, app
+
+    async def stop_background_runner(self) -> None:
+        """Stop the runner ``serve`` starts, so that a test's own runner is the only one moving jobs on."""
+        task, _session = self.app[TUNING_TASK]
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     async def __call__(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         async with self.session.request(method, self.url + path, json=body,
@@ -89,12 +95,13 @@ async def api_for(make_engine):
 
     async def start(**settings):
         engine = make_engine(**settings)
-        server = serve(build_app(engine))
+        app = build_app(engine)
+        server = serve(app)
         url = await server.__aenter__()
         session = aiohttp.ClientSession()
         opened.append((server, session))
         await golden(engine)
-        return engine, Api(url, session)
+        return engine, Api(url, session, app)
 
     yield start
     for server, session in opened:
@@ -533,12 +540,20 @@ def test_the_command_line_refuses_what_the_api_refuses(command_line):
 
 
 async def test_openai_jobs_show_openais_status_and_the_progress_it_reports(api_for, fake_openai):
-    engine, api = await api_for(**openai_settings(fake_openai, tuning_poll_seconds=3600))
+    engine, api = await api_for(**openai_settings(fake_openai, tuning_poll_seconds=0.01))
+    # The app's own runner, woken by the create, would race this test's steps for the job (it used to: a step taken
+    # outside the lease, and each extra poll moves the fake on, so a status was sometimes never seen). One runner only.
+    await api.stop_background_runner()
     runner = engine.tuning_runner(api.session)
     _, job = await api("POST", "/api/v1/finetunings", {**CREATE, "base_llm": OPENAI_BASE})
     seen = []
     for _ in range(12):
-        await runner.step(await engine.tuning.claim(0.01) or await engine.tuning.job(job["id"]))
+        for _ in range(500):  # each step sets the next look 0.01 s on
+            if (claimed := await engine.tuning.claim(60)) is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert claimed is not None, seen
+        await runner.step(claimed)
         _, shown = await api("GET", f"/api/v1/finetunings/{job['id']}")
         seen.append((shown["status"], shown["progress"], shown["provider_progress"]))
         if shown["status"] == "succeeded":
