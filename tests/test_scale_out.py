@@ -39,6 +39,21 @@ def replica(tmp_path, name: str, embedder, **overrides) -> Engine:
 # -- 1 and 2: secrets every replica must share -------------------------------------------------------
 
 
+@pytest.mark.parametrize("name", ["FIRSTREPLY_SESSION_SECRET", "FIRSTREPLY_USER_SALT"])
+@pytest.mark.parametrize("value", ["", "   ", "short", "x" * 31, " " + "x" * 40])
+def test_an_empty_or_short_configured_shared_secret_stops_start_up_with_one_line(monkeypatch, name, value):
+    from engine.config import load_settings
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(_env_file=None)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"bad setting {name}: must be at least 32")
+    assert not value.strip() or value.strip() not in message  # never echoed
+    monkeypatch.setenv(name, "x" * 32)
+    assert getattr(load_settings(_env_file=None), name.removeprefix("FIRSTREPLY_").lower()).get_secret_value() == "x" * 32
+
+
 async def test_replicas_on_one_database_count_one_changeable_vote_per_user(postgres_url, tmp_path, embedder):
     a, b = (replica(tmp_path, name, embedder, database_url=postgres_url) for name in ("a", "b"))
     await asyncio.gather(a.start(), b.start())  # starting together: one salt wins, both use it
@@ -86,20 +101,20 @@ async def test_a_browser_session_made_on_one_replica_works_on_another(postgres_u
 async def test_a_replica_whose_secret_disagrees_refuses_to_start_with_one_line(postgres_url, tmp_path, embedder):
     import asyncpg
 
-    first = replica(tmp_path, "a", embedder, database_url=postgres_url, user_salt="salt-of-replica-a-0123",
+    first = replica(tmp_path, "a", embedder, database_url=postgres_url, user_salt="salt-of-replica-a-0123456789abcdef",
                     session_secret="session-secret-of-replica-a-0123456789")
     await first.start()
     await first.close()
 
-    same = replica(tmp_path, "b", embedder, database_url=postgres_url, user_salt="salt-of-replica-a-0123",
+    same = replica(tmp_path, "b", embedder, database_url=postgres_url, user_salt="salt-of-replica-a-0123456789abcdef",
                    session_secret="session-secret-of-replica-a-0123456789")
     await same.start()
     await same.close()
 
     for name, overrides, setting in [
-        ("c", {"user_salt": "another-salt-entirely", "session_secret": "session-secret-of-replica-a-0123456789"},
+        ("c", {"user_salt": "another-salt-entirely-0123456789ab", "session_secret": "session-secret-of-replica-a-0123456789"},
          "FIRSTREPLY_USER_SALT"),
-        ("d", {"user_salt": "salt-of-replica-a-0123", "session_secret": "another-session-secret-0123456789"},
+        ("d", {"user_salt": "salt-of-replica-a-0123456789abcdef", "session_secret": "another-session-secret-0123456789"},
          "FIRSTREPLY_SESSION_SECRET"),
         ("e", {}, "FIRSTREPLY_USER_SALT"),  # the others set it: a replica with nothing set can't guess it
     ]:
@@ -139,10 +154,10 @@ async def test_an_existing_installs_salt_becomes_the_one_every_replica_shares(po
         async with b.store.session() as session:
             hashes = list((await session.execute(select(Feedback.user_hash))).scalars())
         assert hashes == [pseudonym("42", old_salt)]
-        stray = replica(tmp_path, "c", embedder, database_url=postgres_url, user_salt="a-salt-set-later")
+        stray = replica(tmp_path, "c", embedder, database_url=postgres_url, user_salt="a-salt-set-later-0123456789abcdefgh")
         with pytest.raises(ConfigError, match="unset FIRSTREPLY_USER_SALT here") as refused:
             await stray.start()
-        assert old_salt not in str(refused.value) and "a-salt-set-later" not in str(refused.value)
+        assert old_salt not in str(refused.value) and "a-salt-set-later-0123456789abcdefgh" not in str(refused.value)
     finally:
         await a.close()
         await b.close()

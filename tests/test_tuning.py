@@ -681,7 +681,7 @@ async def test_firstreply_serve_answers_with_a_model_activated_from_the_command_
     environment = {"FIRSTREPLY_DATA_DIR": str(state), "FIRSTREPLY_KB": "sample", "FIRSTREPLY_DATABASE_URL": database,
                    "FIRSTREPLY_PROVIDERS": '["openai:gpt-4o"]', "FIRSTREPLY_OPENAI_BASE_URL": f"{fake_openai.url}/v1",
                    "FIRSTREPLY_OPENAI_API_KEY": openai.API_KEY, "FIRSTREPLY_API_KEYS": json.dumps([key_with_every_role(KEY)]),
-                   "FIRSTREPLY_QUERY_ENCODER": "torch", "FIRSTREPLY_USER_SALT": "pepper",
+                   "FIRSTREPLY_QUERY_ENCODER": "torch", "FIRSTREPLY_USER_SALT": "pepper-pepper-pepper-pepper-pepper",
                    "FIRSTREPLY_ACTIVATION_CHECK_SECONDS": "0", "FIRSTREPLY_TUNING_POLL_SECONDS": "3600"}
     monkeypatch.chdir(tmp_path)
     for name, value in environment.items():
