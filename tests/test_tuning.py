@@ -730,3 +730,41 @@ async def test_firstreply_serve_answers_with_a_model_activated_from_the_command_
     finally:
         server.terminate()
         await server.wait()
+
+
+# -- odd text and OpenAI's "auto" (break-it review F3, F10) ------------------------------------------------------------------
+
+
+async def test_unpaired_surrogates_in_any_field_of_a_finetuning_request_are_a_400(api_for, fake_openai):
+    engine, api = await api_for(**openai_settings(fake_openai))
+    good = json.dumps({**CREATE, "base_llm": OPENAI_BASE})
+    bodies = [good.replace('"tinyviz-helper"', '"tinyviz-\\ud800"'),
+              good.replace('"gpt-4o-mini"', '"gpt-4o-\\udfff"'),
+              good.replace('"Q4"', '"Q\\ud83d"'),
+              good.replace('"ticket"', '"t\\udc00"'),
+              good.replace('"model_parameters": {}', '"model_parameters": {"\\ud800": 1}')]
+    for body in bodies:
+        assert body != good
+        async with api.session.post(api.url + "/api/v1/finetunings", data=body.encode(),
+                                    headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}) as response:
+            error = await response.json()
+            assert response.status == 400 and "surrogate" in error["error"]["message"], (body, response.status, error)
+    assert (await api("GET", "/api/v1/finetunings"))[1]["finetunings"] == []
+
+
+async def test_openai_takes_auto_for_its_hyperparameters_and_gets_it_as_given(api_for, fake_openai):
+    engine, api = await api_for(**openai_settings(fake_openai))
+    await api.stop_background_runner()
+    auto = {"n_epochs": "auto", "batch_size": "auto", "learning_rate_multiplier": "auto"}
+    status, job = await api("POST", "/api/v1/finetunings", {**CREATE, "base_llm": {**OPENAI_BASE, "model_parameters": auto}})
+    assert status == 201 and job["base_llm"]["model_parameters"] == auto, job
+    async with aiohttp.ClientSession() as session:
+        await drive(engine, engine.tuning_runner(session), job["id"], "succeeded")
+    assert fake_openai.job_requests[-1]["method"] == {"type": "supervised", "supervised": {"hyperparameters": auto}}
+    status, error = await api("POST", "/api/v1/finetunings", {**CREATE, "base_llm": {
+        **CREATE["base_llm"], "model_parameters": {"n_epochs": "auto"}}})
+    assert status == 400 and "'n_epochs' can't be \"auto\" for gemini" in error["error"]["message"], error
+    for bad in ("AUTO", "", "3"):
+        status, error = await api("POST", "/api/v1/finetunings", {**CREATE, "base_llm": {
+            **OPENAI_BASE, "model_parameters": {"batch_size": bad}}})
+        assert status == 400 and "batch_size" in error["error"]["message"], error

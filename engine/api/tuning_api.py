@@ -11,6 +11,7 @@ from aiohttp import web
 from engine.api.http import ENGINE, BadRequest, error_response, read_json
 from engine.api.auth import actor
 from engine.store.review import ReviewError
+from engine.tuning.request import has_lone_surrogates
 
 
 def job_view(job) -> dict:
@@ -49,6 +50,8 @@ def parse_create(data: dict) -> tuple[str, dict, list[int] | None, dict]:
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise BadRequest("'metadata' must be an object")
+    if has_lone_surrogates(metadata):
+        raise BadRequest("'metadata' holds an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape): that is no character")
     return data.get("alias"), data.get("base_llm"), records, metadata
 
 
