@@ -768,3 +768,26 @@ async def test_openai_takes_auto_for_its_hyperparameters_and_gets_it_as_given(ap
         status, error = await api("POST", "/api/v1/finetunings", {**CREATE, "base_llm": {
             **OPENAI_BASE, "model_parameters": {"batch_size": bad}}})
         assert status == 400 and "batch_size" in error["error"]["message"], error
+
+
+# -- a process without the activated provider's key (break-it review F4) --------------------------------------------------
+
+
+async def test_a_process_without_the_activated_providers_key_keeps_answering_with_the_rest_of_the_chain(
+        make_engine, fake_openai, fake_gemini, tmp_path, caplog):
+    from engine.answer.model import Question
+
+    database = f"sqlite+aiosqlite:///{tmp_path}/shared.db"
+    activator = make_engine(**gemini_settings(fake_gemini, fake_openai, database_url=database))  # has the Gemini key
+    other = make_engine(**openai_settings(fake_openai, database_url=database, activation_check_seconds=0))  # has not
+    async with activator, other:
+        before = await other.answer(Question("How do I zoom the camera in?", channel="api"))
+        assert before.model == "openai:gpt-4o-mini"
+        await activator.tuning.activate("gemini:tunedModels/tinyviz-helper-abc", "openai:gpt-4o-mini", None, {}, "ada")
+        for _ in range(2):  # the first answer after the activation, and the next: neither fails
+            answer = await other.answer(Question("How do I zoom the camera in?", channel="api"))
+            assert answer.model == "openai:gpt-4o-mini" and not answer.abstained, answer
+        assert [p.name for p in other.chain.providers] == ["openai:gpt-4o-mini", "extractive"]
+        assert sum("FIRSTREPLY_GEMINI_API_KEY" in r.getMessage() for r in caplog.records) == 1, caplog.text  # said once
+        status = await other.status()
+        assert status["model"] == "openai:gpt-4o-mini"
