@@ -791,3 +791,26 @@ async def test_a_process_without_the_activated_providers_key_keeps_answering_wit
         assert sum("FIRSTREPLY_GEMINI_API_KEY" in r.getMessage() for r in caplog.records) == 1, caplog.text  # said once
         status = await other.status()
         assert status["model"] == "openai:gpt-4o-mini"
+
+
+# -- finding a lost create finds only our job (break-it review F8) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("filtered", [True, False], ids=["openai", "a server that ignores the metadata filter"])
+async def test_a_lost_create_is_found_by_its_metadata_never_as_another_job_on_the_same_base_model(
+        make_engine, fake_openai, filtered):
+    fake_openai.honours_metadata_filter = filtered
+    async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
+        await golden(engine)
+        runner = engine.tuning_runner(session)
+        fake_openai.lose_next_create = True
+        job = await engine.create_tuning("helper", OPENAI_BASE, None, {})
+        await runner.run_due()  # submitted; the answer was lost: a retry is due after a backoff
+        [ours] = fake_openai.jobs
+        assert (await engine.tuning.job(job.id)).provider_job_id is None
+        # Meanwhile someone else (another install, a person) fine-tunes the same base model: a newer job on the list.
+        for metadata in (None, {"firstreply_job_id": "0d6e5e5e-another-install"}):
+            other = f"ftjob-other{len(fake_openai.jobs)}"
+            fake_openai.jobs[other] = {**fake_openai.jobs[ours], "id": other, "metadata": metadata, "_events": []}
+        done = await drive(engine, runner, job.id, "succeeded", "failed")
+        assert done.provider_job_id == ours and len(fake_openai.job_requests) == 1, (done.provider_job_id, ours)
