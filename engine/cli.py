@@ -603,11 +603,15 @@ def tune_cancel(job_id: str) -> None:
 def tune_grant(job_id: str) -> None:
     """Try again to share a job's tuned Gemini model with FIRSTREPLY_TUNED_MODEL_GRANTEE (after the grant failed)."""
 
+    from engine.store.review import ReviewError
+
     async def grant(engine):
         try:
             return await engine.retry_grant(job_id)
         except LookupError:
             raise click.ClickException(f"no tuning job {job_id}") from None
+        except ReviewError as error:
+            raise click.ClickException(str(error)) from None
 
     job = _with_engine(grant)
     if job is None:

@@ -814,3 +814,35 @@ async def test_a_lost_create_is_found_by_its_metadata_never_as_another_job_on_th
             fake_openai.jobs[other] = {**fake_openai.jobs[ours], "id": other, "metadata": metadata, "_events": []}
         done = await drive(engine, runner, job.id, "succeeded", "failed")
         assert done.provider_job_id == ours and len(fake_openai.job_requests) == 1, (done.provider_job_id, ours)
+
+
+# -- a retried grant goes to the grantee configured now (break-it review F7) -------------------------------------------------
+
+
+async def test_a_retried_grant_goes_to_the_grantee_configured_now(make_engine, fake_gemini, fake_tuning, tmp_path):
+    database = f"sqlite+aiosqlite:///{tmp_path}/grant.db"
+    before = make_engine(**gemini_settings(fake_gemini, fake_tuning, database_url=database,
+                                           tuned_model_grantee="user:team@example.com"))
+    fake_tuning.permission_errors = [404]  # no such user: the team is a group, the operator learns
+    async with before, aiohttp.ClientSession() as session:
+        await golden(before)
+        job = await before.create_tuning("helper", CREATE["base_llm"], None, {})
+        runner = before.tuning_runner(session)
+        await drive(before, runner, job.id, "succeeded")
+        for _ in range(50):
+            if (done := await before.tuning.job(job.id)).grant_state != "pending":
+                break
+            await runner.run_due()
+            await asyncio.sleep(0.06)
+        assert done.grant_state == "failed" and done.grantee == "user:team@example.com", done.grant_state
+    # The setting is corrected and the engine restarted; the retry must not go to the old grantee again.
+    after = make_engine(**gemini_settings(fake_gemini, fake_tuning, database_url=database,
+                                          tuned_model_grantee="group:team@example.com"))
+    async with after, aiohttp.ClientSession() as session:
+        retried = await after.retry_grant(job.id)
+        assert retried.grant_state == "pending" and retried.grantee == "group:team@example.com"
+        await after.tuning_runner(session).run_due()
+        granted = await after.tuning.job(job.id)
+    [model] = fake_tuning.models.values()
+    assert (granted.grant_state, granted.grantee) == ("granted", "group:team@example.com"), granted.grant_error
+    assert model.permissions == [{"granteeType": "GROUP", "emailAddress": "team@example.com", "role": "READER"}]

@@ -126,6 +126,8 @@ async def grant(request: web.Request) -> web.Response:
         job = await request.app[ENGINE].retry_grant(request.match_info["id"])
     except LookupError:
         return error_response(404, "no such fine-tuning job")
+    except ReviewError as error:
+        return error_response(400, str(error))
     if job is None:
         return error_response(400, "no failed grant to retry on this job")
     _wake_runner(request)

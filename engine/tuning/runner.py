@@ -196,6 +196,10 @@ class TuningRunner:
 
     async def _grant(self, job, tuner) -> None:
         """Share the tuned model with the grantee; a refusal keeps the model and shows on the job, to retry."""
+        if tuner is not None and tuner.grantee and tuner.grantee != job.grantee:  # the setting changed since: use it now
+            job = await self.store.update(job.id, "succeeded", next_in=LEASE_SECONDS, grantee=tuner.grantee)
+            if job is None:
+                return
         if tuner is None or not job.grantee or not job.model_id:
             await self.store.update(job.id, "succeeded", grant_state="failed", grant_error="nothing to grant access to")
             return
