@@ -167,6 +167,31 @@ async def test_an_existing_installs_salt_becomes_the_one_every_replica_shares(po
 
 
 @pytest.mark.chroma_server
+def test_opening_a_hung_chroma_server_gives_up_after_the_timeout():
+    """chromadb's HttpClient makes a request while it is being built; a server that accepts and never answers
+    (a stopped process's listening socket) must not keep the opening thread, and the lock it holds, for ever."""
+    import socket
+
+    from engine.index.vectors import VectorStoreError, open_client
+
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)  # the kernel accepts connections; nothing ever reads or answers
+        outcome: list = []
+
+        def opening() -> None:
+            try:
+                outcome.append(open_client(url=f"http://127.0.0.1:{hung.getsockname()[1]}", timeout=0.5))
+            except Exception as error:
+                outcome.append(error)
+
+        thread = threading.Thread(target=opening, daemon=True)
+        thread.start()
+        thread.join(60)  # a guard against a hang, not a timing check
+        assert not thread.is_alive(), "opening a hung Chroma server never gave up"
+    assert len(outcome) == 1 and isinstance(outcome[0], VectorStoreError), outcome
+
+
 async def test_a_hung_chroma_server_is_a_quick_503_while_healthz_answers(chroma_process, tmp_path, embedder,
                                                                         sample_project):
     settings = dict(kb="hung", chroma_url=chroma_process.url, chroma_timeout_seconds=2, keyword_refresh_seconds=0)
