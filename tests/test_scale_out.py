@@ -479,3 +479,33 @@ async def test_a_database_refusing_connections_is_the_same_503_on_answers_as_on_
                 await _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             assert (await ask())[0] == 200
         await engine.close()
+
+
+# -- /readyz looks at everything at once (break-it review F9) ----------------------------------------------------------------
+
+
+async def test_readyz_runs_its_checks_at_the_same_time(make_engine, monkeypatch):
+    """Each probe here answers only once the other has started: checks made one after another never both pass
+    (the first waits out its deadline), checks made together do. So a hung database and a hung store cost one
+    deadline, not one each."""
+    engine = make_engine()
+    async with serve(build_app(engine)) as api, aiohttp.ClientSession(timeout=HANG_GUARD) as http:
+        loop = asyncio.get_running_loop()
+        store_started, database_started = asyncio.Event(), threading.Event()
+
+        async def ping() -> None:
+            database_started.set()
+            await store_started.wait()
+
+        class Vectors:
+            def count(self) -> int:
+                loop.call_soon_threadsafe(store_started.set)
+                if not database_started.wait(30):
+                    raise TimeoutError("the database check never started")
+                return 1
+
+        monkeypatch.setattr(engine.store, "ping", ping)
+        monkeypatch.setattr(engine, "vectors", lambda kb=None: Vectors())
+        async with http.get(f"{api}/readyz") as response:
+            body = await response.json()
+            assert response.status == 200 and body["checks"] == {"database": "ok", "vectors": "ok", "model": "ok"}, body
