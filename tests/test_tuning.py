@@ -846,3 +846,31 @@ async def test_a_retried_grant_goes_to_the_grantee_configured_now(make_engine, f
     [model] = fake_tuning.models.values()
     assert (granted.grant_state, granted.grantee) == ("granted", "group:team@example.com"), granted.grant_error
     assert model.permissions == [{"granteeType": "GROUP", "emailAddress": "team@example.com", "role": "READER"}]
+
+
+# -- a cancel that arrives while another process submits the job (break-it review F2) ---------------------------------------
+
+
+async def test_a_cancel_made_on_one_replica_while_another_submits_the_job_wins(make_engine, fake_openai, postgres_url):
+    submitter = make_engine(**openai_settings(fake_openai, database_url=postgres_url))
+    canceller = make_engine(**openai_settings(fake_openai, database_url=postgres_url))
+    async with submitter, canceller, aiohttp.ClientSession() as session:
+        await golden(submitter)
+        job = await submitter.create_tuning("helper", OPENAI_BASE, None, {})
+        fake_openai.create_gate = asyncio.Event()
+        submitting = asyncio.create_task(submitter.tuning_runner(session).run_due())
+        for _ in range(600):  # until the create is on its way to OpenAI
+            if fake_openai.files and (await submitter.tuning.job(job.id)).submit_attempts:
+                break
+            await asyncio.sleep(0.05)
+        # The other replica: the API's cancel, then its own runner, which finds nothing at OpenAI yet.
+        assert (await canceller.tuning.request_cancel(job.id)).cancel_requested
+        await canceller.tuning_runner(session).run_due()
+        assert (await canceller.tuning.job(job.id)).status == "cancelled" and not fake_openai.jobs
+        fake_openai.create_gate.set()  # now OpenAI makes the job and answers the first replica
+        await asyncio.wait_for(submitting, 60)
+        await submitter.tuning_runner(session).run_due()
+        ended = await canceller.tuning.job(job.id)
+        [made] = fake_openai.jobs.values()
+        assert ended.status == "cancelled" and made["status"] == "cancelled", (ended.status, made["status"])
+        assert ended.provider_job_id == made["id"]  # what was made is on record

@@ -86,6 +86,7 @@ class FakeOpenAI:
     # OpenAI filters GET /fine_tuning/jobs by metadata[k]=v; an OpenAI-compatible server may ignore the filter
     # (an unknown query parameter) and list every job: False plays such a server.
     honours_metadata_filter: bool = True
+    create_gate: asyncio.Event | None = None  # set: a job creation waits for it before OpenAI makes the job
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -137,6 +138,8 @@ class FakeOpenAI:
     async def create_job(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return self._unauthorised()
+        if self.create_gate is not None:  # the request is on its way (a slow network, a busy OpenAI)
+            await self.create_gate.wait()
         if self.create_errors:
             status = self.create_errors.pop(0)
             return openai_error(status, f"fake error {status}", kind="server_error" if status >= 500 else "requests")
