@@ -509,3 +509,56 @@ async def test_readyz_runs_its_checks_at_the_same_time(make_engine, monkeypatch)
         async with http.get(f"{api}/readyz") as response:
             body = await response.json()
             assert response.status == 200 and body["checks"] == {"database": "ok", "vectors": "ok", "model": "ok"}, body
+
+
+# -- rotating a shared secret (break-it review F6) ---------------------------------------------------------------------------
+
+
+async def test_firstreply_secrets_forget_rotates_a_shared_secret_after_asking(postgres_url, tmp_path, embedder, monkeypatch):
+    from click.testing import CliRunner
+
+    from engine.cli import cli
+
+    old, new = "old-session-secret-0123456789abcdef", "new-session-secret-0123456789abcdef"
+    first = replica(tmp_path, "a", embedder, database_url=postgres_url, session_secret=old)
+    await first.start()
+    salt = first._user_salt()
+    await first.close()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "user-salt").write_text(salt)  # an old copy in a replica's data folder must not come back
+
+    def forget(name: str, answer: str | None, **env: str):
+        monkeypatch.chdir(tmp_path)
+        for key in ("FIRSTREPLY_SESSION_SECRET", "FIRSTREPLY_USER_SALT"):
+            monkeypatch.delenv(key, raising=False)
+        for key, value in {"FIRSTREPLY_DATABASE_URL": postgres_url, "FIRSTREPLY_DATA_DIR": str(tmp_path / "cli"), **env}.items():
+            monkeypatch.setenv(key, value)
+        args = ["secrets", "forget", name] + (["--yes"] if answer is None else [])
+        return CliRunner().invoke(cli, args, input=answer)
+
+    async def refused(**secrets) -> str:
+        engine = replica(tmp_path, "b", embedder, database_url=postgres_url, **secrets)
+        with pytest.raises(ConfigError) as error:
+            await engine.start()
+        return str(error.value)
+
+    assert "FIRSTREPLY_SESSION_SECRET" in await refused(session_secret=new)
+    said_no = await asyncio.to_thread(forget, "session-secret", "n\n", FIRSTREPLY_SESSION_SECRET=new)
+    assert said_no.exit_code == 1 and "Stop every engine" in said_no.output and "Aborted" in said_no.output
+    assert "FIRSTREPLY_SESSION_SECRET" in await refused(session_secret=new)  # nothing changed
+    said_yes = await asyncio.to_thread(forget, "session-secret", "y\n", FIRSTREPLY_SESSION_SECRET=new)
+    assert said_yes.exit_code == 0, said_yes.output
+    assert new not in said_yes.output and "the same FIRSTREPLY_SESSION_SECRET" in said_yes.output
+    rotated = replica(tmp_path, "b", embedder, database_url=postgres_url, session_secret=new)
+    await rotated.start()
+    assert rotated.session_secret() == new
+    await rotated.close()
+    assert "FIRSTREPLY_SESSION_SECRET" in await refused(session_secret=old)
+
+    done = await asyncio.to_thread(forget, "user-salt", None)
+    assert done.exit_code == 0, done.output
+    fresh = replica(tmp_path, "b", embedder, database_url=postgres_url, session_secret=new)
+    await fresh.start()
+    assert fresh._user_salt() != salt and len(fresh._user_salt()) >= 32
+    await fresh.close()
+    assert (await asyncio.to_thread(forget, "api-key", None)).exit_code == 2  # only the shared secrets
