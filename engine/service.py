@@ -423,12 +423,17 @@ class Engine:
                               + "); retry the grant with POST /api/v1/finetunings/{id}/grant or `firstreply tune grant`")
 
     async def retry_grant(self, job_id: str):
-        """Try the permission grant of a job's tuned model again (after it failed); None if none failed."""
+        """Try the permission grant of a job's tuned model again (after it failed), to the grantee configured now
+        (FIRSTREPLY_TUNED_MODEL_GRANTEE, perhaps corrected since); None if none failed."""
         await self.start()
         assert self.tuning is not None
         if await self.tuning.job(job_id) is None:
             raise LookupError(job_id)
-        return await self.tuning.retry_grant(job_id)
+        grantee = self.settings.tuned_model_grantee
+        if grantee is None:
+            raise ReviewError("FIRSTREPLY_TUNED_MODEL_GRANTEE is not set: say who may call the tuned model "
+                              "(everyone, user:EMAIL or group:EMAIL), then retry the grant")
+        return await self.tuning.retry_grant(job_id, grantee)
 
     async def evaluate_tuning(self, job_id: str) -> dict:
         """The tuned model against the model answering now, on the job's held-out slice."""

@@ -67,7 +67,7 @@ def make_engine(indexed_sample, embedder, tmp_path):
 
     def build(**overrides):
         overrides.setdefault("database_url", f"sqlite+aiosqlite:///{tmp_path}/firstreply-{len(made)}.db")
-        engine = Engine(Settings(data_dir=indexed_sample, kb="sample", user_salt="pepper", _env_file=None, **overrides))
+        engine = Engine(Settings(data_dir=indexed_sample, kb="sample", user_salt="pepper-pepper-pepper-pepper-pepper", _env_file=None, **overrides))
         engine.__dict__["embedder"] = embedder
         made.append(engine)
         return engine

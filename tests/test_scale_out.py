@@ -39,6 +39,21 @@ def replica(tmp_path, name: str, embedder, **overrides) -> Engine:
 # -- 1 and 2: secrets every replica must share -------------------------------------------------------
 
 
+@pytest.mark.parametrize("name", ["FIRSTREPLY_SESSION_SECRET", "FIRSTREPLY_USER_SALT"])
+@pytest.mark.parametrize("value", ["", "   ", "short", "x" * 31, " " + "x" * 40])
+def test_an_empty_or_short_configured_shared_secret_stops_start_up_with_one_line(monkeypatch, name, value):
+    from engine.config import load_settings
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(_env_file=None)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"bad setting {name}: must be at least 32")
+    assert not value.strip() or value.strip() not in message  # never echoed
+    monkeypatch.setenv(name, "x" * 32)
+    assert getattr(load_settings(_env_file=None), name.removeprefix("FIRSTREPLY_").lower()).get_secret_value() == "x" * 32
+
+
 async def test_replicas_on_one_database_count_one_changeable_vote_per_user(postgres_url, tmp_path, embedder):
     a, b = (replica(tmp_path, name, embedder, database_url=postgres_url) for name in ("a", "b"))
     await asyncio.gather(a.start(), b.start())  # starting together: one salt wins, both use it
@@ -86,20 +101,20 @@ async def test_a_browser_session_made_on_one_replica_works_on_another(postgres_u
 async def test_a_replica_whose_secret_disagrees_refuses_to_start_with_one_line(postgres_url, tmp_path, embedder):
     import asyncpg
 
-    first = replica(tmp_path, "a", embedder, database_url=postgres_url, user_salt="salt-of-replica-a-0123",
+    first = replica(tmp_path, "a", embedder, database_url=postgres_url, user_salt="salt-of-replica-a-0123456789abcdef",
                     session_secret="session-secret-of-replica-a-0123456789")
     await first.start()
     await first.close()
 
-    same = replica(tmp_path, "b", embedder, database_url=postgres_url, user_salt="salt-of-replica-a-0123",
+    same = replica(tmp_path, "b", embedder, database_url=postgres_url, user_salt="salt-of-replica-a-0123456789abcdef",
                    session_secret="session-secret-of-replica-a-0123456789")
     await same.start()
     await same.close()
 
     for name, overrides, setting in [
-        ("c", {"user_salt": "another-salt-entirely", "session_secret": "session-secret-of-replica-a-0123456789"},
+        ("c", {"user_salt": "another-salt-entirely-0123456789ab", "session_secret": "session-secret-of-replica-a-0123456789"},
          "FIRSTREPLY_USER_SALT"),
-        ("d", {"user_salt": "salt-of-replica-a-0123", "session_secret": "another-session-secret-0123456789"},
+        ("d", {"user_salt": "salt-of-replica-a-0123456789abcdef", "session_secret": "another-session-secret-0123456789"},
          "FIRSTREPLY_SESSION_SECRET"),
         ("e", {}, "FIRSTREPLY_USER_SALT"),  # the others set it: a replica with nothing set can't guess it
     ]:
@@ -139,10 +154,10 @@ async def test_an_existing_installs_salt_becomes_the_one_every_replica_shares(po
         async with b.store.session() as session:
             hashes = list((await session.execute(select(Feedback.user_hash))).scalars())
         assert hashes == [pseudonym("42", old_salt)]
-        stray = replica(tmp_path, "c", embedder, database_url=postgres_url, user_salt="a-salt-set-later")
+        stray = replica(tmp_path, "c", embedder, database_url=postgres_url, user_salt="a-salt-set-later-0123456789abcdefgh")
         with pytest.raises(ConfigError, match="unset FIRSTREPLY_USER_SALT here") as refused:
             await stray.start()
-        assert old_salt not in str(refused.value) and "a-salt-set-later" not in str(refused.value)
+        assert old_salt not in str(refused.value) and "a-salt-set-later-0123456789abcdefgh" not in str(refused.value)
     finally:
         await a.close()
         await b.close()
@@ -152,6 +167,31 @@ async def test_an_existing_installs_salt_becomes_the_one_every_replica_shares(po
 
 
 @pytest.mark.chroma_server
+def test_opening_a_hung_chroma_server_gives_up_after_the_timeout():
+    """chromadb's HttpClient makes a request while it is being built; a server that accepts and never answers
+    (a stopped process's listening socket) must not keep the opening thread, and the lock it holds, for ever."""
+    import socket
+
+    from engine.index.vectors import VectorStoreError, open_client
+
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)  # the kernel accepts connections; nothing ever reads or answers
+        outcome: list = []
+
+        def opening() -> None:
+            try:
+                outcome.append(open_client(url=f"http://127.0.0.1:{hung.getsockname()[1]}", timeout=0.5))
+            except Exception as error:
+                outcome.append(error)
+
+        thread = threading.Thread(target=opening, daemon=True)
+        thread.start()
+        thread.join(60)  # a guard against a hang, not a timing check
+        assert not thread.is_alive(), "opening a hung Chroma server never gave up"
+    assert len(outcome) == 1 and isinstance(outcome[0], VectorStoreError), outcome
+
+
 async def test_a_hung_chroma_server_is_a_quick_503_while_healthz_answers(chroma_process, tmp_path, embedder,
                                                                         sample_project):
     settings = dict(kb="hung", chroma_url=chroma_process.url, chroma_timeout_seconds=2, keyword_refresh_seconds=0)
@@ -439,3 +479,86 @@ async def test_a_database_refusing_connections_is_the_same_503_on_answers_as_on_
                 await _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             assert (await ask())[0] == 200
         await engine.close()
+
+
+# -- /readyz looks at everything at once (break-it review F9) ----------------------------------------------------------------
+
+
+async def test_readyz_runs_its_checks_at_the_same_time(make_engine, monkeypatch):
+    """Each probe here answers only once the other has started: checks made one after another never both pass
+    (the first waits out its deadline), checks made together do. So a hung database and a hung store cost one
+    deadline, not one each."""
+    engine = make_engine()
+    async with serve(build_app(engine)) as api, aiohttp.ClientSession(timeout=HANG_GUARD) as http:
+        loop = asyncio.get_running_loop()
+        store_started, database_started = asyncio.Event(), threading.Event()
+
+        async def ping() -> None:
+            database_started.set()
+            await store_started.wait()
+
+        class Vectors:
+            def count(self) -> int:
+                loop.call_soon_threadsafe(store_started.set)
+                if not database_started.wait(30):
+                    raise TimeoutError("the database check never started")
+                return 1
+
+        monkeypatch.setattr(engine.store, "ping", ping)
+        monkeypatch.setattr(engine, "vectors", lambda kb=None: Vectors())
+        async with http.get(f"{api}/readyz") as response:
+            body = await response.json()
+            assert response.status == 200 and body["checks"] == {"database": "ok", "vectors": "ok", "model": "ok"}, body
+
+
+# -- rotating a shared secret (break-it review F6) ---------------------------------------------------------------------------
+
+
+async def test_firstreply_secrets_forget_rotates_a_shared_secret_after_asking(postgres_url, tmp_path, embedder, monkeypatch):
+    from click.testing import CliRunner
+
+    from engine.cli import cli
+
+    old, new = "old-session-secret-0123456789abcdef", "new-session-secret-0123456789abcdef"
+    first = replica(tmp_path, "a", embedder, database_url=postgres_url, session_secret=old)
+    await first.start()
+    salt = first._user_salt()
+    await first.close()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "user-salt").write_text(salt)  # an old copy in a replica's data folder must not come back
+
+    def forget(name: str, answer: str | None, **env: str):
+        monkeypatch.chdir(tmp_path)
+        for key in ("FIRSTREPLY_SESSION_SECRET", "FIRSTREPLY_USER_SALT"):
+            monkeypatch.delenv(key, raising=False)
+        for key, value in {"FIRSTREPLY_DATABASE_URL": postgres_url, "FIRSTREPLY_DATA_DIR": str(tmp_path / "cli"), **env}.items():
+            monkeypatch.setenv(key, value)
+        args = ["secrets", "forget", name] + (["--yes"] if answer is None else [])
+        return CliRunner().invoke(cli, args, input=answer)
+
+    async def refused(**secrets) -> str:
+        engine = replica(tmp_path, "b", embedder, database_url=postgres_url, **secrets)
+        with pytest.raises(ConfigError) as error:
+            await engine.start()
+        return str(error.value)
+
+    assert "FIRSTREPLY_SESSION_SECRET" in await refused(session_secret=new)
+    said_no = await asyncio.to_thread(forget, "session-secret", "n\n", FIRSTREPLY_SESSION_SECRET=new)
+    assert said_no.exit_code == 1 and "Stop every engine" in said_no.output and "Aborted" in said_no.output
+    assert "FIRSTREPLY_SESSION_SECRET" in await refused(session_secret=new)  # nothing changed
+    said_yes = await asyncio.to_thread(forget, "session-secret", "y\n", FIRSTREPLY_SESSION_SECRET=new)
+    assert said_yes.exit_code == 0, said_yes.output
+    assert new not in said_yes.output and "the same FIRSTREPLY_SESSION_SECRET" in said_yes.output
+    rotated = replica(tmp_path, "b", embedder, database_url=postgres_url, session_secret=new)
+    await rotated.start()
+    assert rotated.session_secret() == new
+    await rotated.close()
+    assert "FIRSTREPLY_SESSION_SECRET" in await refused(session_secret=old)
+
+    done = await asyncio.to_thread(forget, "user-salt", None)
+    assert done.exit_code == 0, done.output
+    fresh = replica(tmp_path, "b", embedder, database_url=postgres_url, session_secret=new)
+    await fresh.start()
+    assert fresh._user_salt() != salt and len(fresh._user_salt()) >= 32
+    await fresh.close()
+    assert (await asyncio.to_thread(forget, "api-key", None)).exit_code == 2  # only the shared secrets

@@ -9,7 +9,7 @@ import json
 import aiohttp
 import pytest
 
-from engine.api.app import build_app
+from engine.api.app import TUNING_TASK, build_app
 from engine.tuning.dataset import Example, export, split_holdout, validate
 from fakes import gemini, openai
 from fakes.gemini_tuning import FakeGeminiTuning
@@ -65,8 +65,14 @@ def openai_settings(fake_openai, **more) -> dict:
 
 
 class Api:
-    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
-        self.url, self.session = url, session
+    def __init__(self, url: str, session: aiohttp.ClientSession, app=None) -> None:
+        self.url, self.session, self.app = url, session, app
+
+    async def stop_background_runner(self) -> None:
+        """Stop the runner ``serve`` starts, so that a test's own runner is the only one moving jobs on."""
+        task, _session = self.app[TUNING_TASK]
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     async def __call__(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         async with self.session.request(method, self.url + path, json=body,
@@ -89,12 +95,13 @@ async def api_for(make_engine):
 
     async def start(**settings):
         engine = make_engine(**settings)
-        server = serve(build_app(engine))
+        app = build_app(engine)
+        server = serve(app)
         url = await server.__aenter__()
         session = aiohttp.ClientSession()
         opened.append((server, session))
         await golden(engine)
-        return engine, Api(url, session)
+        return engine, Api(url, session, app)
 
     yield start
     for server, session in opened:
@@ -533,12 +540,20 @@ def test_the_command_line_refuses_what_the_api_refuses(command_line):
 
 
 async def test_openai_jobs_show_openais_status_and_the_progress_it_reports(api_for, fake_openai):
-    engine, api = await api_for(**openai_settings(fake_openai, tuning_poll_seconds=3600))
+    engine, api = await api_for(**openai_settings(fake_openai, tuning_poll_seconds=0.01))
+    # The app's own runner, woken by the create, would race this test's steps for the job (it used to: a step taken
+    # outside the lease, and each extra poll moves the fake on, so a status was sometimes never seen). One runner only.
+    await api.stop_background_runner()
     runner = engine.tuning_runner(api.session)
     _, job = await api("POST", "/api/v1/finetunings", {**CREATE, "base_llm": OPENAI_BASE})
     seen = []
     for _ in range(12):
-        await runner.step(await engine.tuning.claim(0.01) or await engine.tuning.job(job["id"]))
+        for _ in range(500):  # each step sets the next look 0.01 s on
+            if (claimed := await engine.tuning.claim(60)) is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert claimed is not None, seen
+        await runner.step(claimed)
         _, shown = await api("GET", f"/api/v1/finetunings/{job['id']}")
         seen.append((shown["status"], shown["progress"], shown["provider_progress"]))
         if shown["status"] == "succeeded":
@@ -666,7 +681,7 @@ async def test_firstreply_serve_answers_with_a_model_activated_from_the_command_
     environment = {"FIRSTREPLY_DATA_DIR": str(state), "FIRSTREPLY_KB": "sample", "FIRSTREPLY_DATABASE_URL": database,
                    "FIRSTREPLY_PROVIDERS": '["openai:gpt-4o"]', "FIRSTREPLY_OPENAI_BASE_URL": f"{fake_openai.url}/v1",
                    "FIRSTREPLY_OPENAI_API_KEY": openai.API_KEY, "FIRSTREPLY_API_KEYS": json.dumps([key_with_every_role(KEY)]),
-                   "FIRSTREPLY_QUERY_ENCODER": "torch", "FIRSTREPLY_USER_SALT": "pepper",
+                   "FIRSTREPLY_QUERY_ENCODER": "torch", "FIRSTREPLY_USER_SALT": "pepper-pepper-pepper-pepper-pepper",
                    "FIRSTREPLY_ACTIVATION_CHECK_SECONDS": "0", "FIRSTREPLY_TUNING_POLL_SECONDS": "3600"}
     monkeypatch.chdir(tmp_path)
     for name, value in environment.items():
@@ -715,3 +730,147 @@ async def test_firstreply_serve_answers_with_a_model_activated_from_the_command_
     finally:
         server.terminate()
         await server.wait()
+
+
+# -- odd text and OpenAI's "auto" (break-it review F3, F10) ------------------------------------------------------------------
+
+
+async def test_unpaired_surrogates_in_any_field_of_a_finetuning_request_are_a_400(api_for, fake_openai):
+    engine, api = await api_for(**openai_settings(fake_openai))
+    good = json.dumps({**CREATE, "base_llm": OPENAI_BASE})
+    bodies = [good.replace('"tinyviz-helper"', '"tinyviz-\\ud800"'),
+              good.replace('"gpt-4o-mini"', '"gpt-4o-\\udfff"'),
+              good.replace('"Q4"', '"Q\\ud83d"'),
+              good.replace('"ticket"', '"t\\udc00"'),
+              good.replace('"model_parameters": {}', '"model_parameters": {"\\ud800": 1}')]
+    for body in bodies:
+        assert body != good
+        async with api.session.post(api.url + "/api/v1/finetunings", data=body.encode(),
+                                    headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}) as response:
+            error = await response.json()
+            assert response.status == 400 and "surrogate" in error["error"]["message"], (body, response.status, error)
+    assert (await api("GET", "/api/v1/finetunings"))[1]["finetunings"] == []
+
+
+async def test_openai_takes_auto_for_its_hyperparameters_and_gets_it_as_given(api_for, fake_openai):
+    engine, api = await api_for(**openai_settings(fake_openai))
+    await api.stop_background_runner()
+    auto = {"n_epochs": "auto", "batch_size": "auto", "learning_rate_multiplier": "auto"}
+    status, job = await api("POST", "/api/v1/finetunings", {**CREATE, "base_llm": {**OPENAI_BASE, "model_parameters": auto}})
+    assert status == 201 and job["base_llm"]["model_parameters"] == auto, job
+    async with aiohttp.ClientSession() as session:
+        await drive(engine, engine.tuning_runner(session), job["id"], "succeeded")
+    assert fake_openai.job_requests[-1]["method"] == {"type": "supervised", "supervised": {"hyperparameters": auto}}
+    status, error = await api("POST", "/api/v1/finetunings", {**CREATE, "base_llm": {
+        **CREATE["base_llm"], "model_parameters": {"n_epochs": "auto"}}})
+    assert status == 400 and "'n_epochs' can't be \"auto\" for gemini" in error["error"]["message"], error
+    for bad in ("AUTO", "", "3"):
+        status, error = await api("POST", "/api/v1/finetunings", {**CREATE, "base_llm": {
+            **OPENAI_BASE, "model_parameters": {"batch_size": bad}}})
+        assert status == 400 and "batch_size" in error["error"]["message"], error
+
+
+# -- a process without the activated provider's key (break-it review F4) --------------------------------------------------
+
+
+async def test_a_process_without_the_activated_providers_key_keeps_answering_with_the_rest_of_the_chain(
+        make_engine, fake_openai, fake_gemini, tmp_path, caplog):
+    from engine.answer.model import Question
+
+    database = f"sqlite+aiosqlite:///{tmp_path}/shared.db"
+    activator = make_engine(**gemini_settings(fake_gemini, fake_openai, database_url=database))  # has the Gemini key
+    other = make_engine(**openai_settings(fake_openai, database_url=database, activation_check_seconds=0))  # has not
+    async with activator, other:
+        before = await other.answer(Question("How do I zoom the camera in?", channel="api"))
+        assert before.model == "openai:gpt-4o-mini"
+        await activator.tuning.activate("gemini:tunedModels/tinyviz-helper-abc", "openai:gpt-4o-mini", None, {}, "ada")
+        for _ in range(2):  # the first answer after the activation, and the next: neither fails
+            answer = await other.answer(Question("How do I zoom the camera in?", channel="api"))
+            assert answer.model == "openai:gpt-4o-mini" and not answer.abstained, answer
+        assert [p.name for p in other.chain.providers] == ["openai:gpt-4o-mini", "extractive"]
+        assert sum("FIRSTREPLY_GEMINI_API_KEY" in r.getMessage() for r in caplog.records) == 1, caplog.text  # said once
+        status = await other.status()
+        assert status["model"] == "openai:gpt-4o-mini"
+
+
+# -- finding a lost create finds only our job (break-it review F8) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("filtered", [True, False], ids=["openai", "a server that ignores the metadata filter"])
+async def test_a_lost_create_is_found_by_its_metadata_never_as_another_job_on_the_same_base_model(
+        make_engine, fake_openai, filtered):
+    fake_openai.honours_metadata_filter = filtered
+    async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
+        await golden(engine)
+        runner = engine.tuning_runner(session)
+        fake_openai.lose_next_create = True
+        job = await engine.create_tuning("helper", OPENAI_BASE, None, {})
+        await runner.run_due()  # submitted; the answer was lost: a retry is due after a backoff
+        [ours] = fake_openai.jobs
+        assert (await engine.tuning.job(job.id)).provider_job_id is None
+        # Meanwhile someone else (another install, a person) fine-tunes the same base model: a newer job on the list.
+        for metadata in (None, {"firstreply_job_id": "0d6e5e5e-another-install"}):
+            other = f"ftjob-other{len(fake_openai.jobs)}"
+            fake_openai.jobs[other] = {**fake_openai.jobs[ours], "id": other, "metadata": metadata, "_events": []}
+        done = await drive(engine, runner, job.id, "succeeded", "failed")
+        assert done.provider_job_id == ours and len(fake_openai.job_requests) == 1, (done.provider_job_id, ours)
+
+
+# -- a retried grant goes to the grantee configured now (break-it review F7) -------------------------------------------------
+
+
+async def test_a_retried_grant_goes_to_the_grantee_configured_now(make_engine, fake_gemini, fake_tuning, tmp_path):
+    database = f"sqlite+aiosqlite:///{tmp_path}/grant.db"
+    before = make_engine(**gemini_settings(fake_gemini, fake_tuning, database_url=database,
+                                           tuned_model_grantee="user:team@example.com"))
+    fake_tuning.permission_errors = [404]  # no such user: the team is a group, the operator learns
+    async with before, aiohttp.ClientSession() as session:
+        await golden(before)
+        job = await before.create_tuning("helper", CREATE["base_llm"], None, {})
+        runner = before.tuning_runner(session)
+        await drive(before, runner, job.id, "succeeded")
+        for _ in range(50):
+            if (done := await before.tuning.job(job.id)).grant_state != "pending":
+                break
+            await runner.run_due()
+            await asyncio.sleep(0.06)
+        assert done.grant_state == "failed" and done.grantee == "user:team@example.com", done.grant_state
+    # The setting is corrected and the engine restarted; the retry must not go to the old grantee again.
+    after = make_engine(**gemini_settings(fake_gemini, fake_tuning, database_url=database,
+                                          tuned_model_grantee="group:team@example.com"))
+    async with after, aiohttp.ClientSession() as session:
+        retried = await after.retry_grant(job.id)
+        assert retried.grant_state == "pending" and retried.grantee == "group:team@example.com"
+        await after.tuning_runner(session).run_due()
+        granted = await after.tuning.job(job.id)
+    [model] = fake_tuning.models.values()
+    assert (granted.grant_state, granted.grantee) == ("granted", "group:team@example.com"), granted.grant_error
+    assert model.permissions == [{"granteeType": "GROUP", "emailAddress": "team@example.com", "role": "READER"}]
+
+
+# -- a cancel that arrives while another process submits the job (break-it review F2) ---------------------------------------
+
+
+async def test_a_cancel_made_on_one_replica_while_another_submits_the_job_wins(make_engine, fake_openai, postgres_url):
+    submitter = make_engine(**openai_settings(fake_openai, database_url=postgres_url))
+    canceller = make_engine(**openai_settings(fake_openai, database_url=postgres_url))
+    async with submitter, canceller, aiohttp.ClientSession() as session:
+        await golden(submitter)
+        job = await submitter.create_tuning("helper", OPENAI_BASE, None, {})
+        fake_openai.create_gate = asyncio.Event()
+        submitting = asyncio.create_task(submitter.tuning_runner(session).run_due())
+        for _ in range(600):  # until the create is on its way to OpenAI
+            if fake_openai.files and (await submitter.tuning.job(job.id)).submit_attempts:
+                break
+            await asyncio.sleep(0.05)
+        # The other replica: the API's cancel, then its own runner, which finds nothing at OpenAI yet.
+        assert (await canceller.tuning.request_cancel(job.id)).cancel_requested
+        await canceller.tuning_runner(session).run_due()
+        assert (await canceller.tuning.job(job.id)).status == "cancelled" and not fake_openai.jobs
+        fake_openai.create_gate.set()  # now OpenAI makes the job and answers the first replica
+        await asyncio.wait_for(submitting, 60)
+        await submitter.tuning_runner(session).run_due()
+        ended = await canceller.tuning.job(job.id)
+        [made] = fake_openai.jobs.values()
+        assert ended.status == "cancelled" and made["status"] == "cancelled", (ended.status, made["status"])
+        assert ended.provider_job_id == made["id"]  # what was made is on record

@@ -227,20 +227,25 @@ async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+READY_SECONDS = 5.0  # the longest /readyz waits for its checks, which run together
+
+
 async def readyz(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     checks: dict[str, str] = {}
 
     async def check(name: str, probe) -> None:
         try:
-            await asyncio.wait_for(probe(), 5)
+            await asyncio.wait_for(probe(), READY_SECONDS)
             checks[name] = "ok"
         except Exception as error:  # readiness reports every failure, whatever it is
             checks[name] = f"failing: {type(error).__name__}"
 
-    await check("database", lambda: engine.store.ping())
-    await check("vectors", lambda: asyncio.to_thread(engine.vectors().count))
-    await check("model", lambda: asyncio.to_thread(lambda: engine.embedder.model))
+    # All at once: a hung database and a hung store cost one deadline (READY_SECONDS), not one each.
+    await asyncio.gather(check("database", lambda: engine.store.ping()),
+                         check("vectors", lambda: asyncio.to_thread(engine.vectors().count)),
+                         check("model", lambda: asyncio.to_thread(lambda: engine.embedder.model)))
+    checks = {name: checks[name] for name in ("database", "vectors", "model")}  # in the same order every time
     ready = all(v == "ok" for v in checks.values())
     return web.json_response({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
 

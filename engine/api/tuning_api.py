@@ -11,6 +11,7 @@ from aiohttp import web
 from engine.api.http import ENGINE, BadRequest, error_response, read_json
 from engine.api.auth import actor
 from engine.store.review import ReviewError
+from engine.tuning.request import has_lone_surrogates
 
 
 def job_view(job) -> dict:
@@ -69,6 +70,8 @@ def parse_create(data: dict) -> tuple[str, dict, list[int] | None, dict]:
         metadata = {}
     if not isinstance(metadata, dict):
         raise BadRequest("'metadata' must be an object")
+    if has_lone_surrogates(metadata):
+        raise BadRequest("'metadata' holds an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape): that is no character")
     return data.get("alias"), data.get("base_llm"), records, metadata
 
 
@@ -143,6 +146,8 @@ async def grant(request: web.Request) -> web.Response:
         job = await request.app[ENGINE].retry_grant(request.match_info["id"])
     except LookupError:
         return error_response(404, "no such fine-tuning job")
+    except ReviewError as error:
+        return error_response(400, str(error))
     if job is None:
         return error_response(400, "no failed grant to retry on this job")
     _wake_runner(request)

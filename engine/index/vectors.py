@@ -53,18 +53,24 @@ def _chroma_settings():
 
 
 def open_client(persist_dir: Path | None = None, url: str | None = None, timeout: float | None = None):
-    """A Chroma client: ``HttpClient`` for ``url`` (each HTTP request limited to ``timeout`` s), else embedded."""
+    """A Chroma client: ``HttpClient`` for ``url`` (each HTTP request, those made while opening it included, limited
+    to ``timeout`` s), else embedded."""
     import chromadb
 
     try:
         if url:
             parts = urlparse(url)
-            client = chromadb.HttpClient(
-                host=parts.hostname or "127.0.0.1",
-                port=parts.port or (443 if parts.scheme == "https" else 8000),
-                ssl=parts.scheme == "https",
-                settings=_chroma_settings(),
-            )
+            _open_with_timeout()
+            _opening.timeout = timeout
+            try:
+                client = chromadb.HttpClient(
+                    host=parts.hostname or "127.0.0.1",
+                    port=parts.port or (443 if parts.scheme == "https" else 8000),
+                    ssl=parts.scheme == "https",
+                    settings=_chroma_settings(),
+                )
+            finally:
+                _opening.timeout = None
             if timeout is not None:
                 _limit_requests(client, timeout)
             return client
@@ -74,6 +80,33 @@ def open_client(persist_dir: Path | None = None, url: str | None = None, timeout
     except Exception as error:  # chromadb raises plain Exceptions for connection failures
         where = url or str(persist_dir)
         raise VectorStoreError(f"can't open Chroma at {where}: {error}") from None
+
+
+_opening = threading.local()  # the timeout for the HttpClient this thread is opening
+
+
+def _open_with_timeout() -> None:
+    """Make chromadb's HTTP session get its timeout when it is made, before the client's first request.
+
+    ``chromadb.HttpClient(...)`` asks the server who the caller is while it is being built, on a session
+    made with ``timeout=None``: opening a hung server would wait for ever, holding the lock every later
+    call waits on. The session is given the timeout of the thread opening it (see :func:`open_client`)."""
+    from chromadb.api.fastapi import FastAPI
+
+    if getattr(FastAPI.__init__, "firstreply_timeout", False):
+        return
+    original = FastAPI.__init__
+
+    def __init__(self, system) -> None:
+        original(self, system)
+        timeout = getattr(_opening, "timeout", None)
+        if timeout is not None:
+            import httpx
+
+            self._session.timeout = httpx.Timeout(timeout)
+
+    __init__.firstreply_timeout = True
+    FastAPI.__init__ = __init__
 
 
 def _limit_requests(client, timeout: float) -> None:

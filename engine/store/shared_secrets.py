@@ -11,6 +11,10 @@ with a different setting (or none, where the others have one) refuses to start w
 naming the setting. An install from before this existed kept its secrets in the data folder:
 when the database has none yet, the file's value becomes the shared one, so the pseudonyms of
 earlier votes don't change.
+
+To rotate one (``firstreply secrets forget session-secret|user-salt``): stop every engine, change or
+unset the setting on every engine alike, forget the old value (with the new setting, if any, in the
+environment), and start them again.
 """
 
 from __future__ import annotations
@@ -58,6 +62,19 @@ class SharedSecrets:
     async def _stored(self, name: str) -> SharedSecret | None:
         async with self.session() as session:
             return await session.get(SharedSecret, name)
+
+    async def forget(self, name: str, configured: SecretStr | None, generated_bytes: int) -> None:
+        """Replace the shared secret ``name`` (to rotate it): with the configured value's fingerprint when one is
+        set here, else with a newly generated value. Replaced, not dropped: an old copy left in a replica's data
+        folder can't come back as the shared one."""
+        own = configured.get_secret_value() if configured is not None else None
+        value = None if own is not None else secrets.token_hex(generated_bytes)
+        async with self.session.begin() as session:
+            stored = await session.get(SharedSecret, name)
+            if stored is not None:
+                await session.delete(stored)
+                await session.flush()
+            session.add(SharedSecret(name=name, value=value, fingerprint=fingerprint(own if own is not None else value)))
 
     async def _insert_if_absent(self, row: SharedSecret) -> SharedSecret:
         """Insert ``row`` unless another replica got there first; returns the one that won either way."""

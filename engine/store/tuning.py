@@ -79,12 +79,13 @@ class TuningStore:
             job.lease_until = None  # the runner stops the provider's job at its next look
             return job
 
-    async def retry_grant(self, job_id: str) -> TuningJob | None:
-        """Ask the runner to grant access to a job's tuned model again; None if no grant failed."""
+    async def retry_grant(self, job_id: str, grantee: str) -> TuningJob | None:
+        """Ask the runner to grant access to a job's tuned model again, to ``grantee`` (the one configured now: the
+        failure may have been the old setting's); None if no grant failed."""
         async with self.session.begin() as session:
             changed = await session.execute(update(TuningJob).where(TuningJob.id == job_id, TuningJob.grant_state == "failed")
-                                            .values(grant_state="pending", grant_error=None, retries=0, lease_until=None,
-                                                    updated_at=utcnow()))
+                                            .values(grant_state="pending", grantee=grantee, grant_error=None, retries=0,
+                                                    lease_until=None, updated_at=utcnow()))
             return await session.get(TuningJob, job_id) if changed.rowcount == 1 else None
 
     async def save_dataset(self, provider: str, variant: str, train: list[dict], heldout: list[dict], report: dict) -> str:

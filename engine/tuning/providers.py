@@ -231,10 +231,15 @@ class OpenAITuner:
         return job["id"]
 
     async def find(self, job_id: str, alias: str) -> str | None:
+        """Our job, by the job id in its metadata. OpenAI filters the list by it; a server that ignores the filter
+        lists other jobs too (another install's, on the same base model): only the one carrying our id is ours."""
         listed = await self._call("GET", "fine_tuning/jobs", "looking for the fine-tuning job",
-                                  params={f"metadata[{JOB_METADATA_KEY}]": job_id, "limit": "1"})
-        found = [job.get("id") for job in listed.get("data") or [] if isinstance(job, dict)]
-        return found[0] if found and isinstance(found[0], str) else None
+                                  params={f"metadata[{JOB_METADATA_KEY}]": job_id, "limit": "100"})
+        for job in listed.get("data") or []:
+            if (isinstance(job, dict) and isinstance(job.get("id"), str) and isinstance(job.get("metadata"), dict)
+                    and job["metadata"].get(JOB_METADATA_KEY) == job_id):
+                return job["id"]
+        return None
 
     async def poll(self, provider_job_id: str) -> Progress:
         job = await self._call("GET", f"fine_tuning/jobs/{provider_job_id}", "polling the fine-tuning job")

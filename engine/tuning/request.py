@@ -6,7 +6,8 @@ The alias names the model at the provider, so it must fit there: Gemini's ``disp
 are the finetunings API's ``n_epochs``, ``batch_size`` and ``learning_rate_multiplier``, plus
 Gemini's own names (``epoch_count``, and ``learning_rate``: an absolute rate, which only Gemini
 takes; OpenAI scales its own default by a multiplier and is never sent an absolute rate as one).
-They are kept under those canonical names, and each tuner maps them to its provider's fields.
+They are kept under those canonical names, and each tuner maps them to its provider's fields. OpenAI
+also takes ``"auto"`` for each of its three (its default: chosen from the training set), passed on as it is.
 """
 
 from __future__ import annotations
@@ -53,9 +54,30 @@ def _has_control_characters(text: str) -> bool:
     return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text)
 
 
+def has_lone_surrogates(value) -> bool:
+    """Whether ``value`` (a JSON value: text, or lists and objects of them) holds half of a UTF-16 pair.
+
+    JSON's ``\\ud800`` escapes decode to such halves; they are no characters, can't be written as UTF-8, and
+    so can't be stored or sent to a provider."""
+    if isinstance(value, str):
+        return any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(has_lone_surrogates(k) or has_lone_surrogates(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_lone_surrogates(item) for item in value)
+    return False
+
+
+def check_text(value, what: str) -> None:
+    if has_lone_surrogates(value):
+        raise TuningRequestError(f"{what} holds an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape): "
+                                 "that is no character")
+
+
 def check_alias(alias, provider: str) -> str:
     if not isinstance(alias, str) or not alias.strip():
         raise TuningRequestError("'alias' must be a non-empty name")
+    check_text(alias, "'alias'")
     alias = alias.strip()
     if _has_control_characters(alias):
         raise TuningRequestError("'alias' must not contain control characters (line breaks, tabs, …)")
@@ -84,6 +106,12 @@ def check_parameters(parameters, provider: str) -> dict:
         if target in canonical:
             raise TuningRequestError(f"'{name}' and another name for '{target}' were both given: give one, not both")
         rule = PARAMETERS[target]
+        if value == "auto":  # OpenAI's own word for "choose it from the training set"
+            if provider != "openai":
+                raise TuningRequestError(f"'{name}' can't be \"auto\" for {provider}: give a number, or leave it out "
+                                         f"for {provider}'s default")
+            canonical[target] = "auto"
+            continue
         number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         if rule.whole:
             high = PROVIDER_HIGH.get((provider, target), INT32_MAX)
@@ -103,6 +131,7 @@ def check_request(alias, base_llm) -> tuple[str, dict]:
     """The alias and ``base_llm`` (model_provider, model_name, model_parameters) as a job keeps them."""
     if not isinstance(base_llm, dict):
         raise TuningRequestError("'base_llm' must be an object with model_provider, model_name and model_parameters")
+    check_text(base_llm, "'base_llm'")
     provider = base_llm.get("model_provider")
     if provider not in PROVIDERS:
         raise TuningRequestError(f"model_provider must be one of {', '.join(PROVIDERS)}")

@@ -186,8 +186,22 @@ class TuningRunner:
             provider_job_id = await tuner.create(job.id, alias, base["model_name"], base["model_parameters"], train,
                                                  job.provider_file_id)
         log.info("tuning job %s submitted to %s as %s (%d examples)", job.id, provider, provider_job_id, len(train))
-        await self._update(job.id, job.status, next_in=self.poll_seconds, status=tuner.submitted_state,
-                                provider_job_id=provider_job_id, error=None, retries=0)
+        submitted = await self._update(job.id, job.status, next_in=self.poll_seconds, status=tuner.submitted_state,
+                                            provider_job_id=provider_job_id, error=None, retries=0)
+        if submitted is None or submitted.cancel_requested:  # cancelled (perhaps by another process) while it was sent
+            await self._cancel_submitted(job.id, provider_job_id, tuner)
+
+    async def _cancel_submitted(self, job_id: str, provider_job_id: str, tuner) -> None:
+        """A cancel came while the create was on its way: it wins. The provider's job is stopped and kept on record."""
+        current = await self.store.job(job_id)
+        if current is None or not current.cancel_requested:
+            return
+        log.info("tuning job %s was cancelled while it was submitted: cancelling %s", job_id, provider_job_id)
+        if current.status in TERMINAL:  # another runner already ended it, without the job id it could not find yet
+            await tuner.cancel(provider_job_id)
+            await self.store.update(job_id, current.status, provider_job_id=provider_job_id)
+        else:
+            await self._cancel(current, tuner)
 
     async def _poll(self, job, tuner) -> None:
         progress = await tuner.poll(job.provider_job_id)
@@ -207,6 +221,10 @@ class TuningRunner:
 
     async def _grant(self, job, tuner) -> None:
         """Share the tuned model with the grantee; a refusal keeps the model and shows on the job, to retry."""
+        if tuner is not None and tuner.grantee and tuner.grantee != job.grantee:  # the setting changed since: use it now
+            job = await self._update(job.id, "succeeded", next_in=LEASE_SECONDS, grantee=tuner.grantee)
+            if job is None:
+                return
         if tuner is None or not job.grantee or not job.model_id:
             await self._update(job.id, "succeeded", grant_state="failed", grant_error="nothing to grant access to")
             return

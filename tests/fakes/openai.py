@@ -83,6 +83,10 @@ class FakeOpenAI:
     fail_next: str | None = None  # the next created job fails at the end with this message
     create_errors: list[int] = field(default_factory=list)  # the next job creations answer these statuses instead
     lose_next_create: bool = False  # create the next job, but answer 502 as a gateway that timed out would
+    # OpenAI filters GET /fine_tuning/jobs by metadata[k]=v; an OpenAI-compatible server may ignore the filter
+    # (an unknown query parameter) and list every job: False plays such a server.
+    honours_metadata_filter: bool = True
+    create_gate: asyncio.Event | None = None  # set: a job creation waits for it before OpenAI makes the job
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -134,6 +138,8 @@ class FakeOpenAI:
     async def create_job(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return self._unauthorised()
+        if self.create_gate is not None:  # the request is on its way (a slow network, a busy OpenAI)
+            await self.create_gate.wait()
         if self.create_errors:
             status = self.create_errors.pop(0)
             return openai_error(status, f"fake error {status}", kind="server_error" if status >= 500 else "requests")
@@ -244,6 +250,8 @@ class FakeOpenAI:
             return self._unauthorised()
         wanted = {key[len("metadata["):-1]: value for key, value in request.query.items()
                   if key.startswith("metadata[") and key.endswith("]")}
+        if not self.honours_metadata_filter:
+            wanted = {}
         found = [job for job in reversed(self.jobs.values())
                  if all((job["metadata"] or {}).get(k) == v for k, v in wanted.items())]
         limit = int(request.query.get("limit", 20))
