@@ -225,6 +225,9 @@ async def test_bad_deliveries_get_their_status_and_change_nothing(app_harness):
         ("truncated body", dict(signature=sign(body)), body[: len(body) // 2], 401),
         ("truncated, signed as sent", dict(signature=sign(body[: len(body) // 2])), body[: len(body) // 2], 400),
         ("no delivery id", dict(headers={"X-GitHub-Delivery": None}), body, 400),
+        ("HMAC-SHA1 in the SHA-256 header", dict(signature="sha1=" + hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()),
+         body, 401),
+        ("non-ASCII signature", dict(signature="sha256=" + "\u00e9" * 64), body, 401),
     ]
     for name, options, sent, status in cases:
         got, response = await h.deliver("discussion", sent, **options)

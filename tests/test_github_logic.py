@@ -62,6 +62,20 @@ def test_a_signed_delivery_parses_and_anything_else_is_rejected_with_its_status(
         assert rejected.value.status == status, name
 
 
+def test_only_a_sha256_signature_is_accepted_and_an_odd_header_is_a_401_not_a_crash():
+    body = json.dumps({"action": "created"}).encode()
+    sha1 = "sha1=" + hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()  # gidgethub's validator accepts it
+    good = signed_headers(body)["x-hub-signature-256"]
+    for name, value in {"sha1 in the sha256 header": sha1, "no scheme": good.split("=", 1)[1],
+                        "upper-case scheme": "SHA256=" + good.split("=", 1)[1], "non-ASCII": "sha256=\u00e9" * 10,
+                        "non-ASCII after a good digest": good + "\u00e9", "empty digest": "sha256=",
+                        "surrogate escapes": "sha256=\udcc3\udca9"}.items():
+        with pytest.raises(sansio.Rejected) as rejected:
+            sansio.parse_delivery({**signed_headers(body), "x-hub-signature-256": value}, body, SECRET)
+        assert rejected.value.status == 401, name
+    assert sansio.parse_delivery(signed_headers(body), body, SECRET).data == {"action": "created"}
+
+
 def _payload(event: str, name: str) -> dict:
     return json.loads((PAYLOADS / event / name).read_text())
 
