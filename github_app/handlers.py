@@ -79,7 +79,14 @@ class Handlers:
             raise TransientError(f"engine: {error}") from None
 
     async def _post(self, reply: GitHubReply, body: str) -> str:
-        """Post the reply (with variables, never text in the query) and record it; returns the outcome."""
+        """Post the reply (with variables, never text in the query) and record it; returns the outcome.
+
+        Every body carries the trigger's marker (a maintainer's rewrite gets it here), so a retry after
+        GitHub created the comment but answered with an error finds it instead of posting again.
+        """
+        body = sansio.with_marker(body, reply.trigger_id)
+        if body != reply.body:  # store what is sent before sending it: a retry looks for exactly this
+            await self.store.update_reply(reply.trigger_id, body=body)
         variables = {"discussionId": reply.discussion_id, "body": body}
         if reply.reply_to_id:
             variables["replyToId"] = reply.reply_to_id

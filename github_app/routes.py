@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from engine.api.auth import actor
 from engine.api.http import BadRequest, error_response, int_query, read_json
 from github_app.app import GitHubApp
 
@@ -81,12 +82,10 @@ async def replies_route(request: web.Request) -> web.Response:
 
 async def approve_route(request: web.Request) -> web.Response:
     data = await read_json(request)
-    by, body = data.get("by"), data.get("body")
-    if not isinstance(by, str) or not by.strip() or len(by) > 100:
-        raise BadRequest("'by' (who approves) is required")
+    body = data.get("body")
     if body is not None and (not isinstance(body, str) or not body.strip() or len(body) > 65_000):
         raise BadRequest("'body' must be the corrected reply text (at most 65,000 characters)")
-    reply = await request.app[GITHUB_APP].approve(_id(request), by.strip(), body)
+    reply = await request.app[GITHUB_APP].approve(_id(request), actor(request, data), body)
     if reply is None:
         return error_response(404, "no draft with that id")
     return web.json_response(_reply_view(reply))

@@ -246,6 +246,18 @@ def marker(trigger_id: str) -> str:
     return f"<!-- firstreply:{trigger_id} -->"
 
 
+def with_marker(body: str, trigger_id: str) -> str:
+    """The body as it is posted: with the trigger's marker, added when a maintainer's rewrite has none."""
+    tag = marker(trigger_id)
+    if tag in body:
+        return body
+    room = MAX_COMMENT_CHARS - len(tag) - 2
+    body = body.rstrip()
+    if len(body) > room:
+        body = body[: room - 1].rstrip() + "…"
+    return f"{body}\n\n{tag}"
+
+
 def has_reply(comments: list[dict], trigger_id: str, slug: str) -> dict | None:
     """The App's existing reply to this trigger among ``comments`` (GraphQL nodes), if any."""
     tag = marker(trigger_id)

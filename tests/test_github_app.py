@@ -399,17 +399,50 @@ async def test_review_mode_posts_nothing_until_a_maintainer_approves(app_harness
     [draft] = drafts["replies"]
     assert status == 200 and "scene.zoom(2)" in draft["body"]
 
-    assert (await h.api("POST", f"/api/v1/github/replies/{draft['id']}/approve", {}))[0] == 400  # who approves?
     corrected = draft["body"].replace("scene.zoom(2)", "scene.zoom(2.5)")
     status, approved = await h.api("POST", f"/api/v1/github/replies/{draft['id']}/approve",
-                                   {"by": "maintainer-ada", "body": corrected})
+                                   {"by": "someone-else", "body": corrected})  # the key, not the body, says who
     assert status == 200 and approved["status"] == "approved" and approved["original_body"] == draft["body"]
     await h.settle()
     [comment] = h.github.bot_comments()
     assert "scene.zoom(2.5)" in comment["body"]
     reply = await h.store.reply("D_kwDOQA")
-    assert reply.status == "posted" and reply.approved_by == "maintainer-ada"
+    assert reply.status == "posted" and reply.approved_by == "api:tests"
     assert (await h.api("POST", f"/api/v1/github/replies/{draft['id']}/approve", {"by": "again"}))[0] == 404
+
+
+@pytest.mark.parametrize("path", ["http", "cli", "review page"])
+async def test_a_corrected_draft_carries_the_marker_so_a_502_after_github_created_it_posts_once(app_harness, path, tmp_path,
+                                                                                              monkeypatch):
+    """A maintainer's rewrite has no marker of its own: the App adds it, whichever way the draft was approved."""
+    h = await app_harness(github_review_categories=["Q&A"])
+    await h.new_discussion()
+    [draft] = (await h.api("GET", "/api/v1/github/replies?status=draft"))[1]["replies"]
+    rewritten = "Use `scene.zoom(2.5)` to zoom in; see the camera guide."  # written from scratch: no marker
+    h.github.mutation_faults = [Fault(502, after_commit=True)]  # GitHub creates the comment, then answers 502
+    if path == "http":
+        assert (await h.api("POST", f"/api/v1/github/replies/{draft['id']}/approve", {"body": rewritten}))[0] == 200
+    elif path == "cli":
+        from click.testing import CliRunner
+
+        from engine.cli import cli
+
+        (tmp_path / "fixed.md").write_text(rewritten)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("FIRSTREPLY_DATA_DIR", str(tmp_path / "cli-state"))
+        monkeypatch.setenv("FIRSTREPLY_DATABASE_URL", h.engine.settings.database_url)
+        result = await asyncio.to_thread(CliRunner().invoke, cli, ["github", "approve", str(draft["id"]), "--by", "ada",
+                                                                   "--body-file", str(tmp_path / "fixed.md")])
+        assert result.exit_code == 0, result.output
+    else:  # what the review page's "post" button calls
+        assert await h.engine.post_github_draft(draft["answer_id"], "ada", rewritten) is not None
+    jobs = await h.settle()
+    post = next(j for j in jobs if j.kind == "post_reply")
+    assert post.status == "done" and post.outcome.startswith("already posted"), post.summary()
+    [comment] = h.github.bot_comments()
+    assert comment["body"].startswith(rewritten) and sansio.marker("D_kwDOQA") in comment["body"]
+    reply = await h.store.reply("D_kwDOQA")
+    assert reply.status == "posted" and reply.comment_id == comment["id"]
 
 
 async def test_an_accepted_bot_reply_is_recorded_on_its_answer(app_harness):
