@@ -3,14 +3,17 @@
 gidgethub does the HTTP (its aiohttp client, pointed at ``api_url`` for REST and
 ``graphql_url`` for GraphQL). This module adds the two things the App needs on top: a cache
 of installation tokens, and a verdict on every failure: :class:`TransientError` (5xx, rate
-limits, network trouble: try again later, after ``retry_after`` when GitHub said so) or
+limits, network trouble: try again later, after ``retry_after`` when GitHub said so, and at least
+a minute after a secondary rate limit that names no wait) or
 :class:`PermanentError` (a 4xx or a refused query: retrying won't help; the job records why).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,9 +30,13 @@ TOKEN_MARGIN_SECONDS = 300  # renew an installation token this long before it ex
 
 
 class TransientError(Exception):
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+    """Worth another try later: after ``retry_after`` when GitHub said so; ``secondary`` marks a secondary
+    rate limit without a wait given (the worker then waits at least a minute, doubling each time)."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
+                 secondary: bool = False) -> None:
         super().__init__(message)
-        self.status, self.retry_after = status, retry_after
+        self.status, self.retry_after, self.secondary = status, retry_after, secondary
 
 
 class PermanentError(Exception):
@@ -54,6 +61,25 @@ def is_rate_limited(status: int, headers) -> bool:
                                                 or headers.get("x-ratelimit-remaining") == "0"))
 
 
+_SECONDARY = re.compile(rb"secondary rate limit|abuse detection", re.IGNORECASE)
+
+
+def is_secondary_limit(status: int, headers, body: bytes) -> bool:
+    """A secondary rate limit that names no wait: 429, or 403 saying so, without ``Retry-After`` and with
+    requests left in the primary limit. GitHub's guidance: wait at least a minute, then back off exponentially."""
+    if status not in (403, 429) or headers.get("retry-after") is not None or headers.get("x-ratelimit-remaining") == "0":
+        return False
+    return status == 429 or bool(_SECONDARY.search(body or b""))
+
+
+def _message(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return str(data.get("message", ""))[:200] if isinstance(data, dict) else ""
+
+
 class GitHubAPI(gidgethub.aiohttp.GitHubAPI):
     """gidgethub's aiohttp client, turning server errors, rate limits and network trouble into :class:`TransientError`."""
 
@@ -62,6 +88,9 @@ class GitHubAPI(gidgethub.aiohttp.GitHubAPI):
             status, response_headers, data = await super()._request(method, url, headers, body)
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise TransientError(f"{method} {url}: {type(error).__name__}: {error}") from None
+        if is_secondary_limit(status, response_headers, data):
+            raise TransientError(f"{method} {url}: HTTP {status}: secondary rate limit: {_message(data)}", status=status,
+                                 secondary=True)
         if status >= 500 or is_rate_limited(status, response_headers):
             raise TransientError(f"{method} {url}: HTTP {status}", status=status, retry_after=retry_after(response_headers))
         return status, response_headers, data

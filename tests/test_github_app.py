@@ -21,7 +21,7 @@ from engine.api.app import build_app
 from engine.store.github import GitHubStore
 from engine.store.models import AnswerRecord, GitHubInstallation, GitHubJob, GitHubReply, GitHubRepository
 from tests_support import key_with_every_role
-from fakes.github import SCHEMA, Fault, FakeGitHub
+from fakes.github import SCHEMA, Fault, FakeGitHub, secondary_limit
 from fakes.server import serve
 from github_app import sansio
 
@@ -282,6 +282,28 @@ async def test_a_secondary_rate_limit_is_waited_out(app_harness):
     [job] = await h.settle()
     assert job.status == "done" and job.attempts == 2 and "HTTP 403" in job.last_error
     assert loop.time() - started >= 1.0  # not before GitHub's Retry-After, though the backoff base is 0.05 s
+    assert len(h.github.bot_comments()) == 1
+
+
+async def test_a_secondary_rate_limit_without_retry_after_is_retried_then_fails_with_the_reason(app_harness):
+    # GitHub: 403 "You have exceeded a secondary rate limit", requests left, no Retry-After. Wait (at least a
+    # minute in production; FIRSTREPLY_GITHUB_SECONDARY_LIMIT_SECONDS here), then back off exponentially.
+    h = await app_harness(github_secondary_limit_seconds=0.1, github_max_attempts=3)
+    data = qa_discussion()
+    h.github.add_discussion_from_payload(data)
+    h.github.mutation_faults = [secondary_limit()]
+    await h.deliver("discussion", data)
+    [job] = await h.settle()
+    assert job.status == "done" and job.attempts == 2 and "secondary rate limit" in job.last_error, job.summary()
+    assert len(h.github.bot_comments()) == 1
+
+    other = qa_discussion("D_other", 8)
+    h.github.add_discussion_from_payload(other)
+    h.github.mutation_faults = [secondary_limit() for _ in range(3)]
+    await h.deliver("discussion", other)
+    failed = [j for j in await h.settle() if j.payload["discussion"]["node_id"] == "D_other"][0]
+    assert failed.status == "failed" and failed.attempts == 3, failed.summary()
+    assert "secondary rate limit" in failed.last_error and "gave up after 3 attempts" in failed.last_error
     assert len(h.github.bot_comments()) == 1
 
 

@@ -17,9 +17,9 @@ from engine.config import ConfigError, Settings
 from fakes.github import SCHEMA, github_schema
 from github_app import graphql as documents
 from github_app import sansio
-from github_app.api import is_rate_limited, retry_after
+from github_app.api import is_rate_limited, is_secondary_limit, retry_after
 from github_app.config import ReplyPolicy, app_config, configured
-from github_app.worker import MAX_BACKOFF_SECONDS, backoff
+from github_app.worker import MAX_BACKOFF_SECONDS, backoff, secondary_limit_wait
 
 PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "github" / "payload-examples" / "api.github.com"
 SECRET = "It's a Secret to Everybody"
@@ -196,6 +196,19 @@ def test_rate_limit_responses_are_recognised_and_their_wait_read():
     assert retry_after({"retry-after": "30"}) == 30.0
     assert retry_after({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1000"}, now=990.0) == 10.0
     assert retry_after({}) is None
+
+
+def test_a_secondary_rate_limit_is_recognised_by_its_message_and_waited_out_for_at_least_a_minute_then_longer():
+    message = b'{"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}'
+    left = {"x-ratelimit-remaining": "4987"}
+    assert is_secondary_limit(403, left, message) and is_secondary_limit(429, left, b"{}")
+    assert is_secondary_limit(403, {}, b'{"message": "You have triggered an abuse detection mechanism."}')
+    assert not is_secondary_limit(403, left, b'{"message": "Resource not accessible by integration"}')
+    assert not is_secondary_limit(403, {"retry-after": "30"}, message)  # GitHub said how long: Retry-After rules
+    assert not is_secondary_limit(403, {"x-ratelimit-remaining": "0"}, message)  # the primary limit: wait for the reset
+    waits = [secondary_limit_wait(n, 60.0) for n in range(1, 5)]
+    assert waits[0] >= 60.0 and all(b >= 2 * a * 0.99 for a, b in zip(waits, waits[1:]))
+    assert secondary_limit_wait(40, 60.0) <= MAX_BACKOFF_SECONDS
 
 
 @needs_fixtures

@@ -8,7 +8,7 @@
   graphql-core against in-memory discussions, so results have exactly the schema's shape.
 
 Faults can be injected into the ``addDiscussionComment`` mutation (a 502 before or after the
-comment is created, a secondary rate limit), and a request can be held forever (so a test
+comment is created, a secondary rate limit with or without ``Retry-After``), and a request can be held forever (so a test
 can kill the App while it waits).
 """
 
@@ -55,6 +55,18 @@ class Fault:
     status: int
     headers: dict = field(default_factory=dict)
     after_commit: bool = False  # the comment is created, then the error is returned (GitHub timing out late)
+    message: str = "Server Error"
+
+
+#: What GitHub answers when a secondary rate limit is hit: 403, this message, requests still left in the
+#: primary limit, and no Retry-After (GitHub's docs: wait at least a minute, then back off exponentially).
+SECONDARY_LIMIT_MESSAGE = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+                           "If you reach out to GitHub Support for help, please include the request ID ABCD:1234.")
+
+
+def secondary_limit() -> Fault:
+    return Fault(403, {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "4987", "X-RateLimit-Used": "13",
+                       "X-RateLimit-Resource": "graphql"}, message=SECONDARY_LIMIT_MESSAGE)
 
 
 class FakeGitHub:
@@ -203,10 +215,10 @@ class FakeGitHub:
             return self._error(502, "Server Error")
         fault = self.mutation_faults.pop(0) if is_mutation and self.mutation_faults else None
         if fault is not None and not fault.after_commit:
-            return self._error(fault.status, "Server Error", fault.headers)
+            return self._error(fault.status, fault.message, fault.headers)
         result = execute(github_schema(), document, root_value=self, variable_values=variables)
         if fault is not None:
-            return self._error(fault.status, "Server Error", fault.headers)
+            return self._error(fault.status, fault.message, fault.headers)
         payload: dict = {"data": result.data}
         if result.errors:
             payload["errors"] = [{"message": e.message, "type": "UNPROCESSABLE"} for e in result.errors]
