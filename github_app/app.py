@@ -95,7 +95,8 @@ class GitHubApp:
         return 202, {"status": "queued", "job": job}
 
     async def approve(self, reply_id: int, by: str, body: str | None = None) -> GitHubReply | None:
-        """Approve a draft (optionally corrected) and queue it for posting; None if it isn't a draft."""
+        """Approve a draft (optionally corrected) and queue it for posting; None if there is no such reply,
+        :class:`engine.store.github.ReplyConflict` if it isn't a draft (already approved, posted…)."""
         assert self.store is not None
         reply = await self.store.approve_reply(reply_id, by, body)
         if reply is not None:

@@ -430,7 +430,9 @@ async def test_review_mode_posts_nothing_until_a_maintainer_approves(app_harness
     assert "scene.zoom(2.5)" in comment["body"]
     reply = await h.store.reply("D_kwDOQA")
     assert reply.status == "posted" and reply.approved_by == "api:tests"
-    assert (await h.api("POST", f"/api/v1/github/replies/{draft['id']}/approve", {"by": "again"}))[0] == 404
+    status, again = await h.api("POST", f"/api/v1/github/replies/{draft['id']}/approve", {})
+    assert status == 409 and again["error"]["message"].endswith("is not a draft: it is posted")
+    assert (await h.api("POST", "/api/v1/github/replies/999/approve", {}))[0] == 404
 
 
 @pytest.mark.parametrize("path", ["http", "cli", "review page"])
@@ -465,6 +467,23 @@ async def test_a_corrected_draft_carries_the_marker_so_a_502_after_github_create
     assert comment["body"].startswith(rewritten) and sansio.marker("D_kwDOQA") in comment["body"]
     reply = await h.store.reply("D_kwDOQA")
     assert reply.status == "posted" and reply.comment_id == comment["id"]
+
+
+async def test_concurrent_approvals_of_one_draft_one_wins_the_others_get_a_409_and_it_posts_once(app_harness,
+                                                                                              database_overrides):
+    h = await app_harness(github_review_categories=["Q&A"], **database_overrides)
+    await h.new_discussion()
+    [draft] = (await h.api("GET", "/api/v1/github/replies?status=draft"))[1]["replies"]
+    results = await asyncio.gather(*(h.api("POST", f"/api/v1/github/replies/{draft['id']}/approve",
+                                           {"body": f"Corrected text number {n}."}) for n in range(8)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200] + [409] * 7, results
+    [winner] = [body for status, body in results if status == 200]
+    assert all("is not a draft" in body["error"]["message"] for status, body in results if status == 409)
+    await h.settle()
+    [comment] = h.github.bot_comments()
+    assert comment["body"].startswith(winner["body"])
+    assert await h.count(GitHubJob) == 2  # the discussion's job and one post_reply
 
 
 async def test_an_accepted_bot_reply_is_recorded_on_its_answer(app_harness):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,6 +27,11 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment is not None and moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment
+
+
+class ReplyConflict(Exception):
+    """The reply exists but can't be approved: it is already approved (maybe just now, by another request) or
+    posted, abstained, skipped… The message says which."""
 
 
 @dataclass(frozen=True)
@@ -206,18 +211,33 @@ class GitHubStore:
 
     async def approve_reply(self, reply_id: int, by: str, body: str | None = None) -> GitHubReply | None:
         """Approve a draft (optionally with a maintainer's corrected text) and queue its posting, in one
-        transaction; None if it is not a draft."""
+        transaction; None if there is no such reply, :class:`ReplyConflict` if it is not (or no longer) a draft.
+
+        The approval is a compare-and-set (``status = 'draft'`` in the update's condition), so of
+        concurrent approvals exactly one wins, on SQLite and on PostgreSQL alike.
+        """
+        values: dict = {"status": "approved", "approved_by": by, "updated_at": utcnow()}
+        if body is not None:  # keep the draft as generated when the text changes (SET reads the old values)
+            values.update(original_body=case((GitHubReply.body != body, GitHubReply.body), else_=GitHubReply.original_body),
+                          body=body)
         async with self.session.begin() as session:
-            row = await session.get(GitHubReply, reply_id)
-            if row is None or row.status != "draft":
-                return None
-            if body is not None and body != row.body:
-                row.original_body, row.body = row.body, body
-            row.status, row.approved_by, row.updated_at = "approved", by, utcnow()
-            session.add(GitHubJob(delivery_id=f"post-reply:{reply_id}", event="firstreply", action="approved",
-                                  kind="post_reply", key=f"discussion:{row.discussion_id}", payload={"reply_id": reply_id},
-                                  status="queued", attempts=0, run_after=utcnow()))
-            return row
+            changed = await session.execute(
+                update(GitHubReply).where(GitHubReply.id == reply_id, GitHubReply.status == "draft").values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if changed.rowcount == 1:
+                row = (await session.execute(select(GitHubReply).where(GitHubReply.id == reply_id))).scalar_one()
+                session.add(GitHubJob(delivery_id=f"post-reply:{reply_id}", event="firstreply", action="approved",
+                                      kind="post_reply", key=f"discussion:{row.discussion_id}",
+                                      payload={"reply_id": reply_id}, status="queued", attempts=0, run_after=utcnow()))
+                return row
+        current = await self.reply_by_id(reply_id)
+        if current is None:
+            return None
+        if current.status == "approved":
+            raise ReplyConflict(f"reply {reply_id} is not a draft: it was already approved by "
+                                f"{current.approved_by or 'someone'} and is being posted")
+        raise ReplyConflict(f"reply {reply_id} is not a draft: it is {current.status}")
 
     async def accept(self, comment_id: str) -> GitHubReply | None:
         """The discussion's author chose this comment as the answer: record it on the reply and its answer."""
