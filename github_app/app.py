@@ -76,13 +76,16 @@ class GitHubApp:
         try:
             event = sansio.parse_delivery(headers, body, self.config.webhook_secret)
         except sansio.Rejected as rejected:
-            log.warning("webhook delivery %s rejected (%s): %s", headers.get("x-github-delivery", "?"),
+            log.warning("webhook delivery %r rejected (%s): %s", str(headers.get("x-github-delivery", "?"))[:100],
                         rejected.status, rejected.reason)
-            self.metrics.webhook_deliveries.labels(headers.get("x-github-event") or "unknown", f"rejected_{rejected.status}").inc()
+            # Metric labels only from a verified delivery, and only known event names: an unsigned sender
+            # must not be able to add series to /metrics.
+            label = "unverified" if rejected.status == 401 else sansio.event_label(headers.get("x-github-event"))
+            self.metrics.webhook_deliveries.labels(label, f"rejected_{rejected.status}").inc()
             return rejected.status, {"error": rejected.reason}
         routed = sansio.route(event.event, event.data, self.config.slug)
         if routed.kind is None:
-            self.metrics.webhook_deliveries.labels(event.event, "ignored").inc()
+            self.metrics.webhook_deliveries.labels(sansio.event_label(event.event), "ignored").inc()
             return 200, {"status": "pong" if event.event == "ping" else "ignored", "reason": routed.reason}
         job = await self.store.enqueue(event.delivery_id, event.event, event.data.get("action"), routed.kind, event.data,
                                        sansio.job_key(event.event, event.data))

@@ -71,6 +71,16 @@ def parse_delivery(headers, body: bytes, secret: str) -> Event:
     return Event(data, event=headers["x-github-event"], delivery_id=headers["x-github-delivery"])
 
 
+#: Event names a metric may carry (what the App subscribes to, and what every App gets); any other is "other".
+KNOWN_EVENTS = frozenset({"ping", "discussion", "discussion_comment", "installation", "installation_repositories",
+                          "installation_target", "github_app_authorization", "meta"})
+
+
+def event_label(event: str | None) -> str:
+    """The ``event`` label for a delivery's metrics: a known event name, or ``other`` (never the raw header)."""
+    return event if event in KNOWN_EVENTS else "other"
+
+
 # -- what a delivery asks of us -------------------------------------------------------------------
 
 

@@ -240,6 +240,23 @@ async def test_bad_deliveries_get_their_status_and_change_nothing(app_harness):
     assert await h.count(GitHubJob) == 0 and await h.count(GitHubReply) == 0 and h.github.documents == []
 
 
+async def test_unsigned_or_unknown_events_add_no_metric_series(app_harness):
+    h = await app_harness()
+    for n in range(60):  # unsigned, each with its own event name
+        assert (await h.deliver(f"random-event-{n}", {"n": n}, signature="sha256=" + "0" * 64))[0] == 401
+    for n in range(20):  # signed, but events the App doesn't know
+        assert (await h.deliver(f"made-up-{n}", {"action": "x"}))[0] == 200
+    assert (await h.deliver("discussion", {"action": "edited"}))[0] == 200
+    async with h.session.get(f"{h.url}/metrics", headers={"Authorization": f"Bearer {KEY}"}) as response:
+        metrics = await response.text()
+    series = [line for line in metrics.splitlines() if line.startswith("firstreply_github_deliveries_total{")]
+    assert sorted(series) == sorted([
+        'firstreply_github_deliveries_total{event="unverified",outcome="rejected_401"} 60.0',
+        'firstreply_github_deliveries_total{event="other",outcome="ignored"} 20.0',
+        'firstreply_github_deliveries_total{event="discussion",outcome="ignored"} 1.0',
+    ]), series
+
+
 async def test_an_oversized_delivery_is_refused_before_anything_is_read_into_the_queue(app_harness):
     h = await app_harness(github_max_payload_bytes=4096)
     data = qa_discussion(body="x" * 10_000)
