@@ -43,6 +43,11 @@ class PermanentError(Exception):
     pass
 
 
+class NotFound(PermanentError):
+    """GraphQL answered ``NOT_FOUND`` for every error: the discussion or comment was deleted. Nothing to do:
+    the job is skipped, not failed."""
+
+
 def retry_after(headers, now: float | None = None) -> float | None:
     """Seconds GitHub asked us to wait: ``Retry-After``, or until ``X-RateLimit-Reset`` when none remain."""
     value = headers.get("retry-after")
@@ -152,6 +157,8 @@ class GitHubClient:
             if any(e.get("type") == "RATE_LIMITED" for e in errors if isinstance(e, dict)):
                 raise TransientError("GraphQL: rate limited") from None
             messages = "; ".join(str(e.get("message", e)) for e in errors if isinstance(e, dict)) or str(error)
+            if errors and all(isinstance(e, dict) and e.get("type") == "NOT_FOUND" for e in errors):
+                raise NotFound(messages) from None
             raise PermanentError(f"GraphQL: {messages}") from None
         except gidgethub.BadGraphQLRequest as error:
             raise PermanentError(f"GraphQL: HTTP {int(error.status_code)}: {error.response}") from None

@@ -16,7 +16,7 @@ from engine.client import EngineError, EngineUnavailable
 from engine.store.github import GitHubStore, Job
 from engine.store.models import GitHubReply
 from github_app import graphql, sansio
-from github_app.api import GitHubClient, PermanentError, TransientError
+from github_app.api import GitHubClient, NotFound, PermanentError, TransientError
 from github_app.config import AppConfig
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,12 @@ class Handlers:
         await self.store.update_reply(reply.trigger_id, status="posted", comment_id=existing["id"], release=True)
         return f"already posted as {existing['id']} (found on GitHub)"
 
+    async def _gone(self, reply: GitHubReply, what: str, error: NotFound) -> str:
+        """Deleted on GitHub before the job ran (GraphQL ``NOT_FOUND``): a skip, not a failure."""
+        await self.store.update_reply(reply.trigger_id, status="skipped", release=True)
+        log.info("%s for %s no longer exists: %s", what, reply.trigger_id, error)
+        return f"skipped: {what} no longer exists ({error})"
+
     async def _thread(self, reply: GitHubReply) -> list[dict]:
         """The comments where this reply would be: the discussion's top level, or a comment's thread."""
         assert reply.installation_id is not None
@@ -169,6 +175,8 @@ class Handlers:
                 conversation_id=discussion.id, user_id=f"github:{author}", title=discussion.title,
                 link=discussion.url or None, request_id=f"github-{job.delivery_id}"))
             return await self._deliver(reply, answer, (discussion.category_slug, discussion.category_name))
+        except NotFound as gone:
+            return await self._gone(reply, "the discussion", gone)
         finally:
             await self.store.update_reply(reply.trigger_id, release=True)
 
@@ -208,6 +216,8 @@ class Handlers:
                                               link=node.get("url") or None, request_id=f"github-{job.delivery_id}"))
             category = where.get("category") or {}
             return await self._deliver(reply, answer, (category.get("slug") or "", category.get("name") or ""))
+        except NotFound as gone:
+            return await self._gone(reply, "the comment or its discussion", gone)
         finally:
             await self.store.update_reply(reply.trigger_id, release=True)
 
@@ -225,6 +235,8 @@ class Handlers:
             if (found := await self._found(reply, await self._thread(reply))) is not None:
                 return found
             return await self._post(reply, reply.body)
+        except NotFound as gone:
+            return await self._gone(reply, "the discussion", gone)
         finally:
             await self.store.update_reply(reply.trigger_id, release=True)
 

@@ -360,6 +360,20 @@ async def test_a_4xx_from_github_fails_the_job_at_once_with_the_reason(app_harne
     assert (await h.store.reply("D_kwDOQA")).status == "ready"  # the answer is kept for a retry
 
 
+async def test_a_discussion_deleted_before_its_job_runs_is_skipped_not_failed(app_harness):
+    h = await app_harness()
+    data = qa_discussion()
+    h.github.add_discussion_from_payload(data)
+    h.github.delete_discussion("D_kwDOQA")  # GitHub now answers NOT_FOUND "Could not resolve to a Discussion"
+    assert (await h.deliver("discussion", data))[0] == 202
+    [job] = await h.settle()
+    assert job.status == "done" and job.outcome.startswith("skipped: the discussion no longer exists"), job.summary()
+    assert "Could not resolve to a Discussion" in job.outcome
+    assert (await h.store.reply("D_kwDOQA")).status == "skipped"
+    status, failed = await h.api("GET", "/api/v1/github/jobs?status=failed")
+    assert status == 200 and failed["jobs"] == [] and h.github.bot_comments() == []
+
+
 async def test_who_and_what_is_not_answered(app_harness):
     h = await app_harness()
     cases = {

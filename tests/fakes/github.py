@@ -50,6 +50,11 @@ class _StringLiterals(Visitor):
         self.found.append(node.value)
 
 
+class NotFound(Exception):
+    """What GitHub answers for a node that doesn't exist (deleted): ``data`` null there, and an error of type
+    ``NOT_FOUND`` ("Could not resolve to a Discussion with the number of 7.")."""
+
+
 @dataclass
 class Fault:
     status: int
@@ -134,15 +139,31 @@ class FakeGitHub:
 
     def repository(self, _info, owner: str, name: str, **_kw):
         full = f"{owner}/{name}"
-        return {"discussion": lambda _i, number: self.discussions.get(self.by_number.get((full, number), ""))}
+
+        def discussion(_info, number: int):
+            found = self.discussions.get(self.by_number.get((full, number), ""))
+            if found is None:
+                raise NotFound(f"Could not resolve to a Discussion with the number of {number}.")
+            return found
+
+        return {"discussion": discussion}
 
     def node(self, _info, id: str):  # noqa: A002 - the schema's argument name
-        return self.discussions.get(id) or self.comments.get(id)
+        found = self.discussions.get(id) or self.comments.get(id)
+        if found is None:
+            raise NotFound(f"Could not resolve to a node with the global id of '{id}'")
+        return found
+
+    def delete_discussion(self, node_id: str) -> None:
+        discussion = self.discussions.pop(node_id)
+        self.by_number = {k: v for k, v in self.by_number.items() if v != node_id}
+        for comment in discussion["_comments"]:
+            self.comments.pop(comment["id"], None)
 
     def addDiscussionComment(self, _info, input: dict):  # noqa: N802,A002 - the schema's names
         discussion = self.discussions.get(input["discussionId"])
         if discussion is None:
-            raise ValueError(f"Could not resolve to a node with the global id of '{input['discussionId']}'")
+            raise NotFound(f"Could not resolve to a node with the global id of '{input['discussionId']}'")
         if discussion["locked"]:
             raise ValueError("Discussion is locked")
         reply_to = input.get("replyToId")
@@ -221,5 +242,7 @@ class FakeGitHub:
             return self._error(fault.status, fault.message, fault.headers)
         payload: dict = {"data": result.data}
         if result.errors:
-            payload["errors"] = [{"message": e.message, "type": "UNPROCESSABLE"} for e in result.errors]
+            payload["errors"] = [{"type": "NOT_FOUND" if isinstance(e.original_error, NotFound) else "UNPROCESSABLE",
+                                  "path": e.path, "locations": [{"line": l.line, "column": l.column} for l in e.locations or []],
+                                  "message": e.message} for e in result.errors]
         return web.Response(text=json.dumps(payload), content_type="application/json")
