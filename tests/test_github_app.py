@@ -578,6 +578,34 @@ async def test_many_deliveries_and_workers_never_post_twice_for_one_discussion(a
     assert len(h.github.bot_comments()) == 1
 
 
+async def test_a_burst_of_deliveries_is_queued_in_few_transactions_and_each_delivery_once(database_overrides, tmp_path):
+    """Group commit: concurrent enqueues share transactions (a burst is acknowledged without one commit each),
+    and a delivery id seen before, or twice in one batch, is still refused exactly once."""
+    from sqlalchemy import event
+
+    from engine.store.database import create_engine, migrate
+
+    database = create_engine(database_overrides.get("database_url", f"sqlite+aiosqlite:///{tmp_path}/queue.db"))
+    await migrate(database)
+    commits = []
+    event.listen(database.sync_engine, "commit", lambda _connection: commits.append(1))
+    store = GitHubStore(database)
+    try:
+        assert await store.enqueue("early", "discussion", "created", "discussion_created", {"n": -1}) is not None
+        commits.clear()
+        deliveries = [f"d-{n}" for n in range(60)] + ["d-3", "d-7", "early"]  # redeliveries, in the same burst
+        ids = await asyncio.gather(*(store.enqueue(d, "discussion", "created", "discussion_created", {"n": i},
+                                                   key=f"discussion:D_{i % 5}") for i, d in enumerate(deliveries)))
+        assert len(commits) < 10, len(commits)  # today: one transaction per delivery
+        assert all(isinstance(i, int) for i in ids[:60]) and len(set(ids[:60])) == 60
+        assert ids[60:] == [None, None, None]
+        jobs = await store.jobs(limit=500)
+        assert len(jobs) == 61 and sorted(j.delivery_id for j in jobs) == sorted(["early", *deliveries[:60]])
+        assert {j.id: j.payload["n"] for j in jobs if j.delivery_id != "early"} == dict(zip(ids[:60], range(60)))
+    finally:
+        await database.dispose()
+
+
 async def test_installation_tokens_are_cached_until_shortly_before_they_expire_and_bad_jwts_refused(rsa_key, tmp_path):
     from datetime import timedelta
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from engine.index.batching import MicroBatcher
 from engine.store.database import sessions
 from engine.store.models import AnswerRecord, GitHubInstallation, GitHubJob, GitHubReply, GitHubRepository, utcnow
 
@@ -65,6 +66,7 @@ class GitHubStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.session = sessions(engine)
+        self._enqueue: MicroBatcher[dict, int | None] = MicroBatcher(self._enqueue_many, max_batch=128)
 
     # -- the queue ------------------------------------------------------------------------------
 
@@ -73,11 +75,38 @@ class GitHubStore:
         """Record a delivery as a queued job; None when this delivery id was already received.
 
         Jobs with the same ``key`` (one discussion, one installation) run one at a time, oldest first.
+        Concurrent deliveries are committed together (group commit, as the answer log does): under a
+        burst one transaction acknowledges many, and each caller returns once its own job is committed.
         """
+        return await self._enqueue.submit(dict(delivery_id=delivery_id, event=event, action=action, kind=kind,
+                                               payload=payload, key=key))
+
+    async def _enqueue_many(self, items: list[dict]) -> list[int | None]:
+        """Insert a batch of jobs in one transaction; a delivery id already stored (or earlier in the batch)
+        gets None. ``ON CONFLICT DO NOTHING`` keeps it race-free against other processes too."""
+        now = utcnow()
+        first: dict[str, dict] = {}
+        for item in items:
+            first.setdefault(item["delivery_id"], item)
+        rows = [dict(item, status="queued", attempts=0, run_after=now, created_at=now, updated_at=now)
+                for item in first.values()]
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:  # pragma: no cover - the engine runs on SQLite or PostgreSQL
+            return [await self._enqueue_one(item) for item in items]
+        statement = (dialect_insert(GitHubJob).values(rows).on_conflict_do_nothing(index_elements=["delivery_id"])
+                     .returning(GitHubJob.id, GitHubJob.delivery_id))
+        async with self.session.begin() as session:
+            inserted = {delivery: job_id for job_id, delivery in (await session.execute(statement)).all()}
+        return [inserted.get(item["delivery_id"]) if first[item["delivery_id"]] is item else None for item in items]
+
+    async def _enqueue_one(self, item: dict) -> int | None:
         try:
             async with self.session.begin() as session:
-                job = GitHubJob(delivery_id=delivery_id, event=event, action=action, kind=kind, payload=payload,
-                                key=key, status="queued", attempts=0, run_after=utcnow())
+                job = GitHubJob(**item, status="queued", attempts=0, run_after=utcnow())
                 session.add(job)
                 await session.flush()
                 return job.id
