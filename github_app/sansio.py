@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from gidgethub.sansio import Event
+from markdown_it import MarkdownIt
 
 from engine.answer.model import Answer
 from github_app.config import ReplyPolicy
@@ -207,14 +208,97 @@ def question_text(title: str, body: str, policy: ReplyPolicy) -> str:
     return text[:MAX_QUESTION_CHARS]
 
 
-# -- mentions of the App ----------------------------------------------------------------------------
+# -- Markdown as GitHub renders it ----------------------------------------------------------------
+#
+# What is code, what is raw HTML and what is a live mention is decided by how the text renders
+# (CommonMark, which GitHub's Markdown extends), not by the raw characters: an escaped backtick
+# opens no code span, an indented block is code, a ``<!--`` outside code opens an HTML comment.
+# markdown-it-py parses blocks (their line ranges are exact); code spans inside a block are found
+# by CommonMark's own rule, and every result is checked against markdown-it's rendering, with a
+# stricter fallback when the two disagree.
 
-_FENCED = re.compile(r"(^|\n)(```|~~~).*?(\n\2[^\n]*(?=\n|$)|$)", re.DOTALL)
-_INLINE_CODE = re.compile(r"`[^`\n]*`")
+_MARKDOWN = MarkdownIt("commonmark")
+
+
+def _normal_newlines(text: str) -> str:
+    """Line ends as CommonMark reads them (so offsets agree with markdown-it's line map)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")
+
+
+def _code_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """CommonMark code spans in ``text[start:end]``: a backtick run opens one unless escaped, and it closes
+    at the next run of exactly the same length (no escapes inside); an unmatched run is literal text."""
+    spans, i = [], start
+    while i < end:
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char != "`":
+            i += 1
+            continue
+        j = i
+        while j < end and text[j] == "`":
+            j += 1
+        k, close = j, None
+        while k < end:
+            if text[k] != "`":
+                k += 1
+                continue
+            m = k
+            while m < end and text[m] == "`":
+                m += 1
+            if m - k == j - i:
+                close = m
+                break
+            k = m
+        if close is None:
+            i = j
+        else:
+            spans.append((i, close))
+            i = close
+    return spans
+
+
+def _code_ranges(text: str, tokens=None) -> list[tuple[int, int]]:
+    """Where ``text`` (newlines normalised) is code when rendered: fenced and indented blocks, code spans."""
+    starts = [0]
+    for line in text.split("\n"):
+        starts.append(starts[-1] + len(line) + 1)
+    ranges = []
+    for token in tokens if tokens is not None else _MARKDOWN.parse(text):
+        if token.map is None:
+            continue
+        begin, finish = starts[token.map[0]], min(starts[token.map[1]], len(text))
+        if token.type in ("fence", "code_block"):
+            ranges.append((begin, finish))
+        elif token.type == "inline":
+            ranges.extend(_code_spans(text, begin, finish))
+    return sorted(ranges)
+
+
+def _outside_code(text: str, change, ranges: list[tuple[int, int]]) -> str:
+    pieces, last = [], 0
+    for begin, finish in ranges:
+        if begin < last:
+            continue
+        pieces.append(change(text[last:begin]))
+        pieces.append(text[begin:finish])
+        last = finish
+    pieces.append(change(text[last:]))
+    return "".join(pieces)
 
 
 def _without_code(text: str) -> str:
-    return _INLINE_CODE.sub(" ", _FENCED.sub("\n", text))
+    """The text (newlines normalised) with its code, as rendered, blanked out."""
+    text = _normal_newlines(text)
+    chars = list(text)
+    for begin, finish in _code_ranges(text):
+        chars[begin:finish] = " " * (finish - begin)
+    return "".join(chars)
+
+
+# -- mentions of the App ----------------------------------------------------------------------------
 
 
 def _mention(slug: str) -> re.Pattern:
@@ -234,21 +318,55 @@ def strip_mention(body: str, slug: str) -> str:
 
 # -- the reply ------------------------------------------------------------------------------------
 
-_AT = re.compile(r"(?<![\w`])@(?=[A-Za-z0-9])")
+_AT = re.compile(r"(?<!\w)@(?=[A-Za-z0-9])")  # a mention GitHub would notify (not an e-mail address)
+_AT_ENTITY = re.compile(r"&(?:#0*64|#[xX]0*40|commat);")  # renders as "@"
+# Raw HTML as CommonMark sees it: an open or closing tag, a comment, a declaration, a processing
+# instruction. An autolink (<https://…>, <me@example.com>) is not HTML and stays.
+_RAW_HTML = re.compile(r"<(?=[A-Za-z/!?])(?![A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*>)(?![^\s<>@]+@[^\s<>@]+>)")
+
+
+def _rendered(text: str) -> tuple[list, str]:
+    """markdown-it's tokens for ``text``, and the text it renders outside code (for the checks below)."""
+    tokens = _MARKDOWN.parse(text)
+    words = []
+    for token in tokens:
+        for child in token.children or []:
+            if child.type in ("text", "text_special"):
+                words.append(child.content)
+            elif child.type in ("softbreak", "hardbreak", "code_inline", "html_inline"):
+                words.append("\n")
+        words.append("\n")
+    return tokens, "".join(words)
+
+
+def neutralise_html(text: str) -> str:
+    """The answer without raw HTML: ``<`` that would open a tag, a comment (``<!--`` would hide everything up to
+    the marker: sources and footer included) or a declaration becomes ``&lt;``, which renders as ``<``.
+    Code is left as it is (``<`` is literal there); autolinks stay links."""
+    text = _normal_newlines(text)
+    safe = _outside_code(text, lambda part: _RAW_HTML.sub("&lt;", part), _code_ranges(text))
+    if any(t.type == "html_block" or any(c.type == "html_inline" for c in t.children or [])
+           for t in _MARKDOWN.parse(safe)):  # a construct the code finder read otherwise: escape every "<"
+        safe = text.replace("<", "&lt;")
+    return safe
 
 
 def defuse_mentions(text: str) -> str:
     """Keep a model's ``@user`` or ``@org/team`` from pinging anyone: a zero-width joiner after the @.
 
-    Code is left alone (GitHub doesn't notify from code, and a decorator must stay ``@property``).
+    By what renders: code (spans, fenced and indented blocks) is left alone (GitHub doesn't notify
+    from code, and a decorator must stay ``@property``); an escaped backtick is not code, so the
+    mention after it is defused; ``&#64;`` renders as ``@`` and is treated as one.
     """
-    pieces, last = [], 0
-    for code in re.finditer(f"{_FENCED.pattern}|{_INLINE_CODE.pattern}", text, re.DOTALL):
-        pieces.append(_AT.sub("@\u200d", text[last:code.start()]))
-        pieces.append(code.group(0))
-        last = code.end()
-    pieces.append(_AT.sub("@\u200d", text[last:]))
-    return "".join(pieces)
+    text = _normal_newlines(text)
+
+    def defuse(part: str) -> str:
+        return _AT.sub("@\u200d", _AT_ENTITY.sub("@", part))
+
+    safe = _outside_code(text, defuse, _code_ranges(text))
+    if _AT.search(_rendered(safe)[1]):  # the code finder and the renderer disagree: defuse code too
+        safe = defuse(text)
+    return safe
 
 
 def marker(trigger_id: str) -> str:
@@ -290,7 +408,7 @@ def format_reply(answer: Answer, policy: ReplyPolicy, trigger_id: str) -> str:
     """The comment: the answer, its sources as links, the AI footer and the marker, within GitHub's limit."""
     sources = "\n".join(f"{c.number}. [{_escape_label(c.label())}]({c.url})" for c in answer.citations)
     tail = (f"\n\n**Sources**\n{sources}" if sources else "") + f"\n\n---\n{footer(policy)}\n\n{marker(trigger_id)}"
-    text = defuse_mentions(answer.text.strip())
+    text = defuse_mentions(neutralise_html(answer.text.strip()))
     room = MAX_COMMENT_CHARS - len(tail) - 1
     if len(text) > room:
         text = text[: room - 1].rstrip() + "…"

@@ -177,6 +177,51 @@ def test_model_text_cannot_ping_people_or_teams_but_code_is_untouched():
     assert "@property" in defused and "`@cache`" in defused
 
 
+def _rendered(body: str) -> tuple[str, list[str]]:
+    """What GitHub shows (CommonMark, rendered by markdown-it), and the raw HTML left in it."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark")
+    tokens = md.parse(body)
+    html = [t.content for t in tokens if t.type == "html_block"]
+    html += [c.content for t in tokens for c in t.children or [] if c.type == "html_inline"]
+    return md.render(body), [h.strip() for h in html if h.strip() not in ("<sub>", "</sub>")]  # the footer's own
+
+
+def _live_mentions(body: str) -> list[str]:
+    """``@name`` that GitHub would notify: in rendered text, outside code and outside tags."""
+    from markdown_it import MarkdownIt
+
+    html = re.sub(r"<(pre|code)>.*?</\1>", " ", MarkdownIt("commonmark").render(body), flags=re.DOTALL)
+    text = re.sub(r"<[^>]*>", " ", html).replace("&quot;", '"').replace("&amp;", "&")
+    return re.findall(r"(?<!\w)@[A-Za-z0-9][\w/-]*", text)
+
+
+def test_an_html_comment_or_raw_html_in_the_answer_cannot_hide_the_sources_or_the_footer():
+    policy = ReplyPolicy()
+    for text in ["Use `scene.zoom(2)`.\n<!--\nthe rest is hidden", "Done. <!-- hide", "<details>\n\nhidden",
+                 "Fine.\n\n<div hidden>\n\nx", "Zoom: <span style='display:none'>", "<?php", "<!DOCTYPE html>",
+                 "x <![CDATA[ y"]:
+        body = sansio.format_reply(_answer(text), policy, "D_1")
+        rendered, html = _rendered(body)
+        assert html == [sansio.marker("D_1")], (text, html)  # only our own marker is HTML
+        assert "<strong>Sources</strong>" in rendered and "AI-generated first reply" in rendered, text
+    kept = sansio.format_reply(_answer("See <https://example.com/a> and `a <b> c`:\n```html\n<!-- ok -->\n```"),
+                               policy, "D_1")
+    assert "<https://example.com/a>" in kept and "`a <b> c`" in kept and "```html\n<!-- ok -->\n```" in kept
+    assert "&lt;!--" in sansio.neutralise_html("a\n<!-- b") and "a &lt;b>" in sansio.neutralise_html("a <b>")
+
+
+def test_escaped_backticks_are_not_code_so_the_mention_between_them_is_defused():
+    for text in ["Ask \\`@org/team\\` to review.", "\\``@octocat`", "&#64;octocat says hi", "a \\@octocat",
+                 "``@x` `` and @octocat", "text\n\n    @property\n\nthen @octocat"]:
+        defused = sansio.defuse_mentions(text)
+        assert _live_mentions(defused) == [], (text, defused)
+    assert "`@cache`" in sansio.defuse_mentions("Use `@cache`.")  # real code is left alone
+    assert "    @property" in sansio.defuse_mentions("para\n\n    @property\n")  # an indented block is code
+    assert not sansio.mentions(f"run `@{SLUG}` please", SLUG) and sansio.mentions(f"run \\`@{SLUG}\\` please", SLUG)
+
+
 def test_a_huge_answer_is_cut_to_fit_githubs_comment_limit():
     body = sansio.format_reply(_answer("word " * 30_000), ReplyPolicy(), "D_1")
     assert len(body) <= sansio.MAX_COMMENT_CHARS and body.rstrip().endswith(sansio.marker("D_1"))
@@ -289,9 +334,15 @@ def test_routing_any_payload_shape_never_crashes(payload, event):
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(max_size=3000), hint=st.text(max_size=100), trigger=st.text(min_size=1, max_size=40))
+@given(text=st.text(max_size=3000) | st.lists(st.sampled_from(["`", "\\", "@octocat", "@org/team", "<!--", "-->", "<b>", "\n",
+                                                               "    ", "```", "~~~", " ", "a", "&#64;x", "<https://a.b>"]),
+                                               max_size=60).map("".join),
+       hint=st.text(alphabet=st.characters(blacklist_characters="@<&`\\\r\n", blacklist_categories=("Cs", "Cc")), max_size=100),
+       trigger=st.from_regex(r"[A-Za-z0-9_-]{1,40}", fullmatch=True))
 def test_any_answer_makes_a_reply_within_githubs_limit_that_carries_its_marker_and_pings_nobody(text, hint, trigger):
     body = sansio.format_reply(Answer(text, []), ReplyPolicy(maintainer_hint=hint), trigger)
     assert len(body) <= sansio.MAX_COMMENT_CHARS and body.endswith(sansio.marker(trigger))
-    outside_code = sansio._without_code(sansio.defuse_mentions(text))
-    assert not re.search(r"(?<![\w`])@[A-Za-z0-9]", outside_code)
+    assert _live_mentions(body) == [], body
+    rendered, html = _rendered(body)
+    assert all(h == sansio.marker(trigger) for h in html), (body, html)  # nothing but the marker is HTML
+    assert "AI-generated first reply" in rendered
