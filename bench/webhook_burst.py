@@ -80,6 +80,7 @@ async def run(args, postgres: str | None) -> None:
                                 serialization.NoEncryption())
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     github = FakeGitHub(APP_ID, public, SLUG)
+    github.add_installation(1, "org", [REPO])
     unique = args.deliveries - round(args.deliveries * args.duplicates)
     plan = [(f"delivery-{n}", n) for n in range(unique)]
     rng = random.Random(7)

@@ -17,11 +17,12 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
 import aiohttp
 import gidgethub
 import gidgethub.aiohttp
-from gidgethub.apps import get_installation_access_token
+from gidgethub.apps import get_installation_access_token, get_jwt
 
 from github_app.config import AppConfig
 
@@ -140,6 +141,28 @@ class GitHubClient:
             expires = datetime.fromisoformat(data["expires_at"].replace("Z", "+00:00")).timestamp()
             self._tokens[installation_id] = _Token(data["token"], expires)
             return data["token"]
+
+    async def _as_app(self, path: str) -> dict | None:
+        """GET a REST resource as the App itself (an RS256 JWT); None when GitHub answers 404."""
+        gh = GitHubAPI(self.session, self.requester, base_url=self.config.api_url)
+        token = get_jwt(app_id=str(self.config.app_id), private_key=self.config.private_key)
+        try:
+            return await gh.getitem(path, jwt=token)
+        except gidgethub.BadRequest as error:
+            if int(error.status_code) == 404:
+                return None
+            raise PermanentError(f"GET {path}: HTTP {int(error.status_code)} {error}") from None
+
+    async def app_installation(self, installation_id: int) -> dict | None:
+        """The installation as GitHub knows it (``GET /app/installations/{id}``), or None if there is none."""
+        return await self._as_app(f"/app/installations/{int(installation_id)}")
+
+    async def repository_installation(self, full_name: str) -> dict | None:
+        """The App's installation on a repository (``GET /repos/{owner}/{repo}/installation``), or None."""
+        owner, _, name = full_name.partition("/")
+        if not owner or not name:
+            return None
+        return await self._as_app(f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}/installation")
 
     def forget_token(self, installation_id: int) -> None:
         self._tokens.pop(installation_id, None)

@@ -58,10 +58,33 @@ class Handlers:
         return int(installation)
 
     async def _switched_off(self, payload: dict) -> str | None:
-        installation = await self.store.installation(self._installation(payload))
+        """Why this delivery gets no reply, or None. Only installations and repositories the App knows are
+        answered: recorded from installation events, or looked up once with the App's JWT (and then recorded)."""
+        installation_id = self._installation(payload)
+        installation = await self.store.installation(installation_id)
+        if installation is None:
+            found = await self.client.app_installation(installation_id)
+            if found is None:
+                log.warning("a delivery names installation %s, which the App does not know (GitHub: 404): not answered",
+                            installation_id)
+                return f"installation {installation_id} is unknown to the App"
+            await self.store.save_installation(found, suspended=bool(found.get("suspended_at")))
+            log.info("installation %s (%s) looked up on GitHub and recorded", installation_id,
+                     (found.get("account") or {}).get("login"))
+            installation = await self.store.installation(installation_id)
         if installation is not None and (installation.suspended or installation.removed):
             return "the installation is suspended or removed"
-        repository = await self.store.repository(int(payload["repository"]["id"]))
+        hook = payload["repository"]
+        repository = await self.store.repository(int(hook["id"]))
+        if repository is None or repository.installation_id != installation_id:
+            found = await self.client.repository_installation(str(hook.get("full_name") or ""))
+            if found is None or int(found.get("id", -1)) != installation_id:
+                log.warning("a delivery names repository %s under installation %s, which the App has not recorded "
+                            "there (GitHub: %s): not answered", hook.get("full_name"), installation_id,
+                            "not installed" if found is None else f"installation {found.get('id')}")
+                return f"repository {hook.get('full_name')} is not one of installation {installation_id}'s"
+            await self.store.save_repositories(installation_id, [hook])
+            repository = await self.store.repository(int(hook["id"]))
         if repository is not None and (not repository.enabled or repository.removed):
             return f"replies are switched off for {repository.full_name}"
         return None

@@ -112,6 +112,7 @@ async def app_harness(make_engine, rsa_key, tmp_path):
 
     async def start(**overrides) -> Harness:
         github = FakeGitHub(APP_ID, rsa_key.public_pem, SLUG)
+        github.add_installation(1, "Codertocat", [REPO])  # the fixture payloads' installation
         github_server = serve(github.app())
         github.url = await github_server.__aenter__()
         key_file = tmp_path / "app.pem"
@@ -553,6 +554,31 @@ async def test_a_switched_off_repository_gets_no_replies(app_harness):
     assert h.github.bot_comments() == [] and h.github.documents == []
 
 
+async def test_only_installations_and_repositories_the_app_knows_are_answered(app_harness, caplog):
+    h = await app_harness()
+    # Installation 1 was never recorded here (no installation event): looked up once with the App's JWT.
+    for number in (7, 8):
+        await h.new_discussion(qa_discussion(f"D_known_{number}", number))
+    assert h.github.rest_calls == ["GET /app/installations/1", f"GET /repos/{REPO}/installation"]
+    assert (await h.store.installation(1)).account == "Codertocat"
+    assert len(h.github.bot_comments()) == 2
+
+    # An installation GitHub doesn't know, and a repository outside the installation: no reply, a log line.
+    stranger = qa_discussion("D_stranger", 9)
+    stranger["installation"]["id"] = 4242
+    other_repo = qa_discussion("D_other_repo", 10)
+    other_repo["repository"].update(id=99, full_name="someone/else", name="else")
+    for data in (stranger, other_repo):
+        h.github.add_discussion_from_payload(data)
+        assert (await h.deliver("discussion", data))[0] == 202
+    outcomes = {j.payload["discussion"]["node_id"]: j.outcome for j in await h.settle()}
+    assert outcomes["D_stranger"] == "skipped: installation 4242 is unknown to the App"
+    assert outcomes["D_other_repo"] == "skipped: repository someone/else is not one of installation 1's"
+    assert len(h.github.bot_comments()) == 2 and h.github.exchanges == 1  # no token was even asked for
+    assert "installation 4242, which the App does not know" in caplog.text
+    assert "someone/else under installation 1, which the App has not recorded" in caplog.text
+
+
 async def test_maintainer_routes_need_an_api_key(app_harness):
     h = await app_harness()
     async with h.session.get(f"{h.url}/api/v1/github/jobs") as response:
@@ -614,6 +640,8 @@ async def test_installation_tokens_are_cached_until_shortly_before_they_expire_a
     from github_app.config import app_config
 
     github = FakeGitHub(APP_ID, rsa_key.public_pem, SLUG)
+    github.add_installation(1, "org-one")
+    github.add_installation(2, "org-two")
     async with serve(github.app()) as url, aiohttp.ClientSession() as session:
         key_file = tmp_path / "app.pem"
         key_file.write_bytes(rsa_key.private_pem)

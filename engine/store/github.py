@@ -284,6 +284,12 @@ class GitHubStore:
 
     async def save_installation(self, data: dict, *, suspended: bool | None = None, removed: bool | None = None) -> None:
         """Create or update an installation; ``suspended``/``removed`` left as they are when None."""
+        try:
+            await self._save_installation(data, suspended=suspended, removed=removed)
+        except IntegrityError:  # created meanwhile by another worker: now it is an update
+            await self._save_installation(data, suspended=suspended, removed=removed)
+
+    async def _save_installation(self, data: dict, *, suspended: bool | None, removed: bool | None) -> None:
         account = data.get("account") or {}
         async with self.session.begin() as session:
             row = await session.get(GitHubInstallation, int(data["id"]))
@@ -303,6 +309,12 @@ class GitHubStore:
                                       .values(removed=True, updated_at=utcnow()))
 
     async def save_repositories(self, installation_id: int, repositories: list[dict], *, removed: bool = False) -> int:
+        try:
+            return await self._save_repositories(installation_id, repositories, removed=removed)
+        except IntegrityError:  # one was created meanwhile by another worker: now it is an update
+            return await self._save_repositories(installation_id, repositories, removed=removed)
+
+    async def _save_repositories(self, installation_id: int, repositories: list[dict], *, removed: bool) -> int:
         async with self.session.begin() as session:
             for repo in repositories:
                 row = await session.get(GitHubRepository, int(repo["id"]))

@@ -1,7 +1,10 @@
 """A loopback fake of the GitHub API parts the App uses, strict where GitHub is strict.
 
 - ``POST /app/installations/{id}/access_tokens``: checks the RS256 JWT (signature with the
-  App's public key, ``iss`` = App id, lifetime at most 10 minutes) and issues a token.
+  App's public key, ``iss`` = App id, lifetime at most 10 minutes) and issues a token; 404 for
+  an installation that doesn't exist (``add_installation`` makes one).
+- ``GET /app/installations/{id}`` and ``GET /repos/{owner}/{repo}/installation`` (JWT): the
+  installation, or 404, as GitHub answers them.
 - ``POST /graphql``: checks the token, validates every document against GitHub's published
   schema (``../shared/fixtures/github/graphql/schema.graphql``) with graphql-core, refuses
   string literals in documents (values must travel as variables), and executes it with
@@ -90,6 +93,8 @@ class FakeGitHub:
         self.released = asyncio.Event()  # set to let held requests end (so the server can shut down)
         self._ids = 0
         self.url = ""
+        self.installations: dict[int, dict] = {}  # id -> GitHub's installation object, plus "_repositories"
+        self.rest_calls: list[str] = []  # every App-authenticated REST call, as "GET /path"
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -110,6 +115,24 @@ class FakeGitHub:
         self.discussions[node_id] = discussion
         self.by_number[(repository, number)] = node_id
         return discussion
+
+    def add_installation(self, installation_id: int, account: str, repositories: list[str] | None = None) -> dict:
+        """The App installed on ``account``: on the named repositories ("selected"), or on all of them (None)."""
+        installation = {
+            "id": installation_id, "account": {"login": account, "id": installation_id + 1000, "type": "Organization"},
+            "app_id": self.app_id, "app_slug": self.slug, "target_type": "Organization",
+            "repository_selection": "all" if repositories is None else "selected",
+            "permissions": {"discussions": "write", "metadata": "read"}, "events": ["discussion", "discussion_comment"],
+            "suspended_at": None, "_repositories": repositories,
+        }
+        self.installations[installation_id] = installation
+        return installation
+
+    def _covers(self, installation: dict, full_name: str) -> bool:
+        owner = full_name.split("/", 1)[0]
+        if installation["_repositories"] is None:
+            return owner.lower() == installation["account"]["login"].lower()
+        return full_name.lower() in {r.lower() for r in installation["_repositories"]}
 
     def add_discussion_from_payload(self, payload: dict) -> dict:
         """The discussion a ``discussion`` webhook payload describes, as GraphQL would return it."""
@@ -181,6 +204,8 @@ class FakeGitHub:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/app/installations/{id}/access_tokens", self._token)
+        app.router.add_get("/app/installations/{id}", self._installation)
+        app.router.add_get("/repos/{owner}/{repo}/installation", self._repository_installation)
         app.router.add_post("/graphql", self._graphql)
         return app
 
@@ -189,7 +214,31 @@ class FakeGitHub:
         return web.json_response({"message": message, "documentation_url": "https://docs.github.com/rest"},
                                  status=status, headers=headers)
 
-    async def _token(self, request: web.Request) -> web.Response:
+    @staticmethod
+    def _public(installation: dict) -> dict:
+        return {k: v for k, v in installation.items() if not k.startswith("_")}
+
+    async def _installation(self, request: web.Request) -> web.Response:
+        if (refused := self._check_jwt(request)) is not None:
+            return refused
+        self.rest_calls.append(f"GET {request.path}")
+        installation = self.installations.get(int(request.match_info["id"])) if request.match_info["id"].isdigit() else None
+        if installation is None:
+            return self._error(404, "Not Found")
+        return web.json_response(self._public(installation))
+
+    async def _repository_installation(self, request: web.Request) -> web.Response:
+        if (refused := self._check_jwt(request)) is not None:
+            return refused
+        self.rest_calls.append(f"GET {request.path}")
+        full_name = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        for installation in self.installations.values():
+            if self._covers(installation, full_name):
+                return web.json_response(self._public(installation))
+        return self._error(404, "Not Found")
+
+    def _check_jwt(self, request: web.Request) -> web.Response | None:
+        """GitHub's checks of an App JWT: RS256 with the App's key, ``iss`` the App id, at most 10 minutes."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer":
             return self._error(401, "A JSON web token could not be decoded")
@@ -202,6 +251,13 @@ class FakeGitHub:
             return self._error(401, "'Issuer' claim ('iss') must be the App's id")
         if claims["exp"] - claims["iat"] > 660 or claims["iat"] > time.time() + 60:
             return self._error(401, "'Expiration time' claim ('exp') is too far in the future")
+        return None
+
+    async def _token(self, request: web.Request) -> web.Response:
+        if (refused := self._check_jwt(request)) is not None:
+            return refused
+        if int(request.match_info["id"]) not in self.installations:
+            return self._error(404, "Not Found")
         self.exchanges += 1
         value = "ghs_" + secrets.token_hex(18)
         self.tokens[value] = int(request.match_info["id"])
