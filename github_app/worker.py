@@ -38,8 +38,9 @@ def secondary_limit_wait(attempt: int, base: float) -> float:
 
 class Worker:
     def __init__(self, config: AppConfig, store: GitHubStore, handlers: Handlers, wake: asyncio.Event,
-                 name: str | None = None, metrics=None) -> None:
+                 name: str | None = None, metrics=None, before_claim=None) -> None:
         self.metrics = metrics
+        self.before_claim = before_claim  # awaited before taking a job (the App lets a burst be acknowledged first)
         self.config = config
         self.store = store
         self.handlers = handlers
@@ -48,6 +49,8 @@ class Worker:
 
     async def run_forever(self) -> None:
         while True:
+            if self.before_claim is not None:
+                await self.before_claim()
             try:
                 job = await self.store.claim(self.name, self.config.lease_seconds)
             except Exception:  # the database blinked: keep the worker alive and try again
