@@ -23,7 +23,7 @@ from github_app.worker import Worker
 log = logging.getLogger(__name__)
 HTTP_TIMEOUT_SECONDS = 30
 BURST_QUIET_SECONDS = 0.05  # a worker starts new work once no delivery arrived for this long…
-BURST_DEFER_SECONDS = 2.0  # …or after this long at most
+BURST_DEFER_SECONDS = 5.0  # …or after this long at most
 
 
 class GitHubApp:
