@@ -410,9 +410,18 @@ def github_drafts() -> None:
               help="Post this corrected text instead of the draft.")
 def github_approve(reply_id: int, by: str, body_file: Path | None) -> None:
     """Approve a draft; the running App posts it."""
+    from engine.store.github import ReplyConflict
+
     body = body_file.read_text() if body_file else None
-    if _with_github_store(lambda store: store.approve_reply(reply_id, by, body)) is None:
-        raise click.ClickException(f"no draft {reply_id}")
+
+    async def approve(store):
+        try:
+            return await store.approve_reply(reply_id, by, body)
+        except ReplyConflict as conflict:
+            raise click.ClickException(str(conflict)) from None
+
+    if _with_github_store(approve) is None:
+        raise click.ClickException(f"no reply {reply_id}")
     click.echo(f"draft {reply_id} approved; it will be posted")
 
 

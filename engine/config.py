@@ -217,6 +217,7 @@ class Settings(BaseSettings):
     github_workers: Annotated[int, Field(ge=1, le=32)] = 2
     github_max_attempts: Annotated[int, Field(ge=1, le=50)] = 6
     github_retry_base_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    github_secondary_limit_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
     github_lease_seconds: Annotated[float, Field(gt=0, le=3600)] = 120.0
     github_poll_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
     github_max_payload_bytes: Annotated[int, Field(ge=1024, le=26_214_400)] = 5 * 1024 * 1024

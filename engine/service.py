@@ -32,7 +32,7 @@ from engine.llm.chain import ProviderChain
 from engine.llm.factory import build_chain
 from engine.logs import Redactor, secrets_of
 from engine.metrics import Metrics
-from engine.store.github import GitHubStore
+from engine.store.github import GitHubStore, ReplyConflict
 from engine.store.repository import Store
 from engine.store.review import ReviewError, ReviewStore
 from engine.store.shared_secrets import SharedSecrets
@@ -320,9 +320,12 @@ class Engine:
         assert self.store is not None and self.review is not None
         detail = await self.review.detail(answer_id)
         reply = detail and detail["github"]
-        if not reply or reply.status != "draft":
+        if not reply:
             return None
-        approved = await GitHubStore(self.store.engine).approve_reply(reply.id, by, body)
+        try:
+            approved = await GitHubStore(self.store.engine).approve_reply(reply.id, by, body)
+        except ReplyConflict as conflict:  # approved meanwhile (another maintainer, the API), or posted
+            raise ReviewError(str(conflict)) from None
         await self.review.audit(by, "github.post", answer_id, {"reply": reply.id})
         return approved
 

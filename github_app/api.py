@@ -3,22 +3,26 @@
 gidgethub does the HTTP (its aiohttp client, pointed at ``api_url`` for REST and
 ``graphql_url`` for GraphQL). This module adds the two things the App needs on top: a cache
 of installation tokens, and a verdict on every failure: :class:`TransientError` (5xx, rate
-limits, network trouble: try again later, after ``retry_after`` when GitHub said so) or
+limits, network trouble: try again later, after ``retry_after`` when GitHub said so, and at least
+a minute after a secondary rate limit that names no wait) or
 :class:`PermanentError` (a 4xx or a refused query: retrying won't help; the job records why).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
 import aiohttp
 import gidgethub
 import gidgethub.aiohttp
-from gidgethub.apps import get_installation_access_token
+from gidgethub.apps import get_installation_access_token, get_jwt
 
 from github_app.config import AppConfig
 
@@ -27,13 +31,22 @@ TOKEN_MARGIN_SECONDS = 300  # renew an installation token this long before it ex
 
 
 class TransientError(Exception):
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+    """Worth another try later: after ``retry_after`` when GitHub said so; ``secondary`` marks a secondary
+    rate limit without a wait given (the worker then waits at least a minute, doubling each time)."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
+                 secondary: bool = False) -> None:
         super().__init__(message)
-        self.status, self.retry_after = status, retry_after
+        self.status, self.retry_after, self.secondary = status, retry_after, secondary
 
 
 class PermanentError(Exception):
     pass
+
+
+class NotFound(PermanentError):
+    """GraphQL answered ``NOT_FOUND`` for every error: the discussion or comment was deleted. Nothing to do:
+    the job is skipped, not failed."""
 
 
 def retry_after(headers, now: float | None = None) -> float | None:
@@ -54,6 +67,25 @@ def is_rate_limited(status: int, headers) -> bool:
                                                 or headers.get("x-ratelimit-remaining") == "0"))
 
 
+_SECONDARY = re.compile(rb"secondary rate limit|abuse detection", re.IGNORECASE)
+
+
+def is_secondary_limit(status: int, headers, body: bytes) -> bool:
+    """A secondary rate limit that names no wait: 429, or 403 saying so, without ``Retry-After`` and with
+    requests left in the primary limit. GitHub's guidance: wait at least a minute, then back off exponentially."""
+    if status not in (403, 429) or headers.get("retry-after") is not None or headers.get("x-ratelimit-remaining") == "0":
+        return False
+    return status == 429 or bool(_SECONDARY.search(body or b""))
+
+
+def _message(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return str(data.get("message", ""))[:200] if isinstance(data, dict) else ""
+
+
 class GitHubAPI(gidgethub.aiohttp.GitHubAPI):
     """gidgethub's aiohttp client, turning server errors, rate limits and network trouble into :class:`TransientError`."""
 
@@ -62,6 +94,9 @@ class GitHubAPI(gidgethub.aiohttp.GitHubAPI):
             status, response_headers, data = await super()._request(method, url, headers, body)
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise TransientError(f"{method} {url}: {type(error).__name__}: {error}") from None
+        if is_secondary_limit(status, response_headers, data):
+            raise TransientError(f"{method} {url}: HTTP {status}: secondary rate limit: {_message(data)}", status=status,
+                                 secondary=True)
         if status >= 500 or is_rate_limited(status, response_headers):
             raise TransientError(f"{method} {url}: HTTP {status}", status=status, retry_after=retry_after(response_headers))
         return status, response_headers, data
@@ -107,6 +142,28 @@ class GitHubClient:
             self._tokens[installation_id] = _Token(data["token"], expires)
             return data["token"]
 
+    async def _as_app(self, path: str) -> dict | None:
+        """GET a REST resource as the App itself (an RS256 JWT); None when GitHub answers 404."""
+        gh = GitHubAPI(self.session, self.requester, base_url=self.config.api_url)
+        token = get_jwt(app_id=str(self.config.app_id), private_key=self.config.private_key)
+        try:
+            return await gh.getitem(path, jwt=token)
+        except gidgethub.BadRequest as error:
+            if int(error.status_code) == 404:
+                return None
+            raise PermanentError(f"GET {path}: HTTP {int(error.status_code)} {error}") from None
+
+    async def app_installation(self, installation_id: int) -> dict | None:
+        """The installation as GitHub knows it (``GET /app/installations/{id}``), or None if there is none."""
+        return await self._as_app(f"/app/installations/{int(installation_id)}")
+
+    async def repository_installation(self, full_name: str) -> dict | None:
+        """The App's installation on a repository (``GET /repos/{owner}/{repo}/installation``), or None."""
+        owner, _, name = full_name.partition("/")
+        if not owner or not name:
+            return None
+        return await self._as_app(f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}/installation")
+
     def forget_token(self, installation_id: int) -> None:
         self._tokens.pop(installation_id, None)
 
@@ -123,6 +180,8 @@ class GitHubClient:
             if any(e.get("type") == "RATE_LIMITED" for e in errors if isinstance(e, dict)):
                 raise TransientError("GraphQL: rate limited") from None
             messages = "; ".join(str(e.get("message", e)) for e in errors if isinstance(e, dict)) or str(error)
+            if errors and all(isinstance(e, dict) and e.get("type") == "NOT_FOUND" for e in errors):
+                raise NotFound(messages) from None
             raise PermanentError(f"GraphQL: {messages}") from None
         except gidgethub.BadGraphQLRequest as error:
             raise PermanentError(f"GraphQL: HTTP {int(error.status_code)}: {error.response}") from None

@@ -22,6 +22,8 @@ from github_app.worker import Worker
 
 log = logging.getLogger(__name__)
 HTTP_TIMEOUT_SECONDS = 30
+BURST_QUIET_SECONDS = 0.05  # a worker starts new work once no delivery arrived for this long…
+BURST_DEFER_SECONDS = 5.0  # …or after this long at most
 
 
 class GitHubApp:
@@ -35,6 +37,7 @@ class GitHubApp:
         self._session: aiohttp.ClientSession | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._last_delivery = float("-inf")  # loop time of the newest delivery received
 
     async def start(self, store: GitHubStore, *, workers: bool = True) -> "GitHubApp":
         self.store = store
@@ -48,7 +51,17 @@ class GitHubApp:
 
     def worker(self, name: str | None = None) -> Worker:
         assert self.store is not None and self.handlers is not None, "start() first"
-        return Worker(self.config, self.store, self.handlers, self._wake, name, metrics=self.metrics)
+        return Worker(self.config, self.store, self.handlers, self._wake, name, metrics=self.metrics,
+                      before_claim=self.yield_to_deliveries)
+
+    async def yield_to_deliveries(self) -> None:
+        """Let a burst of deliveries be acknowledged first: before a worker takes a new job, wait while
+        deliveries keep arriving (each acknowledgement shares the event loop with answering), for at most
+        ``BURST_DEFER_SECONDS``, so a steady stream never starves the workers. Jobs already running go on."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BURST_DEFER_SECONDS
+        while loop.time() < deadline and loop.time() - self._last_delivery < BURST_QUIET_SECONDS:
+            await asyncio.sleep(BURST_QUIET_SECONDS / 2)
 
     def wake(self) -> None:
         """Tell idle workers there is work (they also poll, for work queued by other processes)."""
@@ -73,16 +86,20 @@ class GitHubApp:
     async def receive(self, headers, body: bytes) -> tuple[int, dict]:
         """Check and acknowledge one delivery: (HTTP status, JSON body). Queued work starts at once."""
         assert self.store is not None
+        self._last_delivery = asyncio.get_running_loop().time()
         try:
             event = sansio.parse_delivery(headers, body, self.config.webhook_secret)
         except sansio.Rejected as rejected:
-            log.warning("webhook delivery %s rejected (%s): %s", headers.get("x-github-delivery", "?"),
+            log.warning("webhook delivery %r rejected (%s): %s", str(headers.get("x-github-delivery", "?"))[:100],
                         rejected.status, rejected.reason)
-            self.metrics.webhook_deliveries.labels(headers.get("x-github-event") or "unknown", f"rejected_{rejected.status}").inc()
+            # Metric labels only from a verified delivery, and only known event names: an unsigned sender
+            # must not be able to add series to /metrics.
+            label = "unverified" if rejected.status == 401 else sansio.event_label(headers.get("x-github-event"))
+            self.metrics.webhook_deliveries.labels(label, f"rejected_{rejected.status}").inc()
             return rejected.status, {"error": rejected.reason}
         routed = sansio.route(event.event, event.data, self.config.slug)
         if routed.kind is None:
-            self.metrics.webhook_deliveries.labels(event.event, "ignored").inc()
+            self.metrics.webhook_deliveries.labels(sansio.event_label(event.event), "ignored").inc()
             return 200, {"status": "pong" if event.event == "ping" else "ignored", "reason": routed.reason}
         job = await self.store.enqueue(event.delivery_id, event.event, event.data.get("action"), routed.kind, event.data,
                                        sansio.job_key(event.event, event.data))
@@ -95,7 +112,8 @@ class GitHubApp:
         return 202, {"status": "queued", "job": job}
 
     async def approve(self, reply_id: int, by: str, body: str | None = None) -> GitHubReply | None:
-        """Approve a draft (optionally corrected) and queue it for posting; None if it isn't a draft."""
+        """Approve a draft (optionally corrected) and queue it for posting; None if there is no such reply,
+        :class:`engine.store.github.ReplyConflict` if it isn't a draft (already approved, posted…)."""
         assert self.store is not None
         reply = await self.store.approve_reply(reply_id, by, body)
         if reply is not None:

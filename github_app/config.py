@@ -52,6 +52,7 @@ class AppConfig:
     workers: int = 2
     max_attempts: int = 6
     retry_base_seconds: float = 5.0
+    secondary_limit_seconds: float = 60.0  # GitHub: wait at least a minute after a secondary rate limit
     lease_seconds: float = 120.0
     poll_seconds: float = 5.0
     max_payload_bytes: int = 5 * 1024 * 1024
@@ -111,6 +112,7 @@ def app_config(settings: Settings) -> AppConfig:
         workers=settings.github_workers,
         max_attempts=settings.github_max_attempts,
         retry_base_seconds=settings.github_retry_base_seconds,
+        secondary_limit_seconds=settings.github_secondary_limit_seconds,
         lease_seconds=settings.github_lease_seconds,
         poll_seconds=settings.github_poll_seconds,
         max_payload_bytes=settings.github_max_payload_bytes,

@@ -16,7 +16,7 @@ from engine.client import EngineError, EngineUnavailable
 from engine.store.github import GitHubStore, Job
 from engine.store.models import GitHubReply
 from github_app import graphql, sansio
-from github_app.api import GitHubClient, PermanentError, TransientError
+from github_app.api import GitHubClient, NotFound, PermanentError, TransientError
 from github_app.config import AppConfig
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,33 @@ class Handlers:
         return int(installation)
 
     async def _switched_off(self, payload: dict) -> str | None:
-        installation = await self.store.installation(self._installation(payload))
+        """Why this delivery gets no reply, or None. Only installations and repositories the App knows are
+        answered: recorded from installation events, or looked up once with the App's JWT (and then recorded)."""
+        installation_id = self._installation(payload)
+        installation = await self.store.installation(installation_id)
+        if installation is None:
+            found = await self.client.app_installation(installation_id)
+            if found is None:
+                log.warning("a delivery names installation %s, which the App does not know (GitHub: 404): not answered",
+                            installation_id)
+                return f"installation {installation_id} is unknown to the App"
+            await self.store.save_installation(found, suspended=bool(found.get("suspended_at")))
+            log.info("installation %s (%s) looked up on GitHub and recorded", installation_id,
+                     (found.get("account") or {}).get("login"))
+            installation = await self.store.installation(installation_id)
         if installation is not None and (installation.suspended or installation.removed):
             return "the installation is suspended or removed"
-        repository = await self.store.repository(int(payload["repository"]["id"]))
+        hook = payload["repository"]
+        repository = await self.store.repository(int(hook["id"]))
+        if repository is None or repository.installation_id != installation_id:
+            found = await self.client.repository_installation(str(hook.get("full_name") or ""))
+            if found is None or int(found.get("id", -1)) != installation_id:
+                log.warning("a delivery names repository %s under installation %s, which the App has not recorded "
+                            "there (GitHub: %s): not answered", hook.get("full_name"), installation_id,
+                            "not installed" if found is None else f"installation {found.get('id')}")
+                return f"repository {hook.get('full_name')} is not one of installation {installation_id}'s"
+            await self.store.save_repositories(installation_id, [hook])
+            repository = await self.store.repository(int(hook["id"]))
         if repository is not None and (not repository.enabled or repository.removed):
             return f"replies are switched off for {repository.full_name}"
         return None
@@ -79,7 +102,14 @@ class Handlers:
             raise TransientError(f"engine: {error}") from None
 
     async def _post(self, reply: GitHubReply, body: str) -> str:
-        """Post the reply (with variables, never text in the query) and record it; returns the outcome."""
+        """Post the reply (with variables, never text in the query) and record it; returns the outcome.
+
+        Every body carries the trigger's marker (a maintainer's rewrite gets it here), so a retry after
+        GitHub created the comment but answered with an error finds it instead of posting again.
+        """
+        body = sansio.with_marker(body, reply.trigger_id)
+        if body != reply.body:  # store what is sent before sending it: a retry looks for exactly this
+            await self.store.update_reply(reply.trigger_id, body=body)
         variables = {"discussionId": reply.discussion_id, "body": body}
         if reply.reply_to_id:
             variables["replyToId"] = reply.reply_to_id
@@ -100,6 +130,12 @@ class Handlers:
             return None
         await self.store.update_reply(reply.trigger_id, status="posted", comment_id=existing["id"], release=True)
         return f"already posted as {existing['id']} (found on GitHub)"
+
+    async def _gone(self, reply: GitHubReply, what: str, error: NotFound) -> str:
+        """Deleted on GitHub before the job ran (GraphQL ``NOT_FOUND``): a skip, not a failure."""
+        await self.store.update_reply(reply.trigger_id, status="skipped", release=True)
+        log.info("%s for %s no longer exists: %s", what, reply.trigger_id, error)
+        return f"skipped: {what} no longer exists ({error})"
 
     async def _thread(self, reply: GitHubReply) -> list[dict]:
         """The comments where this reply would be: the discussion's top level, or a comment's thread."""
@@ -162,6 +198,8 @@ class Handlers:
                 conversation_id=discussion.id, user_id=f"github:{author}", title=discussion.title,
                 link=discussion.url or None, request_id=f"github-{job.delivery_id}"))
             return await self._deliver(reply, answer, (discussion.category_slug, discussion.category_name))
+        except NotFound as gone:
+            return await self._gone(reply, "the discussion", gone)
         finally:
             await self.store.update_reply(reply.trigger_id, release=True)
 
@@ -201,6 +239,8 @@ class Handlers:
                                               link=node.get("url") or None, request_id=f"github-{job.delivery_id}"))
             category = where.get("category") or {}
             return await self._deliver(reply, answer, (category.get("slug") or "", category.get("name") or ""))
+        except NotFound as gone:
+            return await self._gone(reply, "the comment or its discussion", gone)
         finally:
             await self.store.update_reply(reply.trigger_id, release=True)
 
@@ -218,6 +258,8 @@ class Handlers:
             if (found := await self._found(reply, await self._thread(reply))) is not None:
                 return found
             return await self._post(reply, reply.body)
+        except NotFound as gone:
+            return await self._gone(reply, "the discussion", gone)
         finally:
             await self.store.update_reply(reply.trigger_id, release=True)
 

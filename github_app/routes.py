@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from engine.api.auth import actor
 from engine.api.http import BadRequest, error_response, int_query, read_json
+from engine.store.github import ReplyConflict
 from github_app.app import GitHubApp
 
 GITHUB_APP = web.AppKey("github_app", GitHubApp)
@@ -81,14 +83,15 @@ async def replies_route(request: web.Request) -> web.Response:
 
 async def approve_route(request: web.Request) -> web.Response:
     data = await read_json(request)
-    by, body = data.get("by"), data.get("body")
-    if not isinstance(by, str) or not by.strip() or len(by) > 100:
-        raise BadRequest("'by' (who approves) is required")
+    body = data.get("body")
     if body is not None and (not isinstance(body, str) or not body.strip() or len(body) > 65_000):
         raise BadRequest("'body' must be the corrected reply text (at most 65,000 characters)")
-    reply = await request.app[GITHUB_APP].approve(_id(request), by.strip(), body)
+    try:
+        reply = await request.app[GITHUB_APP].approve(_id(request), actor(request, data), body)
+    except ReplyConflict as conflict:
+        return error_response(409, str(conflict))
     if reply is None:
-        return error_response(404, "no draft with that id")
+        return error_response(404, "no reply with that id")
     return web.json_response(_reply_view(reply))
 
 
@@ -101,8 +104,7 @@ async def set_repository_route(request: web.Request) -> web.Response:
     data = await read_json(request)
     if not isinstance(data.get("enabled"), bool):
         raise BadRequest("send {\"enabled\": true|false}")
-    by = data.get("by") if isinstance(data.get("by"), str) else None
-    repo = await request.app[GITHUB_APP].store.set_repository_enabled(_id(request), data["enabled"], by)
+    repo = await request.app[GITHUB_APP].store.set_repository_enabled(_id(request), data["enabled"], actor(request, data))
     if repo is None:
         return error_response(404, "no repository with that id")
     return web.json_response(_repository_view(repo))

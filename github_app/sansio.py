@@ -6,12 +6,14 @@ an answer, and writing the reply: nothing here does I/O, so all of it is tested 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from dataclasses import dataclass
 
-from gidgethub import ValidationFailure
-from gidgethub.sansio import Event, validate_event
+from gidgethub.sansio import Event
+from markdown_it import MarkdownIt
 
 from engine.answer.model import Answer
 from github_app.config import ReplyPolicy
@@ -28,6 +30,25 @@ class Rejected(Exception):
         self.status, self.reason = status, reason
 
 
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def verify_signature(body: bytes, signature: str, secret: str) -> None:
+    """Check ``X-Hub-Signature-256`` (``sha256=`` and the HMAC-SHA256 of the raw body, lower-case hex) in
+    constant time; raise :class:`Rejected` (401) otherwise.
+
+    Only ``sha256=`` is accepted: gidgethub's ``validate_event`` also takes ``sha1=``, which
+    GitHub sends only in the old ``X-Hub-Signature`` header. Any odd value (non-ASCII, the wrong
+    length) is a 401 like any other mismatch, never an error.
+    """
+    scheme, _, digest = signature.partition("=")
+    if scheme != "sha256" or not _SHA256_HEX.fullmatch(digest):
+        raise Rejected(401, "X-Hub-Signature-256 must be sha256= and the HMAC-SHA256 of the body")
+    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(digest.encode("ascii"), expected.encode("ascii")):
+        raise Rejected(401, "the signature does not match the webhook secret")
+
+
 def parse_delivery(headers, body: bytes, secret: str) -> Event:
     """Verify ``X-Hub-Signature-256`` over the raw body, then decode it; raise :class:`Rejected` otherwise.
 
@@ -36,10 +57,7 @@ def parse_delivery(headers, body: bytes, secret: str) -> Event:
     signature = headers.get("x-hub-signature-256")
     if not signature:
         raise Rejected(401, "missing X-Hub-Signature-256")
-    try:
-        validate_event(body, signature=signature, secret=secret)
-    except ValidationFailure:
-        raise Rejected(401, "the signature does not match the webhook secret") from None
+    verify_signature(body, signature, secret)
     for name in ("X-GitHub-Event", "X-GitHub-Delivery"):
         if not headers.get(name.lower()):
             raise Rejected(400, f"missing {name} header")
@@ -52,6 +70,16 @@ def parse_delivery(headers, body: bytes, secret: str) -> Event:
     if not isinstance(data, dict):
         raise Rejected(400, "the payload must be a JSON object")
     return Event(data, event=headers["x-github-event"], delivery_id=headers["x-github-delivery"])
+
+
+#: Event names a metric may carry (what the App subscribes to, and what every App gets); any other is "other".
+KNOWN_EVENTS = frozenset({"ping", "discussion", "discussion_comment", "installation", "installation_repositories",
+                          "installation_target", "github_app_authorization", "meta"})
+
+
+def event_label(event: str | None) -> str:
+    """The ``event`` label for a delivery's metrics: a known event name, or ``other`` (never the raw header)."""
+    return event if event in KNOWN_EVENTS else "other"
 
 
 # -- what a delivery asks of us -------------------------------------------------------------------
@@ -180,14 +208,97 @@ def question_text(title: str, body: str, policy: ReplyPolicy) -> str:
     return text[:MAX_QUESTION_CHARS]
 
 
-# -- mentions of the App ----------------------------------------------------------------------------
+# -- Markdown as GitHub renders it ----------------------------------------------------------------
+#
+# What is code, what is raw HTML and what is a live mention is decided by how the text renders
+# (CommonMark, which GitHub's Markdown extends), not by the raw characters: an escaped backtick
+# opens no code span, an indented block is code, a ``<!--`` outside code opens an HTML comment.
+# markdown-it-py parses blocks (their line ranges are exact); code spans inside a block are found
+# by CommonMark's own rule, and every result is checked against markdown-it's rendering, with a
+# stricter fallback when the two disagree.
 
-_FENCED = re.compile(r"(^|\n)(```|~~~).*?(\n\2[^\n]*(?=\n|$)|$)", re.DOTALL)
-_INLINE_CODE = re.compile(r"`[^`\n]*`")
+_MARKDOWN = MarkdownIt("commonmark")
+
+
+def _normal_newlines(text: str) -> str:
+    """Line ends as CommonMark reads them (so offsets agree with markdown-it's line map)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")
+
+
+def _code_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """CommonMark code spans in ``text[start:end]``: a backtick run opens one unless escaped, and it closes
+    at the next run of exactly the same length (no escapes inside); an unmatched run is literal text."""
+    spans, i = [], start
+    while i < end:
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char != "`":
+            i += 1
+            continue
+        j = i
+        while j < end and text[j] == "`":
+            j += 1
+        k, close = j, None
+        while k < end:
+            if text[k] != "`":
+                k += 1
+                continue
+            m = k
+            while m < end and text[m] == "`":
+                m += 1
+            if m - k == j - i:
+                close = m
+                break
+            k = m
+        if close is None:
+            i = j
+        else:
+            spans.append((i, close))
+            i = close
+    return spans
+
+
+def _code_ranges(text: str, tokens=None) -> list[tuple[int, int]]:
+    """Where ``text`` (newlines normalised) is code when rendered: fenced and indented blocks, code spans."""
+    starts = [0]
+    for line in text.split("\n"):
+        starts.append(starts[-1] + len(line) + 1)
+    ranges = []
+    for token in tokens if tokens is not None else _MARKDOWN.parse(text):
+        if token.map is None:
+            continue
+        begin, finish = starts[token.map[0]], min(starts[token.map[1]], len(text))
+        if token.type in ("fence", "code_block"):
+            ranges.append((begin, finish))
+        elif token.type == "inline":
+            ranges.extend(_code_spans(text, begin, finish))
+    return sorted(ranges)
+
+
+def _outside_code(text: str, change, ranges: list[tuple[int, int]]) -> str:
+    pieces, last = [], 0
+    for begin, finish in ranges:
+        if begin < last:
+            continue
+        pieces.append(change(text[last:begin]))
+        pieces.append(text[begin:finish])
+        last = finish
+    pieces.append(change(text[last:]))
+    return "".join(pieces)
 
 
 def _without_code(text: str) -> str:
-    return _INLINE_CODE.sub(" ", _FENCED.sub("\n", text))
+    """The text (newlines normalised) with its code, as rendered, blanked out."""
+    text = _normal_newlines(text)
+    chars = list(text)
+    for begin, finish in _code_ranges(text):
+        chars[begin:finish] = " " * (finish - begin)
+    return "".join(chars)
+
+
+# -- mentions of the App ----------------------------------------------------------------------------
 
 
 def _mention(slug: str) -> re.Pattern:
@@ -207,26 +318,72 @@ def strip_mention(body: str, slug: str) -> str:
 
 # -- the reply ------------------------------------------------------------------------------------
 
-_AT = re.compile(r"(?<![\w`])@(?=[A-Za-z0-9])")
+_AT = re.compile(r"(?<!\w)@(?=[A-Za-z0-9])")  # a mention GitHub would notify (not an e-mail address)
+_AT_ENTITY = re.compile(r"&(?:#0*64|#[xX]0*40|commat);")  # renders as "@"
+# Raw HTML as CommonMark sees it: an open or closing tag, a comment, a declaration, a processing
+# instruction. An autolink (<https://…>, <me@example.com>) is not HTML and stays.
+_RAW_HTML = re.compile(r"<(?=[A-Za-z/!?])(?![A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*>)(?![^\s<>@]+@[^\s<>@]+>)")
+
+
+def _rendered(text: str) -> tuple[list, str]:
+    """markdown-it's tokens for ``text``, and the text it renders outside code (for the checks below)."""
+    tokens = _MARKDOWN.parse(text)
+    words = []
+    for token in tokens:
+        for child in token.children or []:
+            if child.type in ("text", "text_special"):
+                words.append(child.content)
+            elif child.type in ("softbreak", "hardbreak", "code_inline", "html_inline"):
+                words.append("\n")
+        words.append("\n")
+    return tokens, "".join(words)
+
+
+def neutralise_html(text: str) -> str:
+    """The answer without raw HTML: ``<`` that would open a tag, a comment (``<!--`` would hide everything up to
+    the marker: sources and footer included) or a declaration becomes ``&lt;``, which renders as ``<``.
+    Code is left as it is (``<`` is literal there); autolinks stay links."""
+    text = _normal_newlines(text)
+    safe = _outside_code(text, lambda part: _RAW_HTML.sub("&lt;", part), _code_ranges(text))
+    if any(t.type == "html_block" or any(c.type == "html_inline" for c in t.children or [])
+           for t in _MARKDOWN.parse(safe)):  # a construct the code finder read otherwise: escape every "<"
+        safe = text.replace("<", "&lt;")
+    return safe
 
 
 def defuse_mentions(text: str) -> str:
     """Keep a model's ``@user`` or ``@org/team`` from pinging anyone: a zero-width joiner after the @.
 
-    Code is left alone (GitHub doesn't notify from code, and a decorator must stay ``@property``).
+    By what renders: code (spans, fenced and indented blocks) is left alone (GitHub doesn't notify
+    from code, and a decorator must stay ``@property``); an escaped backtick is not code, so the
+    mention after it is defused; ``&#64;`` renders as ``@`` and is treated as one.
     """
-    pieces, last = [], 0
-    for code in re.finditer(f"{_FENCED.pattern}|{_INLINE_CODE.pattern}", text, re.DOTALL):
-        pieces.append(_AT.sub("@\u200d", text[last:code.start()]))
-        pieces.append(code.group(0))
-        last = code.end()
-    pieces.append(_AT.sub("@\u200d", text[last:]))
-    return "".join(pieces)
+    text = _normal_newlines(text)
+
+    def defuse(part: str) -> str:
+        return _AT.sub("@\u200d", _AT_ENTITY.sub("@", part))
+
+    safe = _outside_code(text, defuse, _code_ranges(text))
+    if _AT.search(_rendered(safe)[1]):  # the code finder and the renderer disagree: defuse code too
+        safe = defuse(text)
+    return safe
 
 
 def marker(trigger_id: str) -> str:
     """An invisible tag in every reply, so a retry can see that the reply was already posted."""
     return f"<!-- firstreply:{trigger_id} -->"
+
+
+def with_marker(body: str, trigger_id: str) -> str:
+    """The body as it is posted: with the trigger's marker, added when a maintainer's rewrite has none."""
+    tag = marker(trigger_id)
+    if tag in body:
+        return body
+    room = MAX_COMMENT_CHARS - len(tag) - 2
+    body = body.rstrip()
+    if len(body) > room:
+        body = body[: room - 1].rstrip() + "…"
+    return f"{body}\n\n{tag}"
 
 
 def has_reply(comments: list[dict], trigger_id: str, slug: str) -> dict | None:
@@ -251,7 +408,7 @@ def format_reply(answer: Answer, policy: ReplyPolicy, trigger_id: str) -> str:
     """The comment: the answer, its sources as links, the AI footer and the marker, within GitHub's limit."""
     sources = "\n".join(f"{c.number}. [{_escape_label(c.label())}]({c.url})" for c in answer.citations)
     tail = (f"\n\n**Sources**\n{sources}" if sources else "") + f"\n\n---\n{footer(policy)}\n\n{marker(trigger_id)}"
-    text = defuse_mentions(answer.text.strip())
+    text = defuse_mentions(neutralise_html(answer.text.strip()))
     room = MAX_COMMENT_CHARS - len(tail) - 1
     if len(text) > room:
         text = text[: room - 1].rstrip() + "…"

@@ -1,7 +1,8 @@
 """Workers that drain the durable job queue: claim a job, run its handler, settle it.
 
 A transient failure puts the job back with jittered exponential backoff (never sooner than
-GitHub's ``Retry-After``); a permanent one, or running out of attempts, ends it as failed
+GitHub's ``Retry-After``; after a secondary rate limit that names no wait, at least
+``secondary_limit_seconds``, doubling per attempt); a permanent one, or running out of attempts, ends it as failed
 with the reason. While a job runs, its lease is renewed, so only a dead worker's jobs are
 taken over by others.
 """
@@ -33,10 +34,17 @@ def backoff(attempt: int, base: float, retry_after: float | None = None, *, rng:
     return max(delay, retry_after or 0.0)
 
 
+def secondary_limit_wait(attempt: int, base: float) -> float:
+    """Seconds before the next try after a secondary rate limit that named no wait: at least ``base``
+    (GitHub says a minute), doubling with each attempt, capped."""
+    return min(MAX_BACKOFF_SECONDS, base * 2 ** max(0, attempt - 1))
+
+
 class Worker:
     def __init__(self, config: AppConfig, store: GitHubStore, handlers: Handlers, wake: asyncio.Event,
-                 name: str | None = None, metrics=None) -> None:
+                 name: str | None = None, metrics=None, before_claim=None) -> None:
         self.metrics = metrics
+        self.before_claim = before_claim  # awaited before taking a job (the App lets a burst be acknowledged first)
         self.config = config
         self.store = store
         self.handlers = handlers
@@ -50,6 +58,8 @@ class Worker:
 
     async def run_forever(self) -> None:
         while True:
+            if self.before_claim is not None:
+                await self.before_claim()
             try:
                 job = await self.store.claim(self.name, self.config.lease_seconds)
             except Exception:  # the database blinked: keep the worker alive and try again
@@ -100,6 +110,8 @@ class Worker:
             self._count(job, "failed")
         except Exception as error:
             retry_after = error.retry_after if isinstance(error, TransientError) else None
+            if isinstance(error, TransientError) and error.secondary:
+                retry_after = max(retry_after or 0.0, secondary_limit_wait(job.attempts, config.secondary_limit_seconds))
             if not isinstance(error, TransientError):
                 log.exception("job %s (%s) raised", job.id, job.kind)
             message = self.redact(str(error) if isinstance(error, TransientError) else f"{type(error).__name__}: {error}")

@@ -21,7 +21,7 @@ from engine.api.app import build_app
 from engine.store.github import GitHubStore
 from engine.store.models import AnswerRecord, GitHubInstallation, GitHubJob, GitHubReply, GitHubRepository
 from tests_support import key_with_every_role
-from fakes.github import SCHEMA, Fault, FakeGitHub
+from fakes.github import SCHEMA, Fault, FakeGitHub, secondary_limit
 from fakes.server import serve
 from github_app import sansio
 
@@ -112,6 +112,7 @@ async def app_harness(make_engine, rsa_key, tmp_path):
 
     async def start(**overrides) -> Harness:
         github = FakeGitHub(APP_ID, rsa_key.public_pem, SLUG)
+        github.add_installation(1, "Codertocat", [REPO])  # the fixture payloads' installation
         github_server = serve(github.app())
         github.url = await github_server.__aenter__()
         key_file = tmp_path / "app.pem"
@@ -225,6 +226,9 @@ async def test_bad_deliveries_get_their_status_and_change_nothing(app_harness):
         ("truncated body", dict(signature=sign(body)), body[: len(body) // 2], 401),
         ("truncated, signed as sent", dict(signature=sign(body[: len(body) // 2])), body[: len(body) // 2], 400),
         ("no delivery id", dict(headers={"X-GitHub-Delivery": None}), body, 400),
+        ("HMAC-SHA1 in the SHA-256 header", dict(signature="sha1=" + hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()),
+         body, 401),
+        ("non-ASCII signature", dict(signature="sha256=" + "\u00e9" * 64), body, 401),
     ]
     for name, options, sent, status in cases:
         got, response = await h.deliver("discussion", sent, **options)
@@ -235,6 +239,23 @@ async def test_bad_deliveries_get_their_status_and_change_nothing(app_harness):
     ping = await h.deliver("ping", {"zen": "Design for failure.", "hook_id": 1})
     assert ping[0] == 200 and ping[1]["status"] == "pong"
     assert await h.count(GitHubJob) == 0 and await h.count(GitHubReply) == 0 and h.github.documents == []
+
+
+async def test_unsigned_or_unknown_events_add_no_metric_series(app_harness):
+    h = await app_harness()
+    for n in range(60):  # unsigned, each with its own event name
+        assert (await h.deliver(f"random-event-{n}", {"n": n}, signature="sha256=" + "0" * 64))[0] == 401
+    for n in range(20):  # signed, but events the App doesn't know
+        assert (await h.deliver(f"made-up-{n}", {"action": "x"}))[0] == 200
+    assert (await h.deliver("discussion", {"action": "edited"}))[0] == 200
+    async with h.session.get(f"{h.url}/metrics", headers={"Authorization": f"Bearer {KEY}"}) as response:
+        metrics = await response.text()
+    series = [line for line in metrics.splitlines() if line.startswith("firstreply_github_deliveries_total{")]
+    assert sorted(series) == sorted([
+        'firstreply_github_deliveries_total{event="unverified",outcome="rejected_401"} 60.0',
+        'firstreply_github_deliveries_total{event="other",outcome="ignored"} 20.0',
+        'firstreply_github_deliveries_total{event="discussion",outcome="ignored"} 1.0',
+    ]), series
 
 
 async def test_an_oversized_delivery_is_refused_before_anything_is_read_into_the_queue(app_harness):
@@ -282,6 +303,28 @@ async def test_a_secondary_rate_limit_is_waited_out(app_harness):
     assert len(h.github.bot_comments()) == 1
 
 
+async def test_a_secondary_rate_limit_without_retry_after_is_retried_then_fails_with_the_reason(app_harness):
+    # GitHub: 403 "You have exceeded a secondary rate limit", requests left, no Retry-After. Wait (at least a
+    # minute in production; FIRSTREPLY_GITHUB_SECONDARY_LIMIT_SECONDS here), then back off exponentially.
+    h = await app_harness(github_secondary_limit_seconds=0.1, github_max_attempts=3)
+    data = qa_discussion()
+    h.github.add_discussion_from_payload(data)
+    h.github.mutation_faults = [secondary_limit()]
+    await h.deliver("discussion", data)
+    [job] = await h.settle()
+    assert job.status == "done" and job.attempts == 2 and "secondary rate limit" in job.last_error, job.summary()
+    assert len(h.github.bot_comments()) == 1
+
+    other = qa_discussion("D_other", 8)
+    h.github.add_discussion_from_payload(other)
+    h.github.mutation_faults = [secondary_limit() for _ in range(3)]
+    await h.deliver("discussion", other)
+    failed = [j for j in await h.settle() if j.payload["discussion"]["node_id"] == "D_other"][0]
+    assert failed.status == "failed" and failed.attempts == 3, failed.summary()
+    assert "secondary rate limit" in failed.last_error and "gave up after 3 attempts" in failed.last_error
+    assert len(h.github.bot_comments()) == 1
+
+
 async def test_a_job_that_keeps_failing_ends_failed_visible_and_retryable(app_harness):
     h = await app_harness(github_max_attempts=3)
     data = qa_discussion()
@@ -316,6 +359,20 @@ async def test_a_4xx_from_github_fails_the_job_at_once_with_the_reason(app_harne
     [job] = await h.settle()
     assert job.status == "failed" and job.attempts == 1 and "Discussion is locked" in job.last_error
     assert (await h.store.reply("D_kwDOQA")).status == "ready"  # the answer is kept for a retry
+
+
+async def test_a_discussion_deleted_before_its_job_runs_is_skipped_not_failed(app_harness):
+    h = await app_harness()
+    data = qa_discussion()
+    h.github.add_discussion_from_payload(data)
+    h.github.delete_discussion("D_kwDOQA")  # GitHub now answers NOT_FOUND "Could not resolve to a Discussion"
+    assert (await h.deliver("discussion", data))[0] == 202
+    [job] = await h.settle()
+    assert job.status == "done" and job.outcome.startswith("skipped: the discussion no longer exists"), job.summary()
+    assert "Could not resolve to a Discussion" in job.outcome
+    assert (await h.store.reply("D_kwDOQA")).status == "skipped"
+    status, failed = await h.api("GET", "/api/v1/github/jobs?status=failed")
+    assert status == 200 and failed["jobs"] == [] and h.github.bot_comments() == []
 
 
 async def test_who_and_what_is_not_answered(app_harness):
@@ -396,17 +453,69 @@ async def test_review_mode_posts_nothing_until_a_maintainer_approves(app_harness
     [draft] = drafts["replies"]
     assert status == 200 and "scene.zoom(2)" in draft["body"]
 
-    assert (await h.api("POST", f"/api/v1/github/replies/{draft['id']}/approve", {}))[0] == 400  # who approves?
     corrected = draft["body"].replace("scene.zoom(2)", "scene.zoom(2.5)")
     status, approved = await h.api("POST", f"/api/v1/github/replies/{draft['id']}/approve",
-                                   {"by": "maintainer-ada", "body": corrected})
+                                   {"by": "someone-else", "body": corrected})  # the key, not the body, says who
     assert status == 200 and approved["status"] == "approved" and approved["original_body"] == draft["body"]
     await h.settle()
     [comment] = h.github.bot_comments()
     assert "scene.zoom(2.5)" in comment["body"]
     reply = await h.store.reply("D_kwDOQA")
-    assert reply.status == "posted" and reply.approved_by == "maintainer-ada"
-    assert (await h.api("POST", f"/api/v1/github/replies/{draft['id']}/approve", {"by": "again"}))[0] == 404
+    assert reply.status == "posted" and reply.approved_by == "api:tests"
+    status, again = await h.api("POST", f"/api/v1/github/replies/{draft['id']}/approve", {})
+    assert status == 409 and again["error"]["message"].endswith("is not a draft: it is posted")
+    assert (await h.api("POST", "/api/v1/github/replies/999/approve", {}))[0] == 404
+
+
+@pytest.mark.parametrize("path", ["http", "cli", "review page"])
+async def test_a_corrected_draft_carries_the_marker_so_a_502_after_github_created_it_posts_once(app_harness, path, tmp_path,
+                                                                                              monkeypatch):
+    """A maintainer's rewrite has no marker of its own: the App adds it, whichever way the draft was approved."""
+    h = await app_harness(github_review_categories=["Q&A"])
+    await h.new_discussion()
+    [draft] = (await h.api("GET", "/api/v1/github/replies?status=draft"))[1]["replies"]
+    rewritten = "Use `scene.zoom(2.5)` to zoom in; see the camera guide."  # written from scratch: no marker
+    h.github.mutation_faults = [Fault(502, after_commit=True)]  # GitHub creates the comment, then answers 502
+    if path == "http":
+        assert (await h.api("POST", f"/api/v1/github/replies/{draft['id']}/approve", {"body": rewritten}))[0] == 200
+    elif path == "cli":
+        from click.testing import CliRunner
+
+        from engine.cli import cli
+
+        (tmp_path / "fixed.md").write_text(rewritten)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("FIRSTREPLY_DATA_DIR", str(tmp_path / "cli-state"))
+        monkeypatch.setenv("FIRSTREPLY_DATABASE_URL", h.engine.settings.database_url)
+        result = await asyncio.to_thread(CliRunner().invoke, cli, ["github", "approve", str(draft["id"]), "--by", "ada",
+                                                                   "--body-file", str(tmp_path / "fixed.md")])
+        assert result.exit_code == 0, result.output
+    else:  # what the review page's "post" button calls
+        assert await h.engine.post_github_draft(draft["answer_id"], "ada", rewritten) is not None
+    jobs = await h.settle()
+    post = next(j for j in jobs if j.kind == "post_reply")
+    assert post.status == "done" and post.outcome.startswith("already posted"), post.summary()
+    [comment] = h.github.bot_comments()
+    assert comment["body"].startswith(rewritten) and sansio.marker("D_kwDOQA") in comment["body"]
+    reply = await h.store.reply("D_kwDOQA")
+    assert reply.status == "posted" and reply.comment_id == comment["id"]
+
+
+async def test_concurrent_approvals_of_one_draft_one_wins_the_others_get_a_409_and_it_posts_once(app_harness,
+                                                                                              database_overrides):
+    h = await app_harness(github_review_categories=["Q&A"], **database_overrides)
+    await h.new_discussion()
+    [draft] = (await h.api("GET", "/api/v1/github/replies?status=draft"))[1]["replies"]
+    results = await asyncio.gather(*(h.api("POST", f"/api/v1/github/replies/{draft['id']}/approve",
+                                           {"body": f"Corrected text number {n}."}) for n in range(8)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200] + [409] * 7, results
+    [winner] = [body for status, body in results if status == 200]
+    assert all("is not a draft" in body["error"]["message"] for status, body in results if status == 409)
+    await h.settle()
+    [comment] = h.github.bot_comments()
+    assert comment["body"].startswith(winner["body"])
+    assert await h.count(GitHubJob) == 2  # the discussion's job and one post_reply
 
 
 async def test_an_accepted_bot_reply_is_recorded_on_its_answer(app_harness):
@@ -445,6 +554,31 @@ async def test_a_switched_off_repository_gets_no_replies(app_harness):
     assert h.github.bot_comments() == [] and h.github.documents == []
 
 
+async def test_only_installations_and_repositories_the_app_knows_are_answered(app_harness, caplog):
+    h = await app_harness()
+    # Installation 1 was never recorded here (no installation event): looked up once with the App's JWT.
+    for number in (7, 8):
+        await h.new_discussion(qa_discussion(f"D_known_{number}", number))
+    assert h.github.rest_calls == ["GET /app/installations/1", f"GET /repos/{REPO}/installation"]
+    assert (await h.store.installation(1)).account == "Codertocat"
+    assert len(h.github.bot_comments()) == 2
+
+    # An installation GitHub doesn't know, and a repository outside the installation: no reply, a log line.
+    stranger = qa_discussion("D_stranger", 9)
+    stranger["installation"]["id"] = 4242
+    other_repo = qa_discussion("D_other_repo", 10)
+    other_repo["repository"].update(id=99, full_name="someone/else", name="else")
+    for data in (stranger, other_repo):
+        h.github.add_discussion_from_payload(data)
+        assert (await h.deliver("discussion", data))[0] == 202
+    outcomes = {j.payload["discussion"]["node_id"]: j.outcome for j in await h.settle()}
+    assert outcomes["D_stranger"] == "skipped: installation 4242 is unknown to the App"
+    assert outcomes["D_other_repo"] == "skipped: repository someone/else is not one of installation 1's"
+    assert len(h.github.bot_comments()) == 2 and h.github.exchanges == 1  # no token was even asked for
+    assert "installation 4242, which the App does not know" in caplog.text
+    assert "someone/else under installation 1, which the App has not recorded" in caplog.text
+
+
 async def test_maintainer_routes_need_an_api_key(app_harness):
     h = await app_harness()
     async with h.session.get(f"{h.url}/api/v1/github/jobs") as response:
@@ -470,6 +604,34 @@ async def test_many_deliveries_and_workers_never_post_twice_for_one_discussion(a
     assert len(h.github.bot_comments()) == 1
 
 
+async def test_a_burst_of_deliveries_is_queued_in_few_transactions_and_each_delivery_once(database_overrides, tmp_path):
+    """Group commit: concurrent enqueues share transactions (a burst is acknowledged without one commit each),
+    and a delivery id seen before, or twice in one batch, is still refused exactly once."""
+    from sqlalchemy import event
+
+    from engine.store.database import create_engine, migrate
+
+    database = create_engine(database_overrides.get("database_url", f"sqlite+aiosqlite:///{tmp_path}/queue.db"))
+    await migrate(database)
+    commits = []
+    event.listen(database.sync_engine, "commit", lambda _connection: commits.append(1))
+    store = GitHubStore(database)
+    try:
+        assert await store.enqueue("early", "discussion", "created", "discussion_created", {"n": -1}) is not None
+        commits.clear()
+        deliveries = [f"d-{n}" for n in range(60)] + ["d-3", "d-7", "early"]  # redeliveries, in the same burst
+        ids = await asyncio.gather(*(store.enqueue(d, "discussion", "created", "discussion_created", {"n": i},
+                                                   key=f"discussion:D_{i % 5}") for i, d in enumerate(deliveries)))
+        assert len(commits) < 10, len(commits)  # today: one transaction per delivery
+        assert all(isinstance(i, int) for i in ids[:60]) and len(set(ids[:60])) == 60
+        assert ids[60:] == [None, None, None]
+        jobs = await store.jobs(limit=500)
+        assert len(jobs) == 61 and sorted(j.delivery_id for j in jobs) == sorted(["early", *deliveries[:60]])
+        assert {j.id: j.payload["n"] for j in jobs if j.delivery_id != "early"} == dict(zip(ids[:60], range(60)))
+    finally:
+        await database.dispose()
+
+
 async def test_installation_tokens_are_cached_until_shortly_before_they_expire_and_bad_jwts_refused(rsa_key, tmp_path):
     from datetime import timedelta
 
@@ -478,6 +640,8 @@ async def test_installation_tokens_are_cached_until_shortly_before_they_expire_a
     from github_app.config import app_config
 
     github = FakeGitHub(APP_ID, rsa_key.public_pem, SLUG)
+    github.add_installation(1, "org-one")
+    github.add_installation(2, "org-two")
     async with serve(github.app()) as url, aiohttp.ClientSession() as session:
         key_file = tmp_path / "app.pem"
         key_file.write_bytes(rsa_key.private_pem)

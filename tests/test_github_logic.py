@@ -17,9 +17,9 @@ from engine.config import ConfigError, Settings
 from fakes.github import SCHEMA, github_schema
 from github_app import graphql as documents
 from github_app import sansio
-from github_app.api import is_rate_limited, retry_after
+from github_app.api import is_rate_limited, is_secondary_limit, retry_after
 from github_app.config import ReplyPolicy, app_config, configured
-from github_app.worker import MAX_BACKOFF_SECONDS, backoff
+from github_app.worker import MAX_BACKOFF_SECONDS, backoff, secondary_limit_wait
 
 PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "github" / "payload-examples" / "api.github.com"
 SECRET = "It's a Secret to Everybody"
@@ -60,6 +60,20 @@ def test_a_signed_delivery_parses_and_anything_else_is_rejected_with_its_status(
         with pytest.raises(sansio.Rejected) as rejected:
             sansio.parse_delivery(headers, payload, SECRET)
         assert rejected.value.status == status, name
+
+
+def test_only_a_sha256_signature_is_accepted_and_an_odd_header_is_a_401_not_a_crash():
+    body = json.dumps({"action": "created"}).encode()
+    sha1 = "sha1=" + hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()  # gidgethub's validator accepts it
+    good = signed_headers(body)["x-hub-signature-256"]
+    for name, value in {"sha1 in the sha256 header": sha1, "no scheme": good.split("=", 1)[1],
+                        "upper-case scheme": "SHA256=" + good.split("=", 1)[1], "non-ASCII": "sha256=\u00e9" * 10,
+                        "non-ASCII after a good digest": good + "\u00e9", "empty digest": "sha256=",
+                        "surrogate escapes": "sha256=\udcc3\udca9"}.items():
+        with pytest.raises(sansio.Rejected) as rejected:
+            sansio.parse_delivery({**signed_headers(body), "x-hub-signature-256": value}, body, SECRET)
+        assert rejected.value.status == 401, name
+    assert sansio.parse_delivery(signed_headers(body), body, SECRET).data == {"action": "created"}
 
 
 def _payload(event: str, name: str) -> dict:
@@ -163,6 +177,51 @@ def test_model_text_cannot_ping_people_or_teams_but_code_is_untouched():
     assert "@property" in defused and "`@cache`" in defused
 
 
+def _rendered(body: str) -> tuple[str, list[str]]:
+    """What GitHub shows (CommonMark, rendered by markdown-it), and the raw HTML left in it."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark")
+    tokens = md.parse(body)
+    html = [t.content for t in tokens if t.type == "html_block"]
+    html += [c.content for t in tokens for c in t.children or [] if c.type == "html_inline"]
+    return md.render(body), [h.strip() for h in html if h.strip() not in ("<sub>", "</sub>")]  # the footer's own
+
+
+def _live_mentions(body: str) -> list[str]:
+    """``@name`` that GitHub would notify: in rendered text, outside code and outside tags."""
+    from markdown_it import MarkdownIt
+
+    html = re.sub(r"<(pre|code)>.*?</\1>", " ", MarkdownIt("commonmark").render(body), flags=re.DOTALL)
+    text = re.sub(r"<[^>]*>", " ", html).replace("&quot;", '"').replace("&amp;", "&")
+    return re.findall(r"(?<!\w)@[A-Za-z0-9][\w/-]*", text)
+
+
+def test_an_html_comment_or_raw_html_in_the_answer_cannot_hide_the_sources_or_the_footer():
+    policy = ReplyPolicy()
+    for text in ["Use `scene.zoom(2)`.\n<!--\nthe rest is hidden", "Done. <!-- hide", "<details>\n\nhidden",
+                 "Fine.\n\n<div hidden>\n\nx", "Zoom: <span style='display:none'>", "<?php", "<!DOCTYPE html>",
+                 "x <![CDATA[ y"]:
+        body = sansio.format_reply(_answer(text), policy, "D_1")
+        rendered, html = _rendered(body)
+        assert html == [sansio.marker("D_1")], (text, html)  # only our own marker is HTML
+        assert "<strong>Sources</strong>" in rendered and "AI-generated first reply" in rendered, text
+    kept = sansio.format_reply(_answer("See <https://example.com/a> and `a <b> c`:\n```html\n<!-- ok -->\n```"),
+                               policy, "D_1")
+    assert "<https://example.com/a>" in kept and "`a <b> c`" in kept and "```html\n<!-- ok -->\n```" in kept
+    assert "&lt;!--" in sansio.neutralise_html("a\n<!-- b") and "a &lt;b>" in sansio.neutralise_html("a <b>")
+
+
+def test_escaped_backticks_are_not_code_so_the_mention_between_them_is_defused():
+    for text in ["Ask \\`@org/team\\` to review.", "\\``@octocat`", "&#64;octocat says hi", "a \\@octocat",
+                 "``@x` `` and @octocat", "text\n\n    @property\n\nthen @octocat"]:
+        defused = sansio.defuse_mentions(text)
+        assert _live_mentions(defused) == [], (text, defused)
+    assert "`@cache`" in sansio.defuse_mentions("Use `@cache`.")  # real code is left alone
+    assert "    @property" in sansio.defuse_mentions("para\n\n    @property\n")  # an indented block is code
+    assert not sansio.mentions(f"run `@{SLUG}` please", SLUG) and sansio.mentions(f"run \\`@{SLUG}\\` please", SLUG)
+
+
 def test_a_huge_answer_is_cut_to_fit_githubs_comment_limit():
     body = sansio.format_reply(_answer("word " * 30_000), ReplyPolicy(), "D_1")
     assert len(body) <= sansio.MAX_COMMENT_CHARS and body.rstrip().endswith(sansio.marker("D_1"))
@@ -182,6 +241,19 @@ def test_rate_limit_responses_are_recognised_and_their_wait_read():
     assert retry_after({"retry-after": "30"}) == 30.0
     assert retry_after({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1000"}, now=990.0) == 10.0
     assert retry_after({}) is None
+
+
+def test_a_secondary_rate_limit_is_recognised_by_its_message_and_waited_out_for_at_least_a_minute_then_longer():
+    message = b'{"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}'
+    left = {"x-ratelimit-remaining": "4987"}
+    assert is_secondary_limit(403, left, message) and is_secondary_limit(429, left, b"{}")
+    assert is_secondary_limit(403, {}, b'{"message": "You have triggered an abuse detection mechanism."}')
+    assert not is_secondary_limit(403, left, b'{"message": "Resource not accessible by integration"}')
+    assert not is_secondary_limit(403, {"retry-after": "30"}, message)  # GitHub said how long: Retry-After rules
+    assert not is_secondary_limit(403, {"x-ratelimit-remaining": "0"}, message)  # the primary limit: wait for the reset
+    waits = [secondary_limit_wait(n, 60.0) for n in range(1, 5)]
+    assert waits[0] >= 60.0 and all(b >= 2 * a * 0.99 for a, b in zip(waits, waits[1:]))
+    assert secondary_limit_wait(40, 60.0) <= MAX_BACKOFF_SECONDS
 
 
 @needs_fixtures
@@ -262,9 +334,15 @@ def test_routing_any_payload_shape_never_crashes(payload, event):
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(max_size=3000), hint=st.text(max_size=100), trigger=st.text(min_size=1, max_size=40))
+@given(text=st.text(max_size=3000) | st.lists(st.sampled_from(["`", "\\", "@octocat", "@org/team", "<!--", "-->", "<b>", "\n",
+                                                               "    ", "```", "~~~", " ", "a", "&#64;x", "<https://a.b>"]),
+                                               max_size=60).map("".join),
+       hint=st.text(alphabet=st.characters(blacklist_characters="@<&`\\\r\n", blacklist_categories=("Cs", "Cc")), max_size=100),
+       trigger=st.from_regex(r"[A-Za-z0-9_-]{1,40}", fullmatch=True))
 def test_any_answer_makes_a_reply_within_githubs_limit_that_carries_its_marker_and_pings_nobody(text, hint, trigger):
     body = sansio.format_reply(Answer(text, []), ReplyPolicy(maintainer_hint=hint), trigger)
     assert len(body) <= sansio.MAX_COMMENT_CHARS and body.endswith(sansio.marker(trigger))
-    outside_code = sansio._without_code(sansio.defuse_mentions(text))
-    assert not re.search(r"(?<![\w`])@[A-Za-z0-9]", outside_code)
+    assert _live_mentions(body) == [], body
+    rendered, html = _rendered(body)
+    assert all(h == sansio.marker(trigger) for h in html), (body, html)  # nothing but the marker is HTML
+    assert "AI-generated first reply" in rendered

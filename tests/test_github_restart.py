@@ -76,6 +76,7 @@ class Child:
 @pytest.fixture
 async def world(make_engine, rsa_key, tmp_path, database_overrides):
     github = FakeGitHub(APP_ID, rsa_key.public_pem, SLUG)
+    github.add_installation(1, "Codertocat", ["Codertocat/Hello-World"])
     engine = make_engine(api_keys=[key_with_every_role(KEY)], rate_limit_per_minute=10_000)
     async with serve(github.app()) as github_url, serve(build_app(engine)) as engine_url:
         key_file = tmp_path / "app.pem"

@@ -295,9 +295,8 @@ def document(with_github: bool = True) -> dict:
             "/api/v1/github/replies": {"get": _operation("The App's replies", OBJECT, params=[
                 _query("status", STRING), _query("limit", {"type": "integer", "minimum": 1, "maximum": 500})])},
             "/api/v1/github/replies/{id}/approve": {"post": _operation("Approve a draft", OBJECT, body={
-                "type": "object", "required": ["by"], "properties": {"by": _text(100, required=True),
-                                                                     "body": _text(65_000, required=True)}}, params=[ID],
-                errors=("404",))},
+                "type": "object", "properties": {"by": BY, "body": _text(65_000, required=True)}}, params=[ID],
+                errors=("404", "409"))},
             "/api/v1/github/repositories": {"get": _operation("Repositories the App is installed on", OBJECT)},
             "/api/v1/github/repositories/{id}": {"put": _operation("Switch replies on or off", OBJECT, body={
                 "type": "object", "required": ["enabled"], "properties": {"enabled": BOOLEAN, "by": BY}},

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from engine.index.batching import MicroBatcher
 from engine.store.database import sessions
 from engine.store.models import AnswerRecord, GitHubInstallation, GitHubJob, GitHubReply, GitHubRepository, utcnow
 
@@ -27,6 +28,11 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment is not None and moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment
+
+
+class ReplyConflict(Exception):
+    """The reply exists but can't be approved: it is already approved (maybe just now, by another request) or
+    posted, abstained, skipped… The message says which."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class GitHubStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.session = sessions(engine)
+        self._enqueue: MicroBatcher[dict, int | None] = MicroBatcher(self._enqueue_many, max_batch=128)
 
     # -- the queue ------------------------------------------------------------------------------
 
@@ -68,11 +75,38 @@ class GitHubStore:
         """Record a delivery as a queued job; None when this delivery id was already received.
 
         Jobs with the same ``key`` (one discussion, one installation) run one at a time, oldest first.
+        Concurrent deliveries are committed together (group commit, as the answer log does): under a
+        burst one transaction acknowledges many, and each caller returns once its own job is committed.
         """
+        return await self._enqueue.submit(dict(delivery_id=delivery_id, event=event, action=action, kind=kind,
+                                               payload=payload, key=key))
+
+    async def _enqueue_many(self, items: list[dict]) -> list[int | None]:
+        """Insert a batch of jobs in one transaction; a delivery id already stored (or earlier in the batch)
+        gets None. ``ON CONFLICT DO NOTHING`` keeps it race-free against other processes too."""
+        now = utcnow()
+        first: dict[str, dict] = {}
+        for item in items:
+            first.setdefault(item["delivery_id"], item)
+        rows = [dict(item, status="queued", attempts=0, run_after=now, created_at=now, updated_at=now)
+                for item in first.values()]
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:  # pragma: no cover - the engine runs on SQLite or PostgreSQL
+            return [await self._enqueue_one(item) for item in items]
+        statement = (dialect_insert(GitHubJob).values(rows).on_conflict_do_nothing(index_elements=["delivery_id"])
+                     .returning(GitHubJob.id, GitHubJob.delivery_id))
+        async with self.session.begin() as session:
+            inserted = {delivery: job_id for job_id, delivery in (await session.execute(statement)).all()}
+        return [inserted.get(item["delivery_id"]) if first[item["delivery_id"]] is item else None for item in items]
+
+    async def _enqueue_one(self, item: dict) -> int | None:
         try:
             async with self.session.begin() as session:
-                job = GitHubJob(delivery_id=delivery_id, event=event, action=action, kind=kind, payload=payload,
-                                key=key, status="queued", attempts=0, run_after=utcnow())
+                job = GitHubJob(**item, status="queued", attempts=0, run_after=utcnow())
                 session.add(job)
                 await session.flush()
                 return job.id
@@ -206,18 +240,33 @@ class GitHubStore:
 
     async def approve_reply(self, reply_id: int, by: str, body: str | None = None) -> GitHubReply | None:
         """Approve a draft (optionally with a maintainer's corrected text) and queue its posting, in one
-        transaction; None if it is not a draft."""
+        transaction; None if there is no such reply, :class:`ReplyConflict` if it is not (or no longer) a draft.
+
+        The approval is a compare-and-set (``status = 'draft'`` in the update's condition), so of
+        concurrent approvals exactly one wins, on SQLite and on PostgreSQL alike.
+        """
+        values: dict = {"status": "approved", "approved_by": by, "updated_at": utcnow()}
+        if body is not None:  # keep the draft as generated when the text changes (SET reads the old values)
+            values.update(original_body=case((GitHubReply.body != body, GitHubReply.body), else_=GitHubReply.original_body),
+                          body=body)
         async with self.session.begin() as session:
-            row = await session.get(GitHubReply, reply_id)
-            if row is None or row.status != "draft":
-                return None
-            if body is not None and body != row.body:
-                row.original_body, row.body = row.body, body
-            row.status, row.approved_by, row.updated_at = "approved", by, utcnow()
-            session.add(GitHubJob(delivery_id=f"post-reply:{reply_id}", event="firstreply", action="approved",
-                                  kind="post_reply", key=f"discussion:{row.discussion_id}", payload={"reply_id": reply_id},
-                                  status="queued", attempts=0, run_after=utcnow()))
-            return row
+            changed = await session.execute(
+                update(GitHubReply).where(GitHubReply.id == reply_id, GitHubReply.status == "draft").values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if changed.rowcount == 1:
+                row = (await session.execute(select(GitHubReply).where(GitHubReply.id == reply_id))).scalar_one()
+                session.add(GitHubJob(delivery_id=f"post-reply:{reply_id}", event="firstreply", action="approved",
+                                      kind="post_reply", key=f"discussion:{row.discussion_id}",
+                                      payload={"reply_id": reply_id}, status="queued", attempts=0, run_after=utcnow()))
+                return row
+        current = await self.reply_by_id(reply_id)
+        if current is None:
+            return None
+        if current.status == "approved":
+            raise ReplyConflict(f"reply {reply_id} is not a draft: it was already approved by "
+                                f"{current.approved_by or 'someone'} and is being posted")
+        raise ReplyConflict(f"reply {reply_id} is not a draft: it is {current.status}")
 
     async def accept(self, comment_id: str) -> GitHubReply | None:
         """The discussion's author chose this comment as the answer: record it on the reply and its answer."""
@@ -235,6 +284,12 @@ class GitHubStore:
 
     async def save_installation(self, data: dict, *, suspended: bool | None = None, removed: bool | None = None) -> None:
         """Create or update an installation; ``suspended``/``removed`` left as they are when None."""
+        try:
+            await self._save_installation(data, suspended=suspended, removed=removed)
+        except IntegrityError:  # created meanwhile by another worker: now it is an update
+            await self._save_installation(data, suspended=suspended, removed=removed)
+
+    async def _save_installation(self, data: dict, *, suspended: bool | None, removed: bool | None) -> None:
         account = data.get("account") or {}
         async with self.session.begin() as session:
             row = await session.get(GitHubInstallation, int(data["id"]))
@@ -254,6 +309,12 @@ class GitHubStore:
                                       .values(removed=True, updated_at=utcnow()))
 
     async def save_repositories(self, installation_id: int, repositories: list[dict], *, removed: bool = False) -> int:
+        try:
+            return await self._save_repositories(installation_id, repositories, removed=removed)
+        except IntegrityError:  # one was created meanwhile by another worker: now it is an update
+            return await self._save_repositories(installation_id, repositories, removed=removed)
+
+    async def _save_repositories(self, installation_id: int, repositories: list[dict], *, removed: bool) -> int:
         async with self.session.begin() as session:
             for repo in repositories:
                 row = await session.get(GitHubRepository, int(repo["id"]))

@@ -1,14 +1,17 @@
 """A loopback fake of the GitHub API parts the App uses, strict where GitHub is strict.
 
 - ``POST /app/installations/{id}/access_tokens``: checks the RS256 JWT (signature with the
-  App's public key, ``iss`` = App id, lifetime at most 10 minutes) and issues a token.
+  App's public key, ``iss`` = App id, lifetime at most 10 minutes) and issues a token; 404 for
+  an installation that doesn't exist (``add_installation`` makes one).
+- ``GET /app/installations/{id}`` and ``GET /repos/{owner}/{repo}/installation`` (JWT): the
+  installation, or 404, as GitHub answers them.
 - ``POST /graphql``: checks the token, validates every document against GitHub's published
   schema (``../shared/fixtures/github/graphql/schema.graphql``) with graphql-core, refuses
   string literals in documents (values must travel as variables), and executes it with
   graphql-core against in-memory discussions, so results have exactly the schema's shape.
 
 Faults can be injected into the ``addDiscussionComment`` mutation (a 502 before or after the
-comment is created, a secondary rate limit), and a request can be held forever (so a test
+comment is created, a secondary rate limit with or without ``Retry-After``), and a request can be held forever (so a test
 can kill the App while it waits).
 """
 
@@ -50,11 +53,28 @@ class _StringLiterals(Visitor):
         self.found.append(node.value)
 
 
+class NotFound(Exception):
+    """What GitHub answers for a node that doesn't exist (deleted): ``data`` null there, and an error of type
+    ``NOT_FOUND`` ("Could not resolve to a Discussion with the number of 7.")."""
+
+
 @dataclass
 class Fault:
     status: int
     headers: dict = field(default_factory=dict)
     after_commit: bool = False  # the comment is created, then the error is returned (GitHub timing out late)
+    message: str = "Server Error"
+
+
+#: What GitHub answers when a secondary rate limit is hit: 403, this message, requests still left in the
+#: primary limit, and no Retry-After (GitHub's docs: wait at least a minute, then back off exponentially).
+SECONDARY_LIMIT_MESSAGE = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+                           "If you reach out to GitHub Support for help, please include the request ID ABCD:1234.")
+
+
+def secondary_limit() -> Fault:
+    return Fault(403, {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "4987", "X-RateLimit-Used": "13",
+                       "X-RateLimit-Resource": "graphql"}, message=SECONDARY_LIMIT_MESSAGE)
 
 
 class FakeGitHub:
@@ -73,6 +93,8 @@ class FakeGitHub:
         self.released = asyncio.Event()  # set to let held requests end (so the server can shut down)
         self._ids = 0
         self.url = ""
+        self.installations: dict[int, dict] = {}  # id -> GitHub's installation object, plus "_repositories"
+        self.rest_calls: list[str] = []  # every App-authenticated REST call, as "GET /path"
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -93,6 +115,24 @@ class FakeGitHub:
         self.discussions[node_id] = discussion
         self.by_number[(repository, number)] = node_id
         return discussion
+
+    def add_installation(self, installation_id: int, account: str, repositories: list[str] | None = None) -> dict:
+        """The App installed on ``account``: on the named repositories ("selected"), or on all of them (None)."""
+        installation = {
+            "id": installation_id, "account": {"login": account, "id": installation_id + 1000, "type": "Organization"},
+            "app_id": self.app_id, "app_slug": self.slug, "target_type": "Organization",
+            "repository_selection": "all" if repositories is None else "selected",
+            "permissions": {"discussions": "write", "metadata": "read"}, "events": ["discussion", "discussion_comment"],
+            "suspended_at": None, "_repositories": repositories,
+        }
+        self.installations[installation_id] = installation
+        return installation
+
+    def _covers(self, installation: dict, full_name: str) -> bool:
+        owner = full_name.split("/", 1)[0]
+        if installation["_repositories"] is None:
+            return owner.lower() == installation["account"]["login"].lower()
+        return full_name.lower() in {r.lower() for r in installation["_repositories"]}
 
     def add_discussion_from_payload(self, payload: dict) -> dict:
         """The discussion a ``discussion`` webhook payload describes, as GraphQL would return it."""
@@ -122,15 +162,31 @@ class FakeGitHub:
 
     def repository(self, _info, owner: str, name: str, **_kw):
         full = f"{owner}/{name}"
-        return {"discussion": lambda _i, number: self.discussions.get(self.by_number.get((full, number), ""))}
+
+        def discussion(_info, number: int):
+            found = self.discussions.get(self.by_number.get((full, number), ""))
+            if found is None:
+                raise NotFound(f"Could not resolve to a Discussion with the number of {number}.")
+            return found
+
+        return {"discussion": discussion}
 
     def node(self, _info, id: str):  # noqa: A002 - the schema's argument name
-        return self.discussions.get(id) or self.comments.get(id)
+        found = self.discussions.get(id) or self.comments.get(id)
+        if found is None:
+            raise NotFound(f"Could not resolve to a node with the global id of '{id}'")
+        return found
+
+    def delete_discussion(self, node_id: str) -> None:
+        discussion = self.discussions.pop(node_id)
+        self.by_number = {k: v for k, v in self.by_number.items() if v != node_id}
+        for comment in discussion["_comments"]:
+            self.comments.pop(comment["id"], None)
 
     def addDiscussionComment(self, _info, input: dict):  # noqa: N802,A002 - the schema's names
         discussion = self.discussions.get(input["discussionId"])
         if discussion is None:
-            raise ValueError(f"Could not resolve to a node with the global id of '{input['discussionId']}'")
+            raise NotFound(f"Could not resolve to a node with the global id of '{input['discussionId']}'")
         if discussion["locked"]:
             raise ValueError("Discussion is locked")
         reply_to = input.get("replyToId")
@@ -148,6 +204,8 @@ class FakeGitHub:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/app/installations/{id}/access_tokens", self._token)
+        app.router.add_get("/app/installations/{id}", self._installation)
+        app.router.add_get("/repos/{owner}/{repo}/installation", self._repository_installation)
         app.router.add_post("/graphql", self._graphql)
         return app
 
@@ -156,7 +214,31 @@ class FakeGitHub:
         return web.json_response({"message": message, "documentation_url": "https://docs.github.com/rest"},
                                  status=status, headers=headers)
 
-    async def _token(self, request: web.Request) -> web.Response:
+    @staticmethod
+    def _public(installation: dict) -> dict:
+        return {k: v for k, v in installation.items() if not k.startswith("_")}
+
+    async def _installation(self, request: web.Request) -> web.Response:
+        if (refused := self._check_jwt(request)) is not None:
+            return refused
+        self.rest_calls.append(f"GET {request.path}")
+        installation = self.installations.get(int(request.match_info["id"])) if request.match_info["id"].isdigit() else None
+        if installation is None:
+            return self._error(404, "Not Found")
+        return web.json_response(self._public(installation))
+
+    async def _repository_installation(self, request: web.Request) -> web.Response:
+        if (refused := self._check_jwt(request)) is not None:
+            return refused
+        self.rest_calls.append(f"GET {request.path}")
+        full_name = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        for installation in self.installations.values():
+            if self._covers(installation, full_name):
+                return web.json_response(self._public(installation))
+        return self._error(404, "Not Found")
+
+    def _check_jwt(self, request: web.Request) -> web.Response | None:
+        """GitHub's checks of an App JWT: RS256 with the App's key, ``iss`` the App id, at most 10 minutes."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer":
             return self._error(401, "A JSON web token could not be decoded")
@@ -169,6 +251,13 @@ class FakeGitHub:
             return self._error(401, "'Issuer' claim ('iss') must be the App's id")
         if claims["exp"] - claims["iat"] > 660 or claims["iat"] > time.time() + 60:
             return self._error(401, "'Expiration time' claim ('exp') is too far in the future")
+        return None
+
+    async def _token(self, request: web.Request) -> web.Response:
+        if (refused := self._check_jwt(request)) is not None:
+            return refused
+        if int(request.match_info["id"]) not in self.installations:
+            return self._error(404, "Not Found")
         self.exchanges += 1
         value = "ghs_" + secrets.token_hex(18)
         self.tokens[value] = int(request.match_info["id"])
@@ -203,11 +292,13 @@ class FakeGitHub:
             return self._error(502, "Server Error")
         fault = self.mutation_faults.pop(0) if is_mutation and self.mutation_faults else None
         if fault is not None and not fault.after_commit:
-            return self._error(fault.status, "Server Error", fault.headers)
+            return self._error(fault.status, fault.message, fault.headers)
         result = execute(github_schema(), document, root_value=self, variable_values=variables)
         if fault is not None:
-            return self._error(fault.status, "Server Error", fault.headers)
+            return self._error(fault.status, fault.message, fault.headers)
         payload: dict = {"data": result.data}
         if result.errors:
-            payload["errors"] = [{"message": e.message, "type": "UNPROCESSABLE"} for e in result.errors]
+            payload["errors"] = [{"type": "NOT_FOUND" if isinstance(e.original_error, NotFound) else "UNPROCESSABLE",
+                                  "path": e.path, "locations": [{"line": l.line, "column": l.column} for l in e.locations or []],
+                                  "message": e.message} for e in result.errors]
         return web.Response(text=json.dumps(payload), content_type="application/json")
