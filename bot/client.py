@@ -22,7 +22,7 @@ import discord
 from discord import app_commands
 
 from bot.commands import commands_differ, invite_url
-from bot.limits import QuestionLimits, SlidingWindow
+from bot.limits import Notices, QuestionLimits, SlidingWindow
 from bot.messages import answer_messages
 from bot.triggers import Decision, Incoming, TriggerConfig, decide
 from bot.views import EscalateButton, VoteButton, answer_view
@@ -57,6 +57,15 @@ class BotConfig:
     max_concurrent_answers: int = 8
     max_waiting_answers: int = 32
     command_guilds: frozenset[int] = frozenset()  # register the slash commands in these guilds; globally when empty
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a question isn't answered now: the polite notice, whose limit it hit, and for how long."""
+
+    notice: str
+    key: tuple
+    seconds: float
 
 
 @dataclass
@@ -97,6 +106,7 @@ class FirstReplyBot(discord.Client):
         self.threads_seen: dict[int, tuple[bool, float]] = {}  # thread id -> (answered, when the engine said so)
         self.limits = QuestionLimits(SlidingWindow(config.user_questions_per_minute, 60),
                                      SlidingWindow(config.channel_questions_per_minute, 60))
+        self.notices = Notices()  # one "slow down" per user (or channel) per wait, not one per message
         self.answering = asyncio.Semaphore(config.max_concurrent_answers)
         self.waiting = 0  # questions waiting for, or holding, an answering slot
         self.active = 0  # questions the engine is answering right now
@@ -152,13 +162,13 @@ class FirstReplyBot(discord.Client):
                    ([f"unchanged {', '.join(unchanged)}"] if unchanged else [])
             log.info("slash commands %s: %s", names, "; ".join(done))
 
-    def admit(self, user_id: int, channel_id: int) -> str | None:
-        """None if this question may be answered now; else the polite notice to give instead."""
-        wait = self.limits.check(user_id, channel_id)
+    def admit(self, user_id: int, channel_id: int) -> Refusal | None:
+        """None if this question may be answered now; else what to tell the asker instead."""
+        wait, key = self.limits.limited(user_id, channel_id)
         if wait:
-            return SLOW_DOWN.format(seconds=max(1, round(wait)))
+            return Refusal(SLOW_DOWN.format(seconds=max(1, round(wait))), key, wait)
         if self.waiting >= self.config.max_waiting_answers:
-            return BUSY
+            return Refusal(BUSY, ("busy", user_id), 60.0)
         return None
 
     async def ask_engine(self, question: Question):
@@ -179,10 +189,10 @@ class FirstReplyBot(discord.Client):
     async def ask_command(self, interaction: discord.Interaction, question: str, private: bool = False) -> None:
         CORRELATION.set(f"discord-{interaction.id}")
         self.count("slash_ask")
-        notice = self.admit(interaction.user.id, interaction.channel_id or 0)
-        if notice:  # decided before any deferral, so it can be private (a deferral fixes the visibility)
-            self.count("rate_limited")
-            await interaction.response.send_message(notice, ephemeral=True)
+        refused = self.admit(interaction.user.id, interaction.channel_id or 0)
+        if refused:  # decided before any deferral, so it can be private (a deferral fixes the visibility)
+            self.count("rate_limited")  # every command needs a response: the notice, seen by the asker alone
+            await interaction.response.send_message(refused.notice, ephemeral=True)
             return
         await interaction.response.defer(thinking=True, ephemeral=private)  # Discord allows 3 s before this
         interaction.extras[PUBLIC_LOADING] = not private
@@ -339,11 +349,12 @@ class FirstReplyBot(discord.Client):
         return channel
 
     async def answer_message(self, message: discord.Message, decision: Decision) -> None:
-        notice = self.admit(message.author.id, message.channel.id)
-        if notice:
+        refused = self.admit(message.author.id, message.channel.id)
+        if refused:
             self.count("rate_limited")
-            await message.channel.send(notice, reference=message.to_reference(fail_if_not_exists=False),
-                                       allowed_mentions=discord.AllowedMentions.none(), delete_after=30)
+            if self.notices.due(refused.key, refused.seconds):  # told once; later messages in the wait are skipped
+                await message.channel.send(refused.notice, reference=message.to_reference(fail_if_not_exists=False),
+                                           allowed_mentions=discord.AllowedMentions.none(), delete_after=30)
             return
         where = await self.destination(message, decision)
         answering = ANSWERING.get()

@@ -1,0 +1,211 @@
+"""What a break-it review of the Discord bot found (issue 14, second pass): each test here failed against the strict
+fake (``tests/fakes/discord.py``) before its fix. The real discord.py client talks to the loopback fake.
+
+The first half checks the fake itself refuses what Discord refuses (permissions per channel overwrite, forum and
+category channels, locked and archived threads, embed limits, allowed mentions, slash commands in DMs); the second
+half is the bot on that fake.
+"""
+
+import asyncio
+import collections
+import contextlib
+import logging
+import types
+
+import aiohttp
+import discord
+import pytest
+
+from bot.client import BotConfig
+from engine.answer.model import Answer, Citation
+from fakes.discord import (CREATE_PUBLIC_THREADS, EMBED_LINKS, EPHEMERAL, FRAMES, MANAGE_THREADS, SEND_MESSAGES,
+                           SEND_MESSAGES_IN_THREADS, VIEW_CHANNEL, FakeDiscord, NotRegistered)
+from fakes.server import serve
+from test_discord_bot import QUESTION, Scripted, answered_message, running
+
+pytestmark = pytest.mark.skipif(not FRAMES.is_dir(), reason="../shared/fixtures/discord is absent")
+
+AUTH = {"Authorization": "Bot fake-token"}
+ROLE = 900000000000000005  # a mentionable role in the captured guild
+UNMENTIONABLE_ROLE = 900000000000000013
+
+
+# -- the fake refuses what Discord refuses --------------------------------------------------------------------------
+
+@contextlib.asynccontextmanager
+async def served(**options):
+    fake = FakeDiscord(**options)
+    async with serve(fake.app()) as url, aiohttp.ClientSession(url + "/api/v10/", headers=AUTH) as http:
+        fake.url = url
+        yield fake, http
+
+
+async def call(http, method, path, body=None):
+    async with http.request(method, path.lstrip("/"), json=body) as response:
+        data = await response.json() if response.content_type == "application/json" else None
+        return response.status, data
+
+
+async def test_the_fake_refuses_what_the_bot_s_permissions_in_a_channel_don_t_allow():
+    async with served() as (fake, http):
+        path = f"channels/{fake.text_channel}/messages"
+        question = await fake.user_message("a question")
+        await fake.set_permissions(fake.text_channel, deny=SEND_MESSAGES)
+        assert (await call(http, "POST", path, {"content": "hi"}))[1]["code"] == 50013
+        assert (await call(http, "POST", f"channels/{fake.text_channel}/typing"))[1]["code"] == 50013
+        await fake.set_permissions(fake.text_channel, deny=VIEW_CHANNEL)
+        status, error = await call(http, "POST", path, {"content": "hi"})
+        assert (status, error["code"]) == (403, 50001)
+        assert (await call(http, "GET", f"channels/{fake.text_channel}"))[1]["code"] == 50001
+        await fake.set_permissions(fake.text_channel, deny=CREATE_PUBLIC_THREADS)
+        status, error = await call(http, "POST", f"{path}/{question['id']}/threads", {"name": "q"})
+        assert (status, error["code"]) == (403, 50013)
+        await fake.set_permissions(fake.text_channel, deny=EMBED_LINKS)
+        status, error = await call(http, "POST", path, {"content": "hi", "embeds": [{"title": "t"}]})
+        assert (status, error["code"]) == (403, 50013)
+        assert (await call(http, "POST", path, {"content": "hi"}))[0] == 200  # plain text is fine
+        await fake.set_permissions(fake.text_channel, deny=SEND_MESSAGES_IN_THREADS)
+        status, thread = await call(http, "POST", f"{path}/{question['id']}/threads", {"name": "q"})
+        assert status == 200
+        status, error = await call(http, "POST", f"channels/{thread['id']}/messages", {"content": "in the thread"})
+        assert (status, error["code"]) == (403, 50013)  # SEND_MESSAGES is not inherited by threads
+        captured_hidden = "900000000000000024"  # the captured guild denies @everyone VIEW_CHANNEL there
+        assert (await call(http, "POST", f"channels/{captured_hidden}/messages", {"content": "hi"}))[1]["code"] == 50001
+
+
+async def test_the_fake_refuses_messages_in_forums_and_categories_and_in_locked_threads_and_unarchives_on_send():
+    async with served() as (fake, http):
+        status, error = await call(http, "POST", f"channels/{fake.forum_channel}/messages", {"content": "hi"})
+        assert (status, error["code"]) == (400, 40058)
+        status, error = await call(http, "POST", f"channels/{fake.category}/messages", {"content": "hi"})
+        assert (status, error["code"]) == (400, 50008)
+
+        thread = await fake.user_thread("a user's thread")
+        await fake.update_thread(thread["id"], archived=True)
+        status, _ = await call(http, "POST", f"channels/{thread['id']}/messages", {"content": "hi"})
+        assert status == 200 and fake.channels[thread["id"]]["thread_metadata"]["archived"] is False
+
+        await fake.update_thread(thread["id"], locked=True, archived=True)
+        status, error = await call(http, "POST", f"channels/{thread['id']}/messages", {"content": "hi"})
+        assert (status, error["code"]) == (400, 160005)
+        assert fake.channels[thread["id"]]["thread_metadata"]["archived"] is True  # a locked thread stays archived
+        await fake.set_permissions(fake.text_channel, allow=MANAGE_THREADS)  # a moderator may still post
+        assert (await call(http, "POST", f"channels/{thread['id']}/messages", {"content": "hi"}))[0] == 200
+
+
+@pytest.mark.parametrize(("embeds", "field"), [
+    ([{"title": "t" * 257}], ["embeds", "0", "title"]),
+    ([{"description": "d" * 4097}], ["embeds", "0", "description"]),
+    ([{"fields": [{"name": "n", "value": "v"}] * 26}], ["embeds", "0", "fields"]),
+    ([{"fields": [{"name": "n", "value": "v" * 1025}]}], ["embeds", "0", "fields", "0", "value"]),
+    ([{"description": "d" * 4000}, {"description": "d" * 2001}], ["embeds"]),  # 6,001 characters in all
+    ([{"title": "t"}] * 11, ["embeds"]),
+])
+async def test_the_fake_refuses_embeds_over_discord_s_limits(embeds, field):
+    async with served() as (fake, http):
+        status, error = await call(http, "POST", f"channels/{fake.text_channel}/messages", {"content": "x", "embeds": embeds})
+        ok, _ = await call(http, "POST", f"channels/{fake.text_channel}/messages",
+                           {"embeds": [{"title": "t" * 256, "description": "d" * 4096, "footer": {"text": "f" * 1648}}]})
+    assert (status, error["code"]) == (400, 50035) and ok == 200  # exactly 6,000 is allowed
+    errors = error["errors"]
+    for part in field:
+        errors = errors[part]
+    assert errors["_errors"][0]["code"]
+
+
+@pytest.mark.parametrize("mentions", [
+    {"parse": ["roles"], "roles": [str(ROLE)]},
+    {"parse": ["users"], "users": ["1"]},
+    {"parse": "roles"},
+    {"parse": ["channels"]},
+    {"roles": ["not-a-snowflake"]},
+    {"parse": [], "replied_user": "yes"},
+])
+async def test_the_fake_refuses_allowed_mentions_discord_refuses(mentions):
+    async with served() as (fake, http):
+        status, error = await call(http, "POST", f"channels/{fake.text_channel}/messages",
+                                   {"content": f"<@&{ROLE}>", "allowed_mentions": mentions})
+    assert (status, error["code"]) == (400, 50035) and "allowed_mentions" in error["errors"]
+
+
+async def test_the_fake_pings_only_the_roles_discord_would_ping():
+    async with served() as (fake, http):
+        path = f"channels/{fake.text_channel}/messages"
+        content = f"<@&{ROLE}> <@&{UNMENTIONABLE_ROLE}> @everyone"
+        _, only_role = await call(http, "POST", path, {"content": content, "allowed_mentions": {"parse": [], "roles": [str(ROLE)]}})
+        _, nothing = await call(http, "POST", path, {"content": content, "allowed_mentions": {"parse": []}})
+        _, everything = await call(http, "POST", path, {"content": content})  # no allowed_mentions: all parsed
+        await fake.set_permissions(fake.text_channel, deny=1 << 17)  # MENTION_EVERYONE
+        _, limited = await call(http, "POST", path, {"content": content})
+    assert (only_role["mention_roles"], only_role["mention_everyone"]) == ([str(ROLE)], False)
+    assert (nothing["mention_roles"], nothing["mention_everyone"]) == ([], False)
+    assert (everything["mention_roles"], everything["mention_everyone"]) == ([str(ROLE), str(UNMENTIONABLE_ROLE)], True)
+    assert (limited["mention_roles"], limited["mention_everyone"]) == ([str(ROLE)], False)  # only a mentionable role
+
+
+async def test_the_fake_offers_a_slash_command_in_dms_only_with_the_bot_dm_context():
+    async with served() as (fake, http):
+        commands = f"applications/{fake.application_id}/commands"
+        ask = {"name": "ask", "description": "Ask", "type": 1,
+               "options": [{"type": 3, "name": "question", "description": "q", "required": True}]}
+        await call(http, "PUT", commands, [ask | {"contexts": [0]}])
+        with pytest.raises(NotRegistered):
+            await fake.slash("ask", {"question": "q"}, dm=True)
+        assert (await fake.slash("ask", {"question": "q"}))["guild_id"] == fake.guild_id
+        status, error = await call(http, "PUT", commands, [ask | {"contexts": [0, 7]}])
+        assert (status, error["code"]) == (400, 50035)
+        await call(http, "PUT", commands, [ask | {"contexts": [0, 1]}])
+        asked = await fake.slash("ask", {"question": "q"}, dm=True)
+        assert "guild_id" not in asked and asked["user"] and asked["context"] == 1 and asked["channel"]["type"] == 1
+        await call(http, "PUT", commands, [])
+        await call(http, "PUT", f"applications/{fake.application_id}/guilds/{fake.guild_id}/commands", [ask])
+        with pytest.raises(NotRegistered):  # "Guild commands don't support the BOT_DM interaction context"
+            await fake.slash("ask", {"question": "q"}, dm=True)
+
+
+# -- the bot on the strict fake ---------------------------------------------------------------------------------------
+
+class Events:
+    """Stands in for engine.metrics.Metrics: counts the bot's Discord events, so a test knows what it has handled."""
+
+    def __init__(self):
+        self.counts = collections.Counter()
+        self.discord_events = self
+
+    def labels(self, event):
+        return types.SimpleNamespace(inc=lambda: self.counts.update([event]))
+
+
+class Counted(Scripted):
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.metrics = Events()
+
+
+async def until(predicate, timeout: float = 20.0) -> None:
+    async def poll():
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+def posted(fake, text: str) -> list:
+    """Every message the bot asked Discord to post (accepted or not) whose content contains ``text``."""
+    return [r for r in fake.requests if r.method == "POST" and text in (r.body.get("content") or "")]
+
+
+async def test_a_user_posting_while_limited_is_told_once_not_once_per_message():
+    fake = FakeDiscord()
+    answerer = Counted()
+    config = BotConfig(help_channels=frozenset({int(fake.text_channel)}), user_questions_per_minute=1, thread_mode=False)
+    async with running(answerer, config, fake=fake):
+        await fake.user_message(QUESTION)
+        await answered_message(fake, fake.text_channel)
+        for n in range(4):
+            await fake.user_message(f"and another thing, number {n}?")
+        await until(lambda: answerer.metrics.counts["rate_limited"] == 4)
+        await fake.user_message("a question from someone else", author_id="900000000000000077")
+        await fake.wait_for(lambda: len(posted(fake, "scene.zoom")) == 2)  # everything before it was sent by now
+    assert len(posted(fake, "faster than I can keep up")) == 1
+    assert answerer.asked == 2
