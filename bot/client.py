@@ -339,14 +339,15 @@ class FirstReplyBot(discord.Client):
 
     # -- answering -----------------------------------------------------------------------------
 
-    async def destination(self, message: discord.Message, decision: Decision) -> discord.abc.Messageable:
+    async def destination(self, message: discord.Message, decision: Decision) -> tuple[discord.abc.Messageable, bool]:
+        """Where the answer goes, and whether the bot started that thread just now."""
         channel = message.channel
         if self.thread_mode(channel.id) and isinstance(channel, discord.TextChannel):
             try:
-                return await message.create_thread(name=thread_name(decision.question), auto_archive_duration=1440)
+                return await message.create_thread(name=thread_name(decision.question), auto_archive_duration=1440), True
             except discord.HTTPException as error:  # no permission, or a thread exists already
                 log.info("answering in the channel: can't create a thread (%s)", error)
-        return channel
+        return channel, False
 
     async def answer_message(self, message: discord.Message, decision: Decision) -> None:
         refused = self.admit(message.author.id, message.channel.id)
@@ -356,12 +357,14 @@ class FirstReplyBot(discord.Client):
                 await message.channel.send(refused.notice, reference=message.to_reference(fail_if_not_exists=False),
                                            allowed_mentions=discord.AllowedMentions.none(), delete_after=30)
             return
-        where = await self.destination(message, decision)
+        where, started = await self.destination(message, decision)
         answering = ANSWERING.get()
         if answering is not None:
             answering.where = where
-        if isinstance(where, discord.Thread) and not self.threads_seen.get(where.id, (False,))[0]:
-            # follow-ups here need no mention, in every bot process and after restarts
+        if (started or decision.reason == "new forum post") and not self.threads_seen.get(where.id, (False,))[0]:
+            # a thread the bot started, or a forum post it gave the first reply to: follow-ups here need no mention,
+            # in every bot process and after restarts. Anywhere else (a user's thread where someone mentioned the
+            # bot) each question needs its mention.
             await self.answerer.mark_discord_thread_answered(str(where.id))
             self.remember_thread(where.id, True)
         conversation = str(where.id) if isinstance(where, discord.Thread) else f"message:{message.id}"

@@ -209,3 +209,21 @@ async def test_a_user_posting_while_limited_is_told_once_not_once_per_message():
         await fake.wait_for(lambda: len(posted(fake, "scene.zoom")) == 2)  # everything before it was sent by now
     assert len(posted(fake, "faster than I can keep up")) == 1
     assert answerer.asked == 2
+
+
+async def test_follow_ups_without_a_mention_only_in_threads_the_bot_started_or_forum_posts_it_first_answered():
+    fake = FakeDiscord()
+    answerer = Counted()
+    async with running(answerer, BotConfig(forum_channels=frozenset({int(fake.forum_channel)})), fake=fake) as (_, bot):
+        theirs = await fake.user_thread("a user's own thread")
+        await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", channel_id=theirs["id"], mentions_bot=True)
+        await answered_message(fake, theirs["id"])
+        await fake.user_message("and how do I zoom out again?", channel_id=theirs["id"])  # no mention: not for the bot
+        # (decided long before the forum post below is answered: the bot handles messages in the order they come)
+
+        post = await fake.forum_post("Zooming the camera", "How can I zoom?")
+        await answered_message(fake, post["id"])
+        await fake.user_message("and how do I zoom out again?", channel_id=post["id"])  # the bot's first reply: answered
+        await fake.wait_for(lambda: len([m for m in fake.bot_messages(post["id"]) if m["components"]]) == 2)
+    assert answerer.asked == 3
+    assert answerer.answered_threads == {post["id"]}  # the engine keeps only the forum post
