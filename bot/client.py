@@ -68,6 +68,14 @@ class Refusal:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Allowed:
+    """What the bot's permissions allow where a question was asked, worked out before asking the engine."""
+
+    thread: bool  # start a thread from the question and answer there
+    reply: bool  # reply to the question (READ_MESSAGE_HISTORY), else a plain message beside it
+
+
 @dataclass
 class Answering:
     """The message being answered in this task, and where the answer goes once that is known."""
@@ -339,10 +347,39 @@ class FirstReplyBot(discord.Client):
 
     # -- answering -----------------------------------------------------------------------------
 
-    async def destination(self, message: discord.Message, decision: Decision) -> tuple[discord.abc.Messageable, bool]:
+    def allowed(self, message: discord.Message) -> Allowed | None:
+        """What the bot may do where ``message`` was posted, from its permissions there (the channel's overwrites,
+        a thread's parent's, a locked thread); None, with a log line, when it can't post an answer at all."""
+        channel = message.channel
+        me = message.guild.me if message.guild is not None else None
+        if me is None:  # a DM (or a guild the bot has no member for yet): Discord will say if it refuses
+            return Allowed(thread=False, reply=True)
+        permissions = channel.permissions_for(me)
+        missing = None
+        if isinstance(channel, discord.Thread):
+            if not permissions.send_messages_in_threads:
+                missing = "Send Messages in Threads"
+            elif channel.locked and not permissions.manage_threads:
+                missing = "Manage Threads (the thread is locked)"
+            if missing is None:
+                return Allowed(thread=False, reply=permissions.read_message_history)
+        else:
+            if (self.thread_mode(channel.id) and isinstance(channel, discord.TextChannel)
+                    and permissions.create_public_threads and permissions.send_messages_in_threads):
+                return Allowed(thread=True, reply=permissions.read_message_history)
+            if permissions.send_messages:
+                return Allowed(thread=False, reply=permissions.read_message_history)
+            missing = "Send Messages"
+        self.count("no_permission")
+        log.warning("not answering message %s in channel %s: the bot lacks the %s permission there",
+                    message.id, channel.id, missing)
+        return None
+
+    async def destination(self, message: discord.Message, decision: Decision,
+                          allowed: Allowed) -> tuple[discord.abc.Messageable, bool]:
         """Where the answer goes, and whether the bot started that thread just now."""
         channel = message.channel
-        if self.thread_mode(channel.id) and isinstance(channel, discord.TextChannel):
+        if allowed.thread:
             try:
                 return await message.create_thread(name=thread_name(decision.question), auto_archive_duration=1440), True
             except discord.HTTPException as error:  # no permission, or a thread exists already
@@ -350,14 +387,18 @@ class FirstReplyBot(discord.Client):
         return channel, False
 
     async def answer_message(self, message: discord.Message, decision: Decision) -> None:
+        allowed = self.allowed(message)
+        if allowed is None:  # checked before asking the engine: nobody would see the answer
+            return
         refused = self.admit(message.author.id, message.channel.id)
         if refused:
             self.count("rate_limited")
             if self.notices.due(refused.key, refused.seconds):  # told once; later messages in the wait are skipped
-                await message.channel.send(refused.notice, reference=message.to_reference(fail_if_not_exists=False),
+                reference = message.to_reference(fail_if_not_exists=False) if allowed.reply else None
+                await message.channel.send(refused.notice, reference=reference,
                                            allowed_mentions=discord.AllowedMentions.none(), delete_after=30)
             return
-        where, started = await self.destination(message, decision)
+        where, started = await self.destination(message, decision, allowed)
         answering = ANSWERING.get()
         if answering is not None:
             answering.where = where
@@ -377,7 +418,7 @@ class FirstReplyBot(discord.Client):
         if isinstance(where, discord.Thread):
             await self.post_answer(where.send, answer)
         else:  # in the channel itself: reply to the question, so the answer is found beside it, or alone if it's gone
-            reference = message.to_reference(fail_if_not_exists=False)
+            reference = message.to_reference(fail_if_not_exists=False) if allowed.reply else None
             await self.post_answer(functools.partial(where.send, reference=reference), answer)
 
     @staticmethod

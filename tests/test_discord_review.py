@@ -227,3 +227,56 @@ async def test_follow_ups_without_a_mention_only_in_threads_the_bot_started_or_f
         await fake.wait_for(lambda: len([m for m in fake.bot_messages(post["id"]) if m["components"]]) == 2)
     assert answerer.asked == 3
     assert answerer.answered_threads == {post["id"]}  # the engine keeps only the forum post
+
+
+def requests_to(fake, channel_id: str) -> list:
+    return [r for r in fake.requests if r.path.startswith(f"/channels/{channel_id}/")]
+
+
+async def test_where_the_bot_can_t_post_it_stays_silent_and_doesn_t_ask_the_engine(caplog):
+    fake = FakeDiscord()
+    answerer = Counted()
+    with caplog.at_level("INFO", logger="bot"):
+        async with running(answerer, fake=fake):
+            await fake.set_permissions(fake.text_channel, deny=SEND_MESSAGES | SEND_MESSAGES_IN_THREADS)
+            question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+            await until(lambda: answerer.metrics.counts["no_permission"] or fake.sent("POST", f"/{question['id']}/threads"))
+    assert requests_to(fake, fake.text_channel) == [] and answerer.asked == 0  # no stray thread, no typing, no engine
+    [line] = [r for r in caplog.records if "not answering" in r.getMessage()]
+    assert line.levelname == "WARNING" and "Send Messages" in line.getMessage() and question["id"] in line.getMessage()
+
+
+async def test_without_create_threads_the_answer_is_a_plain_reply_in_the_channel():
+    fake = FakeDiscord()
+    async with running(Scripted(), fake=fake):
+        await fake.set_permissions(fake.text_channel, deny=CREATE_PUBLIC_THREADS)
+        question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        message = await answered_message(fake, fake.text_channel)
+    assert message["message_reference"]["message_id"] == question["id"]
+    assert not fake.sent("POST", "/threads")  # not tried and refused: the bot knew beforehand
+
+
+async def test_in_a_locked_thread_the_bot_stays_silent_unless_it_may_manage_threads():
+    fake = FakeDiscord()
+    answerer = Counted()
+    async with running(answerer, fake=fake):
+        question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        await answered_message(fake, question["id"])
+        await fake.update_thread(question["id"], locked=True)
+        before = len(requests_to(fake, question["id"]))
+        await fake.user_message(f"<@{fake.bot_user['id']}> and zooming out?", channel_id=question["id"], mentions_bot=True)
+        await until(lambda: answerer.metrics.counts["no_permission"] or len(requests_to(fake, question["id"])) > before)
+        assert len(requests_to(fake, question["id"])) == before and answerer.asked == 1
+
+        await fake.set_permissions(fake.text_channel, allow=MANAGE_THREADS)  # a moderator bot may post there
+        await fake.user_message(f"<@{fake.bot_user['id']}> and zooming out?", channel_id=question["id"], mentions_bot=True)
+        await fake.wait_for(lambda: len([m for m in fake.bot_messages(question["id"]) if m["components"]]) == 2)
+
+
+async def test_without_embed_links_the_answer_is_still_posted_as_plain_text():
+    fake = FakeDiscord()
+    async with running(Scripted(), fake=fake):
+        await fake.set_permissions(fake.text_channel, deny=EMBED_LINKS)
+        question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        message = await answered_message(fake, question["id"])
+    assert message["embeds"] == [] and "**Sources**" in message["content"]

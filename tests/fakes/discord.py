@@ -641,7 +641,10 @@ class FakeDiscord:
             await self.dispatch("MESSAGE_CREATE", self.as_event(message), guild_id=self.guild_id)
 
     def as_event(self, message: dict) -> dict:
-        return dict(message, guild_id=self.guild_id, member=copy.deepcopy(frame("gateway_message_create")["d"]["member"]))
+        """A message the bot posted, as MESSAGE_CREATE carries it: with the bot's own member (its roles, not a
+        captured user's: discord.py updates the bot's cached member, and so its permissions, from it)."""
+        member = {k: v for k, v in self.bot_member().items() if k != "user"}
+        return dict(message, guild_id=self.guild_id, member=copy.deepcopy(member))
 
     async def delete_message_route(self, request: web.Request) -> web.Response:
         message = self.messages.get(request.match_info["message"])
