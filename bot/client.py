@@ -43,6 +43,7 @@ OVERRIDES_TTL = 60.0  # seconds
 THREAD_RECHECK = 60.0  # seconds before asking the engine again whether a thread was answered
 THREADS_REMEMBERED = 10_000
 THREAD_NAME_LIMIT = 100
+THREAD_EXISTS = 160004  # Discord's code for "A thread has already been created for this message"
 
 
 @dataclass
@@ -380,9 +381,17 @@ class FirstReplyBot(discord.Client):
         """Where the answer goes, and whether the bot started that thread just now."""
         channel = message.channel
         if allowed.thread:
+            existing = message.guild.get_thread(message.id) if message.guild else None
+            if existing is not None:  # someone started a thread from the question already: answer there
+                return existing, False
             try:
                 return await message.create_thread(name=thread_name(decision.question), auto_archive_duration=1440), True
-            except discord.HTTPException as error:  # no permission, or a thread exists already
+            except discord.HTTPException as error:
+                if error.code == THREAD_EXISTS:  # started meanwhile; a thread from a message has the message's id
+                    try:
+                        return message.guild.get_thread(message.id) or await self.fetch_channel(message.id), False
+                    except discord.HTTPException as failed:
+                        error = failed
                 log.info("answering in the channel: can't create a thread (%s)", error)
         return channel, False
 

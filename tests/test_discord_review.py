@@ -280,3 +280,17 @@ async def test_without_embed_links_the_answer_is_still_posted_as_plain_text():
         question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
         message = await answered_message(fake, question["id"])
     assert message["embeds"] == [] and "**Sources**" in message["content"]
+
+
+@pytest.mark.parametrize("bot_knows", [True, False], ids=["thread-known", "thread-started-meanwhile"])
+async def test_a_question_someone_already_started_a_thread_from_is_answered_in_that_thread(bot_knows):
+    fake = FakeDiscord()
+    async with running(Scripted(), BotConfig(help_channels=frozenset({int(fake.text_channel)})), fake=fake) as (_, bot):
+        question = await fake.user_message(QUESTION)
+        # the asker starts a thread from it at once, before the bot gets to it (on Discord: a race the bot can lose)
+        await fake.user_thread("the asker's own thread", message_id=question["id"], announce=bot_knows)
+        message = await answered_message(fake, question["id"])  # the thread has the question's id
+    assert "scene.zoom" in message["content"]
+    assert not posted(fake, "scene.zoom")[0].path.startswith(f"/channels/{fake.text_channel}/")
+    if not bot_knows:
+        assert [r.code for r in fake.sent("POST", "/threads")] == [160004]

@@ -1034,8 +1034,10 @@ class FakeDiscord:
         channel["permission_overwrites"] = overwrites
         await self.dispatch("CHANNEL_UPDATE", copy.deepcopy(channel), guild_id=self.guild_id, intent=GUILDS)
 
-    async def user_thread(self, name: str, *, message_id: str | None = None, author_id: str = "900000000000000002") -> dict:
-        """A user starts a public thread in the text channel (from ``message_id``, which it takes the id of, or alone)."""
+    async def user_thread(self, name: str, *, message_id: str | None = None, author_id: str = "900000000000000002",
+                          announce: bool = True) -> dict:
+        """A user starts a public thread in the text channel (from ``message_id``, which it takes the id of, or alone).
+        ``announce=False``: the THREAD_CREATE is still on its way to the bot (a race with the bot's own REST calls)."""
         if message_id is not None and message_id in self.channels:
             raise DiscordError(*THREAD_EXISTS)
         thread = frame("gateway_thread_create")["d"]
@@ -1043,7 +1045,8 @@ class FakeDiscord:
         thread.update(id=message_id or str(next(self.ids)), guild_id=self.guild_id, parent_id=self.text_channel,
                       name=name, owner_id=author_id, type=11)
         self.channels[thread["id"]] = thread
-        await self.dispatch("THREAD_CREATE", thread | {"newly_created": True}, guild_id=self.guild_id, intent=GUILDS)
+        if announce:
+            await self.dispatch("THREAD_CREATE", thread | {"newly_created": True}, guild_id=self.guild_id, intent=GUILDS)
         return thread
 
     async def update_thread(self, thread_id: str, *, locked: bool | None = None, archived: bool | None = None) -> None:
