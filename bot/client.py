@@ -215,7 +215,7 @@ class FirstReplyBot(discord.Client):
             await interaction.followup.send(text, ephemeral=private, **options)  # the first one fills the deferral
             interaction.extras[PUBLIC_LOADING] = False
 
-        await self.post_answer(send, answer)
+        await self.post_answer(send, answer, escalate=not private)  # only the asker sees a private answer
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -430,15 +430,16 @@ class FirstReplyBot(discord.Client):
             reference = message.to_reference(fail_if_not_exists=False) if allowed.reply else None
             await self.post_answer(functools.partial(where.send, reference=reference), answer)
 
-    @staticmethod
-    async def post_answer(send, answer) -> None:
+    async def post_answer(self, send, answer, *, escalate: bool = True) -> None:
         """Post an answer through ``send`` (a channel's or an interaction's): mentions off, no previews,
-        the buttons under the last message."""
+        the buttons under the last message ("Ask a maintainer" only when a maintainer role is configured
+        and ``escalate``: not under a private answer)."""
         messages = answer_messages(answer)
+        escalate = escalate and self.config.maintainer_role is not None
         for index, text in enumerate(messages):
             last = index == len(messages) - 1
             await send(text, allowed_mentions=discord.AllowedMentions.none(), suppress_embeds=True,
-                       view=answer_view(answer.id) if last and answer.id else discord.utils.MISSING)
+                       view=answer_view(answer.id, escalate=escalate) if last and answer.id else discord.utils.MISSING)
 
     # -- admin commands (Manage Server) ------------------------------------------------------------
 

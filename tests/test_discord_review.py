@@ -294,3 +294,24 @@ async def test_a_question_someone_already_started_a_thread_from_is_answered_in_t
     assert not posted(fake, "scene.zoom")[0].path.startswith(f"/channels/{fake.text_channel}/")
     if not bot_knows:
         assert [r.code for r in fake.sent("POST", "/threads")] == [160004]
+
+
+def buttons(message: dict) -> list[str]:
+    return [c["custom_id"].rsplit(":", 1)[0] for row in message["components"] for c in row["components"]]
+
+
+async def test_a_private_answer_has_no_ask_a_maintainer_button_and_none_shows_without_a_maintainer_role():
+    async with running(Scripted(), BotConfig(maintainer_role=ROLE)) as (fake, bot):
+        public = await fake.slash("ask", {"question": QUESTION})
+        private = await fake.slash("ask", {"question": QUESTION, "private": True}, user_id="444")
+        await fake.wait_for(lambda: any(m["components"] for m in fake.replies(public))
+                            and any(m["components"] for m in fake.replies(private)))
+    [shown] = [m for m in fake.replies(public) if m["components"]]
+    [hidden] = [m for m in fake.replies(private) if m["components"]]
+    assert buttons(shown) == ["fr:vote:up", "fr:vote:down", "fr:escalate"] and not shown["flags"] & EPHEMERAL
+    assert buttons(hidden) == ["fr:vote:up", "fr:vote:down"] and hidden["flags"] & EPHEMERAL
+
+    async with running(Scripted()) as (fake, bot):  # no maintainer role configured: nobody to ask
+        question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        message = await answered_message(fake, question["id"])
+    assert buttons(message) == ["fr:vote:up", "fr:vote:down"]
