@@ -43,6 +43,12 @@ OVERRIDES_TTL = 60.0  # seconds
 THREAD_RECHECK = 60.0  # seconds before asking the engine again whether a thread was answered
 THREADS_REMEMBERED = 10_000
 THREAD_NAME_LIMIT = 100
+# Where Discord offers the slash commands (their ``contexts``), and to whom they are installed (servers only)
+IN_SERVERS = app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False)
+IN_DMS = app_commands.AppCommandContext(guild=False, dm_channel=True, private_channel=False)
+IN_SERVERS_AND_DMS = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=False)
+GUILD_INSTALL = app_commands.AppInstallationType(guild=True, user=False)
+NO_DMS = "I don't answer in direct messages here — please ask in the project's server."
 THREAD_EXISTS = 160004  # Discord's code for "A thread has already been created for this message"
 
 
@@ -120,18 +126,37 @@ class FirstReplyBot(discord.Client):
         self.waiting = 0  # questions waiting for, or holding, an answering slot
         self.active = 0  # questions the engine is answering right now
         self.tree = app_commands.CommandTree(self)
-        self.tree.add_command(app_commands.Command(
-            name="ask", description="Ask a question about the project", callback=self.ask_command))
+        self.define_commands()
+        self.tree.error(self.on_app_command_error)
+        self.overrides: dict[int, dict] = {}  # channel id -> settings stored in the engine
+        self.overrides_loaded = 0.0
+
+    def ask_definition(self, contexts: app_commands.AppCommandContext) -> app_commands.Command:
+        return app_commands.Command(name="ask", description="Ask a question about the project", callback=self.ask_command,
+                                    allowed_contexts=contexts, allowed_installs=GUILD_INSTALL)
+
+    def define_commands(self) -> None:
+        """/ask and /firstreply, where Discord should offer them (their ``contexts``).
+
+        Globally (the default): /ask in servers, and in DMs with the bot only when ``answer_dms`` is on. In
+        ``command_guilds``: both commands in those servers; guild commands are never offered in DMs, so with
+        ``answer_dms`` a global /ask offered in DMs only is added (it doesn't show in servers twice)."""
         admin = app_commands.Group(name="firstreply", description="Settings for this server's firstreply",
-                                   default_permissions=discord.Permissions(manage_guild=True), guild_only=True)
+                                   default_permissions=discord.Permissions(manage_guild=True),
+                                   allowed_contexts=IN_SERVERS, allowed_installs=GUILD_INSTALL)
         admin.add_command(app_commands.Command(name="status", description="Index size, model and queue",
                                                callback=self.status_command))
         admin.add_command(app_commands.Command(name="channel", description="Settings for this channel",
                                                callback=self.channel_command))
-        self.tree.add_command(admin)
-        self.tree.error(self.on_app_command_error)
-        self.overrides: dict[int, dict] = {}  # channel id -> settings stored in the engine
-        self.overrides_loaded = 0.0
+        guilds = [discord.Object(g) for g in sorted(self.config.command_guilds)]
+        if guilds:
+            self.tree.add_command(self.ask_definition(IN_SERVERS), guilds=guilds)
+            self.tree.add_command(admin, guilds=guilds)
+            if self.config.answer_dms:
+                self.tree.add_command(self.ask_definition(IN_DMS))
+        else:
+            self.tree.add_command(self.ask_definition(IN_SERVERS_AND_DMS if self.config.answer_dms else IN_SERVERS))
+            self.tree.add_command(admin)
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(VoteButton, EscalateButton)
@@ -143,13 +168,13 @@ class FirstReplyBot(discord.Client):
         What Discord has is fetched and compared first, and overwritten only when it differs, so restarts
         don't spend Discord's daily command-create limit. A scope Discord refuses is one error line naming
         the fix; the bot runs on (mentions don't need slash commands)."""
-        scopes: list[discord.Object | None] = [discord.Object(g) for g in sorted(self.config.command_guilds)] or [None]
+        scopes: list[discord.Object | None] = [discord.Object(g) for g in sorted(self.config.command_guilds)]
+        if not scopes or self.tree.get_commands():  # globally, or the DM-only /ask beside guild commands
+            scopes.append(None)
         registered: list[str] = []
         unchanged: list[str] = []
         for guild in scopes:
             where = f"in guild {guild.id}" if guild else "globally"
-            if guild is not None:
-                self.tree.copy_global_to(guild=guild)
             try:
                 current = await self.tree.fetch_commands(guild=guild)
                 local = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
@@ -166,7 +191,8 @@ class FirstReplyBot(discord.Client):
                 log.error("can't register the slash commands %s: Discord answered %s %s (code %s)", where,
                           error.status, error.text or "", error.code)
         if registered or unchanged:
-            names = ", ".join(f"/{command.name}" for command in self.tree.get_commands())
+            names = ", ".join(f"/{name}" for name in sorted({command.name for guild in scopes
+                                                               for command in self.tree.get_commands(guild=guild)}))
             done = ([f"registered {', '.join(registered)}"] if registered else []) + \
                    ([f"unchanged {', '.join(unchanged)}"] if unchanged else [])
             log.info("slash commands %s: %s", names, "; ".join(done))
@@ -198,6 +224,9 @@ class FirstReplyBot(discord.Client):
     async def ask_command(self, interaction: discord.Interaction, question: str, private: bool = False) -> None:
         CORRELATION.set(f"discord-{interaction.id}")
         self.count("slash_ask")
+        if interaction.guild_id is None and not self.config.answer_dms:  # a command registered by an older setting
+            await interaction.response.send_message(NO_DMS, ephemeral=True)
+            return
         refused = self.admit(interaction.user.id, interaction.channel_id or 0)
         if refused:  # decided before any deferral, so it can be private (a deferral fixes the visibility)
             self.count("rate_limited")  # every command needs a response: the notice, seen by the asker alone

@@ -315,3 +315,40 @@ async def test_a_private_answer_has_no_ask_a_maintainer_button_and_none_shows_wi
         question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
         message = await answered_message(fake, question["id"])
     assert buttons(message) == ["fr:vote:up", "fr:vote:down"]
+
+
+async def test_ask_is_offered_in_dms_only_when_the_bot_answers_dms():
+    fake = FakeDiscord()
+    async with running(Scripted(), fake=fake):
+        assert next(c for c in fake.commands[None] if c["name"] == "ask")["contexts"] == [0]
+        with pytest.raises(NotRegistered):
+            await fake.slash("ask", {"question": QUESTION}, dm=True)
+        await fake.slash("ask", {"question": QUESTION})  # still offered in servers
+
+    async with running(Scripted(), BotConfig(answer_dms=True), fake=fake):  # re-registered: the contexts changed
+        asked = await fake.slash("ask", {"question": QUESTION}, dm=True)
+        await fake.wait_for(lambda: any("scene.zoom" in m["content"] for m in fake.replies(asked)))
+    assert len(fake.sent("PUT", f"/applications/{fake.application_id}/commands")) == 2
+    assert next(c for c in fake.commands[None] if c["name"] == "firstreply")["contexts"] == [0]  # admin: servers only
+
+
+async def test_with_guild_ids_and_dms_on_a_dm_only_ask_is_registered_globally():
+    fake = FakeDiscord()
+    config = BotConfig(command_guilds=frozenset({int(fake.guild_id)}), answer_dms=True)
+    async with running(Scripted(), config, fake=fake):
+        in_dm = await fake.slash("ask", {"question": QUESTION}, dm=True)
+        in_server = await fake.slash("ask", {"question": QUESTION}, user_id="555")
+        await fake.wait_for(lambda: all(any("scene.zoom" in m["content"] for m in fake.replies(i)) for i in (in_dm, in_server)))
+    assert [(c["name"], c["contexts"]) for c in fake.commands[None]] == [("ask", [1])]  # not offered twice in servers
+    assert sorted(c["name"] for c in fake.commands[fake.guild_id]) == ["ask", "firstreply"]
+    assert in_server["data"]["guild_id"] == fake.guild_id  # the server's own /ask
+
+
+async def test_ask_in_a_dm_from_an_older_registration_is_refused_privately_when_dms_are_off():
+    fake = FakeDiscord()
+    async with running(Scripted(), fake=fake):
+        next(c for c in fake.commands[None] if c["name"] == "ask")["contexts"] = [0, 1]  # as an older setting left it
+        asked = await fake.slash("ask", {"question": QUESTION}, dm=True)
+        await fake.wait_for(lambda: fake.replies(asked))
+    [refusal] = fake.replies(asked)
+    assert "direct messages" in refusal["content"] and refusal["flags"] & EPHEMERAL
