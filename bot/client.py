@@ -48,6 +48,7 @@ IN_SERVERS = app_commands.AppCommandContext(guild=True, dm_channel=False, privat
 IN_DMS = app_commands.AppCommandContext(guild=False, dm_channel=True, private_channel=False)
 IN_SERVERS_AND_DMS = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=False)
 GUILD_INSTALL = app_commands.AppInstallationType(guild=True, user=False)
+NO_MAINTAINER_ROLE = "No maintainer role is configured for this server."
 NO_DMS = "I don't answer in direct messages here — please ask in the project's server."
 THREAD_EXISTS = 160004  # Discord's code for "A thread has already been created for this message"
 
@@ -514,19 +515,38 @@ class FirstReplyBot(discord.Client):
     async def escalate(self, interaction: discord.Interaction, answer_id: str) -> None:
         """After the click was acknowledged (:mod:`bot.views`): ping the maintainer role, once per thread (outside
         threads, once per answer) whichever bot process sees the click; the engine decides who was first."""
-        role = self.config.maintainer_role
+        role = self.maintainer_role(interaction)
         if role is None:
-            await interaction.followup.send("No maintainer role is configured for this server.", ephemeral=True)
+            await interaction.followup.send(NO_MAINTAINER_ROLE, ephemeral=True)
             return
         channel = interaction.channel
         where = channel.id if isinstance(channel, discord.Thread) or interaction.message is None else interaction.message.id
         if not await self.answerer.escalate_discord_thread(str(where)):
             await interaction.followup.send("A maintainer has already been asked here.", ephemeral=True)
             return
-        await interaction.followup.send(
-            f"<@&{role}>, {interaction.user.mention} would like a maintainer to look at this.",
-            allowed_mentions=discord.AllowedMentions(roles=[discord.Object(role)], users=False, everyone=False),
+        await interaction.followup.send(  # the one ping the bot sends: that role, nobody else, never @everyone
+            f"{role.mention}, {interaction.user.mention} would like a maintainer to look at this.",
+            allowed_mentions=discord.AllowedMentions(everyone=False, users=False, roles=[role], replied_user=False),
         )
+
+    def maintainer_role(self, interaction: discord.Interaction) -> discord.Role | None:
+        """The configured maintainer role in this server, if it is one the bot may ping: not the @everyone role
+        (its id is the server's), and one that exists there. Anything else is an error line naming the setting."""
+        role_id, guild = self.config.maintainer_role, interaction.guild
+        if role_id is None or guild is None:
+            return None
+        if role_id == guild.id:
+            log.error("FIRSTREPLY_DISCORD_MAINTAINER_ROLE is the @everyone role of server %s: the bot never pings "
+                      "everyone; set it to your maintainers' role", guild.id)
+            return None
+        role = guild.get_role(role_id)
+        if role is None:
+            log.error("FIRSTREPLY_DISCORD_MAINTAINER_ROLE %s is not a role in server %s", role_id, guild.id)
+            return None
+        if not role.mentionable and not interaction.app_permissions.mention_everyone:
+            log.warning("the maintainer role %s is not mentionable and the bot may not mention all roles in channel %s: "
+                        "Discord will show the mention but notify nobody", role_id, interaction.channel_id)
+        return role
 
 
 class ShardedFirstReplyBot(FirstReplyBot, discord.AutoShardedClient):

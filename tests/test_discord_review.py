@@ -352,3 +352,33 @@ async def test_ask_in_a_dm_from_an_older_registration_is_refused_privately_when_
         await fake.wait_for(lambda: fake.replies(asked))
     [refusal] = fake.replies(asked)
     assert "direct messages" in refusal["content"] and refusal["flags"] & EPHEMERAL
+
+
+async def ask_a_maintainer(config: BotConfig, fake: FakeDiscord | None = None):
+    async with running(Scripted(), config, fake=fake) as (fake, bot):
+        question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        message = await answered_message(fake, question["id"])
+        click = await fake.click(f"fr:escalate:{message['components'][0]['components'][0]['custom_id'].rsplit(':', 1)[1]}",
+                                 message=message)
+        await fake.wait_for(lambda: fake.replies(click))
+    return fake, click
+
+
+async def test_ask_a_maintainer_pings_the_configured_role_and_only_it():
+    fake, click = await ask_a_maintainer(BotConfig(maintainer_role=ROLE))
+    [sent] = fake.followups(click)
+    mentions = sent.json["allowed_mentions"]
+    assert set(mentions) <= {"parse", "roles", "replied_user"} and mentions["parse"] == []  # no users, no @everyone
+    assert [str(r) for r in mentions["roles"]] == [str(ROLE)] and mentions.get("replied_user", False) is False
+    [ping] = fake.replies(click)
+    assert (ping["mention_roles"], ping["mention_everyone"]) == ([str(ROLE)], False)  # as Discord resolved it
+
+
+async def test_the_everyone_role_as_maintainer_role_pings_nobody_and_says_what_to_fix(caplog):
+    fake = FakeDiscord()
+    with caplog.at_level("INFO", logger="bot"):
+        fake, click = await ask_a_maintainer(BotConfig(maintainer_role=int(fake.guild_id)), fake)
+    [reply] = fake.replies(click)
+    assert reply["flags"] & EPHEMERAL and "<@&" not in reply["content"] and "No maintainer role" in reply["content"]
+    assert not any("<@&" in (r.body.get("content") or "") for r in fake.requests)
+    assert any(r.levelname == "ERROR" and "FIRSTREPLY_DISCORD_MAINTAINER_ROLE" in r.getMessage() for r in caplog.records)

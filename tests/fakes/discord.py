@@ -1110,6 +1110,7 @@ class FakeDiscord:
         data["channel"] = copy.deepcopy(self.channels[self.text_channel])
         data["member"]["user"] = dict(data["member"]["user"], id=user_id)
         data.pop("guild", None)
+        data["app_permissions"] = str(self.permissions(data["channel_id"]))  # the bot's, in that channel
         if dm:  # receiving-and-responding.mdx: no guild, a ``user`` instead of a ``member``, context BOT_DM
             user = data.pop("member")["user"]
             channel = self.dm_channel(user)
@@ -1155,6 +1156,7 @@ class FakeDiscord:
         data["channel"] = copy.deepcopy(self.channels[channel_id])  # interactions carry the full channel
         data["member"]["user"] = dict(data["member"]["user"], id=user_id)
         data.pop("guild", None)
+        data["app_permissions"] = str(self.permissions(data["channel_id"]))  # the bot's, in that channel
         await self.deliver(data)
         return data
 
