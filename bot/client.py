@@ -464,8 +464,8 @@ class FirstReplyBot(discord.Client):
         """Post an answer through ``send`` (a channel's or an interaction's): mentions off, no previews,
         the buttons under the last message ("Ask a maintainer" only when a maintainer role is configured
         and ``escalate``: not under a private answer)."""
-        messages = answer_messages(answer)
         escalate = escalate and self.config.maintainer_role is not None
+        messages = answer_messages(answer, escalation=escalate)  # no "press Ask a maintainer" without the button
         for index, text in enumerate(messages):
             last = index == len(messages) - 1
             await send(text, allowed_mentions=discord.AllowedMentions.none(), suppress_embeds=True,

@@ -115,10 +115,11 @@ def sources_block(answer: Answer) -> str:
     return "**Sources**\n" + "\n".join(lines) if lines else ""
 
 
-def answer_messages(answer: Answer, limit: int = DISCORD_LIMIT) -> list[str]:
-    """Everything the bot posts for one answer, in order: the answer, then its sources."""
+def answer_messages(answer: Answer, limit: int = DISCORD_LIMIT, *, escalation: bool = True) -> list[str]:
+    """Everything the bot posts for one answer, in order: the answer, then its sources. An abstention's
+    next step ("Press “Ask a maintainer” …") only with ``escalation``: when that button is shown."""
     if answer.abstained:
-        text = answer.text + (f"\n\n{answer.escalation}" if answer.escalation else "")
+        text = answer.text + (f"\n\n{answer.escalation}" if answer.escalation and escalation else "")
     else:
         text = answer.text
         sources = sources_block(answer)

@@ -382,3 +382,24 @@ async def test_the_everyone_role_as_maintainer_role_pings_nobody_and_says_what_t
     assert reply["flags"] & EPHEMERAL and "<@&" not in reply["content"] and "No maintainer role" in reply["content"]
     assert not any("<@&" in (r.body.get("content") or "") for r in fake.requests)
     assert any(r.levelname == "ERROR" and "FIRSTREPLY_DISCORD_MAINTAINER_ROLE" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_abstention_tells_the_asker_to_press_ask_a_maintainer_only_where_that_button_is():
+    class Unsure(Scripted):
+        async def answer(self, question):
+            self.asked += 1
+            return Answer(text="I couldn't find this in the docs.", id=f"u-{self.asked}", abstained=True,
+                          escalation="Press “Ask a maintainer” and someone from the team will take a look.")
+
+    async with running(Unsure(), BotConfig(maintainer_role=ROLE)) as (fake, bot):
+        question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        with_role = await answered_message(fake, question["id"])
+        private = await fake.slash("ask", {"question": QUESTION, "private": True})
+        await fake.wait_for(lambda: any(m["components"] for m in fake.replies(private)))
+        [private_answer] = [m for m in fake.replies(private) if m["components"]]
+    async with running(Unsure()) as (fake, bot):
+        question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        without_role = await answered_message(fake, question["id"])
+    assert "Ask a maintainer" in with_role["content"] and "fr:escalate" in buttons(with_role)
+    for message in (without_role, private_answer):
+        assert "Ask a maintainer" not in message["content"] and "fr:escalate" not in buttons(message)
