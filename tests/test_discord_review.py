@@ -403,3 +403,19 @@ async def test_an_abstention_tells_the_asker_to_press_ask_a_maintainer_only_wher
     assert "Ask a maintainer" in with_role["content"] and "fr:escalate" in buttons(with_role)
     for message in (without_role, private_answer):
         assert "Ask a maintainer" not in message["content"] and "fr:escalate" not in buttons(message)
+
+
+def test_a_short_lead_in_is_not_posted_alone_before_a_code_block():
+    from bot.messages import split_message
+
+    code = "```python\n" + "\n".join(f"scene.zoom({i})  # step {i} of zooming in" for i in range(60)) + "\n```"
+    messages = split_message("Here is how:\n\n" + code)
+    assert len(messages) == 2 and messages[0].startswith("Here is how:\n\n```python\nscene.zoom(0)")
+    assert all(len(m) <= 2000 and m.count("```") == 2 for m in messages)
+    assert "\n".join(line for m in messages for line in m.split("\n") if line.startswith("scene.zoom")) == \
+        "\n".join(code.split("\n")[1:-1])  # every line once, in order
+
+    small = "```python\nscene.zoom(2)\n```"
+    assert split_message("Here is how:\n\n" + small) == ["Here is how:\n\n" + small]  # fits: one message, as before
+    long_prose = "Zooming, explained. " * 60  # not a lead-in: the code block starts its own message, whole
+    assert split_message(long_prose.strip() + "\n\n" + code[:1500].rsplit("\n", 1)[0] + "\n```")[1].startswith("```python\nscene.zoom(0)")
