@@ -12,6 +12,19 @@ error code and body:
   with the field named in ``errors``); an empty message is 50006; flags a route can't set are
   ignored (EPHEMERAL on a channel message makes no message private); ``allowed_mentions`` may not
   name users or roles it also parses;
+- embeds within Discord's limits (title 256, description 4,096, 25 fields of 256/1,024, footer 2,048,
+  author 256, 6,000 characters over all of a message's embeds; 10 embeds): else 400/50035;
+  ``allowed_mentions`` must be an object with a list ``parse`` of known kinds and snowflake ids; which
+  roles a message really pings (``mention_roles``) and whether it pings everyone (``mention_everyone``)
+  are worked out as Discord does: allowed, and mentionable or the bot has MENTION_EVERYONE;
+- permissions: the bot's permissions in a channel are computed from the captured guild's roles and the
+  channel's overwrites (@everyone, roles, the bot), a thread using its parent's, as permissions.mdx
+  documents: a channel it can't view is 403/50001; posting without SEND_MESSAGES (in a thread,
+  SEND_MESSAGES_IN_THREADS), typing likewise, embeds without EMBED_LINKS, a reply without
+  READ_MESSAGE_HISTORY and a thread without CREATE_PUBLIC_THREADS are 403/50013;
+- channels: a forum or media channel takes no message (400/40058), nor does a category (400/50008); a
+  locked thread takes none from a bot without MANAGE_THREADS (400/160005); posting in an archived
+  thread unarchives it (THREAD_UPDATE), as "Sending a message will automatically unarchive the thread";
 - a reply (``message_reference``) to a message that doesn't exist is 400/50035, unless
   ``fail_if_not_exists`` is false, when the message is posted without the reference;
 - a thread started from a message takes the message's id, and a second one on the same message is
@@ -26,14 +39,15 @@ error code and body:
   first follow-up after a deferred response edits that response, whose visibility was fixed when it
   was deferred (the follow-up's EPHEMERAL flag is ignored);
 - application commands: only commands registered with ``PUT /applications/{app}/commands`` (or the
-  guild route) can be run, with options their registered definition has; a guild the app was not
-  authorised in with the ``applications.commands`` scope answers 403/50001;
+  guild route) can be run, with options their registered definition has; in a DM only a global command
+  whose ``contexts`` include BOT_DM (1) (guild commands never); a guild the app was not authorised in
+  with the ``applications.commands`` scope answers 403/50001;
 - the gateway: ``compress=zlib-stream`` in the URL gets binary frames through one zlib context per
   connection; IDENTIFY's ``shard`` routes each guild's events to its shard (``(guild_id >> 22) %
   num_shards``, the rest to shard 0); intents select the events sent, a privileged intent the app
   has not enabled closes the connection with 4014, and without MESSAGE_CONTENT a message's content
   arrives empty unless the bot wrote it or is mentioned in it; the bot's own messages come back as
-  MESSAGE_CREATE, as on Discord.
+  MESSAGE_CREATE (with the bot's own member), as on Discord.
 
 Every REST request is recorded, with the status it got, so tests can read exactly what the bot sent.
 """
