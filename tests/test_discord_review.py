@@ -1,5 +1,6 @@
-"""What a break-it review of the Discord bot found (issue 14, second pass): each test here failed against the strict
-fake (``tests/fakes/discord.py``) before its fix. The real discord.py client talks to the loopback fake.
+"""What a break-it review of the Discord bot found (issue 14, second pass): each bot test here failed against the
+strict fake (``tests/fakes/discord.py``) before its fix, except two guards that say so (the bot already behaved).
+The real discord.py client talks to the loopback fake.
 
 The first half checks the fake itself refuses what Discord refuses (permissions per channel overwrite, forum and
 category channels, locked and archived threads, embed limits, allowed mentions, slash commands in DMs); the second
@@ -9,15 +10,13 @@ half is the bot on that fake.
 import asyncio
 import collections
 import contextlib
-import logging
 import types
 
 import aiohttp
-import discord
 import pytest
 
 from bot.client import BotConfig
-from engine.answer.model import Answer, Citation
+from engine.answer.model import Answer
 from fakes.discord import (CREATE_PUBLIC_THREADS, EMBED_LINKS, EPHEMERAL, FRAMES, MANAGE_THREADS, SEND_MESSAGES,
                            SEND_MESSAGES_IN_THREADS, VIEW_CHANNEL, FakeDiscord, NotRegistered)
 from fakes.server import serve
@@ -274,6 +273,7 @@ async def test_in_a_locked_thread_the_bot_stays_silent_unless_it_may_manage_thre
 
 
 async def test_without_embed_links_the_answer_is_still_posted_as_plain_text():
+    """A guard: the bot sends no embeds (answers are plain text, previews suppressed), so Embed Links is optional."""
     fake = FakeDiscord()
     async with running(Scripted(), fake=fake):
         await fake.set_permissions(fake.text_channel, deny=EMBED_LINKS)
@@ -365,6 +365,7 @@ async def ask_a_maintainer(config: BotConfig, fake: FakeDiscord | None = None):
 
 
 async def test_ask_a_maintainer_pings_the_configured_role_and_only_it():
+    """A guard: the ping already allowed only the role; now the fake also shows whom Discord really pinged."""
     fake, click = await ask_a_maintainer(BotConfig(maintainer_role=ROLE))
     [sent] = fake.followups(click)
     mentions = sent.json["allowed_mentions"]
