@@ -90,6 +90,7 @@ class Answering:
 
     message: discord.Message
     where: discord.abc.Messageable | None = None
+    reply: bool = True  # the bot may reply to the message (READ_MESSAGE_HISTORY)
 
 
 # Set by on_message once it decides to answer, read by on_error in the same task: only a question the bot
@@ -350,7 +351,7 @@ class FirstReplyBot(discord.Client):
             else:  # beside the question, even if it was deleted meanwhile
                 await answering.message.channel.send(
                     APOLOGY, allowed_mentions=discord.AllowedMentions.none(),
-                    reference=answering.message.to_reference(fail_if_not_exists=False))
+                    reference=answering.message.to_reference(fail_if_not_exists=False) if answering.reply else None)
         except discord.HTTPException as failed:
             log.warning("couldn't apologise for message %s: %s", answering.message.id, failed)
 
@@ -440,7 +441,7 @@ class FirstReplyBot(discord.Client):
         where, started = await self.destination(message, decision, allowed)
         answering = ANSWERING.get()
         if answering is not None:
-            answering.where = where
+            answering.where, answering.reply = where, allowed.reply
         if (started or decision.reason == "new forum post") and not self.threads_seen.get(where.id, (False,))[0]:
             # a thread the bot started, or a forum post it gave the first reply to: follow-ups here need no mention,
             # in every bot process and after restarts. Anywhere else (a user's thread where someone mentioned the

@@ -420,3 +420,26 @@ def test_a_short_lead_in_is_not_posted_alone_before_a_code_block():
     assert split_message("Here is how:\n\n" + small) == ["Here is how:\n\n" + small]  # fits: one message, as before
     long_prose = "Zooming, explained. " * 60  # not a lead-in: the code block starts its own message, whole
     assert split_message(long_prose.strip() + "\n\n" + code[:1500].rsplit("\n", 1)[0] + "\n```")[1].startswith("```python\nscene.zoom(0)")
+
+
+async def test_a_forum_post_where_the_bot_can_t_post_in_threads_is_left_alone():
+    fake = FakeDiscord()
+    answerer = Counted()
+    async with running(answerer, BotConfig(forum_channels=frozenset({int(fake.forum_channel)})), fake=fake):
+        await fake.set_permissions(fake.forum_channel, deny=SEND_MESSAGES_IN_THREADS)
+        post = await fake.forum_post("Zooming the camera", "How can I zoom?")
+        await until(lambda: answerer.metrics.counts["no_permission"] or requests_to(fake, post["id"]))
+    assert requests_to(fake, post["id"]) == [] and answerer.asked == 0
+
+
+async def test_without_read_message_history_the_answer_and_the_apology_are_posted_beside_the_question():
+    fake = FakeDiscord()
+    answerer = Scripted(fail_first=RuntimeError("a bug"))
+    async with running(answerer, BotConfig(thread_mode=False), fake=fake):
+        await fake.set_permissions(fake.text_channel, deny=1 << 16)  # READ_MESSAGE_HISTORY
+        await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        await fake.wait_for(lambda: any("Sorry" in m["content"] for m in fake.bot_messages(fake.text_channel)))
+        await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        message = await answered_message(fake, fake.text_channel)
+    assert "message_reference" not in message
+    assert all(r.status == 200 for r in fake.sent("POST", f"/channels/{fake.text_channel}/messages"))  # none refused
