@@ -1,5 +1,5 @@
 """What a break-it review of the Discord bot found (issue 14, second pass): each bot test here failed against the
-strict fake (``tests/fakes/discord.py``) before its fix, except two guards that say so (the bot already behaved).
+strict fake (``tests/fakes/discord.py``) before its fix, except the guards that say so (the bot already behaved).
 The real discord.py client talks to the loopback fake.
 
 The first half checks the fake itself refuses what Discord refuses (permissions per channel overwrite, forum and
@@ -443,3 +443,26 @@ async def test_without_read_message_history_the_answer_and_the_apology_are_poste
         message = await answered_message(fake, fake.text_channel)
     assert "message_reference" not in message
     assert all(r.status == 200 for r in fake.sent("POST", f"/channels/{fake.text_channel}/messages"))  # none refused
+
+
+async def test_a_thread_archived_while_the_bot_thinks_still_gets_its_answer_and_is_unarchived():
+    """A guard for the fake's "sending a message unarchives the thread": the bot needs nothing special."""
+
+    class Gated(Scripted):
+        def __init__(self):
+            super().__init__()
+            self.thinking, self.go = asyncio.Event(), asyncio.Event()
+
+        async def answer(self, question):
+            self.thinking.set()
+            await self.go.wait()
+            return await super().answer(question)
+
+    answerer = Gated()
+    async with running(answerer) as (fake, bot):
+        question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        await asyncio.wait_for(answerer.thinking.wait(), 20)
+        await fake.update_thread(question["id"], archived=True)
+        answerer.go.set()
+        await answered_message(fake, question["id"])
+    assert fake.channels[question["id"]]["thread_metadata"]["archived"] is False
