@@ -22,7 +22,7 @@ import discord
 from discord import app_commands
 
 from bot.commands import commands_differ, invite_url
-from bot.limits import QuestionLimits, SlidingWindow
+from bot.limits import Notices, QuestionLimits, SlidingWindow
 from bot.messages import answer_messages
 from bot.triggers import Decision, Incoming, TriggerConfig, decide
 from bot.views import EscalateButton, VoteButton, answer_view
@@ -43,6 +43,14 @@ OVERRIDES_TTL = 60.0  # seconds
 THREAD_RECHECK = 60.0  # seconds before asking the engine again whether a thread was answered
 THREADS_REMEMBERED = 10_000
 THREAD_NAME_LIMIT = 100
+# Where Discord offers the slash commands (their ``contexts``), and to whom they are installed (servers only)
+IN_SERVERS = app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False)
+IN_DMS = app_commands.AppCommandContext(guild=False, dm_channel=True, private_channel=False)
+IN_SERVERS_AND_DMS = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=False)
+GUILD_INSTALL = app_commands.AppInstallationType(guild=True, user=False)
+NO_MAINTAINER_ROLE = "No maintainer role is configured for this server."
+NO_DMS = "I don't answer in direct messages here — please ask in the project's server."
+THREAD_EXISTS = 160004  # Discord's code for "A thread has already been created for this message"
 
 
 @dataclass
@@ -59,12 +67,30 @@ class BotConfig:
     command_guilds: frozenset[int] = frozenset()  # register the slash commands in these guilds; globally when empty
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a question isn't answered now: the polite notice, whose limit it hit, and for how long."""
+
+    notice: str
+    key: tuple
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What the bot's permissions allow where a question was asked, worked out before asking the engine."""
+
+    thread: bool  # start a thread from the question and answer there
+    reply: bool  # reply to the question (READ_MESSAGE_HISTORY), else a plain message beside it
+
+
 @dataclass
 class Answering:
     """The message being answered in this task, and where the answer goes once that is known."""
 
     message: discord.Message
     where: discord.abc.Messageable | None = None
+    reply: bool = True  # the bot may reply to the message (READ_MESSAGE_HISTORY)
 
 
 # Set by on_message once it decides to answer, read by on_error in the same task: only a question the bot
@@ -97,22 +123,42 @@ class FirstReplyBot(discord.Client):
         self.threads_seen: dict[int, tuple[bool, float]] = {}  # thread id -> (answered, when the engine said so)
         self.limits = QuestionLimits(SlidingWindow(config.user_questions_per_minute, 60),
                                      SlidingWindow(config.channel_questions_per_minute, 60))
+        self.notices = Notices()  # one "slow down" per user (or channel) per wait, not one per message
         self.answering = asyncio.Semaphore(config.max_concurrent_answers)
         self.waiting = 0  # questions waiting for, or holding, an answering slot
         self.active = 0  # questions the engine is answering right now
         self.tree = app_commands.CommandTree(self)
-        self.tree.add_command(app_commands.Command(
-            name="ask", description="Ask a question about the project", callback=self.ask_command))
+        self.define_commands()
+        self.tree.error(self.on_app_command_error)
+        self.overrides: dict[int, dict] = {}  # channel id -> settings stored in the engine
+        self.overrides_loaded = 0.0
+
+    def ask_definition(self, contexts: app_commands.AppCommandContext) -> app_commands.Command:
+        return app_commands.Command(name="ask", description="Ask a question about the project", callback=self.ask_command,
+                                    allowed_contexts=contexts, allowed_installs=GUILD_INSTALL)
+
+    def define_commands(self) -> None:
+        """/ask and /firstreply, where Discord should offer them (their ``contexts``).
+
+        Globally (the default): /ask in servers, and in DMs with the bot only when ``answer_dms`` is on. In
+        ``command_guilds``: both commands in those servers; guild commands are never offered in DMs, so with
+        ``answer_dms`` a global /ask offered in DMs only is added (it doesn't show in servers twice)."""
         admin = app_commands.Group(name="firstreply", description="Settings for this server's firstreply",
-                                   default_permissions=discord.Permissions(manage_guild=True), guild_only=True)
+                                   default_permissions=discord.Permissions(manage_guild=True),
+                                   allowed_contexts=IN_SERVERS, allowed_installs=GUILD_INSTALL)
         admin.add_command(app_commands.Command(name="status", description="Index size, model and queue",
                                                callback=self.status_command))
         admin.add_command(app_commands.Command(name="channel", description="Settings for this channel",
                                                callback=self.channel_command))
-        self.tree.add_command(admin)
-        self.tree.error(self.on_app_command_error)
-        self.overrides: dict[int, dict] = {}  # channel id -> settings stored in the engine
-        self.overrides_loaded = 0.0
+        guilds = [discord.Object(g) for g in sorted(self.config.command_guilds)]
+        if guilds:
+            self.tree.add_command(self.ask_definition(IN_SERVERS), guilds=guilds)
+            self.tree.add_command(admin, guilds=guilds)
+            if self.config.answer_dms:
+                self.tree.add_command(self.ask_definition(IN_DMS))
+        else:
+            self.tree.add_command(self.ask_definition(IN_SERVERS_AND_DMS if self.config.answer_dms else IN_SERVERS))
+            self.tree.add_command(admin)
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(VoteButton, EscalateButton)
@@ -124,13 +170,13 @@ class FirstReplyBot(discord.Client):
         What Discord has is fetched and compared first, and overwritten only when it differs, so restarts
         don't spend Discord's daily command-create limit. A scope Discord refuses is one error line naming
         the fix; the bot runs on (mentions don't need slash commands)."""
-        scopes: list[discord.Object | None] = [discord.Object(g) for g in sorted(self.config.command_guilds)] or [None]
+        scopes: list[discord.Object | None] = [discord.Object(g) for g in sorted(self.config.command_guilds)]
+        if not scopes or self.tree.get_commands():  # globally, or the DM-only /ask beside guild commands
+            scopes.append(None)
         registered: list[str] = []
         unchanged: list[str] = []
         for guild in scopes:
             where = f"in guild {guild.id}" if guild else "globally"
-            if guild is not None:
-                self.tree.copy_global_to(guild=guild)
             try:
                 current = await self.tree.fetch_commands(guild=guild)
                 local = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
@@ -147,18 +193,19 @@ class FirstReplyBot(discord.Client):
                 log.error("can't register the slash commands %s: Discord answered %s %s (code %s)", where,
                           error.status, error.text or "", error.code)
         if registered or unchanged:
-            names = ", ".join(f"/{command.name}" for command in self.tree.get_commands())
+            names = ", ".join(f"/{name}" for name in sorted({command.name for guild in scopes
+                                                               for command in self.tree.get_commands(guild=guild)}))
             done = ([f"registered {', '.join(registered)}"] if registered else []) + \
                    ([f"unchanged {', '.join(unchanged)}"] if unchanged else [])
             log.info("slash commands %s: %s", names, "; ".join(done))
 
-    def admit(self, user_id: int, channel_id: int) -> str | None:
-        """None if this question may be answered now; else the polite notice to give instead."""
-        wait = self.limits.check(user_id, channel_id)
+    def admit(self, user_id: int, channel_id: int) -> Refusal | None:
+        """None if this question may be answered now; else what to tell the asker instead."""
+        wait, key = self.limits.limited(user_id, channel_id)
         if wait:
-            return SLOW_DOWN.format(seconds=max(1, round(wait)))
+            return Refusal(SLOW_DOWN.format(seconds=max(1, round(wait))), key, wait)
         if self.waiting >= self.config.max_waiting_answers:
-            return BUSY
+            return Refusal(BUSY, ("busy", user_id), 60.0)
         return None
 
     async def ask_engine(self, question: Question):
@@ -179,10 +226,13 @@ class FirstReplyBot(discord.Client):
     async def ask_command(self, interaction: discord.Interaction, question: str, private: bool = False) -> None:
         CORRELATION.set(f"discord-{interaction.id}")
         self.count("slash_ask")
-        notice = self.admit(interaction.user.id, interaction.channel_id or 0)
-        if notice:  # decided before any deferral, so it can be private (a deferral fixes the visibility)
-            self.count("rate_limited")
-            await interaction.response.send_message(notice, ephemeral=True)
+        if interaction.guild_id is None and not self.config.answer_dms:  # a command registered by an older setting
+            await interaction.response.send_message(NO_DMS, ephemeral=True)
+            return
+        refused = self.admit(interaction.user.id, interaction.channel_id or 0)
+        if refused:  # decided before any deferral, so it can be private (a deferral fixes the visibility)
+            self.count("rate_limited")  # every command needs a response: the notice, seen by the asker alone
+            await interaction.response.send_message(refused.notice, ephemeral=True)
             return
         await interaction.response.defer(thinking=True, ephemeral=private)  # Discord allows 3 s before this
         interaction.extras[PUBLIC_LOADING] = not private
@@ -196,7 +246,7 @@ class FirstReplyBot(discord.Client):
             await interaction.followup.send(text, ephemeral=private, **options)  # the first one fills the deferral
             interaction.extras[PUBLIC_LOADING] = False
 
-        await self.post_answer(send, answer)
+        await self.post_answer(send, answer, escalate=not private)  # only the asker sees a private answer
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -301,7 +351,7 @@ class FirstReplyBot(discord.Client):
             else:  # beside the question, even if it was deleted meanwhile
                 await answering.message.channel.send(
                     APOLOGY, allowed_mentions=discord.AllowedMentions.none(),
-                    reference=answering.message.to_reference(fail_if_not_exists=False))
+                    reference=answering.message.to_reference(fail_if_not_exists=False) if answering.reply else None)
         except discord.HTTPException as failed:
             log.warning("couldn't apologise for message %s: %s", answering.message.id, failed)
 
@@ -329,28 +379,73 @@ class FirstReplyBot(discord.Client):
 
     # -- answering -----------------------------------------------------------------------------
 
-    async def destination(self, message: discord.Message, decision: Decision) -> discord.abc.Messageable:
+    def allowed(self, message: discord.Message) -> Allowed | None:
+        """What the bot may do where ``message`` was posted, from its permissions there (the channel's overwrites,
+        a thread's parent's, a locked thread); None, with a log line, when it can't post an answer at all."""
         channel = message.channel
-        if self.thread_mode(channel.id) and isinstance(channel, discord.TextChannel):
+        me = message.guild.me if message.guild is not None else None
+        if me is None:  # a DM (or a guild the bot has no member for yet): Discord will say if it refuses
+            return Allowed(thread=False, reply=True)
+        permissions = channel.permissions_for(me)
+        missing = None
+        if isinstance(channel, discord.Thread):
+            if not permissions.send_messages_in_threads:
+                missing = "Send Messages in Threads"
+            elif channel.locked and not permissions.manage_threads:
+                missing = "Manage Threads (the thread is locked)"
+            if missing is None:
+                return Allowed(thread=False, reply=permissions.read_message_history)
+        else:
+            if (self.thread_mode(channel.id) and isinstance(channel, discord.TextChannel)
+                    and permissions.create_public_threads and permissions.send_messages_in_threads):
+                return Allowed(thread=True, reply=permissions.read_message_history)
+            if permissions.send_messages:
+                return Allowed(thread=False, reply=permissions.read_message_history)
+            missing = "Send Messages"
+        self.count("no_permission")
+        log.warning("not answering message %s in channel %s: the bot lacks the %s permission there",
+                    message.id, channel.id, missing)
+        return None
+
+    async def destination(self, message: discord.Message, decision: Decision,
+                          allowed: Allowed) -> tuple[discord.abc.Messageable, bool]:
+        """Where the answer goes, and whether the bot started that thread just now."""
+        channel = message.channel
+        if allowed.thread:
+            existing = message.guild.get_thread(message.id) if message.guild else None
+            if existing is not None:  # someone started a thread from the question already: answer there
+                return existing, False
             try:
-                return await message.create_thread(name=thread_name(decision.question), auto_archive_duration=1440)
-            except discord.HTTPException as error:  # no permission, or a thread exists already
+                return await message.create_thread(name=thread_name(decision.question), auto_archive_duration=1440), True
+            except discord.HTTPException as error:
+                if error.code == THREAD_EXISTS:  # started meanwhile; a thread from a message has the message's id
+                    try:
+                        return message.guild.get_thread(message.id) or await self.fetch_channel(message.id), False
+                    except discord.HTTPException as failed:
+                        error = failed
                 log.info("answering in the channel: can't create a thread (%s)", error)
-        return channel
+        return channel, False
 
     async def answer_message(self, message: discord.Message, decision: Decision) -> None:
-        notice = self.admit(message.author.id, message.channel.id)
-        if notice:
-            self.count("rate_limited")
-            await message.channel.send(notice, reference=message.to_reference(fail_if_not_exists=False),
-                                       allowed_mentions=discord.AllowedMentions.none(), delete_after=30)
+        allowed = self.allowed(message)
+        if allowed is None:  # checked before asking the engine: nobody would see the answer
             return
-        where = await self.destination(message, decision)
+        refused = self.admit(message.author.id, message.channel.id)
+        if refused:
+            self.count("rate_limited")
+            if self.notices.due(refused.key, refused.seconds):  # told once; later messages in the wait are skipped
+                reference = message.to_reference(fail_if_not_exists=False) if allowed.reply else None
+                await message.channel.send(refused.notice, reference=reference,
+                                           allowed_mentions=discord.AllowedMentions.none(), delete_after=30)
+            return
+        where, started = await self.destination(message, decision, allowed)
         answering = ANSWERING.get()
         if answering is not None:
-            answering.where = where
-        if isinstance(where, discord.Thread) and not self.threads_seen.get(where.id, (False,))[0]:
-            # follow-ups here need no mention, in every bot process and after restarts
+            answering.where, answering.reply = where, allowed.reply
+        if (started or decision.reason == "new forum post") and not self.threads_seen.get(where.id, (False,))[0]:
+            # a thread the bot started, or a forum post it gave the first reply to: follow-ups here need no mention,
+            # in every bot process and after restarts. Anywhere else (a user's thread where someone mentioned the
+            # bot) each question needs its mention.
             await self.answerer.mark_discord_thread_answered(str(where.id))
             self.remember_thread(where.id, True)
         conversation = str(where.id) if isinstance(where, discord.Thread) else f"message:{message.id}"
@@ -363,18 +458,19 @@ class FirstReplyBot(discord.Client):
         if isinstance(where, discord.Thread):
             await self.post_answer(where.send, answer)
         else:  # in the channel itself: reply to the question, so the answer is found beside it, or alone if it's gone
-            reference = message.to_reference(fail_if_not_exists=False)
+            reference = message.to_reference(fail_if_not_exists=False) if allowed.reply else None
             await self.post_answer(functools.partial(where.send, reference=reference), answer)
 
-    @staticmethod
-    async def post_answer(send, answer) -> None:
+    async def post_answer(self, send, answer, *, escalate: bool = True) -> None:
         """Post an answer through ``send`` (a channel's or an interaction's): mentions off, no previews,
-        the buttons under the last message."""
-        messages = answer_messages(answer)
+        the buttons under the last message ("Ask a maintainer" only when a maintainer role is configured
+        and ``escalate``: not under a private answer)."""
+        escalate = escalate and self.config.maintainer_role is not None
+        messages = answer_messages(answer, escalation=escalate)  # no "press Ask a maintainer" without the button
         for index, text in enumerate(messages):
             last = index == len(messages) - 1
             await send(text, allowed_mentions=discord.AllowedMentions.none(), suppress_embeds=True,
-                       view=answer_view(answer.id) if last and answer.id else discord.utils.MISSING)
+                       view=answer_view(answer.id, escalate=escalate) if last and answer.id else discord.utils.MISSING)
 
     # -- admin commands (Manage Server) ------------------------------------------------------------
 
@@ -420,19 +516,38 @@ class FirstReplyBot(discord.Client):
     async def escalate(self, interaction: discord.Interaction, answer_id: str) -> None:
         """After the click was acknowledged (:mod:`bot.views`): ping the maintainer role, once per thread (outside
         threads, once per answer) whichever bot process sees the click; the engine decides who was first."""
-        role = self.config.maintainer_role
+        role = self.maintainer_role(interaction)
         if role is None:
-            await interaction.followup.send("No maintainer role is configured for this server.", ephemeral=True)
+            await interaction.followup.send(NO_MAINTAINER_ROLE, ephemeral=True)
             return
         channel = interaction.channel
         where = channel.id if isinstance(channel, discord.Thread) or interaction.message is None else interaction.message.id
         if not await self.answerer.escalate_discord_thread(str(where)):
             await interaction.followup.send("A maintainer has already been asked here.", ephemeral=True)
             return
-        await interaction.followup.send(
-            f"<@&{role}>, {interaction.user.mention} would like a maintainer to look at this.",
-            allowed_mentions=discord.AllowedMentions(roles=[discord.Object(role)], users=False, everyone=False),
+        await interaction.followup.send(  # the one ping the bot sends: that role, nobody else, never @everyone
+            f"{role.mention}, {interaction.user.mention} would like a maintainer to look at this.",
+            allowed_mentions=discord.AllowedMentions(everyone=False, users=False, roles=[role], replied_user=False),
         )
+
+    def maintainer_role(self, interaction: discord.Interaction) -> discord.Role | None:
+        """The configured maintainer role in this server, if it is one the bot may ping: not the @everyone role
+        (its id is the server's), and one that exists there. Anything else is an error line naming the setting."""
+        role_id, guild = self.config.maintainer_role, interaction.guild
+        if role_id is None or guild is None:
+            return None
+        if role_id == guild.id:
+            log.error("FIRSTREPLY_DISCORD_MAINTAINER_ROLE is the @everyone role of server %s: the bot never pings "
+                      "everyone; set it to your maintainers' role", guild.id)
+            return None
+        role = guild.get_role(role_id)
+        if role is None:
+            log.error("FIRSTREPLY_DISCORD_MAINTAINER_ROLE %s is not a role in server %s", role_id, guild.id)
+            return None
+        if not role.mentionable and not interaction.app_permissions.mention_everyone:
+            log.warning("the maintainer role %s is not mentionable and the bot may not mention all roles in channel %s: "
+                        "Discord will show the mention but notify nobody", role_id, interaction.channel_id)
+        return role
 
 
 class ShardedFirstReplyBot(FirstReplyBot, discord.AutoShardedClient):

@@ -12,6 +12,8 @@ import re
 from engine.answer.model import Answer
 
 DISCORD_LIMIT = 2000
+LEAD_IN = 300  # characters: prose this short before a code block stays with (the start of) it
+MIN_CODE_PIECE = 200  # characters of room needed to start a code block beside its lead-in
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*([\w+#.-]*)")
 
 
@@ -46,25 +48,29 @@ def _blocks(text: str) -> list[str]:
     return blocks
 
 
-def _split_long(block: str, limit: int) -> list[str]:
-    """Split one block that is longer than a message."""
+def _split_long(block: str, limit: int, first_limit: int | None = None) -> list[str]:
+    """Split one block that is longer than a message (a fenced one: its first piece at most ``first_limit``)."""
     match = _FENCE.match(block)
     if match:
         opener = block.split("\n", 1)[0]
         closer = match.group(1)
         body = block.split("\n")[1:-1]
-        room = limit - len(opener) - len(closer) - 2
+        full_room = limit - len(opener) - len(closer) - 2
+        room = full_room if first_limit is None else first_limit - len(opener) - len(closer) - 2
         pieces, current = [], []
         for line in body:
-            while len(line) > room:  # a single enormous line
+            while len(line) > room:
                 if current:
                     pieces.append(current)
-                    current = []
-                pieces.append([line[:room]])
-                line = line[room:]
+                    current, room = [], full_room
+                elif len(line) <= full_room:  # the first piece has no room for this line: start in the next
+                    room = full_room
+                else:  # a single enormous line
+                    pieces.append([line[:room]])
+                    line, room = line[room:], full_room
             if current and len("\n".join(current + [line])) > room:
                 pieces.append(current)
-                current = []
+                current, room = [], full_room
             current.append(line)
         if current:
             pieces.append(current)
@@ -87,11 +93,20 @@ def _split_long(block: str, limit: int) -> list[str]:
 
 
 def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
-    """Split ``text`` into messages of at most ``limit`` characters, at block boundaries."""
+    """Split ``text`` into messages of at most ``limit`` characters, at block boundaries.
+
+    A short lead-in ("Here is how:") is not posted alone before a code block that doesn't fit beside it: the
+    code block is split by lines and its first piece goes with the lead-in."""
     messages: list[str] = []
     current = ""
     for block in _blocks(text):
-        for piece in ([block] if len(block) <= limit else _split_long(block, limit)):
+        room = limit - len(current) - 2
+        if (current and len(current) <= LEAD_IN and _FENCE.match(block) and len(current) + 2 + len(block) > limit
+                and room >= MIN_CODE_PIECE):
+            pieces = _split_long(block, limit, first_limit=room)
+        else:
+            pieces = [block] if len(block) <= limit else _split_long(block, limit)
+        for piece in pieces:
             candidate = f"{current}\n\n{piece}" if current else piece
             if len(candidate) <= limit:
                 current = candidate
@@ -115,10 +130,11 @@ def sources_block(answer: Answer) -> str:
     return "**Sources**\n" + "\n".join(lines) if lines else ""
 
 
-def answer_messages(answer: Answer, limit: int = DISCORD_LIMIT) -> list[str]:
-    """Everything the bot posts for one answer, in order: the answer, then its sources."""
+def answer_messages(answer: Answer, limit: int = DISCORD_LIMIT, *, escalation: bool = True) -> list[str]:
+    """Everything the bot posts for one answer, in order: the answer, then its sources. An abstention's
+    next step ("Press “Ask a maintainer” …") only with ``escalation``: when that button is shown."""
     if answer.abstained:
-        text = answer.text + (f"\n\n{answer.escalation}" if answer.escalation else "")
+        text = answer.text + (f"\n\n{answer.escalation}" if answer.escalation and escalation else "")
     else:
         text = answer.text
         sources = sources_block(answer)

@@ -20,7 +20,7 @@ class Incoming:
     channel_id: int = 0
     parent_id: int | None = None  # the channel a thread belongs to
     in_thread: bool = False
-    thread_owned_by_bot: bool = False  # a thread the bot created or answered in
+    thread_owned_by_bot: bool = False  # a thread the bot started, or a forum post it gave the first reply to
     is_forum_post: bool = False  # the first message of a new forum post
     mentions_bot: bool = False
 

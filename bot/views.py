@@ -77,9 +77,12 @@ class EscalateButton(Acknowledged, discord.ui.DynamicItem[discord.ui.Button], te
         await interaction.client.escalate(interaction, self.answer_id)
 
 
-def answer_view(answer_id: str) -> discord.ui.View:
+def answer_view(answer_id: str, *, escalate: bool = True) -> discord.ui.View:
+    """👍 / 👎, and "Ask a maintainer" when ``escalate`` (a maintainer role is configured and the answer is public:
+    a ping nobody else can see the question of helps no one)."""
     view = discord.ui.View(timeout=None)
     view.add_item(VoteButton("up", answer_id))
     view.add_item(VoteButton("down", answer_id))
-    view.add_item(EscalateButton(answer_id))
+    if escalate:
+        view.add_item(EscalateButton(answer_id))
     return view

@@ -12,6 +12,19 @@ error code and body:
   with the field named in ``errors``); an empty message is 50006; flags a route can't set are
   ignored (EPHEMERAL on a channel message makes no message private); ``allowed_mentions`` may not
   name users or roles it also parses;
+- embeds within Discord's limits (title 256, description 4,096, 25 fields of 256/1,024, footer 2,048,
+  author 256, 6,000 characters over all of a message's embeds; 10 embeds): else 400/50035;
+  ``allowed_mentions`` must be an object with a list ``parse`` of known kinds and snowflake ids; which
+  roles a message really pings (``mention_roles``) and whether it pings everyone (``mention_everyone``)
+  are worked out as Discord does: allowed, and mentionable or the bot has MENTION_EVERYONE;
+- permissions: the bot's permissions in a channel are computed from the captured guild's roles and the
+  channel's overwrites (@everyone, roles, the bot), a thread using its parent's, as permissions.mdx
+  documents: a channel it can't view is 403/50001; posting without SEND_MESSAGES (in a thread,
+  SEND_MESSAGES_IN_THREADS), typing likewise, embeds without EMBED_LINKS, a reply without
+  READ_MESSAGE_HISTORY and a thread without CREATE_PUBLIC_THREADS are 403/50013;
+- channels: a forum or media channel takes no message (400/40058), nor does a category (400/50008); a
+  locked thread takes none from a bot without MANAGE_THREADS (400/160005); posting in an archived
+  thread unarchives it (THREAD_UPDATE), as "Sending a message will automatically unarchive the thread";
 - a reply (``message_reference``) to a message that doesn't exist is 400/50035, unless
   ``fail_if_not_exists`` is false, when the message is posted without the reference;
 - a thread started from a message takes the message's id, and a second one on the same message is
@@ -26,14 +39,15 @@ error code and body:
   first follow-up after a deferred response edits that response, whose visibility was fixed when it
   was deferred (the follow-up's EPHEMERAL flag is ignored);
 - application commands: only commands registered with ``PUT /applications/{app}/commands`` (or the
-  guild route) can be run, with options their registered definition has; a guild the app was not
-  authorised in with the ``applications.commands`` scope answers 403/50001;
+  guild route) can be run, with options their registered definition has; in a DM only a global command
+  whose ``contexts`` include BOT_DM (1) (guild commands never); a guild the app was not authorised in
+  with the ``applications.commands`` scope answers 403/50001;
 - the gateway: ``compress=zlib-stream`` in the URL gets binary frames through one zlib context per
   connection; IDENTIFY's ``shard`` routes each guild's events to its shard (``(guild_id >> 22) %
   num_shards``, the rest to shard 0); intents select the events sent, a privileged intent the app
   has not enabled closes the connection with 4014, and without MESSAGE_CONTENT a message's content
   arrives empty unless the bot wrote it or is mentioned in it; the bot's own messages come back as
-  MESSAGE_CREATE, as on Discord.
+  MESSAGE_CREATE (with the bot's own member), as on Discord.
 
 Every REST request is recorded, with the status it got, so tests can read exactly what the bot sent.
 """
@@ -115,7 +129,27 @@ UNKNOWN_INTERACTION = (404, 10062, "Unknown interaction")
 ALREADY_ACKNOWLEDGED = (400, 40060, "Interaction has already been acknowledged.")
 INVALID_WEBHOOK_TOKEN = (401, 50027, "Invalid Webhook Token")
 MISSING_ACCESS = (403, 50001, "Missing Access")
+MISSING_PERMISSIONS = (403, 50013, "Missing Permissions")
+FORUM_REFUSES_MESSAGES = (400, 40058, "Cannot send a message in a forum channel")
+NOT_A_TEXT_CHANNEL = (400, 50008, "Cannot send messages in a non-text channel")
 THREAD_EXISTS = (400, 160004, "A thread has already been created for this message")
+THREAD_LOCKED = (400, 160005, "Thread is locked")
+
+# Permissions (topics/permissions.mdx, "Bitwise Permission Flags")
+ADMINISTRATOR, VIEW_CHANNEL, SEND_MESSAGES = 1 << 3, 1 << 10, 1 << 11
+EMBED_LINKS, READ_MESSAGE_HISTORY, MENTION_EVERYONE = 1 << 14, 1 << 16, 1 << 17
+MANAGE_THREADS, CREATE_PUBLIC_THREADS, SEND_MESSAGES_IN_THREADS = 1 << 34, 1 << 35, 1 << 38
+ALL_PERMISSIONS = (1 << 53) - 1
+
+# Channel types (resources/channel.mdx, "Channel Types")
+GUILD_TEXT, DM, GUILD_CATEGORY, GUILD_ANNOUNCEMENT = 0, 1, 4, 5
+THREAD_TYPES = {10, 11, 12}
+FORUM_TYPES = {15, 16}  # GUILD_FORUM, GUILD_MEDIA: posts are threads, the channel itself takes no message
+
+# Embed limits (resources/message.mdx, "Embed Limits")
+EMBED_LIMITS = {"title": 256, "description": 4096}
+EMBED_FIELDS, EMBED_FIELD_NAME, EMBED_FIELD_VALUE, EMBED_FOOTER, EMBED_AUTHOR, EMBED_TOTAL = 25, 256, 1024, 2048, 256, 6000
+SNOWFLAKE = re.compile(r"^\d{1,20}$")
 
 
 def check_components(components, path: str = "components") -> None:
@@ -160,6 +194,42 @@ def check_components(components, path: str = "components") -> None:
             custom_ids.add(custom_id)
 
 
+def check_embeds(embeds) -> None:
+    """Rich embeds within Discord's limits: 10 per message, each field's length, and 6,000 characters in all."""
+    if not isinstance(embeds, list):
+        raise invalid_form("embeds", "BASE_TYPE_BAD_LIST", "Must be a list.")
+    if len(embeds) > 10:
+        raise invalid_form("embeds", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
+    total = 0
+    for n, embed in enumerate(embeds):
+        where = f"embeds.{n}"
+        if not isinstance(embed, dict):
+            raise invalid_form(where, "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType")
+        for key, limit in EMBED_LIMITS.items():
+            text = str(embed.get(key) or "")
+            if len(text) > limit:
+                raise invalid_form(f"{where}.{key}", "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+            total += len(text)
+        fields = embed.get("fields") or []
+        if not isinstance(fields, list) or len(fields) > EMBED_FIELDS:
+            raise invalid_form(f"{where}.fields", "BASE_TYPE_MAX_LENGTH", f"Must be {EMBED_FIELDS} or fewer in length.")
+        for f, item in enumerate(fields):
+            for key, limit in (("name", EMBED_FIELD_NAME), ("value", EMBED_FIELD_VALUE)):
+                text = str((item or {}).get(key) or "")
+                if not text:
+                    raise invalid_form(f"{where}.fields.{f}.{key}", "BASE_TYPE_REQUIRED", "This field is required")
+                if len(text) > limit:
+                    raise invalid_form(f"{where}.fields.{f}.{key}", "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+                total += len(text)
+        for key, inner, limit in (("footer", "text", EMBED_FOOTER), ("author", "name", EMBED_AUTHOR)):
+            text = str((embed.get(key) or {}).get(inner) or "")
+            if len(text) > limit:
+                raise invalid_form(f"{where}.{key}.{inner}", "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+            total += len(text)
+    if total > EMBED_TOTAL:
+        raise invalid_form("embeds", "MAX_EMBED_SIZE_EXCEEDED", f"Embed size exceeds maximum size of {EMBED_TOTAL}")
+
+
 def check_message(body: dict, *, allowed_flags: int, partial: bool = False) -> int:
     """Refuse what Discord refuses in a message body; returns the flags Discord keeps (others are ignored)."""
     if not isinstance(body, dict):
@@ -169,13 +239,23 @@ def check_message(body: dict, *, allowed_flags: int, partial: bool = False) -> i
         raise invalid_form("content", "BASE_TYPE_STRING", "Must be a string.")
     if content is not None and len(content) > CONTENT_LIMIT:
         raise invalid_form("content", "BASE_TYPE_MAX_LENGTH", f"Must be {CONTENT_LIMIT} or fewer in length.")
-    if len(body.get("embeds") or []) > 10:
-        raise invalid_form("embeds", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
+    if body.get("embeds") is not None:
+        check_embeds(body["embeds"])
     if body.get("components") is not None:
         check_components(body["components"])
     mentions = body.get("allowed_mentions")
     if mentions is not None:
+        if not isinstance(mentions, dict):
+            raise invalid_form("allowed_mentions", "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType")
         parse = mentions.get("parse", [])
+        if not isinstance(parse, list):
+            raise invalid_form("allowed_mentions.parse", "BASE_TYPE_BAD_LIST", "Must be a list.")
+        for kind in ("users", "roles"):
+            ids = mentions.get(kind)
+            if ids is not None and (not isinstance(ids, list) or not all(SNOWFLAKE.match(str(i)) for i in ids)):
+                raise invalid_form(f"allowed_mentions.{kind}", "NUMBER_TYPE_COERCE", "Value is not snowflake.")
+        if "replied_user" in mentions and not isinstance(mentions["replied_user"], bool):
+            raise invalid_form("allowed_mentions.replied_user", "BASE_TYPE_BOOLEAN", "Must be either true or false.")
         if any(kind not in {"roles", "users", "everyone"} for kind in parse):
             raise invalid_form("allowed_mentions.parse", "BASE_TYPE_CHOICES", "Value must be one of {'roles', 'users', 'everyone'}.")
         for kind in ("users", "roles"):
@@ -294,6 +374,7 @@ class FakeDiscord:
         self.guild_id = guild["id"]
         self.text_channel = next(c["id"] for c in guild["channels"] if c["type"] == 0)
         self.forum_channel = next(c["id"] for c in guild["channels"] if c["type"] == 15)
+        self.category = next(c["id"] for c in guild["channels"] if c["type"] == GUILD_CATEGORY)
         self.channels: dict[str, dict] = {c["id"]: dict(c, guild_id=self.guild_id) for c in guild["channels"]}
         self.messages: dict[str, dict] = {}
         self.commands: dict[str | None, list[dict]] = {None: []}  # scope (None: global, else a guild id) -> commands
@@ -319,6 +400,7 @@ class FakeDiscord:
         app.router.add_put(f"{api}/applications/{{app}}/commands", self.put_commands)
         app.router.add_get(f"{api}/applications/{{app}}/guilds/{{guild}}/commands", self.get_commands)
         app.router.add_put(f"{api}/applications/{{app}}/guilds/{{guild}}/commands", self.put_commands)
+        app.router.add_get(f"{api}/channels/{{channel}}", self.get_channel)
         app.router.add_post(f"{api}/channels/{{channel}}/messages", self.create_message)
         app.router.add_delete(f"{api}/channels/{{channel}}/messages/{{message}}", self.delete_message_route)
         app.router.add_post(f"{api}/channels/{{channel}}/messages/{{message}}/threads", self.create_thread)
@@ -441,7 +523,100 @@ class FakeDiscord:
                     flags=flags, author=author or self.bot_user)
         if body.get("nonce") is not None:
             data["nonce"] = body["nonce"]
+        data.update(self.mentions(channel_id, body))
         return data
+
+    def mentions(self, channel_id: str, body: dict) -> dict:
+        """Who a message really pings, as Discord works it out (message.mdx, "Allowed Mentions Object"): a role
+        mentioned in the content and allowed (``parse`` or ``roles``), that is mentionable or the bot may
+        mention everyone; ``@everyone``/``@here`` only when parsed and the bot has MENTION_EVERYONE."""
+        content = body.get("content") or ""
+        allowed = body.get("allowed_mentions")
+        parse = set(allowed.get("parse", [])) if isinstance(allowed, dict) else {"users", "roles", "everyone"}
+        named = {str(r) for r in (allowed.get("roles") or [])} if isinstance(allowed, dict) else set()
+        channel = self.channels.get(channel_id, {})
+        may_ping_all = channel.get("type") != DM and channel_id in self.channels and \
+            bool(self.permissions(channel_id) & MENTION_EVERYONE)
+        roles = {r["id"]: r for r in self.guild["roles"] if r["id"] != self.guild_id}
+        pinged = []
+        for role_id in dict.fromkeys(re.findall(r"<@&(\d+)>", content)):
+            role = roles.get(role_id)
+            if role and ("roles" in parse or role_id in named) and (role["mentionable"] or may_ping_all):
+                pinged.append(role_id)
+        everyone = bool(re.search(r"@(everyone|here)\b", content)) and "everyone" in parse and may_ping_all
+        return {"mention_roles": pinged, "mention_everyone": everyone}
+
+    # -- permissions (topics/permissions.mdx) ---------------------------------------------------
+
+    def bot_member(self) -> dict:
+        return next(m for m in self.guild["members"] if m["user"]["id"] == self.bot_user["id"])
+
+    def permissions(self, channel_id: str) -> int:
+        """The bot's permissions in a channel, computed as Discord documents it: @everyone, then the bot's roles,
+        then the channel's overwrites (@everyone, roles, the bot itself); a thread uses its parent's."""
+        channel = self.channel(channel_id)
+        if channel["type"] in THREAD_TYPES:
+            channel = self.channel(channel["parent_id"])
+        roles = {r["id"]: int(r["permissions"]) for r in self.guild["roles"]}
+        member = self.bot_member()
+        permissions = roles.get(self.guild_id, 0)
+        for role in member["roles"]:
+            permissions |= roles.get(role, 0)
+        if permissions & ADMINISTRATOR:
+            return ALL_PERMISSIONS
+        overwrites = {o["id"]: o for o in channel.get("permission_overwrites") or []}
+        if self.guild_id in overwrites:
+            permissions = (permissions & ~int(overwrites[self.guild_id]["deny"])) | int(overwrites[self.guild_id]["allow"])
+        allow = deny = 0
+        for role in member["roles"]:
+            if role in overwrites:
+                allow, deny = allow | int(overwrites[role]["allow"]), deny | int(overwrites[role]["deny"])
+        permissions = (permissions & ~deny) | allow
+        mine = overwrites.get(self.bot_user["id"])
+        if mine:
+            permissions = (permissions & ~int(mine["deny"])) | int(mine["allow"])
+        if not permissions & VIEW_CHANNEL:  # "Denying VIEW_CHANNEL implicitly denies other permissions"
+            return 0
+        return permissions
+
+    def require(self, channel_id: str, *needed: int) -> int:
+        """403/50001 when the bot can't see the channel, 403/50013 when it lacks one of ``needed``."""
+        permissions = self.permissions(channel_id)
+        if not permissions & VIEW_CHANNEL:
+            raise DiscordError(*MISSING_ACCESS)
+        if any(not permissions & p for p in needed):
+            raise DiscordError(*MISSING_PERMISSIONS)
+        return permissions
+
+    def sendable(self, channel_id: str, body: dict | None = None) -> dict:
+        """Whether the bot may post this in the channel, as Discord decides; unarchives an archived thread."""
+        channel = self.channel(channel_id)
+        kind = channel["type"]
+        if kind in FORUM_TYPES:
+            raise DiscordError(*FORUM_REFUSES_MESSAGES)
+        if kind == GUILD_CATEGORY:
+            raise DiscordError(*NOT_A_TEXT_CHANNEL)
+        if kind == DM:
+            return channel
+        thread = kind in THREAD_TYPES
+        permissions = self.require(channel_id, SEND_MESSAGES_IN_THREADS if thread else SEND_MESSAGES)
+        body = body or {}
+        if body.get("embeds") and not permissions & EMBED_LINKS:
+            raise DiscordError(*MISSING_PERMISSIONS)
+        if body.get("message_reference") and not permissions & READ_MESSAGE_HISTORY:
+            raise DiscordError(*MISSING_PERMISSIONS)
+        if thread:
+            metadata = channel.setdefault("thread_metadata", {})
+            if metadata.get("locked") and not permissions & MANAGE_THREADS:
+                raise DiscordError(*THREAD_LOCKED)
+        return channel
+
+    async def unarchive(self, channel: dict) -> None:
+        """"Sending a message will automatically unarchive the thread, unless the thread has been locked"."""
+        metadata = channel.get("thread_metadata") or {}
+        if channel["type"] in THREAD_TYPES and metadata.get("archived"):
+            metadata["archived"] = False
+            await self.dispatch("THREAD_UPDATE", copy.deepcopy(channel), guild_id=self.guild_id, intent=GUILDS)
 
     def channel(self, channel_id: str) -> dict:
         if channel_id not in self.channels:
@@ -461,10 +636,11 @@ class FakeDiscord:
 
     async def create_message(self, request: web.Request) -> web.Response:
         channel_id = request.match_info["channel"]
-        self.channel(channel_id)
         body = request[BODY] or {}
+        channel = self.sendable(channel_id, body if isinstance(body, dict) else {})
         flags = check_message(body, allowed_flags=CHANNEL_MESSAGE_FLAGS)
         reference = self.reference(channel_id, body.get("message_reference"))
+        await self.unarchive(channel)
         message = self.message(channel_id, body, flags=flags)
         if reference:
             message["message_reference"] = reference
@@ -479,7 +655,10 @@ class FakeDiscord:
             await self.dispatch("MESSAGE_CREATE", self.as_event(message), guild_id=self.guild_id)
 
     def as_event(self, message: dict) -> dict:
-        return dict(message, guild_id=self.guild_id, member=copy.deepcopy(frame("gateway_message_create")["d"]["member"]))
+        """A message the bot posted, as MESSAGE_CREATE carries it: with the bot's own member (its roles, not a
+        captured user's: discord.py updates the bot's cached member, and so its permissions, from it)."""
+        member = {k: v for k, v in self.bot_member().items() if k != "user"}
+        return dict(message, guild_id=self.guild_id, member=copy.deepcopy(member))
 
     async def delete_message_route(self, request: web.Request) -> web.Response:
         message = self.messages.get(request.match_info["message"])
@@ -493,6 +672,7 @@ class FakeDiscord:
         parent = self.channel(channel_id)
         if parent["type"] not in (0, 5):  # "Does not work on a GUILD_FORUM or a GUILD_MEDIA channel"
             raise DiscordError(400, 50024, "Cannot execute action on this channel type")
+        self.require(channel_id, CREATE_PUBLIC_THREADS)
         message = self.messages.get(message_id)
         if message is None or message["channel_id"] != channel_id:
             raise DiscordError(*UNKNOWN_MESSAGE)
@@ -514,8 +694,15 @@ class FakeDiscord:
         return discord_json(thread)
 
     async def typing(self, request: web.Request) -> web.Response:
-        self.channel(request.match_info["channel"])
+        self.sendable(request.match_info["channel"])
         return web.Response(status=204)
+
+    async def get_channel(self, request: web.Request) -> web.Response:
+        channel_id = request.match_info["channel"]
+        channel = self.channel(channel_id)
+        if channel["type"] != DM:
+            self.require(channel_id)
+        return discord_json(channel)
 
     # -- application commands ----------------------------------------------------------------
 
@@ -572,8 +759,12 @@ class FakeDiscord:
         if guild is None:  # these three apply to global commands only (application-commands.mdx)
             dm = definition.get("dm_permission")
             command["dm_permission"] = True if dm is None else bool(dm)
-            command["contexts"] = definition.get("contexts")
-            command["integration_types"] = definition.get("integration_types") or [0]
+            contexts, installs = definition.get("contexts"), definition.get("integration_types") or [0]
+            if contexts is not None and (not isinstance(contexts, list) or any(c not in (0, 1, 2) for c in contexts)):
+                raise invalid_form(f"{path}.contexts", "BASE_TYPE_CHOICES", "Value must be one of {0, 1, 2}.")
+            if not isinstance(installs, list) or any(i not in (0, 1) for i in installs):
+                raise invalid_form(f"{path}.integration_types", "BASE_TYPE_CHOICES", "Value must be one of {0, 1}.")
+            command["contexts"], command["integration_types"] = contexts, installs
         else:
             command["guild_id"] = guild
         if command_size(command) > 8000:
@@ -620,12 +811,20 @@ class FakeDiscord:
             result.append(stored)
         return result
 
-    def registered(self, name: str) -> dict | None:
-        """The command a user in the fake guild sees under ``name`` (a guild command wins over a global one)."""
-        for scope in (self.guild_id, None):
+    def registered(self, name: str, *, dm: bool = False) -> dict | None:
+        """The command a user sees under ``name``: in the fake guild, a guild command before a global one allowed in
+        guilds; in a DM, a global command whose ``contexts`` include BOT_DM (application-commands.mdx, "Contexts":
+        guild commands never are, and ``contexts`` left null means every context unless ``dm_permission`` is false)."""
+        for scope in ((None,) if dm else (self.guild_id, None)):
             for command in self.commands.get(scope, []):
-                if command["name"] == name and command["type"] == 1:
-                    return command
+                if command["name"] != name or command["type"] != 1:
+                    continue
+                contexts = command.get("contexts")
+                if scope is None and contexts is None:
+                    contexts = [0, 1, 2] if command.get("dm_permission", True) else [0]
+                if scope is None and (1 if dm else 0) not in contexts:
+                    continue
+                return command
         return None
 
     # -- interactions ------------------------------------------------------------------------
@@ -688,6 +887,8 @@ class FakeDiscord:
         for key in ("content", "components", "embeds", "allowed_mentions"):
             if key in body:
                 message[key] = copy.deepcopy(body[key]) if body[key] is not None else ([] if key != "content" else "")
+        if "content" in body:  # "mentions ... will be reconstructed from scratch based on the new content"
+            message.update(self.mentions(message["channel_id"], body))
         if flags is not None:  # a message's EPHEMERAL state can't change; the loading state ends with an edit
             message["flags"] = (message["flags"] & EPHEMERAL) | (flags & ~EPHEMERAL)
         message["flags"] &= ~LOADING
@@ -839,6 +1040,38 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_DELETE", {"id": message_id, "channel_id": message["channel_id"],
                                                "guild_id": self.guild_id}, guild_id=self.guild_id)
 
+    async def set_permissions(self, channel_id: str, *, allow: int = 0, deny: int = 0) -> None:
+        """A moderator sets the bot's own overwrite on a channel; the gateway sends CHANNEL_UPDATE."""
+        channel = self.channels[channel_id]
+        overwrites = [o for o in channel.get("permission_overwrites") or [] if o["id"] != self.bot_user["id"]]
+        overwrites.append({"id": self.bot_user["id"], "type": 1, "allow": str(allow), "deny": str(deny)})
+        channel["permission_overwrites"] = overwrites
+        await self.dispatch("CHANNEL_UPDATE", copy.deepcopy(channel), guild_id=self.guild_id, intent=GUILDS)
+
+    async def user_thread(self, name: str, *, message_id: str | None = None, author_id: str = "900000000000000002",
+                          announce: bool = True) -> dict:
+        """A user starts a public thread in the text channel (from ``message_id``, which it takes the id of, or alone).
+        ``announce=False``: the THREAD_CREATE is still on its way to the bot (a race with the bot's own REST calls)."""
+        if message_id is not None and message_id in self.channels:
+            raise DiscordError(*THREAD_EXISTS)
+        thread = frame("gateway_thread_create")["d"]
+        thread.pop("newly_created", None)
+        thread.update(id=message_id or str(next(self.ids)), guild_id=self.guild_id, parent_id=self.text_channel,
+                      name=name, owner_id=author_id, type=11)
+        self.channels[thread["id"]] = thread
+        if announce:
+            await self.dispatch("THREAD_CREATE", thread | {"newly_created": True}, guild_id=self.guild_id, intent=GUILDS)
+        return thread
+
+    async def update_thread(self, thread_id: str, *, locked: bool | None = None, archived: bool | None = None) -> None:
+        """A moderator locks or archives a thread (or undoes it); the gateway sends THREAD_UPDATE."""
+        metadata = self.channels[thread_id]["thread_metadata"]
+        if locked is not None:
+            metadata["locked"] = locked
+        if archived is not None:
+            metadata["archived"] = archived
+        await self.dispatch("THREAD_UPDATE", copy.deepcopy(self.channels[thread_id]), guild_id=self.guild_id, intent=GUILDS)
+
     async def forum_post(self, title: str, content: str, author_id: str = "900000000000000002") -> dict:
         """A new forum post: Discord sends THREAD_CREATE, then the starter message whose id is the thread's."""
         thread = frame("gateway_thread_create")["d"]
@@ -855,13 +1088,15 @@ class FakeDiscord:
         return thread
 
     async def slash(self, name: str, options: dict, user_id: str = "900000000000000002", *, subcommand: str | None = None,
-                    permissions: str | None = None) -> dict:
-        """A user running a slash command in the text channel: the captured INTERACTION_CREATE, as that command.
+                    permissions: str | None = None, dm: bool = False) -> dict:
+        """A user running a slash command in the text channel (or, ``dm``, in their DM with the bot): the captured
+        INTERACTION_CREATE, as that command.
 
-        Raises :class:`NotRegistered` when Discord would offer the user no such command (or no such option)."""
-        command = self.registered(name)
+        Raises :class:`NotRegistered` when Discord would offer the user no such command (or no such option): in a
+        DM, only a global command whose ``contexts`` include BOT_DM (1) is offered."""
+        command = self.registered(name, dm=dm)
         if command is None:
-            raise NotRegistered(f"/{name} is not registered: Discord offers users no such command")
+            raise NotRegistered(f"/{name} is not registered{' for DMs' if dm else ''}: Discord offers users no such command")
         definition = command["options"]
         if subcommand is not None:
             sub = next((o for o in definition if o["name"] == subcommand and o["type"] == 1), None)
@@ -889,8 +1124,28 @@ class FakeDiscord:
         data["channel"] = copy.deepcopy(self.channels[self.text_channel])
         data["member"]["user"] = dict(data["member"]["user"], id=user_id)
         data.pop("guild", None)
+        data["app_permissions"] = str(self.permissions(data["channel_id"]))  # the bot's, in that channel
+        if dm:  # receiving-and-responding.mdx: no guild, a ``user`` instead of a ``member``, context BOT_DM
+            user = data.pop("member")["user"]
+            channel = self.dm_channel(user)
+            data.pop("guild_id", None)
+            data["data"].pop("guild_id", None)
+            data.update(user=user, channel_id=channel["id"], channel=copy.deepcopy(channel), context=1,
+                        authorizing_integration_owners={"0": self.guild_id})
+            self.interactions[data["id"]] = Interaction(data, time.monotonic())
+            await self.dispatch("INTERACTION_CREATE", data)
+            return data
         await self.deliver(data)
         return data
+
+    def dm_channel(self, user: dict) -> dict:
+        """The DM channel between the bot and ``user`` (made on first use)."""
+        for channel in self.channels.values():
+            if channel["type"] == DM and channel["recipients"][0]["id"] == user["id"]:
+                return channel
+        channel = {"id": str(next(self.ids)), "type": DM, "last_message_id": None, "flags": 0, "recipients": [user]}
+        self.channels[channel["id"]] = channel
+        return channel
 
     async def deliver(self, data: dict) -> None:
         self.interactions[data["id"]] = Interaction(data, time.monotonic())
@@ -915,6 +1170,7 @@ class FakeDiscord:
         data["channel"] = copy.deepcopy(self.channels[channel_id])  # interactions carry the full channel
         data["member"]["user"] = dict(data["member"]["user"], id=user_id)
         data.pop("guild", None)
+        data["app_permissions"] = str(self.permissions(data["channel_id"]))  # the bot's, in that channel
         await self.deliver(data)
         return data
 
