@@ -20,7 +20,7 @@ import json
 import os
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "payload"
+SHARED = Path(os.environ.get("FIRSTREPLY_PAYLOAD_EVAL", Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "payload"))
 
 #: query id -> phrases of which one must be quoted (taken from the human replies in the thread).
 ANSWERABLE = {
