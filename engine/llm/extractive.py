@@ -29,6 +29,8 @@ MAX_PASSAGE_CHARS = 1200  # what one page's quote aims at; a whole unit may run 
 #: A page is quoted only when its best unit scores at least this share of the best page's.
 RELATIVE_FLOOR = 0.3
 HEADING_WEIGHT = 1.5
+#: Quote a page's lower-ranked section instead of its first only when it scores this many times higher.
+SECTION_SWITCH = 1.5
 
 _LIST_ITEM = re.compile(r"^\s{0,3}([-*+]|\d{1,9}[.)])\s")
 _TABLE_ROW = re.compile(r"^\s*\|")
@@ -97,13 +99,21 @@ def units_of(text: str) -> list[Unit]:
     return units
 
 
-def _weights(question_terms: set[str], texts: list[str]) -> dict[str, float]:
-    """A question term's weight: 1 / the number of passages that hold it (rare terms say more)."""
+def question_weights(question: str) -> dict[str, float]:
+    """The question's terms, those of the sentences that ask ("…?") counting double: the rest is context."""
+    weights = {t: 1.0 for t in keyword_terms(question)}
+    for sentence in _SENTENCE.findall(question):
+        weights.update({t: 2.0 for t in keyword_terms(sentence)})
+    return {t: w for t, w in weights.items() if t not in _ASKING}
+
+
+def _weights(question: dict[str, float], texts: list[str]) -> dict[str, float]:
+    """A question term's weight over the number of passages that hold it (rare terms say more)."""
     held = [set(keyword_terms(t)) for t in texts]
     weights = {}
-    for term in question_terms:
+    for term, weight in question.items():
         n = sum(term in terms for terms in held)
-        weights[term] = 1.0 / n if n else 0.0
+        weights[term] = weight / n if n else 0.0
     return weights
 
 
@@ -213,23 +223,26 @@ class ExtractiveProvider:
         """The quoted answer, or "" to abstain."""
         if not context or foreign_subject(question, context):
             return ""
-        weights = _weights(set(keyword_terms(question)) - _ASKING, [f"{p.title}\n{p.text}" for p in context])
+        weights = _weights(question_weights(question), [f"{p.title}\n{p.text}" for p in context])
         best_per_page: dict[str, tuple[float, int, str, ContextPassage]] = {}
         for rank, passage in enumerate(context):
             quoted, score = quote(weights, passage.text)
             if not quoted:
                 continue
-            score += HEADING_WEIGHT * _score(passage.title.split(" › ", 1)[-1], weights) if " › " in passage.title else 0.0
-            score *= 1.0 - 0.05 * rank  # retrieval's order breaks near-ties
+            heading = passage.title.split(" › ", 1)[1] if " › " in passage.title else ""
+            score += HEADING_WEIGHT * _score(heading, weights) if heading else 0.0
             page = passage.url.split("#")[0] or passage.path
-            if page not in best_per_page or score > best_per_page[page][0]:
+            if page not in best_per_page:
                 best_per_page[page] = (score, rank, quoted, passage)
+            elif score > SECTION_SWITCH * best_per_page[page][0]:
+                # Another section of the page matches the question far better than the one retrieval put first.
+                best_per_page[page] = (score, best_per_page[page][1], quoted, passage)
         if not best_per_page:
             return ""
         top = max(score for score, *_ in best_per_page.values())
-        picked = sorted((v for v in best_per_page.values() if v[0] >= RELATIVE_FLOOR * top), key=lambda v: -v[0])
-        picked = sorted(picked[:MAX_PASSAGES], key=lambda v: -v[0])
-        sections = [f"**{p.title}** [{p.number}]\n{quoted}" for _, _, quoted, p in picked]
+        # Pages in retrieval's order (it knows more than shared words: meaning, the title), weak ones left out.
+        picked = sorted((v for v in best_per_page.values() if v[0] >= RELATIVE_FLOOR * top), key=lambda v: v[1])
+        sections = [f"**{p.title}** [{p.number}]\n{quoted}" for _, _, quoted, p in picked[:MAX_PASSAGES]]
         return "Here is what the documentation says:\n\n" + "\n\n".join(sections)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
