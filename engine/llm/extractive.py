@@ -29,7 +29,7 @@ MAX_PASSAGE_CHARS = 1200  # what one page's quote aims at; a whole unit may run 
 #: A page is quoted only when its best unit scores at least this share of the best page's.
 RELATIVE_FLOOR = 0.3
 HEADING_WEIGHT = 1.5
-#: Quote a page's lower-ranked section instead of its first only when it scores this many times higher.
+#: A page's later section replaces its first when it scores this many times higher (else it follows it).
 SECTION_SWITCH = 1.5
 
 _LIST_ITEM = re.compile(r"^\s{0,3}([-*+]|\d{1,9}[.)])\s")
@@ -173,6 +173,9 @@ def quote(question_terms: set[str] | dict[str, float], text: str, max_chars: int
     unit = units[best]
     if unit.kind == "code" and best > 0 and units[best - 1].kind in {"prose", "lead"}:
         chosen.insert(0, best - 1)  # the explanation an example belongs to
+    elif unit.kind.startswith("lead+") and len(unit.text.split("\n\n", 1)[0]) < 40 and best > 0 \
+            and units[best - 1].kind == "prose":
+        chosen.insert(0, best - 1)  # "Example:" and its code need the explanation before them
     elif unit.kind in {"prose", "list"} and best + 1 < len(units) and units[best + 1].kind == "code":
         chosen.append(best + 1)  # a code example right after an explanation belongs with it
     size = sum(len(units[i].text) for i in chosen)
@@ -224,7 +227,8 @@ class ExtractiveProvider:
         if not context or foreign_subject(question, context):
             return ""
         weights = _weights(question_weights(question), [f"{p.title}\n{p.text}" for p in context])
-        best_per_page: dict[str, tuple[float, int, str, ContextPassage]] = {}
+        first_of_page: dict[str, tuple[float, int, str, ContextPassage]] = {}
+        better: dict[str, tuple[float, int, str, ContextPassage]] = {}  # a later section that beats the first
         for rank, passage in enumerate(context):
             quoted, score = quote(weights, passage.text)
             if not quoted:
@@ -232,16 +236,21 @@ class ExtractiveProvider:
             heading = passage.title.split(" › ", 1)[1] if " › " in passage.title else ""
             score += HEADING_WEIGHT * _score(heading, weights) if heading else 0.0
             page = passage.url.split("#")[0] or passage.path
-            if page not in best_per_page:
-                best_per_page[page] = (score, rank, quoted, passage)
-            elif score > SECTION_SWITCH * best_per_page[page][0]:
-                # Another section of the page matches the question far better than the one retrieval put first.
-                best_per_page[page] = (score, best_per_page[page][1], quoted, passage)
-        if not best_per_page:
+            if page not in first_of_page:
+                first_of_page[page] = (score, rank, quoted, passage)
+            elif score > max(first_of_page[page][0], better.get(page, (0.0,))[0]):
+                better[page] = (score, rank, quoted, passage)
+        if not first_of_page:
             return ""
-        top = max(score for score, *_ in best_per_page.values())
-        # Pages in retrieval's order (it knows more than shared words: meaning, the title), weak ones left out.
-        picked = sorted((v for v in best_per_page.values() if v[0] >= RELATIVE_FLOOR * top), key=lambda v: v[1])
+        top = max(v[0] for v in (*first_of_page.values(), *better.values()))
+        # Pages in retrieval's order (it knows more than shared words: meaning, the title), weak ones left out;
+        # a page's first section, then the one of its sections that matches the question better, if any.
+        picked = []
+        for page, first in sorted(first_of_page.items(), key=lambda item: item[1][1]):
+            other = better.get(page)
+            if other is not None and other[0] >= SECTION_SWITCH * first[0]:
+                first, other = other, None  # the first section only shared a word or two with the question
+            picked += [v for v in (first, other) if v is not None and v[0] >= RELATIVE_FLOOR * top]
         sections = [f"**{p.title}** [{p.number}]\n{quoted}" for _, _, quoted, p in picked[:MAX_PASSAGES]]
         return "Here is what the documentation says:\n\n" + "\n\n".join(sections)
 
