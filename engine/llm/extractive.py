@@ -30,7 +30,7 @@ MAX_PASSAGE_CHARS = 1200  # what one page's quote aims at; a whole unit may run 
 RELATIVE_FLOOR = 0.3
 HEADING_WEIGHT = 1.5
 #: A page's later section replaces its first when it scores this many times higher (else it follows it).
-SECTION_SWITCH = 1.5
+SECTION_SWITCH = 2.0
 
 _LIST_ITEM = re.compile(r"^\s{0,3}([-*+]|\d{1,9}[.)])\s")
 _TABLE_ROW = re.compile(r"^\s*\|")
@@ -44,7 +44,8 @@ _ASKING = set(keyword_terms(
     "was were be been am way ways some any anyone someone something anything there here have has had get got want "
     "wanted need needed know knows trying try tried thing things just also really possible best better good hi hello "
     "hey thanks thank please help idea ideas one else still already currently now then after before again cheers "
-    "able like make sure"
+    "able like make sure i me my you your we our us they them it its this that these those a an the of to in on at "
+    "by for from with about into as or and but if so not no yes"
 ))
 
 
@@ -249,8 +250,10 @@ class ExtractiveProvider:
         for page, first in sorted(first_of_page.items(), key=lambda item: item[1][1]):
             other = better.get(page)
             if other is not None and other[0] >= SECTION_SWITCH * first[0]:
-                first, other = other, None  # the first section only shared a word or two with the question
-            picked += [v for v in (first, other) if v is not None and v[0] >= RELATIVE_FLOOR * top]
+                # The first section only shared a word or two with the question: the page is quoted by the other.
+                first, other = (other[0], first[1], other[2], other[3]), None
+            picked += [v for v in (first, other)
+                       if v is not None and (v[1] == 0 or v[0] >= RELATIVE_FLOOR * top)]  # retrieval's best page stays
         sections = [f"**{p.title}** [{p.number}]\n{quoted}" for _, _, quoted, p in picked[:MAX_PASSAGES]]
         return "Here is what the documentation says:\n\n" + "\n\n".join(sections)
 
