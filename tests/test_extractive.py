@@ -158,6 +158,7 @@ def test_a_product_named_as_where_data_comes_from_is_not_the_subject():
     assert foreign_subject("Does Contentful support webhooks?", [script]) == "Contentful"
     assert foreign_subject("How do I configure pagination in Django REST framework?", [script]) == "Django"
     assert foreign_subject("Hi @jmikrut\nDoes anyone know how Payload loads options?", [script]) is None
+    assert foreign_subject("Is there a way to transpile ESM-only packages in PayloadCMS?", [script]) is None  # its own name
 
 
 def test_nothing_in_common_with_the_question_is_an_abstention():

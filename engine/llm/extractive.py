@@ -210,7 +210,8 @@ def foreign_subject(question: str, passages: list[ContextPassage]) -> str | None
             if not before:
                 continue  # the sentence's first word is capitalised anyway
             cue = before[-1].lower() in _SUBJECT_CUES or match.group(2) is not None
-            if cue and name.lower() not in known:
+            parts = re.findall(r"[A-Z][a-z]{3,}", name)  # "PayloadCMS" is Payload's own name
+            if cue and name.lower() not in known and not (parts != [name] and any(re.search(rf"\b{p.lower()}\b", known) for p in parts)):
                 return name
     return None
 
