@@ -8,7 +8,8 @@ Ingests ``../shared/eval/payload/corpus`` into the knowledge base ``payload`` of
 with no LLM configured: ten real questions from the Payload Discord help forum
 (``queries.jsonl``, title and text as asked) whose answer is in the docs, and three questions
 about other products. The rule is transparent: an answerable question counts as useful when the
-answer quotes the phrase a human helper pointed to (any one of the listed phrases, case-blind);
+answer quotes the phrase a human helper pointed to (any one of the listed phrases, case-blind)
+and quotes no fragment (a table row without its table's header, a section that ends on "…:");
 an off-topic one counts when the engine abstains. ``--show`` prints every answer.
 """
 
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 from pathlib import Path
 
 SHARED = Path(os.environ.get("FIRSTREPLY_PAYLOAD_EVAL", Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "payload"))
@@ -55,10 +57,30 @@ def questions() -> list[dict]:
     return items
 
 
+_RULE = re.compile(r"^\s*\|?\s*:?-{3,}")
+
+
+def fragments(text: str) -> list[str]:
+    """Quoted pieces that can't stand alone: a table without its header row, a section ending on "…:"."""
+    found = []
+    text = text.removeprefix("Here is what the documentation says:").lstrip("\n")  # the answerer's own opening
+    for section in re.split(r"\n\n(?=\*\*[^*\n]+\*\* \[\d+\]\n)", text):
+        lines = section.split("\n")
+        for i, line in enumerate(lines):
+            starts_table = line.lstrip().startswith("|") and (i == 0 or not lines[i - 1].lstrip().startswith("|"))
+            if starts_table and not (i + 1 < len(lines) and _RULE.match(lines[i + 1])):
+                found.append(f"table without its header: {line[:60]}")
+        if section.rstrip().endswith(":"):
+            found.append(f"ends on a lead-in: {section.rstrip()[-60:]}")
+    return found
+
+
 def useful(item: dict, answer) -> bool:
+    """Off-topic: abstained. Answerable: answered, quoting an expected phrase, with no fragment."""
     if item["expect"] is None:
         return answer.abstained
-    return not answer.abstained and any(p.lower() in answer.text.lower() for p in item["expect"])
+    return (not answer.abstained and any(p.lower() in answer.text.lower() for p in item["expect"])
+            and not fragments(answer.text))
 
 
 async def run(data: Path, ingest: bool, show: bool) -> None:
@@ -80,6 +102,8 @@ async def run(data: Path, ingest: bool, show: bool) -> None:
             label = item["title"] or item["text"]
             print(f"{'USEFUL ' if ok else 'no     '} {'abstained' if answer.abstained else 'answered '} "
                   f"conf {answer.confidence:.2f}  {label[:70]}")
+            for problem in fragments(answer.text):
+                print(f"        fragment: {problem}")
             if show:
                 print("    " + answer.text.replace("\n", "\n    ") + "\n")
     total = scores["answerable"] + scores["off-topic"]

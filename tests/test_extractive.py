@@ -163,3 +163,13 @@ def test_a_product_named_as_where_data_comes_from_is_not_the_subject():
 
 def test_nothing_in_common_with_the_question_is_an_abstention():
     assert answer("How do I bake sourdough bread?", page(1, "Local API", SCRIPT, "docs/local-api/overview.mdx")) == ""
+
+
+def test_a_list_whose_last_item_introduces_code_that_is_not_there_loses_that_sentence_only():
+    thumbnails = """You can specify how Payload retrieves admin thumbnails for your upload-enabled Collections. This property accepts two different configurations:
+
+1. A string equal to one of your provided image size names to use for the admin panel's thumbnail (seen in the example Media collection above)
+1. A function that takes the document's data and sends back a full URL to load the thumbnail. For example, to dynamically set an admin thumbnail URL, you could write a function that returns a string pointing to a different file source:"""
+    quoted = best_passage(set(keyword_terms("how do I set the admin thumbnail of an image")), thumbnails)
+    assert quoted.startswith("You can specify how Payload retrieves admin thumbnails")
+    assert quoted.endswith("sends back a full URL to load the thumbnail.")

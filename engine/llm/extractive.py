@@ -188,8 +188,21 @@ def quote(question_terms: set[str] | dict[str, float], text: str, max_chars: int
             continue
         chosen.append(i)
         size += len(units[i].text)
-    passage = "\n\n".join(_shorten(units[i], weights, max_chars) for i in sorted(chosen))
-    return passage, scores[best]
+    parts = [_shorten(units[i], weights, max_chars) for i in sorted(chosen)]
+    if parts and parts[-1].rstrip().endswith(":"):
+        parts[-1] = _without_dangling_lead(parts[-1])  # what it introduces is not quoted
+    passage = "\n\n".join(p for p in parts if p)
+    return passage, scores[best] if passage else 0.0
+
+
+def _without_dangling_lead(text: str) -> str:
+    """``text`` less its last sentence, which ends in ":" and introduces something that isn't there."""
+    head, _, last = text.rstrip().rpartition("\n")
+    sentences = re.split(r"(?<=[.!?])\s+", last)
+    kept = " ".join(sentences[:-1]).rstrip()
+    if kept and not re.fullmatch(r"\s*([-*+]|\d{1,9}[.)])", kept):
+        return f"{head}\n{kept}" if head else kept
+    return head.rstrip() if head and not head.rstrip().endswith(":") else ""
 
 
 def best_passage(question_terms: set[str], text: str, max_chars: int = MAX_PASSAGE_CHARS) -> str:
