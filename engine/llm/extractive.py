@@ -4,11 +4,14 @@ It needs no model and no key, so it is the default and the last link of every fa
 chain. It reads each numbered passage of the request as whole *units* — a paragraph
 together with the list, table or code it introduces ("…via two ways:"), a whole list, a
 whole table, a code example — never a fragment of one. Units are scored by the question's
-terms, each weighted by how rare it is among the passages (a term every passage has says
-little), with a bonus when the passage's heading matches. From each page (three at most) it
-quotes the best-matching unit and the code example that belongs with it, and cites it as
-``[n]`` like a model would. A table too long to quote keeps its header and the rows that
-match; a lead-in left without what it introduces is not quoted.
+terms (those of the sentences that ask "…?" count double; words of asking count nothing),
+each weighted by how rare it is among the passages, with a bonus when the passage's heading
+matches. Pages are quoted in retrieval's order, three at most, the weak ones left out
+(retrieval's best page never): from each, its first section's best unit and the code
+example or explanation that belongs with it; a later section of the same page that matches
+the question better follows it, or replaces it when it scores twice as high. Each is cited
+as ``[n]`` like a model would. A table too long to quote keeps its header and the rows that
+match; a quote never ends on a lead-in ("…as follows:") whose list or code isn't quoted.
 
 It abstains (returns no text, so the engine says it couldn't find the answer) when no unit
 shares a meaningful term with the question, or when the question is about a product the
