@@ -104,3 +104,59 @@ def test_markup_is_not_embedded_but_is_kept_for_display():
     for noise in ("/docs/hooks/overview", "<Banner", "</strong>", "---", "```"):
         assert noise not in embedded
     assert "Use it wisely" in embedded and "| `depth` | how deep |" in embedded and "const a = 1" in embedded
+
+
+PAYLOAD_DOCS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "payload" / "corpus" / "docs"
+TABLE = "\n".join(
+    ["| Option | Description |", "| --- | --- |"] + [f"| **`option{i}`** | What option {i} does, in a few words. |" for i in range(30)]
+)
+
+
+def test_a_long_table_is_split_between_rows_with_its_header_atop_every_piece():
+    chunks = chunk_document(doc_with([Block("The following options are available:", 1, 1), Block(TABLE, 3, 34)]), words, 80)
+    assert len(chunks) > 2
+    assert chunks[0].text.startswith("The following options are available:\n\n| Option | Description |")
+    rows = []
+    for chunk in chunks:
+        table = chunk.text.split("\n\n")[-1].split("\n")
+        assert table[:2] == ["| Option | Description |", "| --- | --- |"]
+        assert all(line.startswith("| **`option") and line.endswith("|") for line in table[2:])
+        rows += table[2:]
+        assert words(chunk.embedding_text) + SPECIAL_TOKENS <= 80
+    assert len(rows) == 30  # every row once, none cut
+    second = int(chunks[1].text.split("\n")[2].split("`option")[1].split("`")[0])
+    assert chunks[1].start_line == 5 + second  # a piece's line range is its own rows (row i is on line 5 + i)
+
+
+def test_a_long_list_is_split_between_items_never_inside_one():
+    items = [f"{i}. Step {i}: run `cmd{i}` and then\n   check that the output says done number {i}." for i in range(1, 21)]
+    chunks = chunk_document(doc_with([Block("\n".join(items), 1, 40)]), words, 64)
+    assert len(chunks) > 2
+    seen = []
+    for chunk in chunks:
+        lines = chunk.text.split("\n")
+        assert lines[0][0].isdigit() and lines[-1].lstrip().startswith("check that")  # starts and ends on item bounds
+        seen += [line for line in lines if line[0].isdigit()]
+    assert len(seen) == 20
+
+
+def test_chunk_size_is_measured_on_the_embedded_text_not_the_markup():
+    linked = " ".join(f"[word{i}](https://example.org/a/very/long/link/{i})" for i in range(40))
+    chunks = chunk_document(doc_with([Block(linked, 1, 1)]), lambda t: len(t), max_tokens=400)
+    assert len(chunks) == 1  # 40 words fit once the link targets, which aren't embedded, are left out
+    assert len(chunks[0].embedding_text) + SPECIAL_TOKENS <= 400
+
+
+def test_the_payload_component_table_keeps_its_header_and_lead_in():
+    page = PAYLOAD_DOCS / "admin" / "components.mdx"
+    if not page.exists():
+        import pytest
+
+        pytest.skip("../shared/eval/payload is absent")
+    chunks = chunk_document(parse_markdown("docs/admin/components.mdx", page.read_text()), words, 120)
+    nav = [c for c in chunks if "BeforeNavLinks" in c.text]
+    assert len(nav) == 1 and "| Path " in nav[0].text.split("\n")[0] + nav[0].text
+    for chunk in chunks:
+        for part in chunk.text.split("\n\n"):
+            if part.startswith("|") and "BeforeNavLinks" in part:
+                assert part.startswith("| Path")

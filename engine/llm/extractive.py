@@ -1,20 +1,61 @@
 """The offline extractive answerer as a provider: quotes the passages that answer the question.
 
 It needs no model and no key, so it is the default and the last link of every fallback
-chain. From the numbered passages of the request it takes the best one per page (at most
-three), keeps the paragraphs that share the most terms with the question — and the code
-example right after them — and cites each as ``[n]`` like a model would.
+chain. It reads each numbered passage of the request as whole *units* — a paragraph
+together with the list, table or code it introduces ("…via two ways:"), a whole list, a
+whole table, a code example — never a fragment of one. Units are scored by the question's
+terms (those of the sentences that ask "…?" count double; words of asking count nothing),
+each weighted by how rare it is among the passages, with a bonus when the passage's heading
+matches. Pages are quoted in retrieval's order, three at most, the weak ones left out
+(retrieval's best page never): from each, its first section's best unit and the code
+example or explanation that belongs with it; a later section of the same page that matches
+the question better follows it, or replaces it when it scores twice as high. Each is cited
+as ``[n]`` like a model would. A table too long to quote keeps its header and the rows that
+match; a quote never ends on a lead-in ("…as follows:") whose list or code isn't quoted.
+
+It abstains (returns no text, so the engine says it couldn't find the answer) when no unit
+shares a meaningful term with the question, or when the question is about a product the
+passages never name ("What is Strapi's GraphQL depth limit?" asked of Payload's docs).
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import AsyncIterator
 
 from engine.index.keywords import keyword_terms
-from engine.llm.base import Generation, GenerationRequest, StreamEvent, estimate_tokens
+from engine.llm.base import ContextPassage, Generation, GenerationRequest, StreamEvent, estimate_tokens
 
 MAX_PASSAGES = 3
-MAX_PASSAGE_CHARS = 700
+MAX_PASSAGE_CHARS = 1200  # what one page's quote aims at; a whole unit may run to twice that
+#: A page is quoted only when its best unit scores at least this share of the best page's.
+RELATIVE_FLOOR = 0.3
+HEADING_WEIGHT = 1.5
+#: A page's later section replaces its first when it scores this many times higher (else it follows it).
+SECTION_SWITCH = 2.0
+
+_LIST_ITEM = re.compile(r"^\s{0,3}([-*+]|\d{1,9}[.)])\s")
+_TABLE_ROW = re.compile(r"^\s*\|")
+_CAPITALISED = re.compile(r"(?<![\w.@/-])([A-Z][\w.-]*[A-Za-z0-9])(['’]s)?(?![\w/])")
+#: Words before a name that make the question *about* that name ("in Django", "does Contentful").
+_SUBJECT_CUES = {"in", "does", "do", "did", "is", "are", "about"}
+_SENTENCE = re.compile(r"[^.?!\n]*\?")
+#: Words of how people ask that say nothing about what they ask (the keyword index keeps them).
+_ASKING = set(keyword_terms(
+    "how do does did done what which why when where who whom can could would should will shall may might must is are "
+    "was were be been am way ways some any anyone someone something anything there here have has had get got want "
+    "wanted need needed know knows trying try tried thing things just also really possible best better good hi hello "
+    "hey thanks thank please help idea ideas one else still already currently now then after before again cheers "
+    "able like make sure i me my you your we our us they them it its this that these those a an the of to in on at "
+    "by for from with about into as or and but if so not no yes"
+))
+
+
+@dataclass
+class Unit:
+    text: str
+    kind: str  # prose | list | table | code | lead (prose ending in ":" that introduces what follows)
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -33,36 +74,162 @@ def _paragraphs(text: str) -> list[str]:
     return parts
 
 
-def best_passage(question_terms: set[str], text: str, max_chars: int = MAX_PASSAGE_CHARS) -> str:
-    """The paragraphs of ``text`` that best match the question, in their original order."""
-    paragraphs = _paragraphs(text)
-    if not paragraphs:
-        return ""
+def _kind(paragraph: str) -> str:
+    first = paragraph.lstrip().split("\n", 1)[0]
+    if first.startswith("```"):
+        return "code"
+    if _TABLE_ROW.match(first):
+        return "table"
+    if _LIST_ITEM.match(first):
+        return "list"
+    return "lead" if paragraph.rstrip().endswith(":") else "prose"
 
-    def overlap(paragraph: str) -> float:
-        terms = set(keyword_terms(paragraph))
-        return len(terms & question_terms) / (1 + len(terms) ** 0.5)
 
-    ranked = sorted(range(len(paragraphs)), key=lambda i: -overlap(paragraphs[i]))
-    chosen: set[int] = set()
-    size = 0
-    for i in ranked:
-        if chosen and overlap(paragraphs[i]) == 0:
-            break  # the rest share nothing with the question
-        if size and size + len(paragraphs[i]) > max_chars:
-            continue
-        chosen.add(i)
-        size += len(paragraphs[i])
-        follows = paragraphs[i + 1] if i + 1 < len(paragraphs) else ""
-        if follows.lstrip().startswith("```") and size + len(follows) <= max_chars * 1.5:
-            chosen.add(i + 1)  # a code example right after an explanation belongs with it
-            size += len(follows)
-        if size >= max_chars // 2:
+def units_of(text: str) -> list[Unit]:
+    """The passage as whole units: a loose list is one list, a lead-in carries what it introduces."""
+    units: list[Unit] = []
+    for paragraph in _paragraphs(text):
+        kind = _kind(paragraph)
+        previous = units[-1] if units else None
+        if previous and kind == "list" and previous.kind == "list":
+            previous.text += "\n\n" + paragraph  # the items of a loose list
+        elif previous and previous.kind == "lead" and kind != "prose":
+            previous.text += "\n\n" + paragraph  # "…via two ways:" and the ways
+            previous.kind = f"lead+{kind}"
+        elif previous and previous.kind.startswith("lead+") and kind == "code" and previous.kind != "lead+code":
+            previous.text += "\n\n" + paragraph
+        else:
+            units.append(Unit(paragraph, kind))
+    return units
+
+
+def question_weights(question: str) -> dict[str, float]:
+    """The question's terms, those of the sentences that ask ("…?") counting double: the rest is context."""
+    weights = {t: 1.0 for t in keyword_terms(question)}
+    for sentence in _SENTENCE.findall(question):
+        weights.update({t: 2.0 for t in keyword_terms(sentence)})
+    return {t: w for t, w in weights.items() if t not in _ASKING}
+
+
+def _weights(question: dict[str, float], texts: list[str]) -> dict[str, float]:
+    """A question term's weight over the number of passages that hold it (rare terms say more)."""
+    held = [set(keyword_terms(t)) for t in texts]
+    weights = {}
+    for term, weight in question.items():
+        n = sum(term in terms for terms in held)
+        weights[term] = weight / n if n else 0.0
+    return weights
+
+
+def _score(text: str, weights: dict[str, float]) -> float:
+    terms = set(keyword_terms(text))
+    matched = sum(w for t, w in weights.items() if t in terms)
+    return matched / (1 + len(terms)) ** 0.25
+
+
+def _table_excerpt(table: str, weights: dict[str, float], max_chars: int) -> str:
+    """A table too long to quote whole: its header and the rows that match, whole."""
+    lines = [line for line in table.split("\n") if line.strip()]
+    head, rows = lines[:2], lines[2:]
+    matching = [row for row in rows if _score(row, weights) > 0]
+    kept, size = [], sum(len(line) for line in head)
+    for row in matching or rows:
+        if kept and size + len(row) > max_chars:
             break
-    passage = "\n\n".join(paragraphs[i] for i in sorted(chosen))
-    if len(passage) > max_chars * 1.5 and "```" not in passage:
-        passage = passage[:max_chars].rsplit(" ", 1)[0] + " …"
-    return passage
+        kept.append(row)
+        size += len(row)
+    omitted = len(rows) - len(kept)
+    note = [f"\n({omitted} more row{'s' if omitted != 1 else ''} in the source)"] if omitted else []
+    return "\n".join(head + kept + note)
+
+
+def _shorten(unit: Unit, weights: dict[str, float], max_chars: int) -> str:
+    """A unit within about ``max_chars``, cut only between whole rows, items or sentences."""
+    if len(unit.text) <= max_chars * 2 or unit.kind == "code":
+        return unit.text
+    if unit.kind == "table" or unit.kind.startswith("lead+table"):
+        lead, _, table = unit.text.rpartition("\n\n") if unit.kind != "table" else ("", "", unit.text)
+        excerpt = _table_excerpt(table, weights, max_chars)
+        return f"{lead}\n\n{excerpt}" if lead else excerpt
+    if unit.kind in {"prose"}:
+        sentences = re.split(r"(?<=[.!?])\s+", unit.text)
+        kept, size = [], 0
+        for sentence in sentences:
+            if kept and size + len(sentence) > max_chars:
+                break
+            kept.append(sentence)
+            size += len(sentence) + 1
+        return " ".join(kept) + (" …" if len(kept) < len(sentences) else "")
+    return unit.text  # a list or a lead with its list: whole, as the steps must be
+
+
+def quote(question_terms: set[str] | dict[str, float], text: str, max_chars: int = MAX_PASSAGE_CHARS) -> tuple[str, float]:
+    """The best unit of ``text`` (and the code example that belongs with it) and its score."""
+    weights = question_terms if isinstance(question_terms, dict) else {t: 1.0 for t in question_terms}
+    units = units_of(text)
+    if not units:
+        return "", 0.0
+    scores = [_score(u.text, weights) if u.kind != "lead" else 0.0 for u in units]  # a bare lead-in says nothing
+    best = max(range(len(units)), key=lambda i: scores[i])
+    if scores[best] <= 0:
+        return "", 0.0
+    chosen = [best]
+    unit = units[best]
+    if unit.kind == "code" and best > 0 and units[best - 1].kind in {"prose", "lead"}:
+        chosen.insert(0, best - 1)  # the explanation an example belongs to
+    elif unit.kind.startswith("lead+") and len(unit.text.split("\n\n", 1)[0]) < 40 and best > 0 \
+            and units[best - 1].kind == "prose":
+        chosen.insert(0, best - 1)  # "Example:" and its code need the explanation before them
+    elif unit.kind in {"prose", "list"} and best + 1 < len(units) and units[best + 1].kind == "code":
+        chosen.append(best + 1)  # a code example right after an explanation belongs with it
+    size = sum(len(units[i].text) for i in chosen)
+    # Room left: the next best units, whole, in their original order.
+    for i in sorted(range(len(units)), key=lambda i: -scores[i]):
+        if i in chosen or scores[i] < 0.6 * scores[best] or units[i].kind == "lead":
+            continue
+        if size + len(units[i].text) > max_chars:
+            continue
+        chosen.append(i)
+        size += len(units[i].text)
+    parts = [_shorten(units[i], weights, max_chars) for i in sorted(chosen)]
+    if parts and parts[-1].rstrip().endswith(":"):
+        parts[-1] = _without_dangling_lead(parts[-1])  # what it introduces is not quoted
+    passage = "\n\n".join(p for p in parts if p)
+    return passage, scores[best] if passage else 0.0
+
+
+def _without_dangling_lead(text: str) -> str:
+    """``text`` less its last sentence, which ends in ":" and introduces something that isn't there."""
+    head, _, last = text.rstrip().rpartition("\n")
+    sentences = re.split(r"(?<=[.!?])\s+", last)
+    kept = " ".join(sentences[:-1]).rstrip()
+    if kept and not re.fullmatch(r"\s*([-*+]|\d{1,9}[.)])", kept):
+        return f"{head}\n{kept}" if head else kept
+    return head.rstrip() if head and not head.rstrip().endswith(":") else ""
+
+
+def best_passage(question_terms: set[str], text: str, max_chars: int = MAX_PASSAGE_CHARS) -> str:
+    """The units of ``text`` that best match the question, whole and in their original order."""
+    return quote(set(question_terms) - _ASKING, text, max_chars)[0]
+
+
+def foreign_subject(question: str, passages: list[ContextPassage]) -> str | None:
+    """A name the question is about ("Strapi's …", "… in Django …") that no passage mentions, or None.
+
+    Only the question's own questions (sentences ending in "?") are read, and only a capitalised
+    name in the subject's place counts: "import posts from Wordpress" is about importing."""
+    known = "\n".join(f"{p.title}\n{p.text}" for p in passages).lower()
+    for sentence in _SENTENCE.findall(question):
+        for match in _CAPITALISED.finditer(sentence):
+            name = match.group(1)
+            before = sentence[: match.start()].split()
+            if not before:
+                continue  # the sentence's first word is capitalised anyway
+            cue = before[-1].lower() in _SUBJECT_CUES or match.group(2) is not None
+            parts = re.findall(r"[A-Z][a-z]{3,}", name)  # "PayloadCMS" is Payload's own name
+            if cue and name.lower() not in known and not (parts != [name] and any(re.search(rf"\b{p.lower()}\b", known) for p in parts)):
+                return name
+    return None
 
 
 class ExtractiveProvider:
@@ -70,18 +237,42 @@ class ExtractiveProvider:
     context_window = 1_000_000
 
     async def generate(self, request: GenerationRequest) -> Generation:
-        terms = set(keyword_terms(request.question or request.prompt))
-        sections, seen_pages = [], set()
-        for passage in request.context:  # best first; one passage per page, three pages at most
-            page = passage.url.split("#")[0]
-            if len(sections) == MAX_PASSAGES or page in seen_pages:
+        return Generation(self.answer_text(request.question or request.prompt, list(request.context)), self.name, "stop")
+
+    @staticmethod
+    def answer_text(question: str, context: list[ContextPassage]) -> str:
+        """The quoted answer, or "" to abstain."""
+        if not context or foreign_subject(question, context):
+            return ""
+        weights = _weights(question_weights(question), [f"{p.title}\n{p.text}" for p in context])
+        first_of_page: dict[str, tuple[float, int, str, ContextPassage]] = {}
+        better: dict[str, tuple[float, int, str, ContextPassage]] = {}  # a later section that beats the first
+        for rank, passage in enumerate(context):
+            quoted, score = quote(weights, passage.text)
+            if not quoted:
                 continue
-            seen_pages.add(page)
-            quoted = best_passage(terms, passage.text)
-            if quoted:
-                sections.append(f"**{passage.title}** [{passage.number}]\n{quoted}")
-        text = "Here is what the documentation says:\n\n" + "\n\n".join(sections) if sections else ""
-        return Generation(text, self.name, "stop", None, None)
+            heading = passage.title.split(" › ", 1)[1] if " › " in passage.title else ""
+            score += HEADING_WEIGHT * _score(heading, weights) if heading else 0.0
+            page = passage.url.split("#")[0] or passage.path
+            if page not in first_of_page:
+                first_of_page[page] = (score, rank, quoted, passage)
+            elif score > max(first_of_page[page][0], better.get(page, (0.0,))[0]):
+                better[page] = (score, rank, quoted, passage)
+        if not first_of_page:
+            return ""
+        top = max(v[0] for v in (*first_of_page.values(), *better.values()))
+        # Pages in retrieval's order (it knows more than shared words: meaning, the title), weak ones left out;
+        # a page's first section, then the one of its sections that matches the question better, if any.
+        picked = []
+        for page, first in sorted(first_of_page.items(), key=lambda item: item[1][1]):
+            other = better.get(page)
+            if other is not None and other[0] >= SECTION_SWITCH * first[0]:
+                # The first section only shared a word or two with the question: the page is quoted by the other.
+                first, other = (other[0], first[1], other[2], other[3]), None
+            picked += [v for v in (first, other)
+                       if v is not None and (v[1] == 0 or v[0] >= RELATIVE_FLOOR * top)]  # retrieval's best page stays
+        sections = [f"**{p.title}** [{p.number}]\n{quoted}" for _, _, quoted, p in picked[:MAX_PASSAGES]]
+        return "Here is what the documentation says:\n\n" + "\n\n".join(sections)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         generation = await self.generate(request)
