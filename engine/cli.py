@@ -117,7 +117,7 @@ def ingest(path: Path, repo_url: str | None, ref: str | None, kb: str | None, as
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return
-    out.print(f"[bold]{settings.kb}[/]: {report.summary()}")
+    out.print(f"[bold]{settings.kb}[/]: {report.summary()}", soft_wrap=True)  # one line, however narrow
     for rel_path, reason in report.unreadable:
         err.print(f"[yellow]unreadable[/] {rel_path}: {reason}")
 
@@ -197,6 +197,14 @@ def eval_retrieval(corpus: Path, queries: Path, qrels: Path, k: int, kb: str | N
     out.print(f"  MRR@10    {report.mrr_at_10:.3f}")
 
 
+def _bound(message: str, settings: Settings) -> str:
+    """The address the server really listens on (``--port 0`` picks one), from aiohttp's "Running on …" line."""
+    import re
+
+    found = re.findall(r"https?://\S+?(?=[\s)]|$)", message)
+    return ", ".join(found) if found else f"http://{settings.host}:{settings.port}"
+
+
 @cli.command()
 @click.option("--host", help="Address to listen on (default: FIRSTREPLY_HOST, 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default: FIRSTREPLY_PORT, 8080).")
@@ -217,7 +225,7 @@ def serve(host: str | None, port: int | None) -> None:
         try:
             app = build_app(_engine(settings))  # a missing GitHub App setting stops here
             web.run_app(app, host=settings.host, port=settings.port, access_log=None,
-                        print=lambda _: out.print(f"firstreply engine on http://{settings.host}:{settings.port}"))
+                        print=lambda message: out.print(f"firstreply engine on {_bound(message, settings)}", soft_wrap=True))
         except ConfigError as error:  # e.g. the Discord token, checked at start-up
             raise click.ClickException(str(error)) from None
 

@@ -36,6 +36,8 @@ def test_ingest_search_and_ask_from_the_command_line(env, sample_project):
     ingest = runner.invoke(cli, ["ingest", str(sample_project), "--kb", "tiny", "--repo-url", "https://github.com/org/tinyviz", "--ref", "v1"])
     assert ingest.exit_code == 0, ingest.output
     assert "tiny: 10 files: 7 added, 0 updated, 0 removed, 0 unchanged" in ingest.output
+    summary = next(line for line in ingest.output.splitlines() if line.startswith("tiny: "))
+    assert "chunks: 18 embedded, 0 reused, 0 deleted, 18 in the index" in summary  # one line, however narrow
     assert "unreadable docs/legacy.md: not UTF-8 text" in ingest.output
 
     again = runner.invoke(cli, ["ingest", str(sample_project), "--kb", "tiny", "--json", "--repo-url", "https://github.com/org/tinyviz", "--ref", "v1"])
@@ -116,6 +118,31 @@ def test_serve_runs_the_api_until_interrupted(env, sample_project):
     assert server.returncode == 0
     assert f"firstreply engine on http://127.0.0.1:{port}" in out
     assert "only clients on this machine" in err
+
+
+def test_serve_says_the_address_it_really_listens_on_and_starts_quietly(env, sample_project):
+    """Issue 15 item 14: `--port 0` picks a free port, and the first line says which; no alembic or
+    sentence-transformers INFO chatter on a normal start."""
+    import queue
+    import signal
+    import threading
+    import urllib.request
+
+    CliRunner().invoke(cli, ["ingest", str(sample_project), "--kb", "served"])
+    server = subprocess.Popen([FIRSTREPLY, "serve", "--port", "0"], env={**env, "FIRSTREPLY_KB": "served"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in server.stdout], daemon=True).start()
+    try:
+        first = lines.get(timeout=120)
+        assert first.startswith("firstreply engine on http://127.0.0.1:") and ":0" not in first, first
+        url = first.split(" on ", 1)[1].split(",")[0].strip()
+        ready = json.load(urllib.request.urlopen(f"{url}/readyz", timeout=30))
+        assert ready["status"] == "ready"
+    finally:
+        server.send_signal(signal.SIGINT)
+        _out, err = server.communicate(timeout=30)
+    assert "alembic" not in err and "Loading SentenceTransformer" not in err, err
 
 
 def test_the_github_app_refuses_to_start_half_configured_in_one_line(env):
