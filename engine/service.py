@@ -95,7 +95,7 @@ class Engine:
         """Index a folder into the vector store and the keyword index (no database needed; see :meth:`aingest`)."""
         kb = kb or self.settings.kb
         ingestor = Ingestor(self.embedder, self.vectors(kb), self.kb_dir(kb), max_tokens=self.settings.chunk_max_tokens,
-                            url_map=self.settings.url_map)
+                            url_map=self.settings.url_map, source_base=f"{self.public_url}/source/{kb}")
         try:
             return ingestor.run(path, repo_url=repo_url, ref=ref, progress=progress)
         finally:  # even an unchanged run may have repaired the keyword index: read it again

@@ -50,3 +50,32 @@ async def test_inline_markers_match_the_numbered_source_list(make_engine, browse
         listed = await page.locator("#sources li").count()
         markers = {int(n) for n in re.findall(r"\[(\d+)\]", text)}
         assert listed >= 2 and markers == set(range(1, listed + 1)), (markers, listed, text)
+
+
+async def test_every_citation_link_on_the_ask_page_opens(tmp_path, embedder, sample_project, browser):
+    """Issue 15 item 1: a plain folder ingested with no --repo-url: every source link opens a page on this site
+    (relative, whatever public URL the engine was given), showing the cited lines."""
+    from playwright.async_api import expect
+
+    from engine.config import Settings
+    from engine.service import Engine
+
+    engine = Engine(Settings(data_dir=tmp_path / "state", kb="plain", user_salt="pepper", _env_file=None,
+                             public_url="https://help.example.org", rate_limit_per_minute=10_000,
+                             database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"))
+    engine.__dict__["embedder"] = embedder
+    engine.ingest(sample_project)
+    async with serve(build_app(engine)) as url:
+        page = await browser.new_page()
+        await ask(page, url, "How do I zoom the camera in?")
+        hrefs = [await link.get_attribute("href") for link in await page.locator("#sources a").all()]
+        assert hrefs and all(h.startswith("/source/plain/") for h in hrefs), hrefs
+        for href in hrefs:
+            response = await page.goto(url + href)
+            assert response.status == 200, href
+        await page.goto(url + "/ask")
+        await ask(page, url, "How do I zoom the camera in?")
+        await page.locator("#sources a").first.click()
+        await expect(page).to_have_url(re.compile(r"/source/plain/docs/guide/camera\.rst\?lines=\d+-\d+#L\d+$"))
+        await expect(page.locator(".line.hl").first).to_be_visible()
+        await expect(page.locator("h1")).to_have_text("docs/guide/camera.rst")

@@ -16,7 +16,11 @@
 
   // Only http(s) links and paths on this site: a folder named "javascript:…" must never become a link.
   function safeHref(url) {
-    return typeof url === "string" && (/^https?:\/\//.test(url) || /^\/(?!\/)/.test(url)) ? url : null;
+    if (typeof url !== "string") return null;
+    // The engine's own views (an ingested file, a golden record) open on this site, whatever public URL it was given.
+    const own = /^https?:\/\/[^/]+(\/(?:source|golden)\/.*)$/.exec(url);
+    if (own) return own[1];
+    return /^https?:\/\//.test(url) || /^\/(?!\/)/.test(url) ? url : null;
   }
 
   function show(answer) {
