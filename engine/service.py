@@ -14,11 +14,13 @@ and rebuilds its provider chain when they changed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from functools import cached_property
 from pathlib import Path
 from typing import AsyncIterator
 
+from engine.answer.citations import strip_markers
 from engine.answer.model import Answer, Question
 from engine.answer.pipeline import AnswerPipeline, PipelineSettings, pseudonym
 from engine.config import Settings, load_settings
@@ -218,17 +220,21 @@ class Engine:
     async def __aexit__(self, *_exc) -> None:
         await self.close()
 
+    def _in_kb(self, question: Question) -> Question:
+        """The question with the knowledge base it is answered from, so its log entry says which."""
+        return question if question.kb else dataclasses.replace(question, kb=self.settings.kb)
+
     async def answer(self, question: Question) -> Answer:
         await self.start()
         await self._follow_activation()
         assert self.pipeline is not None
-        return await self.pipeline.answer(question)
+        return await self.pipeline.answer(self._in_kb(question))
 
     async def answer_stream(self, question: Question) -> AsyncIterator[dict]:
         await self.start()
         await self._follow_activation()
         assert self.pipeline is not None
-        async for event in self.pipeline.answer_stream(question):
+        async for event in self.pipeline.answer_stream(self._in_kb(question)):
             yield event
 
     async def feedback(self, answer_id: str, user_id: str, vote: int, comment: str | None = None) -> bool:
@@ -294,7 +300,7 @@ class Engine:
         """Approve, correct or reject an answer; approved and corrected ones are retrieved from then on."""
         await self.start()
         assert self.review is not None
-        record, golden = await self.review.review(answer_id, verdict, by, text=text, reason=reason)
+        record, golden = await self.review.review(answer_id, verdict, by, text=text, reason=reason, quote=strip_markers)
         await self.sync_golden()
         return record, golden
 
@@ -303,7 +309,9 @@ class Engine:
         await self.start()
         assert self.review is not None
         async with self._golden_lock:
-            pairs = [GoldenPair(r.id, r.question, r.answer, f"{self.public_url}/review/golden/{r.id}")
+            # Linked to the public view (visitors see these citations), quoted without markers an older
+            # approval may have kept: they pointed at the sources of the answer it came from.
+            pairs = [GoldenPair(r.id, r.question, strip_markers(r.answer), f"{self.public_url}/golden/{r.id}")
                      for r in await self.review.all_golden_records()]
             kb = self.settings.kb
             changed = await asyncio.to_thread(sync_golden, self.embedder, self.vectors(kb), self.kb_dir(kb) / "keywords", pairs)

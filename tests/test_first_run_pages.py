@@ -79,3 +79,27 @@ async def test_every_citation_link_on_the_ask_page_opens(tmp_path, embedder, sam
         await expect(page).to_have_url(re.compile(r"/source/plain/docs/guide/camera\.rst\?lines=\d+-\d+#L\d+$"))
         await expect(page.locator(".line.hl").first).to_be_visible()
         await expect(page.locator("h1")).to_have_text("docs/guide/camera.rst")
+
+
+async def test_a_visitor_follows_a_golden_citation_to_the_maintainers_answer(make_engine, browser):
+    """Issue 15 item 11: the golden citation opens a public page (not the review sign-in), without stale markers."""
+    from playwright.async_api import expect
+
+    from engine.answer.model import Question
+
+    engine = make_engine(rate_limit_per_minute=10_000)
+    async with serve(build_app(engine)) as url:
+        await engine.start()
+        first = await engine.answer(Question("How do I zoom the camera in?", channel="web"))
+        corrected = "Call scene.magnify(3) before render() [1]: it zooms the camera in three times [3]."
+        await engine.review_answer(first.id, "corrected", "ada", text=corrected)
+        page = await browser.new_page()
+        await ask(page, url, "how can I zoom in the camera?")
+        await expect(page.locator("#answer-text")).to_contain_text("scene.magnify(3)")
+        golden = page.locator("#sources a").first
+        await expect(golden).to_have_attribute("href", re.compile(r"^/golden/\d+$"))
+        await golden.click()
+        await expect(page).to_have_url(re.compile(r"/golden/\d+$"))
+        await expect(page.locator("h1.question")).to_have_text("How do I zoom the camera in?")
+        await expect(page.locator("article.answer")).to_have_text(re.compile(
+            r"^\s*Call scene\.magnify\(3\) before render\(\): it zooms the camera in three times\.\s*$"))

@@ -26,6 +26,7 @@ from engine.api.openapi import document
 from engine.api.pages import mount_pages, session_middleware
 from engine.api.ratelimit import TokenBuckets
 from engine.api.review_api import mount_review_api
+from engine.api.golden_view import mount_golden_view
 from engine.api.source_view import mount_source_view
 from engine.api.tuning_api import TUNING_RUNNER, mount_tuning_api
 from engine.store.repository import UnknownAnswer
@@ -292,6 +293,7 @@ def build_app(engine) -> web.Application:
     mount_review_api(app)
     mount_tuning_api(app)
     mount_source_view(app)
+    mount_golden_view(app)
     mount_pages(app, engine.session_secret, settings.cookie_secure)  # the key is known once the engine has started
     github = _github_app(app, engine)
     spec = document(with_github=github is not None)
