@@ -205,17 +205,43 @@ def _bound(message: str, settings: Settings) -> str:
     return ", ".join(found) if found else f"http://{settings.host}:{settings.port}"
 
 
+def serving_plan(settings: Settings, pinned: bool) -> tuple[Settings, str | None]:
+    """Which knowledge base answers by default, and the warning to shout when there is nothing to answer from.
+
+    Unpinned, every ingested base is served; the default is FIRSTREPLY_KB when it was ingested, else the first
+    ingested one (not an empty "default" that abstains on everything)."""
+    from engine.service import ingested_kbs
+
+    found = ingested_kbs(settings)
+    if pinned:
+        if settings.kb in found:
+            return settings, None
+        hint = f" (ingested: {', '.join(found)})" if found else ""
+        return settings, (f"Nothing to answer from: knowledge base {settings.kb!r} has not been ingested{hint}. "
+                          f"Run `firstreply ingest PATH --kb {settings.kb}`; until then every answer abstains.")
+    if not found:
+        return settings, (f"Nothing to answer from: no knowledge base has been ingested in {settings.data_dir}. "
+                          "Run `firstreply ingest PATH --kb NAME`; until then every answer abstains.")
+    if settings.kb not in found:
+        settings = settings.model_copy(update={"kb": found[0]})
+    return settings, None
+
+
 @cli.command()
 @click.option("--host", help="Address to listen on (default: FIRSTREPLY_HOST, 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default: FIRSTREPLY_PORT, 8080).")
-def serve(host: str | None, port: int | None) -> None:
-    """Run the engine's HTTP API."""
+@click.option("--kb", help="Serve only this knowledge base (default: every ingested one).")
+def serve(host: str | None, port: int | None, kb: str | None) -> None:
+    """Run the engine's HTTP API and pages, answering from every ingested knowledge base (or only --kb)."""
 
     from aiohttp import web
 
     from engine.api.app import build_app
+    from engine.service import Engine
 
-    settings = _settings(host=host, port=port)
+    settings, nothing = serving_plan(_settings(host=host, port=port, kb=kb), pinned=kb is not None)
+    if nothing:
+        err.print(f"[bold red]{nothing}[/]", soft_wrap=True)
     if settings.embedding_threads is None:
         settings = settings.model_copy(update={"embedding_threads": 1})
     configure_logging(settings)
@@ -223,7 +249,7 @@ def serve(host: str | None, port: int | None) -> None:
         err.print("[yellow]No FIRSTREPLY_API_KEYS set: only clients on this machine will be served.[/]")
     with _failures_as_messages():
         try:
-            app = build_app(_engine(settings))  # a missing GitHub App setting stops here
+            app = build_app(Engine(settings, pinned_kb=kb is not None))  # a missing GitHub App setting stops here
             web.run_app(app, host=settings.host, port=settings.port, access_log=None,
                         print=lambda message: out.print(f"firstreply engine on {_bound(message, settings)}", soft_wrap=True))
         except ConfigError as error:  # e.g. the Discord token, checked at start-up

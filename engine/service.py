@@ -23,7 +23,7 @@ from typing import AsyncIterator
 from engine.answer.citations import strip_markers
 from engine.answer.model import Answer, Question
 from engine.answer.pipeline import AnswerPipeline, PipelineSettings, pseudonym
-from engine.config import Settings, load_settings
+from engine.config import KB_NAME, Settings, load_settings
 from engine.index.embedder import Embedder
 from engine.index.golden import GoldenPair, sync_golden
 from engine.index.keywords import KeywordIndex
@@ -41,9 +41,18 @@ from engine.store.shared_secrets import SharedSecrets
 from engine.store.tuning import TuningStore
 
 
+def ingested_kbs(settings: Settings) -> list[str]:
+    """The knowledge bases something was ingested into (each has a manifest), by name."""
+    root = settings.kb_dir
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if KB_NAME.match(p.name) and (p / "manifest.json").is_file())
+
+
 class Engine:
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, pinned_kb: bool = False) -> None:
         self.settings = settings or load_settings()
+        self.pinned_kb = pinned_kb  # serve only settings.kb (`serve --kb`), not every ingested knowledge base
         self._retrievers: dict[str, Retriever] = {}
         self._vector_stores: dict[str, VectorStore] = {}
         self._shared_secrets: dict[str, str] = {}
@@ -81,6 +90,16 @@ class Engine:
         """The Chroma client, opened on first use; every call to a server is bounded by ``chroma_timeout_seconds``."""
         s = self.settings
         return Chroma(s.data_dir / "chroma", str(s.chroma_url) if s.chroma_url else None, s.chroma_timeout_seconds)
+
+    def served_kbs(self) -> list[str]:
+        """The knowledge bases the Ask page offers: the pinned one, else every ingested one (the default first),
+        looked up each time so a base ingested while serving appears."""
+        if self.pinned_kb:
+            return [self.settings.kb]
+        found = ingested_kbs(self.settings)
+        if self.settings.kb in found:
+            found.remove(self.settings.kb)
+        return [self.settings.kb, *found]
 
     def kb_dir(self, kb: str | None = None) -> Path:
         return self.settings.kb_dir / (kb or self.settings.kb)

@@ -247,3 +247,23 @@ def test_a_full_disk_during_ingest_says_the_disk_is_full(env, sample_project, mo
     result = CliRunner().invoke(cli, ["ingest", str(sample_project), "--kb", "full"])
     assert result.exit_code == 1
     assert "is full (4 KiB free)" in result.output and "compaction" not in result.output
+
+
+def test_serve_answers_from_what_was_ingested_and_says_loudly_when_nothing_was(tmp_path):
+    """Issue 15 item 2: `serve` answered from an empty "default" knowledge base without a word."""
+    from engine.cli import serving_plan
+    from engine.config import Settings
+
+    settings = Settings(data_dir=tmp_path / "state", _env_file=None)
+    same, warning = serving_plan(settings, pinned=False)
+    assert same.kb == "default" and "Nothing to answer from" in warning and "firstreply ingest" in warning
+    for name in ("payload", "acme"):
+        (tmp_path / "state" / "kb" / name).mkdir(parents=True)
+        (tmp_path / "state" / "kb" / name / "manifest.json").write_text("{}")
+    (tmp_path / "state" / "kb" / "default" / "keywords").mkdir(parents=True)  # golden records only: not ingested
+    chosen, warning = serving_plan(settings, pinned=False)
+    assert chosen.kb == "acme" and warning is None
+    chosen, warning = serving_plan(settings.model_copy(update={"kb": "payload"}), pinned=False)
+    assert chosen.kb == "payload" and warning is None
+    pinned, warning = serving_plan(settings.model_copy(update={"kb": "docs"}), pinned=True)
+    assert pinned.kb == "docs" and "'docs' has not been ingested (ingested: acme, payload)" in warning

@@ -103,3 +103,38 @@ async def test_a_visitor_follows_a_golden_citation_to_the_maintainers_answer(mak
         await expect(page.locator("h1.question")).to_have_text("How do I zoom the camera in?")
         await expect(page.locator("article.answer")).to_have_text(re.compile(
             r"^\s*Call scene\.magnify\(3\) before render\(\): it zooms the camera in three times\.\s*$"))
+
+
+async def test_the_ask_page_offers_every_ingested_knowledge_base(tmp_path, embedder, sample_project, browser):
+    """Issue 15 item 2: two knowledge bases ingested, one server: a selector, and the chosen base answers
+    (and is logged with the answer)."""
+    from playwright.async_api import expect
+
+    from engine.config import Settings
+    from engine.service import Engine
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "teapots.md").write_text("# Brewing\n\nWarm the teapot, then steep the leaves for four minutes.\n")
+    settings = Settings(data_dir=tmp_path / "state", kb="tiny", user_salt="pepper", _env_file=None,
+                        rate_limit_per_minute=10_000, database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
+    engine = Engine(settings)
+    engine.__dict__["embedder"] = embedder
+    engine.ingest(sample_project, kb="tiny")
+    engine.ingest(other, kb="teapots")
+    async with serve(build_app(engine)) as url:
+        page = await browser.new_page()
+        await page.goto(url + "/ask")
+        choice = page.get_by_label("Knowledge base")
+        await expect(choice.locator("option")).to_have_text(["tiny", "teapots"])
+        await choice.select_option("teapots")
+        await expect(page.locator("h1 .kb")).to_have_text("teapots")
+        await page.fill("#question", "How long do I steep the leaves?")
+        await page.click("#send")
+        await expect(page.locator("#answer-text")).to_contain_text("four minutes")
+        await expect(page.locator("#sources li").first).to_contain_text("Brewing")
+        [row], _more = await engine.review.answers(__import__("engine.store.review", fromlist=["AnswerFilter"]).AnswerFilter())
+        assert row.kb == "teapots"
+
+        pinned = Engine(settings, pinned_kb=True)  # `serve --kb tiny`: no selector
+        assert pinned.served_kbs() == ["tiny"] and engine.served_kbs() == ["tiny", "teapots"]
