@@ -41,6 +41,9 @@ from engine.store.shared_secrets import SharedSecrets
 from engine.store.tuning import TuningStore
 
 
+LOCAL_REFRESH_SECONDS = 1.0  # how often a server on an embedded store looks for an ingest another process finished
+
+
 def ingested_kbs(settings: Settings) -> list[str]:
     """The knowledge bases something was ingested into (each has a manifest), by name."""
     root = settings.kb_dir
@@ -148,8 +151,8 @@ class Engine:
     async def _current_retriever(self, kb: str) -> Retriever:
         """The knowledge base's retriever; with a shared Chroma server, rebuilt when another replica changed the vectors."""
         retriever = self._retrievers.get(kb) or await asyncio.to_thread(self.retriever, kb)  # first use loads it
-        if self.settings.chroma_url is None:  # an embedded store has one writer: this process
-            return retriever
+        if self.settings.chroma_url is None:
+            return await self._current_local_retriever(kb, retriever)
         now = time.monotonic()
         if now - self._revision_checked.get(kb, float("-inf")) < self.settings.keyword_refresh_seconds:
             return retriever
@@ -158,6 +161,22 @@ class Engine:
         if revision != retriever.keywords.revision:
             retriever = await asyncio.to_thread(self._rebuild_keywords, kb, revision)
         return retriever
+
+    async def _current_local_retriever(self, kb: str, retriever: Retriever) -> Retriever:
+        """Embedded set-up: another process (``firstreply ingest``) may have finished an ingest; it saves the keyword
+        index with the new revision last, so when the saved revision moves the index is read again (checked at
+        most every ``LOCAL_REFRESH_SECONDS``: one small file read)."""
+        now = time.monotonic()
+        if now - self._revision_checked.get(kb, float("-inf")) < LOCAL_REFRESH_SECONDS:
+            return retriever
+        self._revision_checked[kb] = now
+        saved = await asyncio.to_thread(KeywordIndex.saved_revision, self.kb_dir(kb) / "keywords")
+        if saved == retriever.keywords.revision:
+            return retriever
+        fresh = await asyncio.to_thread(KeywordIndex.load, self.kb_dir(kb) / "keywords")
+        if self._retrievers.get(kb) is retriever:  # unless something else replaced it meanwhile
+            self._retrievers[kb] = Retriever(self.embedder, self.vectors(kb), fresh)
+        return self._retrievers[kb]
 
     def _rebuild_keywords(self, kb: str, revision: str | None) -> Retriever:
         vectors = self.vectors(kb)
