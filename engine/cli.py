@@ -150,8 +150,10 @@ def search(query: str, k: int, kb: str | None, as_json: bool) -> None:
 def ask(question: str, kb: str | None, as_json: bool) -> None:
     """Answer QUESTION from the knowledge base, with cited sources."""
     settings = _settings(kb=kb)
-    with _failures_as_messages():
-        answer = _engine(settings).ask(question)
+    answer = _ask_running_server(settings, question)
+    if answer is None:
+        with _failures_as_messages():
+            answer = _engine(settings).ask(question, kb=settings.kb)
     if as_json:
         click.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
         return
@@ -160,6 +162,31 @@ def ask(question: str, kb: str | None, as_json: bool) -> None:
         click.echo("\nSources:")
         for citation in answer.citations:
             click.echo(f"  [{citation.number}] {citation.label()} — {citation.url}")
+
+
+def _ask_running_server(settings: Settings, question: str):
+    """The answer from the server running on this data folder (it has the model loaded: no start-up cost), or
+    None when there is none, or it can't answer (then the CLI answers by itself)."""
+    import asyncio
+
+    from engine.local_server import running_server
+
+    url = running_server(settings.data_dir)
+    if url is None:
+        return None
+    from engine.answer.model import Question
+    from engine.client import EngineClient, EngineError, EngineUnavailable
+
+    async def once():
+        key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else None
+        async with EngineClient(url, key, timeout=120) as client:
+            return await client.answer(Question(question, channel="api", kb=settings.kb))
+
+    try:
+        return asyncio.run(once())
+    except (EngineError, EngineUnavailable, OSError, asyncio.TimeoutError) as error:
+        err.print(f"[dim]the server at {url} didn't answer ({error}); answering here[/]", soft_wrap=True)
+        return None
 
 
 @cli.group(name="eval")
@@ -237,6 +264,7 @@ def serve(host: str | None, port: int | None, kb: str | None) -> None:
     from aiohttp import web
 
     from engine.api.app import build_app
+    from engine.local_server import announce, withdraw
     from engine.service import Engine
 
     settings, nothing = serving_plan(_settings(host=host, port=port, kb=kb), pinned=kb is not None)
@@ -250,8 +278,15 @@ def serve(host: str | None, port: int | None, kb: str | None) -> None:
     with _failures_as_messages():
         try:
             app = build_app(Engine(settings, pinned_kb=kb is not None))  # a missing GitHub App setting stops here
-            web.run_app(app, host=settings.host, port=settings.port, access_log=None,
-                        print=lambda message: out.print(f"firstreply engine on {_bound(message, settings)}", soft_wrap=True))
+            def listening(message: str) -> None:
+                bound = _bound(message, settings)
+                announce(settings.data_dir, bound.split(", ")[0])  # `firstreply ask` uses this server from now on
+                out.print(f"firstreply engine on {bound}", soft_wrap=True)
+
+            try:
+                web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=listening)
+            finally:
+                withdraw(settings.data_dir)
         except ConfigError as error:  # e.g. the Discord token, checked at start-up
             raise click.ClickException(str(error)) from None
 

@@ -139,10 +139,13 @@ def test_serve_says_the_address_it_really_listens_on_and_starts_quietly(env, sam
         url = first.split(" on ", 1)[1].split(",")[0].strip()
         ready = json.load(urllib.request.urlopen(f"{url}/readyz", timeout=30))
         assert ready["status"] == "ready"
+        marker = json.loads((Path(env["FIRSTREPLY_DATA_DIR"]) / "serving.json").read_text())
+        assert marker == {"url": url, "pid": server.pid}  # `firstreply ask` finds the server here
     finally:
         server.send_signal(signal.SIGINT)
         _out, err = server.communicate(timeout=30)
     assert "alembic" not in err and "Loading SentenceTransformer" not in err, err
+    assert not (Path(env["FIRSTREPLY_DATA_DIR"]) / "serving.json").exists()
 
 
 def test_the_github_app_refuses_to_start_half_configured_in_one_line(env):
@@ -267,3 +270,31 @@ def test_serve_answers_from_what_was_ingested_and_says_loudly_when_nothing_was(t
     assert chosen.kb == "payload" and warning is None
     pinned, warning = serving_plan(settings.model_copy(update={"kb": "docs"}), pinned=True)
     assert pinned.kb == "docs" and "'docs' has not been ingested (ingested: acme, payload)" in warning
+
+
+async def test_ask_uses_the_server_running_on_the_same_data_folder(make_engine, tmp_path, monkeypatch):
+    """Issue 15 item 13: with a server running (it has the model loaded), `firstreply ask` asks it instead of
+    loading torch and the model again; a marker left by a dead server is ignored."""
+    import asyncio
+
+    from engine.api.app import build_app
+    from engine.local_server import MARKER, announce, running_server
+    from fakes.server import serve
+
+    state = tmp_path / "cli-state"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FIRSTREPLY_DATA_DIR", str(state))
+    (state).mkdir()
+    (state / MARKER).write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": 2**22 + 12345}))  # no such process
+    assert running_server(state) is None
+
+    engine = make_engine()
+    async with serve(build_app(engine)) as url:
+        await engine.start()
+        announce(state, url)
+        before = await engine.store.count_answers()
+        result = await asyncio.to_thread(CliRunner().invoke, cli, ["ask", "How do I zoom the camera?", "--kb", "sample"])
+        assert result.exit_code == 0, result.output
+        assert "scene.zoom(2)" in result.output and "Sources:\n  [1] Camera basics" in result.output
+        assert await engine.store.count_answers() == before + 1  # answered (and logged) by the server
+    assert not (state / "firstreply.db").exists()  # the CLI opened no database of its own
