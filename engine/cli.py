@@ -110,7 +110,11 @@ def ingest(path: Path, repo_url: str | None, ref: str | None, kb: str | None, as
 
     async def run(progress):
         async with _engine(settings) as engine:  # the golden records, in the database, are indexed too
-            return await engine.aingest(path, repo_url=repo_url, ref=ref, progress=progress)
+            report = await engine.aingest(path, repo_url=repo_url, ref=ref, progress=progress)
+            if settings.query_encoder != "torch":  # export and verify the question graph now, once, so `ask` needs no torch
+                await asyncio.to_thread(engine.embedder.use_onnx_for_queries, settings.data_dir / "onnx",
+                                        settings.query_encoder == "onnx-int8")
+            return report
 
     with _failures_as_messages(settings.data_dir), _progress(not as_json and err.is_terminal) as progress:
         report = asyncio.run(run(progress))

@@ -553,7 +553,10 @@ class Engine:
         return export(kept, provider, fmt), dropped
 
     def ask(self, question: str, *, kb: str | None = None) -> Answer:
-        """Answer once from the command line (opens and closes the database around it)."""
+        """Answer once from the command line (opens and closes the database around it). The question is encoded
+        by the verified ONNX graph when there is one (no torch to load), else by the model."""
+        if self.settings.query_encoder != "torch":
+            self.embedder.use_cold_queries(self.settings.data_dir / "onnx")
 
         async def once() -> Answer:
             async with self:

@@ -298,3 +298,22 @@ async def test_ask_uses_the_server_running_on_the_same_data_folder(make_engine, 
         assert "scene.zoom(2)" in result.output and "Sources:\n  [1] Camera basics" in result.output
         assert await engine.store.count_answers() == before + 1  # answered (and logged) by the server
     assert not (state / "firstreply.db").exists()  # the CLI opened no database of its own
+
+
+def test_a_cold_ask_encodes_the_question_without_torch_once_the_graph_is_verified(env, sample_project):
+    """Issue 15 item 13: ingest exports and verifies the question graph; `ask` then loads neither torch nor
+    sentence-transformers, and answers as before. With the torch encoder configured it does load them."""
+    ingest = subprocess.run([FIRSTREPLY, "ingest", str(sample_project), "--kb", "cold"], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert ingest.returncode == 0, ingest.stderr
+    graphs = sorted(p.name for p in (Path(env["FIRSTREPLY_DATA_DIR"]) / "onnx").iterdir())
+    assert any(name.endswith(".onnx.verified") for name in graphs), graphs
+    probe = ("import sys\nfrom engine.cli import cli\n"
+             "try:\n    cli(['ask', 'How do I zoom the camera?', '--kb', 'cold'])\nexcept SystemExit:\n    pass\n"
+             "print('torch loaded:', 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n")
+    cold = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert "scene.zoom(2)" in cold.stdout and "Sources:\n  [1] Camera basics" in cold.stdout, cold.stderr
+    assert "torch loaded: False False" in cold.stdout
+    warm = subprocess.run([sys.executable, "-c", probe], env={**env, "FIRSTREPLY_QUERY_ENCODER": "torch"},
+                          capture_output=True, text=True, timeout=300)
+    assert "scene.zoom(2)" in warm.stdout and "torch loaded: True True" in warm.stdout

@@ -131,3 +131,26 @@ def test_queries_stay_on_pytorch_when_onnx_cannot_be_used(tmp_path, monkeypatch,
     assert slow.use_onnx_for_queries(tmp_path / "onnx") is False
     assert "queries stay on PyTorch: export failed" in caplog.text
     assert slow.encode_queries(["zoom"]).shape == (1, 384)
+
+
+def test_the_cold_query_encoder_gives_the_models_vectors_from_a_verified_graph_only(embedder, tmp_path):
+    """Issue 15 item 13: the torch-free encoder of `firstreply ask` uses only a graph that agreed with PyTorch."""
+    import numpy as np
+
+    from engine.index.embedder import Embedder
+    from pathlib import Path
+
+    from engine.index.onnx_queries import ColdQueryEncoder, OnnxQueryEncoder, verified_graph
+
+    cache = tmp_path / "onnx"
+    assert verified_graph(cache, embedder.weights_sha256) is None
+    OnnxQueryEncoder(embedder, cache)  # exports and verifies
+    graph = verified_graph(cache, embedder.weights_sha256)
+    assert graph is not None
+    questions = ["How do I zoom the camera in?", "useFormFields() throws TypeError", "ünïcödé and emoji 🙂 " * 40]
+    cold = ColdQueryEncoder(Path(embedder.location), graph).encode(questions)
+    assert float(np.min(np.sum(cold * embedder.encode(questions), axis=1))) > 0.9999
+    fresh = Embedder()
+    assert fresh.use_cold_queries(cache) and "model" not in fresh.__dict__  # no model loaded for a question
+    graph.write_bytes(graph.read_bytes() + b"\0")  # a graph changed since it was verified is not trusted
+    assert verified_graph(cache, embedder.weights_sha256) is None and not Embedder().use_cold_queries(cache)
