@@ -1,8 +1,8 @@
 """How long a first-time user waits on the command line (issue 15 item 13), on this machine.
 
-Prints, for a cold ``firstreply ask`` (a fresh process each run): answering in the process (loads torch and
-the model), and answering through a ``firstreply serve`` running on the same data folder; and for
-``firstreply serve``: start to first answer. Run: ``python -m bench.cli_cold --runs 2``.
+Prints, for a cold ``firstreply ask`` (a fresh process each run): as before issue 15 (the question encoded by
+torch and the model: ``FIRSTREPLY_QUERY_ENCODER=torch``), with the verified ONNX graph (no torch), and through a
+``firstreply serve`` running on the same data folder; and for ``firstreply serve``: start to first answer. Run: ``python -m bench.cli_cold --runs 2``.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def main() -> None:
     try:
         subprocess.run([FIRSTREPLY, "ingest", str(SAMPLE)], env=env, check=True, capture_output=True, timeout=600)
         ask = [FIRSTREPLY, "ask", QUESTION]
+        torch = [timed(ask, {**env, "FIRSTREPLY_QUERY_ENCODER": "torch"}) for _ in range(runs)]
         local = [timed(ask, env) for _ in range(runs)]
         starts, served = [], []
         for _ in range(runs):
@@ -65,7 +66,8 @@ def main() -> None:
                 server.send_signal(signal.SIGINT)
                 server.wait(timeout=60)
         print(f"cores: {os.cpu_count()}, runs: {runs}")
-        print(f"firstreply ask, cold, in process:        median {statistics.median(local):.2f} s  {[round(t, 2) for t in local]}")
+        print(f"firstreply ask, cold, torch (before):    median {statistics.median(torch):.2f} s  {[round(t, 2) for t in torch]}")
+        print(f"firstreply ask, cold, ONNX, no torch:    median {statistics.median(local):.2f} s  {[round(t, 2) for t in local]}")
         print(f"firstreply ask, cold, via running serve: median {statistics.median(served):.2f} s  {[round(t, 2) for t in served]}")
         print(f"firstreply serve, start to first answer: median {statistics.median(starts):.2f} s  {[round(t, 2) for t in starts]}")
     finally:
