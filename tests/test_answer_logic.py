@@ -250,3 +250,8 @@ def test_brackets_in_code_are_quoted_not_cited():
     assert "np.array([[1, 0, 0], [0, 1, 0]])\nx[1]" in text and "``arr[3]``" in text and "`a[1]`" in text
     assert text.startswith("Colors [1]:") and text.endswith("`a[1]` [2].")
     assert [c.path for c in citations] == ["docs/p2.md", "docs/p1.md"]
+
+
+def test_a_stray_backtick_does_not_hide_the_markers_of_later_paragraphs():
+    text, citations = resolve_citations("It's `odd [2].\n\nSee [3] and [9].", [passage(2), passage(3)])
+    assert text == "It's `odd [2].\n\nSee [1] and." and [c.path for c in citations] == ["docs/p3.md"]

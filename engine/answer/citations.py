@@ -17,7 +17,7 @@ from engine.answer.model import Citation
 from engine.llm.base import ContextPassage
 
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
-_BACKTICKS = re.compile(r"`+")
+_BACKTICKS = re.compile(r"`+|\n[ \t]*\n")  # backtick runs, and blank lines (which end an unclosed inline span)
 _DROPPED = "\x00"
 
 
@@ -36,6 +36,11 @@ def _prose_and_code(text: str, numbering: Numbering) -> list[tuple[str, bool]]:
     start = 0
     for run in _BACKTICKS.finditer(text):
         ticks = run.group()
+        if not ticks.startswith("`"):  # a blank line: an inline span left open is no code after all
+            if numbering.fence and len(numbering.fence) < 3:  # (what came before stays code: it may be shown already)
+                parts.append((text[start:run.start()], True))
+                numbering.fence, start = "", run.start()
+            continue
         if not numbering.fence:
             parts.append((text[start:run.start()], False))
             numbering.fence, start = ticks, run.start()
