@@ -69,7 +69,8 @@ def test_onnx_query_vectors_are_the_pytorch_ones(embedder, tmp_path):
 
     fast = Embedder(threads=1)
     assert fast.use_onnx_for_queries(tmp_path / "onnx") is True
-    assert [p.name for p in (tmp_path / "onnx").iterdir()] == [PACKAGED_WEIGHTS_SHA256[:16] + ".onnx"]
+    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [  # the graph, and that it agreed with PyTorch
+        PACKAGED_WEIGHTS_SHA256[:16] + ".onnx", PACKAGED_WEIGHTS_SHA256[:16] + ".onnx.verified"]
     texts = ["zoom", "How do I change the opacity of an actor made from polydata?", "x " * 400]
     similarity = np.sum(fast.encode_queries(texts) * embedder.encode(texts), axis=1)
     assert np.all(similarity > 0.9999)
@@ -87,7 +88,8 @@ def test_int8_query_vectors_are_close_to_the_pytorch_ones_and_rank_alike(embedde
         assert fast.use_onnx_for_queries(tmp_path / "onnx", quantized=True) is True
     assert not [r for r in caplog.records if r.name == "root"]  # the quantizer's chatter and tips stay out
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [
-        PACKAGED_WEIGHTS_SHA256[:16] + ".int8.onnx", PACKAGED_WEIGHTS_SHA256[:16] + ".onnx"]
+        PACKAGED_WEIGHTS_SHA256[:16] + ".int8.onnx", PACKAGED_WEIGHTS_SHA256[:16] + ".int8.onnx.verified",
+        PACKAGED_WEIGHTS_SHA256[:16] + ".onnx"]
     questions = ["zoom", "How do I change the opacity of an actor made from polydata?", "x " * 400,
                  "useFormFields() throws TypeError: Cannot read properties of undefined"]
     similarity = np.sum(fast.encode_queries(questions) * embedder.encode(questions), axis=1)
