@@ -9,6 +9,8 @@ STAMP  := $(VENV)/.installed
 # CPU torch first, so nothing that depends on torch pulls a CUDA build.
 # Elsewhere, add: TORCH_INDEX=--index-url https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
+# The port `make run` serves on (FIRSTREPLY_PORT when set, else 8080); its closing message names this one.
+PORT ?= $(or $(FIRSTREPLY_PORT),8080)
 
 .PHONY: install browser run test bench eval-payload clean
 
@@ -24,10 +26,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/firstreply ingest docs --kb firstreply
 	$(BIN)/firstreply ask --kb firstreply "How do I index my project's documentation?"
-	@echo; echo "Serving firstreply: open http://127.0.0.1:8080/ask to ask in your browser, or try:"; \
-	 echo "  curl -s localhost:8080/v1/answer -H 'Content-Type: application/json' -d '{\"question\": \"How do I configure firstreply?\"}'"; \
-	 echo "Maintainers: .venv/bin/firstreply maintainer add YOURNAME, then sign in at http://127.0.0.1:8080/review"; echo
-	FIRSTREPLY_KB=firstreply $(BIN)/firstreply serve
+	@echo; echo "Serving firstreply: open http://127.0.0.1:$(PORT)/ask to ask in your browser, or try:"; \
+	 echo "  curl -s localhost:$(PORT)/v1/answer -H 'Content-Type: application/json' -d '{\"question\": \"How do I configure firstreply?\"}'"; \
+	 echo "Maintainers: .venv/bin/firstreply maintainer add YOURNAME, then sign in at http://127.0.0.1:$(PORT)/review"; echo
+	FIRSTREPLY_KB=firstreply $(BIN)/firstreply serve --port $(PORT)
 
 # The page tests drive Debian's chromium: install it where we can (root with apt-get); elsewhere they skip, saying why.
 browser:

@@ -130,14 +130,18 @@ def ingest(path: Path, repo_url: str | None, ref: str | None, kb: str | None, as
 
     async def run(progress):
         async with _engine(settings) as engine:  # the golden records, in the database, are indexed too
-            return await engine.aingest(path, repo_url=repo_url, ref=ref, progress=progress)
+            report = await engine.aingest(path, repo_url=repo_url, ref=ref, progress=progress)
+            if settings.query_encoder != "torch":  # export and verify the question graph now, once, so `ask` needs no torch
+                await asyncio.to_thread(engine.embedder.use_onnx_for_queries, settings.data_dir / "onnx",
+                                        settings.query_encoder == "onnx-int8")
+            return report
 
     with _failures_as_messages(settings.data_dir), _progress(not as_json and err.is_terminal) as progress:
         report = asyncio.run(run(progress))
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return
-    out.print(f"[bold]{settings.kb}[/]: {report.summary()}")
+    out.print(f"[bold]{settings.kb}[/]: {report.summary()}", soft_wrap=True)  # one line, however narrow
     for rel_path, reason in report.unreadable:
         err.print(f"[yellow]unreadable[/] {rel_path}: {reason}")
 
@@ -170,8 +174,10 @@ def search(query: str, k: int, kb: str | None, as_json: bool) -> None:
 def ask(question: str, kb: str | None, as_json: bool) -> None:
     """Answer QUESTION from the knowledge base, with cited sources."""
     settings = _settings(kb=kb)
-    with _failures_as_messages():
-        answer = _engine(settings).ask(question)
+    answer = _ask_running_server(settings, question)
+    if answer is None:
+        with _failures_as_messages():
+            answer = _engine(settings).ask(question, kb=settings.kb)
     if as_json:
         click.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
         return
@@ -180,6 +186,31 @@ def ask(question: str, kb: str | None, as_json: bool) -> None:
         click.echo("\nSources:")
         for citation in answer.citations:
             click.echo(f"  [{citation.number}] {citation.label()} — {citation.url}")
+
+
+def _ask_running_server(settings: Settings, question: str):
+    """The answer from the server running on this data folder (it has the model loaded: no start-up cost), or
+    None when there is none, or it can't answer (then the CLI answers by itself)."""
+    import asyncio
+
+    from engine.local_server import running_server
+
+    url = running_server(settings.data_dir)
+    if url is None:
+        return None
+    from engine.answer.model import Question
+    from engine.client import EngineClient, EngineError, EngineUnavailable
+
+    async def once():
+        key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else None
+        async with EngineClient(url, key, timeout=120) as client:
+            return await client.answer(Question(question, channel="api", kb=settings.kb))
+
+    try:
+        return asyncio.run(once())
+    except (EngineError, EngineUnavailable, OSError, asyncio.TimeoutError) as error:
+        err.print(f"[dim]the server at {url} didn't answer ({error}); answering here[/]", soft_wrap=True)
+        return None
 
 
 @cli.group(name="eval")
@@ -217,17 +248,52 @@ def eval_retrieval(corpus: Path, queries: Path, qrels: Path, k: int, kb: str | N
     out.print(f"  MRR@10    {report.mrr_at_10:.3f}")
 
 
+def _bound(message: str, settings: Settings) -> str:
+    """The address the server really listens on (``--port 0`` picks one), from aiohttp's "Running on …" line."""
+    import re
+
+    found = re.findall(r"https?://\S+?(?=[\s)]|$)", message)
+    return ", ".join(found) if found else f"http://{settings.host}:{settings.port}"
+
+
+def serving_plan(settings: Settings, pinned: bool) -> tuple[Settings, str | None]:
+    """Which knowledge base answers by default, and the warning to shout when there is nothing to answer from.
+
+    Unpinned, every ingested base is served; the default is FIRSTREPLY_KB when it was ingested, else the first
+    ingested one (not an empty "default" that abstains on everything)."""
+    from engine.service import ingested_kbs
+
+    found = ingested_kbs(settings)
+    if pinned:
+        if settings.kb in found:
+            return settings, None
+        hint = f" (ingested: {', '.join(found)})" if found else ""
+        return settings, (f"Nothing to answer from: knowledge base {settings.kb!r} has not been ingested{hint}. "
+                          f"Run `firstreply ingest PATH --kb {settings.kb}`; until then every answer abstains.")
+    if not found:
+        return settings, (f"Nothing to answer from: no knowledge base has been ingested in {settings.data_dir}. "
+                          "Run `firstreply ingest PATH --kb NAME`; until then every answer abstains.")
+    if settings.kb not in found:
+        settings = settings.model_copy(update={"kb": found[0]})
+    return settings, None
+
+
 @cli.command()
 @click.option("--host", help="Address to listen on (default: FIRSTREPLY_HOST, 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default: FIRSTREPLY_PORT, 8080).")
-def serve(host: str | None, port: int | None) -> None:
-    """Run the engine's HTTP API."""
+@click.option("--kb", help="Serve only this knowledge base (default: every ingested one).")
+def serve(host: str | None, port: int | None, kb: str | None) -> None:
+    """Run the engine's HTTP API and pages, answering from every ingested knowledge base (or only --kb)."""
 
     from aiohttp import web
 
     from engine.api.app import build_app
+    from engine.local_server import announce, withdraw
+    from engine.service import Engine
 
-    settings = _settings(host=host, port=port)
+    settings, nothing = serving_plan(_settings(host=host, port=port, kb=kb), pinned=kb is not None)
+    if nothing:
+        err.print(f"[bold red]{nothing}[/]", soft_wrap=True)
     if settings.embedding_threads is None:
         settings = settings.model_copy(update={"embedding_threads": 1})
     configure_logging(settings)
@@ -235,9 +301,16 @@ def serve(host: str | None, port: int | None) -> None:
         err.print("[yellow]No FIRSTREPLY_API_KEYS set: only clients on this machine will be served.[/]")
     with _failures_as_messages():
         try:
-            app = build_app(_engine(settings))  # a missing GitHub App setting stops here
-            web.run_app(app, host=settings.host, port=settings.port, access_log=None,
-                        print=lambda _: out.print(f"firstreply engine on http://{settings.host}:{settings.port}"))
+            app = build_app(Engine(settings, pinned_kb=kb is not None))  # a missing GitHub App setting stops here
+            def listening(message: str) -> None:
+                bound = _bound(message, settings)
+                announce(settings.data_dir, bound.split(", ")[0])  # `firstreply ask` uses this server from now on
+                out.print(f"firstreply engine on {bound}", soft_wrap=True)
+
+            try:
+                web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=listening)
+            finally:
+                withdraw(settings.data_dir)
         except ConfigError as error:  # e.g. the Discord token, checked at start-up
             raise click.ClickException(str(error)) from None
 

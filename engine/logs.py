@@ -18,6 +18,7 @@ from pydantic import BaseModel, SecretStr
 
 CORRELATION = contextvars.ContextVar("firstreply_correlation_id", default=None)
 REDACTED = "[redacted]"
+QUIET_UNLESS_DEBUGGING = ("httpx", "alembic", "sentence_transformers")
 
 
 def secrets_of(settings) -> list[str]:
@@ -103,5 +104,8 @@ def configure(settings, stream=None) -> logging.Handler:
     root.setLevel(settings.log_level.upper())
     # One line per HTTP call to the Chroma server (every readiness probe, every search) is noise
     # above DEBUG; their failures still reach the log as ours.
-    logging.getLogger("httpx").setLevel(logging.WARNING if root.level > logging.DEBUG else logging.NOTSET)
+    # So is what every start says: alembic's "Context impl SQLiteImpl", sentence-transformers' "Loading …".
+    quiet = logging.WARNING if root.level > logging.DEBUG else logging.NOTSET
+    for name in QUIET_UNLESS_DEBUGGING:
+        logging.getLogger(name).setLevel(quiet)
     return handler

@@ -14,14 +14,16 @@ and rebuilds its provider chain when they changed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from functools import cached_property
 from pathlib import Path
 from typing import AsyncIterator
 
+from engine.answer.citations import strip_markers
 from engine.answer.model import Answer, Question
 from engine.answer.pipeline import AnswerPipeline, PipelineSettings, pseudonym
-from engine.config import Settings, load_settings
+from engine.config import KB_NAME, Settings, load_settings
 from engine.index.embedder import Embedder
 from engine.index.golden import GoldenPair, sync_golden
 from engine.index.keywords import KeywordIndex
@@ -39,9 +41,21 @@ from engine.store.shared_secrets import SharedSecrets
 from engine.store.tuning import TuningStore
 
 
+LOCAL_REFRESH_SECONDS = 1.0  # how often a server on an embedded store looks for an ingest another process finished
+
+
+def ingested_kbs(settings: Settings) -> list[str]:
+    """The knowledge bases something was ingested into (each has a manifest), by name."""
+    root = settings.kb_dir
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if KB_NAME.match(p.name) and (p / "manifest.json").is_file())
+
+
 class Engine:
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, pinned_kb: bool = False) -> None:
         self.settings = settings or load_settings()
+        self.pinned_kb = pinned_kb  # serve only settings.kb (`serve --kb`), not every ingested knowledge base
         self._retrievers: dict[str, Retriever] = {}
         self._vector_stores: dict[str, VectorStore] = {}
         self._shared_secrets: dict[str, str] = {}
@@ -80,6 +94,16 @@ class Engine:
         s = self.settings
         return Chroma(s.data_dir / "chroma", str(s.chroma_url) if s.chroma_url else None, s.chroma_timeout_seconds)
 
+    def served_kbs(self) -> list[str]:
+        """The knowledge bases the Ask page offers: the pinned one, else every ingested one (the default first),
+        looked up each time so a base ingested while serving appears."""
+        if self.pinned_kb:
+            return [self.settings.kb]
+        found = ingested_kbs(self.settings)
+        if self.settings.kb in found:
+            found.remove(self.settings.kb)
+        return [self.settings.kb, *found]
+
     def kb_dir(self, kb: str | None = None) -> Path:
         return self.settings.kb_dir / (kb or self.settings.kb)
 
@@ -95,7 +119,7 @@ class Engine:
         """Index a folder into the vector store and the keyword index (no database needed; see :meth:`aingest`)."""
         kb = kb or self.settings.kb
         ingestor = Ingestor(self.embedder, self.vectors(kb), self.kb_dir(kb), max_tokens=self.settings.chunk_max_tokens,
-                            url_map=self.settings.url_map)
+                            url_map=self.settings.url_map, source_base=f"{self.public_url}/source/{kb}")
         try:
             return ingestor.run(path, repo_url=repo_url, ref=ref, progress=progress)
         finally:  # even an unchanged run may have repaired the keyword index: read it again
@@ -127,8 +151,8 @@ class Engine:
     async def _current_retriever(self, kb: str) -> Retriever:
         """The knowledge base's retriever; with a shared Chroma server, rebuilt when another replica changed the vectors."""
         retriever = self._retrievers.get(kb) or await asyncio.to_thread(self.retriever, kb)  # first use loads it
-        if self.settings.chroma_url is None:  # an embedded store has one writer: this process
-            return retriever
+        if self.settings.chroma_url is None:
+            return await self._current_local_retriever(kb, retriever)
         now = time.monotonic()
         if now - self._revision_checked.get(kb, float("-inf")) < self.settings.keyword_refresh_seconds:
             return retriever
@@ -137,6 +161,22 @@ class Engine:
         if revision != retriever.keywords.revision:
             retriever = await asyncio.to_thread(self._rebuild_keywords, kb, revision)
         return retriever
+
+    async def _current_local_retriever(self, kb: str, retriever: Retriever) -> Retriever:
+        """Embedded set-up: another process (``firstreply ingest``) may have finished an ingest; it saves the keyword
+        index with the new revision last, so when the saved revision moves the index is read again (checked at
+        most every ``LOCAL_REFRESH_SECONDS``: one small file read)."""
+        now = time.monotonic()
+        if now - self._revision_checked.get(kb, float("-inf")) < LOCAL_REFRESH_SECONDS:
+            return retriever
+        self._revision_checked[kb] = now
+        saved = await asyncio.to_thread(KeywordIndex.saved_revision, self.kb_dir(kb) / "keywords")
+        if saved == retriever.keywords.revision:
+            return retriever
+        fresh = await asyncio.to_thread(KeywordIndex.load, self.kb_dir(kb) / "keywords")
+        if self._retrievers.get(kb) is retriever:  # unless something else replaced it meanwhile
+            self._retrievers[kb] = Retriever(self.embedder, self.vectors(kb), fresh)
+        return self._retrievers[kb]
 
     def _rebuild_keywords(self, kb: str, revision: str | None) -> Retriever:
         vectors = self.vectors(kb)
@@ -218,17 +258,21 @@ class Engine:
     async def __aexit__(self, *_exc) -> None:
         await self.close()
 
+    def _in_kb(self, question: Question) -> Question:
+        """The question with the knowledge base it is answered from, so its log entry says which."""
+        return question if question.kb else dataclasses.replace(question, kb=self.settings.kb)
+
     async def answer(self, question: Question) -> Answer:
         await self.start()
         await self._follow_activation()
         assert self.pipeline is not None
-        return await self.pipeline.answer(question)
+        return await self.pipeline.answer(self._in_kb(question))
 
     async def answer_stream(self, question: Question) -> AsyncIterator[dict]:
         await self.start()
         await self._follow_activation()
         assert self.pipeline is not None
-        async for event in self.pipeline.answer_stream(question):
+        async for event in self.pipeline.answer_stream(self._in_kb(question)):
             yield event
 
     async def feedback(self, answer_id: str, user_id: str, vote: int, comment: str | None = None,
@@ -297,7 +341,7 @@ class Engine:
         """Approve, correct or reject an answer; approved and corrected ones are retrieved from then on."""
         await self.start()
         assert self.review is not None
-        record, golden = await self.review.review(answer_id, verdict, by, text=text, reason=reason)
+        record, golden = await self.review.review(answer_id, verdict, by, text=text, reason=reason, quote=strip_markers)
         await self.sync_golden()
         return record, golden
 
@@ -306,7 +350,9 @@ class Engine:
         await self.start()
         assert self.review is not None
         async with self._golden_lock:
-            pairs = [GoldenPair(r.id, r.question, r.answer, f"{self.public_url}/review/golden/{r.id}")
+            # Linked to the public view (visitors see these citations), quoted without markers an older
+            # approval may have kept: they pointed at the sources of the answer it came from.
+            pairs = [GoldenPair(r.id, r.question, strip_markers(r.answer), f"{self.public_url}/golden/{r.id}")
                      for r in await self.review.all_golden_records()]
             kb = self.settings.kb
             changed = await asyncio.to_thread(sync_golden, self.embedder, self.vectors(kb), self.kb_dir(kb) / "keywords", pairs)
@@ -518,7 +564,10 @@ class Engine:
         return export(kept, provider, fmt), dropped
 
     def ask(self, question: str, *, kb: str | None = None) -> Answer:
-        """Answer once from the command line (opens and closes the database around it)."""
+        """Answer once from the command line (opens and closes the database around it). The question is encoded
+        by the verified ONNX graph when there is one (no torch to load), else by the model."""
+        if self.settings.query_encoder != "torch":
+            self.embedder.use_cold_queries(self.settings.data_dir / "onnx")
 
         async def once() -> Answer:
             async with self:

@@ -217,3 +217,41 @@ def test_citation_titles_are_defused_too():
 
     _, [citation] = resolve_citations("See [1].", [ContextPassage(1, "Ping @everyone › <@&42> roles", "https://x.test", "t")])
     assert "@everyone" not in citation.title and "<@&42>" not in citation.heading
+
+
+def test_markers_are_renumbered_to_match_the_numbered_source_list():
+    """Issue 15 item 5: an answer citing passages 3, 1 and 5 reads [1][2][3], and the list is numbered 1, 2, 3."""
+    given = [passage(n) for n in range(1, 6)]
+    text, citations = resolve_citations("Install it [3]. Then run it [1]. Both [3][5], or [5, 1].", given)
+    assert text == "Install it [1]. Then run it [2]. Both [1][3], or [3][2]."
+    assert [c.number for c in citations] == [1, 2, 3]
+    assert [c.path for c in citations] == ["docs/p3.md", "docs/p1.md", "docs/p5.md"]
+
+
+def test_streamed_pieces_are_renumbered_as_the_whole_answer_is():
+    from engine.answer.streaming import HeldBackText
+
+    given = [passage(n) for n in range(1, 6)]
+    from engine.answer.citations import Numbering
+
+    numbering = Numbering()
+    shown = HeldBackText(lambda text: resolve_citations(text, given, numbering)[0])
+    pieces = ["First [4", "]. Second [", "2] and again [4].", " Last [5][9]."]
+    streamed = "".join(shown.push(p) for p in pieces) + shown.flush()
+    whole, _ = resolve_citations("".join(pieces), given)
+    assert streamed == whole == "First [1]. Second [2] and again [1]. Last [3]."
+
+
+def test_brackets_in_code_are_quoted_not_cited():
+    given = [passage(1), passage(2)]
+    text, citations = resolve_citations(
+        "Colors [2]:\n\n```python\ncolors = np.array([[1, 0, 0], [0, 1, 0]])\nx[1]\n```\n\nUse ``arr[3]`` or `a[1]` [1].",
+        given)
+    assert "np.array([[1, 0, 0], [0, 1, 0]])\nx[1]" in text and "``arr[3]``" in text and "`a[1]`" in text
+    assert text.startswith("Colors [1]:") and text.endswith("`a[1]` [2].")
+    assert [c.path for c in citations] == ["docs/p2.md", "docs/p1.md"]
+
+
+def test_a_stray_backtick_does_not_hide_the_markers_of_later_paragraphs():
+    text, citations = resolve_citations("It's `odd [2].\n\nSee [3] and [9].", [passage(2), passage(3)])
+    assert text == "It's `odd [2].\n\nSee [1] and." and [c.path for c in citations] == ["docs/p3.md"]

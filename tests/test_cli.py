@@ -36,6 +36,8 @@ def test_ingest_search_and_ask_from_the_command_line(env, sample_project):
     ingest = runner.invoke(cli, ["ingest", str(sample_project), "--kb", "tiny", "--repo-url", "https://github.com/org/tinyviz", "--ref", "v1"])
     assert ingest.exit_code == 0, ingest.output
     assert "tiny: 10 files: 7 added, 0 updated, 0 removed, 0 unchanged" in ingest.output
+    summary = next(line for line in ingest.output.splitlines() if line.startswith("tiny: "))
+    assert "chunks: 18 embedded, 0 reused, 0 deleted, 18 in the index" in summary  # one line, however narrow
     assert "unreadable docs/legacy.md: not UTF-8 text" in ingest.output
 
     again = runner.invoke(cli, ["ingest", str(sample_project), "--kb", "tiny", "--json", "--repo-url", "https://github.com/org/tinyviz", "--ref", "v1"])
@@ -116,6 +118,34 @@ def test_serve_runs_the_api_until_interrupted(env, sample_project):
     assert server.returncode == 0
     assert f"firstreply engine on http://127.0.0.1:{port}" in out
     assert "only clients on this machine" in err
+
+
+def test_serve_says_the_address_it_really_listens_on_and_starts_quietly(env, sample_project):
+    """Issue 15 item 14: `--port 0` picks a free port, and the first line says which; no alembic or
+    sentence-transformers INFO chatter on a normal start."""
+    import queue
+    import signal
+    import threading
+    import urllib.request
+
+    CliRunner().invoke(cli, ["ingest", str(sample_project), "--kb", "served"])
+    server = subprocess.Popen([FIRSTREPLY, "serve", "--port", "0"], env={**env, "FIRSTREPLY_KB": "served"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in server.stdout], daemon=True).start()
+    try:
+        first = lines.get(timeout=120)
+        assert first.startswith("firstreply engine on http://127.0.0.1:") and ":0" not in first, first
+        url = first.split(" on ", 1)[1].split(",")[0].strip()
+        ready = json.load(urllib.request.urlopen(f"{url}/readyz", timeout=30))
+        assert ready["status"] == "ready"
+        marker = json.loads((Path(env["FIRSTREPLY_DATA_DIR"]) / "serving.json").read_text())
+        assert marker == {"url": url, "pid": server.pid}  # `firstreply ask` finds the server here
+    finally:
+        server.send_signal(signal.SIGINT)
+        _out, err = server.communicate(timeout=30)
+    assert "alembic" not in err and "Loading SentenceTransformer" not in err, err
+    assert not (Path(env["FIRSTREPLY_DATA_DIR"]) / "serving.json").exists()
 
 
 def test_the_github_app_refuses_to_start_half_configured_in_one_line(env):
@@ -220,3 +250,70 @@ def test_a_full_disk_during_ingest_says_the_disk_is_full(env, sample_project, mo
     result = CliRunner().invoke(cli, ["ingest", str(sample_project), "--kb", "full"])
     assert result.exit_code == 1
     assert "is full (4 KiB free)" in result.output and "compaction" not in result.output
+
+
+def test_serve_answers_from_what_was_ingested_and_says_loudly_when_nothing_was(tmp_path):
+    """Issue 15 item 2: `serve` answered from an empty "default" knowledge base without a word."""
+    from engine.cli import serving_plan
+    from engine.config import Settings
+
+    settings = Settings(data_dir=tmp_path / "state", _env_file=None)
+    same, warning = serving_plan(settings, pinned=False)
+    assert same.kb == "default" and "Nothing to answer from" in warning and "firstreply ingest" in warning
+    for name in ("payload", "acme"):
+        (tmp_path / "state" / "kb" / name).mkdir(parents=True)
+        (tmp_path / "state" / "kb" / name / "manifest.json").write_text("{}")
+    (tmp_path / "state" / "kb" / "default" / "keywords").mkdir(parents=True)  # golden records only: not ingested
+    chosen, warning = serving_plan(settings, pinned=False)
+    assert chosen.kb == "acme" and warning is None
+    chosen, warning = serving_plan(settings.model_copy(update={"kb": "payload"}), pinned=False)
+    assert chosen.kb == "payload" and warning is None
+    pinned, warning = serving_plan(settings.model_copy(update={"kb": "docs"}), pinned=True)
+    assert pinned.kb == "docs" and "'docs' has not been ingested (ingested: acme, payload)" in warning
+
+
+async def test_ask_uses_the_server_running_on_the_same_data_folder(make_engine, tmp_path, monkeypatch):
+    """Issue 15 item 13: with a server running (it has the model loaded), `firstreply ask` asks it instead of
+    loading torch and the model again; a marker left by a dead server is ignored."""
+    import asyncio
+
+    from engine.api.app import build_app
+    from engine.local_server import MARKER, announce, running_server
+    from fakes.server import serve
+
+    state = tmp_path / "cli-state"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FIRSTREPLY_DATA_DIR", str(state))
+    (state).mkdir()
+    (state / MARKER).write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": 2**22 + 12345}))  # no such process
+    assert running_server(state) is None
+
+    engine = make_engine()
+    async with serve(build_app(engine)) as url:
+        await engine.start()
+        announce(state, url)
+        before = await engine.store.count_answers()
+        result = await asyncio.to_thread(CliRunner().invoke, cli, ["ask", "How do I zoom the camera?", "--kb", "sample"])
+        assert result.exit_code == 0, result.output
+        assert "scene.zoom(2)" in result.output and "Sources:\n  [1] Camera basics" in result.output
+        assert await engine.store.count_answers() == before + 1  # answered (and logged) by the server
+    assert not (state / "firstreply.db").exists()  # the CLI opened no database of its own
+
+
+def test_a_cold_ask_encodes_the_question_without_torch_once_the_graph_is_verified(env, sample_project):
+    """Issue 15 item 13: ingest exports and verifies the question graph; `ask` then loads neither torch nor
+    sentence-transformers, and answers as before. With the torch encoder configured it does load them."""
+    ingest = subprocess.run([FIRSTREPLY, "ingest", str(sample_project), "--kb", "cold"], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert ingest.returncode == 0, ingest.stderr
+    graphs = sorted(p.name for p in (Path(env["FIRSTREPLY_DATA_DIR"]) / "onnx").iterdir())
+    assert any(name.endswith(".onnx.verified") for name in graphs), graphs
+    probe = ("import sys\nfrom engine.cli import cli\n"
+             "try:\n    cli(['ask', 'How do I zoom the camera?', '--kb', 'cold'])\nexcept SystemExit:\n    pass\n"
+             "print('torch loaded:', 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n")
+    cold = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert "scene.zoom(2)" in cold.stdout and "Sources:\n  [1] Camera basics" in cold.stdout, cold.stderr
+    assert "torch loaded: False False" in cold.stdout
+    warm = subprocess.run([sys.executable, "-c", probe], env={**env, "FIRSTREPLY_QUERY_ENCODER": "torch"},
+                          capture_output=True, text=True, timeout=300)
+    assert "scene.zoom(2)" in warm.stdout and "torch loaded: True True" in warm.stdout

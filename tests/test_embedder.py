@@ -69,7 +69,8 @@ def test_onnx_query_vectors_are_the_pytorch_ones(embedder, tmp_path):
 
     fast = Embedder(threads=1)
     assert fast.use_onnx_for_queries(tmp_path / "onnx") is True
-    assert [p.name for p in (tmp_path / "onnx").iterdir()] == [PACKAGED_WEIGHTS_SHA256[:16] + ".onnx"]
+    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [  # the graph, and that it agreed with PyTorch
+        PACKAGED_WEIGHTS_SHA256[:16] + ".onnx", PACKAGED_WEIGHTS_SHA256[:16] + ".onnx.verified"]
     texts = ["zoom", "How do I change the opacity of an actor made from polydata?", "x " * 400]
     similarity = np.sum(fast.encode_queries(texts) * embedder.encode(texts), axis=1)
     assert np.all(similarity > 0.9999)
@@ -87,7 +88,8 @@ def test_int8_query_vectors_are_close_to_the_pytorch_ones_and_rank_alike(embedde
         assert fast.use_onnx_for_queries(tmp_path / "onnx", quantized=True) is True
     assert not [r for r in caplog.records if r.name == "root"]  # the quantizer's chatter and tips stay out
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [
-        PACKAGED_WEIGHTS_SHA256[:16] + ".int8.onnx", PACKAGED_WEIGHTS_SHA256[:16] + ".onnx"]
+        PACKAGED_WEIGHTS_SHA256[:16] + ".int8.onnx", PACKAGED_WEIGHTS_SHA256[:16] + ".int8.onnx.verified",
+        PACKAGED_WEIGHTS_SHA256[:16] + ".onnx"]
     questions = ["zoom", "How do I change the opacity of an actor made from polydata?", "x " * 400,
                  "useFormFields() throws TypeError: Cannot read properties of undefined"]
     similarity = np.sum(fast.encode_queries(questions) * embedder.encode(questions), axis=1)
@@ -131,3 +133,26 @@ def test_queries_stay_on_pytorch_when_onnx_cannot_be_used(tmp_path, monkeypatch,
     assert slow.use_onnx_for_queries(tmp_path / "onnx") is False
     assert "queries stay on PyTorch: export failed" in caplog.text
     assert slow.encode_queries(["zoom"]).shape == (1, 384)
+
+
+def test_the_cold_query_encoder_gives_the_models_vectors_from_a_verified_graph_only(embedder, tmp_path):
+    """Issue 15 item 13: the torch-free encoder of `firstreply ask` uses only a graph that agreed with PyTorch."""
+    import numpy as np
+
+    from engine.index.embedder import Embedder
+    from pathlib import Path
+
+    from engine.index.onnx_queries import ColdQueryEncoder, OnnxQueryEncoder, verified_graph
+
+    cache = tmp_path / "onnx"
+    assert verified_graph(cache, embedder.weights_sha256) is None
+    OnnxQueryEncoder(embedder, cache)  # exports and verifies
+    graph = verified_graph(cache, embedder.weights_sha256)
+    assert graph is not None
+    questions = ["How do I zoom the camera in?", "useFormFields() throws TypeError", "ünïcödé and emoji 🙂 " * 40]
+    cold = ColdQueryEncoder(Path(embedder.location), graph).encode(questions)
+    assert float(np.min(np.sum(cold * embedder.encode(questions), axis=1))) > 0.9999
+    fresh = Embedder()
+    assert fresh.use_cold_queries(cache) and "model" not in fresh.__dict__  # no model loaded for a question
+    graph.write_bytes(graph.read_bytes() + b"\0")  # a graph changed since it was verified is not trusted
+    assert verified_graph(cache, embedder.weights_sha256) is None and not Embedder().use_cold_queries(cache)

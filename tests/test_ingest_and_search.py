@@ -157,7 +157,7 @@ def test_a_checkout_git_refuses_to_read_is_a_clear_error_not_a_plain_folder(engi
     assert discover(sample_project / "docs").repo_url == "https://github.com/org/tinyviz"
 
 
-def test_remotes_become_web_links_and_local_clones_link_by_path(engine, sample_project):
+def test_remotes_become_web_links_and_local_clones_link_to_the_engines_copy(engine, sample_project):
     from engine.ingest.sources import web_url
 
     assert web_url("git@github.com:org/tinyviz.git") == "https://github.com/org/tinyviz"
@@ -167,4 +167,5 @@ def test_remotes_become_web_links_and_local_clones_link_by_path(engine, sample_p
     make_checkout(sample_project, "/srv/git/tinyviz")  # cloned from a folder: there is no web page to link to
     engine.ingest(sample_project)
     hit = engine.search("zoom the camera", k=1)[0]
-    assert hit.chunk.url == hit.chunk.path
+    # No web page to link to: the engine serves its own copy (issue 15 item 1), rather than a bare path that 404s.
+    assert hit.chunk.url.startswith(f"{engine.public_url}/source/{engine.settings.kb}/{hit.chunk.path}?lines=")

@@ -83,3 +83,16 @@ def test_per_request_http_client_lines_are_left_out_unless_debugging(captured):
     out = captured(Settings(log_level="debug", _env_file=None))
     logging.getLogger("httpx").info("HTTP Request: GET http://chroma:8000/api/v2/heartbeat 200 OK")
     assert "HTTP Request" in out.getvalue()
+
+
+def test_start_up_chatter_from_alembic_and_sentence_transformers_is_left_out_unless_debugging(captured):
+    """Issue 15 item 14: every start said "INFO alembic… Context impl SQLiteImpl" and "Loading SentenceTransformer"."""
+    out = captured(Settings(log_level="info", _env_file=None))
+    logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
+    logging.getLogger("sentence_transformers.base.model").info("Loading SentenceTransformer model from x")
+    logging.getLogger("alembic.runtime.migration").warning("a migration went wrong")
+    assert "Context impl" not in out.getvalue() and "Loading SentenceTransformer" not in out.getvalue()
+    assert "a migration went wrong" in out.getvalue()
+    out = captured(Settings(log_level="debug", _env_file=None))
+    logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
+    assert "Context impl" in out.getvalue()

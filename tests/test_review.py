@@ -68,7 +68,9 @@ async def test_approve_correct_and_reject_keep_the_original_and_maintain_golden_
     async with make_engine() as engine:
         ids = await seed(engine)
         record, golden = await engine.review_answer(ids["web"], "approved", "ada")
-        assert record.verdict == "approved" and golden.answer == record.text and golden.source == "review"
+        # The golden record quotes the answer without its [n] markers (they pointed at that answer's sources).
+        assert record.verdict == "approved" and golden.source == "review" and "[1]" in record.text
+        assert golden.answer == re.sub(r" ?\[\d+\]", "", record.text)
 
         corrected = "Call `scene.zoom(2.5)` to zoom in; values below 1 zoom out."
         record, golden2 = await engine.review_answer(ids["web"], "corrected", "grace", text=corrected)
@@ -98,7 +100,7 @@ async def test_a_corrected_answer_is_what_the_next_similar_question_retrieves(ma
         _record, golden = await engine.review_answer(ids["discord"], "corrected", "ada", text=corrected)
         [top, *_] = await engine.asearch("how can I zoom in the camera?")
         assert top.chunk.path == f"golden/{golden.id}" and top.chunk.source_type == "golden"
-        assert top.chunk.url.endswith(f"/review/golden/{golden.id}")
+        assert top.chunk.url == f"{engine.public_url}/golden/{golden.id}"  # the public view, no sign-in
         answer = await engine.answer(Question("how can I zoom in the camera?", channel="discord"))
         assert "scene.magnify(3)" in answer.text
 

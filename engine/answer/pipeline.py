@@ -7,7 +7,8 @@ Steps, in order:
    without calling a model (a public GitHub reply needs more confidence than a chat answer).
 3. The prompt is built within the token budget and sent down the provider chain.
 4. A model that says the context does not answer makes the engine abstain too.
-5. Citations to passages that were not given are dropped; then mentions are defused (in that order).
+5. Citations to passages that were not given are dropped, the rest renumbered 1, 2, 3 in the order they are
+   first cited (so the markers match the numbered source list); then mentions are defused (in that order).
 6. Question, answer, sources with scores, model, tokens and latency are logged, and the
    turns are added to the conversation.
 """
@@ -21,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable
 
-from engine.answer.citations import finish_text
+from engine.answer.citations import Numbering, finish_text
 from engine.answer.model import Answer, Question
 from engine.answer.prompt import NOT_IN_CONTEXT, BuiltPrompt, build_prompt
 from engine.answer.streaming import HeldBackText
@@ -218,7 +219,8 @@ class AnswerPipeline:
         pieces: list[str] = []
         held = ""  # hold back the start until it can't be the NOT_IN_CONTEXT reply
         passages = prepared.prompt.passages
-        shown = HeldBackText(lambda text: finish_text(text, passages)[0])
+        numbering = Numbering()  # shared by the pieces, so they are renumbered as the whole answer is
+        shown = HeldBackText(lambda text: finish_text(text, passages, numbering)[0])
         model, prompt_tokens, output_tokens = "extractive", None, None
         asked = time.perf_counter()
         async for event in self.chain.stream(self._request(prepared), prepared.failures):

@@ -27,6 +27,8 @@ from engine.api.openapi import document
 from engine.api.pages import mount_pages, session_middleware
 from engine.api.ratelimit import TokenBuckets
 from engine.api.review_api import mount_review_api
+from engine.api.golden_view import mount_golden_view
+from engine.api.source_view import mount_source_view
 from engine.api.tuning_api import TUNING_RUNNER, mount_tuning_api
 from engine.store.repository import UnknownAnswer
 
@@ -317,6 +319,8 @@ def build_app(engine) -> web.Application:
     app.router.add_get("/metrics", metrics_route)
     mount_review_api(app)
     mount_tuning_api(app)
+    mount_source_view(app)
+    mount_golden_view(app)
     mount_pages(app, engine.session_secret, settings.cookie_secure)  # the key is known once the engine has started
     github = _github_app(app, engine)
     spec = document(with_github=github is not None)

@@ -37,6 +37,8 @@ from engine.api.sessions import same_origin
 from engine.config import ROLES
 
 OPEN_ROUTES = {"/healthz", "/readyz", "/openapi.json", "/github/webhook"}  # the webhook is authenticated by its signature
+# Read-only public views that citations link to: an ingested file, a golden record.
+PUBLIC_PREFIXES = ("/source/", "/golden/")
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 #: The role each route needs: the first prefix that matches decides; a route not listed needs ``admin``.
@@ -161,7 +163,7 @@ async def identify(request: web.Request) -> Caller | web.Response:
 async def auth_middleware(request: web.Request, handler):
     from engine.api.pages import is_page  # the pages authenticate with their own sessions
 
-    if request.path in OPEN_ROUTES or is_page(request.path):
+    if request.path in OPEN_ROUTES or is_page(request.path) or request.path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
     caller = await identify(request)
     if isinstance(caller, web.Response):

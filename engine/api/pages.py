@@ -175,7 +175,7 @@ async def ask_page(request: web.Request) -> web.Response:
     engine = _engine(request)
     if not engine.settings.ask_public:
         require_maintainer(request)
-    return render(request, "ask.html", kb=engine.settings.kb)
+    return render(request, "ask.html", kb=engine.settings.kb, kbs=engine.served_kbs())
 
 
 async def _ask_json(request: web.Request) -> dict:
@@ -209,7 +209,11 @@ async def ask_answer(request: web.Request) -> web.StreamResponse:
         request.app[METRICS].answered(event["answer"], "web")
         return "answer", event["answer"].as_dict()
 
-    question = Question(question.strip(), channel="web", conversation_id=conversation, user_id=f"web:{session.visitor}")
+    kb = data.get("kb")  # one of the served knowledge bases (the page's selector), or the default
+    if kb is not None and kb not in _engine(request).served_kbs():
+        raise web.HTTPBadRequest(text="'kb' must be one of the knowledge bases this server answers from")
+    question = Question(question.strip(), channel="web", conversation_id=conversation, user_id=f"web:{session.visitor}",
+                        kb=kb)
     return await stream_events(request, _engine(request).answer_stream(question), render)
 
 

@@ -117,6 +117,22 @@ class Embedder:
             return False
         return True
 
+    def use_cold_queries(self, cache_dir: Path) -> bool:
+        """Encode queries with an already verified ONNX graph, without loading torch or sentence-transformers (a
+        one-question process); False, and nothing changed, when there is none for these weights."""
+        from engine.index.onnx_queries import ColdQueryEncoder, verified_graph
+
+        # The graph was exported from these weights after their SHA-256 was checked, and verified against them.
+        graph = verified_graph(cache_dir, self._expected_sha256)
+        if graph is None or "model" in self.__dict__:
+            return False
+        try:
+            self._queries = ColdQueryEncoder(Path(self._location), graph, threads=self.threads or 1)
+        except Exception as error:  # any failure: the ordinary (torch) path answers
+            log.info("cold query encoder unavailable: %s", error)
+            return False
+        return True
+
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Like :meth:`encode`, through ONNX Runtime when enabled (the same or nearly the same vectors, less time)."""
         return self._queries.encode(texts) if self._queries is not None else self.encode(texts)

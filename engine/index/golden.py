@@ -1,7 +1,7 @@
 """Golden records as a knowledge source: the maintainers' own answers, retrieved like any page.
 
 Each golden record becomes one chunk (source type ``golden``, path ``golden/<id>``, linking
-to its review page). :func:`sync_golden` makes the index hold exactly the given records:
+to its public read-only view, ``/golden/<id>``). :func:`sync_golden` makes the index hold exactly the given records:
 new or edited ones are embedded, deleted ones removed, and the keyword index rebuilt when
 anything changed. Other sources in the knowledge base are left alone.
 """

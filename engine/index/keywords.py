@@ -114,6 +114,14 @@ class KeywordIndex:
         saved = (directory / "revision").read_text() if (directory / "revision").exists() else ""
         return (saved or None) == revision
 
+    @staticmethod
+    def saved_revision(directory: Path) -> str | None:
+        """The revision of the index saved in ``directory`` (None when there is none): one small file read."""
+        try:
+            return (directory / "revision").read_text() or None
+        except OSError:
+            return None
+
     @classmethod
     def load(cls, directory: Path) -> "KeywordIndex":
         if not (directory / "chunks.jsonl").exists():

@@ -126,7 +126,9 @@ class OnnxQueryEncoder:
         agreement = float(np.min(np.sum(self.encode(PROBES) * embedder.encode(PROBES), axis=1)))
         if agreement < (QUANTIZED_AGREEMENT if quantized else AGREEMENT):
             path.unlink(missing_ok=True)
+            verified_marker(path).unlink(missing_ok=True)
             raise OnnxUnavailable(f"the exported model disagrees with PyTorch (cosine {agreement:.5f})")
+        mark_verified(path)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Questions are run in groups of similar length, each padded to its own longest.
@@ -177,3 +179,74 @@ def length_groups(lengths: list[int], budget: int) -> list[list[int]]:
     if group:
         groups.append(group)
     return groups
+
+
+# -- a cold start without torch -------------------------------------------------------------------------------
+
+
+def verified_marker(graph: Path) -> Path:
+    return graph.with_name(graph.name + ".verified")
+
+
+def _stamp(graph: Path) -> dict:
+    info = graph.stat()
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
+def mark_verified(graph: Path) -> None:
+    """Record that ``graph`` agreed with PyTorch on the probes (``<graph>.verified``, tied to the file's size and
+    time, so a replaced graph is not trusted)."""
+    import json
+
+    verified_marker(graph).write_text(json.dumps(_stamp(graph)), encoding="utf-8")
+
+
+def verified_graph(cache_dir: Path, weights_sha256: str | None) -> Path | None:
+    """The verified graph of these weights in ``cache_dir`` (full precision first), or None."""
+    import json
+
+    if not weights_sha256:
+        return None
+    key = weights_sha256[:16]
+    for graph in (cache_dir / f"{key}.onnx", cache_dir / f"{key}.int8.onnx"):
+        try:
+            if json.loads(verified_marker(graph).read_text(encoding="utf-8")) == _stamp(graph):
+                return graph
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+class ColdQueryEncoder:
+    """Questions encoded by a verified ONNX graph with the model's own fast tokenizer: no torch, no
+    sentence-transformers, so a one-question process (``firstreply ask``) starts in about a second."""
+
+    def __init__(self, model_dir: Path, graph: Path, threads: int = 1) -> None:
+        import json
+
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        config = json.loads((model_dir / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        self.max_tokens = int(config.get("max_seq_length") or 256)
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=self.max_tokens)
+        self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.dimension = int(self.session.get_outputs()[0].shape[-1]) if isinstance(
+            self.session.get_outputs()[0].shape[-1], int) else 0
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        ids = [e.ids for e in self.tokenizer.encode_batch(texts)]
+        vectors: list[np.ndarray | None] = [None] * len(texts)
+        for group in length_groups([len(i) for i in ids], PADDED_TOKENS_PER_RUN):
+            for index, vector in zip(group, OnnxQueryEncoder._run(self, [ids[i] for i in group])):
+                vectors[index] = vector
+        return np.stack(vectors)

@@ -105,10 +105,35 @@ def file_fingerprint(text: str, settings_key: str) -> str:
     return hashlib.sha256(f"{settings_key}\0{text}".encode()).hexdigest()
 
 
+class SourceCopies:
+    """The engine's read-only copies of a plain folder's files (``kb/<kb>/sources/<path>``), which its source
+    view serves, so a citation of a folder with no repository still opens. Only ingested files are copied."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def keep(self, rel_path: str, text: str) -> None:
+        target = self.folder / rel_path
+        try:
+            if target.is_file() and target.read_text(encoding="utf-8") == text:
+                return
+        except (OSError, UnicodeDecodeError):
+            pass
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(target.name + ".tmp")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, target)
+
+    def remove(self, rel_paths) -> None:
+        for rel_path in rel_paths:
+            (self.folder / rel_path).unlink(missing_ok=True)
+
+
 class Ingestor:
     def __init__(self, embedder, vectors, kb_dir: Path, *, max_tokens: int | None = None,
-                 url_map: dict[str, str] | None = None) -> None:
+                 url_map: dict[str, str] | None = None, source_base: str | None = None) -> None:
         self.embedder = embedder
+        self.source_base = source_base  # where the engine serves its copies of a plain folder's files
         self.vectors = vectors
         self.kb_dir = kb_dir
         self.max_tokens = max_tokens
@@ -136,8 +161,10 @@ class Ingestor:
         known = self.manifest.files(source)
         stored = store.ids({SOURCE_KEY: source})  # what the store holds of this source, whatever the manifest says
         max_tokens = self.max_tokens or self.embedder.max_tokens
-        links = LinkBuilder(info.repo_url, info.ref, self.url_map, info.repo_prefix)
-        settings_key = json.dumps([max_tokens, info.repo_url, info.ref, info.repo_prefix, sorted(self.url_map.items())])
+        links = LinkBuilder(info.repo_url, info.ref, self.url_map, info.repo_prefix, self.source_base)
+        settings_key = json.dumps([max_tokens, info.repo_url, info.ref, info.repo_prefix, sorted(self.url_map.items()),
+                                   self.source_base])
+        copies = SourceCopies(self.kb_dir / "sources")
 
         fresh: dict[str, dict] = {}
         new_chunks: list[Chunk] = []
@@ -157,6 +184,8 @@ class Ingestor:
             if text is None:
                 report.skipped["binary"] = report.skipped.get("binary", 0) + 1
                 continue
+            if links.served(rel_path):
+                copies.keep(rel_path, text)
             digest = file_fingerprint(text, settings_key)
             previous = known.get(rel_path)
             same = previous is not None and previous["sha256"] == digest
@@ -213,6 +242,7 @@ class Ingestor:
             if golden:
                 store.upsert(golden, self.embedder.encode([c.embedding_text for c in golden]))
 
+        copies.remove(report.removed)
         known.clear()
         known.update(fresh)
         self.manifest.save()

@@ -15,6 +15,7 @@ import secrets
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 from sqlalchemy import Date, Integer, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -120,10 +121,12 @@ class ReviewStore:
         return {"record": record, "turns": turns, "votes": votes, "github": reply, "golden": golden}
 
     async def review(self, answer_id: str, verdict: str, by: str, *, text: str | None = None,
-                     reason: str | None = None) -> tuple[AnswerRecord, GoldenRecord | None]:
+                     reason: str | None = None, quote: Callable[[str], str] = str) -> tuple[AnswerRecord, GoldenRecord | None]:
         """Approve, correct (with the corrected text, kept beside the original) or reject an answer.
 
-        Approved and corrected answers become golden records; rejecting removes the answer's one.
+        Approved and corrected answers become golden records, their text passed through ``quote`` first (the
+        engine strips the answer's [n] markers: quoted later, they would point at other sources); rejecting
+        removes the answer's one.
         """
         if verdict not in ("approved", "corrected", "rejected"):
             raise ReviewError("the verdict must be approved, corrected or rejected")
@@ -146,7 +149,7 @@ class ReviewStore:
                     await session.delete(golden)
                 golden = None
             else:
-                answer = record.corrected_text or record.text
+                answer = quote(record.corrected_text or record.text).strip()
                 if golden is None:
                     golden = GoldenRecord(question=record.question, answer=answer, source="review", answer_id=answer_id,
                                           created_by=by, updated_by=by)

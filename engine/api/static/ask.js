@@ -9,6 +9,14 @@
   const status = document.getElementById("vote-status");
   let answerId = null;
   let conversation = null;
+  // Several knowledge bases: the one chosen answers; switching starts a new conversation.
+  const kbChoice = document.getElementById("kb");
+  if (kbChoice) {
+    kbChoice.addEventListener("change", () => {
+      conversation = null;
+      document.querySelector("h1 .kb").textContent = kbChoice.value;
+    });
+  }
 
   function headers() {
     return { "Content-Type": "application/json", "X-CSRF-Token": csrf };
@@ -16,7 +24,11 @@
 
   // Only http(s) links and paths on this site: a folder named "javascript:…" must never become a link.
   function safeHref(url) {
-    return typeof url === "string" && (/^https?:\/\//.test(url) || /^\/(?!\/)/.test(url)) ? url : null;
+    if (typeof url !== "string") return null;
+    // The engine's own views (an ingested file, a golden record) open on this site, whatever public URL it was given.
+    const own = /^https?:\/\/[^/]+(\/(?:source|golden)\/.*)$/.exec(url);
+    if (own) return own[1];
+    return /^https?:\/\//.test(url) || /^\/(?!\/)/.test(url) ? url : null;
   }
 
   function show(answer) {
@@ -68,7 +80,7 @@
     try {
       const response = await fetch("/ask/answer", {
         method: "POST", headers: headers(), credentials: "same-origin",
-        body: JSON.stringify({ question, conversation_id: conversation }),
+        body: JSON.stringify(Object.assign({ question, conversation_id: conversation }, kbChoice ? { kb: kbChoice.value } : {})),
       });
       if (!response.ok) {
         const body = await response.json().catch(() => ({}));
