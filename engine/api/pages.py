@@ -19,7 +19,7 @@ import jinja2
 from aiohttp import web
 
 from engine.answer.model import CHANNELS, Question
-from engine.api import charts
+from engine.api import answer_html, charts
 from engine.api.errors import stream_events
 from engine.api.http import ENGINE, LIMITS, METRICS, checked_text, page_number, read_json, row_id
 from engine.api.sessions import CsrfRefused, Sessions, WebSession, check_csrf
@@ -33,6 +33,7 @@ TEMPLATES = web.AppKey("templates", jinja2.Environment)
 SESSION = web.RequestKey("session", WebSession)
 PAGE_PREFIXES = ("/ask", "/review", "/static/")
 MAX_QUESTION_CHARS = 8000
+MAX_COMMENT_CHARS = 2000  # as on /v1/feedback
 
 
 def is_page(path: str) -> bool:
@@ -149,7 +150,7 @@ async def ask_answer(request: web.Request) -> web.StreamResponse:
         if event["type"] == "delta":
             return "delta", {"text": event["text"]}
         request.app[METRICS].answered(event["answer"], "web")
-        return "answer", event["answer"].as_dict()
+        return "answer", answer_html.answer_payload(event["answer"])
 
     question = Question(question.strip(), channel="web", conversation_id=conversation, user_id=f"web:{session.visitor}")
     return await stream_events(request, _engine(request).answer_stream(question), render)
@@ -177,8 +178,14 @@ async def ask_feedback(request: web.Request) -> web.Response:
     answer_id = data.get("answer_id")
     if vote is None or not isinstance(answer_id, str):
         raise web.HTTPBadRequest(text="send answer_id and vote ('up' or 'down')")
+    comment = data.get("comment")
+    if comment is not None and (not isinstance(comment, str) or len(comment) > MAX_COMMENT_CHARS):
+        raise web.HTTPBadRequest(text=f"a comment is text of at most {MAX_COMMENT_CHARS} characters")
+    if comment is not None:
+        checked_text("comment", comment)
     try:
-        created = await _engine(request).feedback(answer_id, f"web:{request[SESSION].visitor}", vote)
+        created = await _engine(request).feedback(answer_id, f"web:{request[SESSION].visitor}", vote,
+                                                  (comment or "").strip() or None)
     except UnknownAnswer:
         raise web.HTTPNotFound(text="no such answer") from None
     return web.json_response({"ok": True, "created": created})
