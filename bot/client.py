@@ -25,7 +25,7 @@ from bot.commands import commands_differ, invite_url
 from bot.limits import Notices, QuestionLimits, SlidingWindow
 from bot.messages import answer_messages
 from bot.triggers import Decision, Incoming, TriggerConfig, decide
-from bot.views import EscalateButton, VoteButton, answer_view
+from bot.views import CommentButton, EscalateButton, VoteButton, answer_view
 from engine.answer.model import Question
 from engine.client import EngineError, EngineUnavailable
 from engine.logs import CORRELATION
@@ -161,7 +161,7 @@ class FirstReplyBot(discord.Client):
             self.tree.add_command(admin)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(VoteButton, EscalateButton)
+        self.add_dynamic_items(VoteButton, EscalateButton, CommentButton)
         await self.register_commands()
 
     async def register_commands(self) -> None:

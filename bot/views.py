@@ -21,6 +21,8 @@ from engine.protocol import UnknownAnswer
 
 log = logging.getLogger(__name__)
 ANSWER_ID = r"[\w-]{1,64}"
+COMMENT_LIMIT = 2000  # as the engine's /v1/feedback takes
+COMMENT_MODAL_SECONDS = 900  # a modal left open longer is forgotten (Discord's client then says it failed)
 
 
 class Acknowledged:
@@ -59,7 +61,56 @@ class VoteButton(Acknowledged, discord.ui.DynamicItem[discord.ui.Button], templa
             log.warning("vote on %s not stored: the engine has no such answer", self.answer_id)
             await interaction.followup.send("Sorry, I couldn't find that answer any more.", ephemeral=True)
             return
+        if self.vote == "down":  # as on the Ask page: say what was wrong, if you like (a modal, one press away)
+            view = discord.ui.View(timeout=None)
+            view.add_item(CommentButton(self.answer_id))
+            await interaction.followup.send("Thanks for the feedback!", view=view, ephemeral=True)
+            return
         await interaction.followup.send("Thanks for the feedback!", ephemeral=True)
+
+
+class CommentModal(discord.ui.Modal, title="What was wrong?"):
+    """The 👎 comment: sent with the same vote, so the reviewer reads it beside the answer."""
+
+    comment = discord.ui.TextInput(label="What was wrong or missing?", style=discord.TextStyle.paragraph,
+                                   max_length=COMMENT_LIMIT, placeholder="Read by the project's maintainers")
+
+    def __init__(self, answer_id: str) -> None:
+        super().__init__(custom_id=f"fr:commentform:{answer_id}", timeout=COMMENT_MODAL_SECONDS)
+        self.answer_id = answer_id
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        CORRELATION.set(f"discord-{interaction.id}")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            bot = interaction.client
+            bot.count("vote_comment")
+            try:
+                await bot.answerer.feedback(self.answer_id, f"discord:{interaction.user.id}", -1,
+                                            self.comment.value.strip() or None)
+            except UnknownAnswer:
+                await interaction.followup.send("Sorry, I couldn't find that answer any more.", ephemeral=True)
+                return
+            await interaction.followup.send("Thanks, the maintainers will read it.", ephemeral=True)
+        except Exception as error:  # the bot's one apology, as for the buttons
+            await interaction.client.interaction_failed(interaction, error, "modal CommentModal")
+
+
+class CommentButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"fr:comment:(?P<answer>{ANSWER_ID})"):
+    """Opens the comment modal. A modal must be the interaction's first response, so this one isn't deferred."""
+
+    def __init__(self, answer_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Say what was wrong", style=discord.ButtonStyle.secondary,
+                                           custom_id=f"fr:comment:{answer_id}"))
+        self.answer_id = answer_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match) -> "CommentButton":
+        return cls(match["answer"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        CORRELATION.set(f"discord-{interaction.id}")
+        await interaction.response.send_modal(CommentModal(self.answer_id))
 
 
 class EscalateButton(Acknowledged, discord.ui.DynamicItem[discord.ui.Button], template=rf"fr:escalate:(?P<answer>{ANSWER_ID})"):

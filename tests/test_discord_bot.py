@@ -166,6 +166,36 @@ async def test_thumbs_up_then_down_by_one_user_leaves_one_vote_and_buttons_survi
         assert await engine.store.votes(answer_id) == {"up": 1, "down": 1}
 
 
+async def test_thumbs_down_offers_a_comment_modal_and_the_comment_reaches_the_review(make_engine):
+    async with make_engine() as engine:
+        async with running(engine) as (fake, bot):
+            _, message, (up, down, _) = await ask_and_get_reply(fake)
+            answer_id = down.rsplit(":", 1)[1]
+            thumbs_up = await fake.click(up, message=message, user_id="111")
+            await fake.wait_for(lambda: fake.replies(thumbs_up))
+            assert not fake.replies(thumbs_up)[0].get("components")  # a 👍 asks nothing more
+            vote = await fake.click(down, message=message, user_id="111")
+            await fake.wait_for(lambda: fake.replies(vote))
+            [thanks] = fake.replies(vote)
+            assert thanks["flags"] & 64 and thanks["content"] == "Thanks for the feedback!"
+            [[button]] = [row["components"] for row in thanks["components"]]
+            assert (button["label"], button["custom_id"]) == ("Say what was wrong", f"fr:comment:{answer_id}")
+
+            opened = await fake.click(button["custom_id"], message=thanks, user_id="111")
+            await fake.wait_for(lambda: fake.modal(opened))
+            modal = fake.modal(opened)
+            assert modal["title"] == "What was wrong?" and modal["custom_id"] == f"fr:commentform:{answer_id}"
+            with pytest.raises(ValueError):  # Discord's client sends no empty required field, nor one too long
+                await fake.submit_modal(opened, {"What was wrong or missing?": "x" * 2001}, user_id="111")
+            sent = await fake.submit_modal(opened, {"What was wrong or missing?": "It should say scene.magnify."},
+                                           user_id="111")
+            await fake.wait_for(lambda: fake.replies(sent) and "Thanks" in fake.replies(sent)[-1]["content"])
+            assert fake.replies(sent)[-1]["flags"] & 64
+        assert await engine.store.votes(answer_id) == {"up": 0, "down": 1}  # the same one vote, now with its comment
+        detail = await engine.review.detail(answer_id)
+        assert [(v.vote, v.comment) for v in detail["votes"]] == [(-1, "It should say scene.magnify.")]
+
+
 async def test_ask_a_maintainer_pings_the_role_once_per_thread(make_engine):
     role = 900000000000000005
     async with make_engine() as engine, running(engine, BotConfig(maintainer_role=role)) as (fake, bot):

@@ -218,7 +218,7 @@ async def test_state_changes_need_the_csrf_token_and_the_same_origin_and_gets_ch
     assert before == after
 
     status, location, _ = await browser.post(target, {"action": "correct", "text": "Use scene.zoom(3).", "csrf_token": csrf})
-    assert status == 303 and location == target
+    assert status == 303 and location == target + "?done=corrected"  # the page then says what was done
     record = await engine.store.answer(ids["web"])
     assert record.verdict == "corrected" and record.reviewed_by == "ada" and record.corrected_text == "Use scene.zoom(3)."
     status, location, _ = await browser.post(target, {"action": "reject", "reason": "", "csrf_token": csrf})
@@ -291,7 +291,7 @@ async def test_a_github_draft_is_posted_from_its_answer_page(site):
     csrf = await browser.csrf(target)
     status, location, _ = await browser.post(target, {"action": "post", "body": "Use scene.zoom(2) to zoom in.",
                                                       "csrf_token": csrf})
-    assert status == 303 and location == target
+    assert status == 303 and location == target + "?done=posted"
     reply = await github.reply("D_9")
     assert reply.status == "approved" and reply.approved_by == "ada" and reply.body == "Use scene.zoom(2) to zoom in."
     [job] = await github.jobs()

@@ -19,6 +19,7 @@ import re
 from aiohttp import web
 
 from engine.answer.model import CHANNELS, Answer, Question
+from engine.api.answer_html import answer_payload
 from engine.api.auth import auth_middleware, known_keys
 from engine.api.errors import dependency_down, errors_middleware, stream_events
 from engine.api.http import (ENGINE, KEY_DIGESTS, LIMITS, METRICS, REQUEST_ID, BadRequest, checked_text,
@@ -84,13 +85,13 @@ async def answer_route(request: web.Request) -> web.StreamResponse:
     if not streamed(data):
         answer = await engine.answer(question)
         metrics.answered(answer, question.channel)
-        return web.json_response(answer.as_dict())
+        return web.json_response(answer_payload(answer))
 
     def render(event: dict) -> tuple[str, dict]:
         if event["type"] == "delta":
             return "delta", {"text": event["text"]}
         metrics.answered(event["answer"], question.channel)
-        return "answer", event["answer"].as_dict()
+        return "answer", answer_payload(event["answer"])
 
     return await stream_events(request, engine.answer_stream(question), render)
 

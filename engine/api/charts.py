@@ -9,34 +9,55 @@ from html import escape
 
 from markupsafe import Markup
 
-INK, ACCENT, WARN, MUTED = "#1f2937", "#4f46e5", "#f59e0b", "#9ca3af"
+INK, ACCENT, WARN, MUTED, GRID = "#1f2937", "#4f46e5", "#f59e0b", "#9ca3af", "#eef0f3"
 
 
-def daily_bars(days: list[dict], *, width: int = 720, height: int = 180) -> Markup:
-    """Questions per day as bars, the abstained share of each in amber; the busiest day labelled."""
+def _ticks(top: int) -> list[int]:
+    """Two to five round values from 0 up to at least ``top`` for the y axis: 1, 2 or 5 times a power of ten apart."""
+    power = 1
+    while True:
+        for factor in (1, 2, 5):
+            step = factor * power
+            count = max(1, -(-top // step))  # steps needed to reach top (at least one)
+            if count <= 4:
+                return [step * i for i in range(count + 1)]
+        power *= 10
+
+
+def daily_bars(days: list[dict], *, width: int = 720, height: int = 200) -> Markup:
+    """Questions per day as bars, the abstained share of each in amber; both axes labelled: counts on
+    the left with grid lines, a date under every seventh day and the last, and the axes' titles."""
     if not days:
         return Markup('<p class="empty">No questions in this period yet.</p>')
-    top = max(d["questions"] for d in days) or 1
-    gap, left, bottom = 4, 28, 22
+    ticks = _ticks(max(d["questions"] for d in days))
+    top = ticks[-1] or 1
+    gap, left, bottom, head = 4, 40, 34, 10
     bar = max(2.0, (width - left - gap * len(days)) / len(days))
+    plot = height - bottom - head
+    base = height - bottom
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="questions per day, abstentions in amber">',
-             f'<text x="0" y="12" class="axis">{top}</text>',
-             f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" stroke="{MUTED}"/>']
-    plot = height - bottom - 16
+             f'aria-label="questions per day over the last {len(days)} days, abstentions in amber">',
+             f'<text x="0" y="{head - 2}" class="axis" text-anchor="start" dy="-1">questions</text>']
+    for value in ticks:
+        y = base - plot * value / top
+        parts.append(f'<line x1="{left - 4}" y1="{y:.1f}" x2="{width}" y2="{y:.1f}" stroke="{MUTED if value == 0 else GRID}"/>'
+                     f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end" class="axis">{value}</text>')
     for i, day in enumerate(days):
         x = left + i * (bar + gap)
         total = plot * day["questions"] / top
         held = plot * day["abstained"] / top
-        y = height - bottom - total
+        y = base - total
         title = escape(f'{day["day"]}: {day["questions"]} questions, {day["abstained"]} abstained')
         parts.append(f'<g><title>{title}</title>'
                      f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{total - held:.1f}" rx="2" fill="{ACCENT}"/>'
                      f'<rect x="{x:.1f}" y="{y + total - held:.1f}" width="{bar:.1f}" height="{held:.1f}" fill="{WARN}"/></g>')
-    for i in sorted({0, len(days) - 1}):
-        x, anchor = (left, "start") if i == 0 else (left + i * (bar + gap) + bar, "end")
-        parts.append(f'<text x="{x:.1f}" y="{height - 6}" text-anchor="{anchor}" class="axis">'
-                     f'{escape(str(days[i]["day"])[5:])}</text>')
+    labelled = sorted({*range(0, len(days), 7), len(days) - 1})
+    if len(labelled) > 1 and labelled[-1] - labelled[-2] < 4:  # the last day's label would overlap the one before
+        labelled.pop(-2)
+    for i in labelled:
+        x = left + i * (bar + gap) + bar / 2
+        parts.append(f'<text x="{x:.1f}" y="{base + 14}" text-anchor="middle" class="axis">{escape(str(days[i]["day"])[5:])}</text>')
+    parts.append(f'<text x="{left + (width - left) / 2:.0f}" y="{height - 2}" text-anchor="middle" class="axis">day (month-day)</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 

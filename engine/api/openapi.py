@@ -62,7 +62,7 @@ SCHEMAS = {
     "Citation": {"type": "object", "required": ["number", "title", "url", "path"], "properties": {
         "number": INTEGER, "title": STRING, "heading": STRING, "url": STRING, "path": STRING}},
     "Answer": {"type": "object", "required": ["id", "text", "abstained", "confidence", "model", "citations"], "properties": {
-        "id": _nullable(STRING), "text": STRING, "abstained": BOOLEAN, "confidence": NUMBER, "model": STRING,
+        "id": _nullable(STRING), "text": STRING, "html": STRING, "abstained": BOOLEAN, "confidence": NUMBER, "model": STRING,
         "conversation_id": _nullable(STRING), "escalation": _nullable(STRING), "latency_ms": INTEGER,
         "fallback_reasons": {"type": "array", "items": STRING}, "citations": {"type": "array", "items": _ref("Citation")}}},
     "Hit": {"type": "object", "required": ["path", "url", "score"], "properties": {

@@ -16,15 +16,17 @@ from typing import Callable
 from urllib.parse import urlencode
 
 import jinja2
+import markupsafe
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from engine.answer.model import CHANNELS, Question
 from engine.store.text import text_problem
-from engine.api import charts
+from engine.api import answer_html, charts, review_lists
 from engine.api.errors import stream_events
 from engine.api.http import ENGINE, LIMITS, METRICS, checked_text, client_address, page_number, read_json, row_id
 from engine.api.sessions import CsrfRefused, Sessions, WebSession, check_csrf
+from engine.api.tuning_api import TUNING_RUNNER
 from engine.store.repository import UnknownAnswer
 from engine.store.review import MAX_IMPORT_FIELD, VERDICTS, AnswerFilter, ReviewError
 
@@ -35,6 +37,7 @@ TEMPLATES = web.AppKey("templates", jinja2.Environment)
 SESSION = web.RequestKey("session", WebSession)
 PAGE_PREFIXES = ("/ask", "/review", "/static/")
 MAX_QUESTION_CHARS = 8000
+MAX_COMMENT_CHARS = 2000  # as on /v1/feedback
 
 
 #: What a page says after a redirect, by code: ``?error=<code>`` / ``?message=<code>`` pick one of these, and
@@ -53,6 +56,9 @@ PAGE_ERRORS = {
     "no-grant": "No failed grant to retry.",
     "job-over": "The job is already over.",
     "refused": "That was refused; the server's log says why.",
+    "too-few": "Too few golden records to tune a model yet: approve or add more answers first.",
+    "tuning-form": "Check the job's fields: the alias is short text; epochs, batch size and learning rate are "
+                   "numbers, or empty for the provider's default.",
 }
 PAGE_NOTICES = {"added": "Added.", "deleted": "Deleted.", "saved": "Saved.", "imported": "Imported."}
 _ERROR_CODES = {text.rstrip(".").lower(): code for code, text in PAGE_ERRORS.items()}
@@ -207,7 +213,7 @@ async def ask_answer(request: web.Request) -> web.StreamResponse:
         if event["type"] == "delta":
             return "delta", {"text": event["text"]}
         request.app[METRICS].answered(event["answer"], "web")
-        return "answer", event["answer"].as_dict()
+        return "answer", answer_html.answer_payload(event["answer"])
 
     kb = data.get("kb")  # one of the served knowledge bases (the page's selector), or the default
     if kb is not None and kb not in _engine(request).served_kbs():
@@ -241,13 +247,18 @@ async def ask_feedback(request: web.Request) -> web.Response:
     if vote is None or not isinstance(answer_id, str) or len(answer_id) > 64:
         raise web.HTTPBadRequest(text="send answer_id and vote ('up' or 'down')")
     checked_text("answer_id", answer_id)
+    comment = data.get("comment")
+    if comment is not None and (not isinstance(comment, str) or len(comment) > MAX_COMMENT_CHARS):
+        raise web.HTTPBadRequest(text=f"a comment is text of at most {MAX_COMMENT_CHARS} characters")
+    if comment is not None:
+        checked_text("comment", comment)
     wait = request.app[LIMITS].take(f"web:{client_address(request)}")
     if wait is not None:
         return web.json_response({"error": {"status": 429, "code": "rate_limited", "message": "slow down a little"}},
                                  status=429, headers={"Retry-After": str(max(1, round(wait)))})
     visitor = request[SESSION].visitor
     try:
-        created = await _engine(request).feedback(answer_id, f"web:{visitor}", vote,
+        created = await _engine(request).feedback(answer_id, f"web:{visitor}", vote, (comment or "").strip() or None,
                                                   conversation_prefix=f"web:{visitor}:")
     except UnknownAnswer:
         raise web.HTTPNotFound(text="no such answer among yours") from None
@@ -316,6 +327,13 @@ def _flag(value: str | None) -> bool | None:
     return {"yes": True, "no": False}.get(value or "")
 
 
+def _kb_query(query) -> str | None:
+    from engine.config import KB_NAME
+
+    value = query.get("kb")
+    return value if isinstance(value, str) and KB_NAME.match(value) else None
+
+
 def answer_filter(query) -> AnswerFilter:
     """The list's filters from a query string; anything unknown is ignored, not an error."""
     page = page_number(query.get("page"))
@@ -324,7 +342,7 @@ def answer_filter(query) -> AnswerFilter:
         verdict=query.get("verdict") if query.get("verdict") in VERDICTS else None,
         votes=query.get("votes") if query.get("votes") in ("down", "up", "none") else None,
         abstained=_flag(query.get("abstained")), accepted=_flag(query.get("accepted")),
-        text=(query.get("q") or "").strip()[:200] or None,
+        text=(query.get("q") or "").strip()[:200] or None, kb=_kb_query(query),
         order="newest" if query.get("order") == "newest" else "down", page=page,
     )
 
@@ -340,7 +358,8 @@ async def answers_page(request: web.Request) -> web.Response:
     def page_link(page: int) -> str:
         return "/review/answers?" + urlencode({**params, "page": page})
 
-    return render(request, "answers.html", rows=rows, filter=selected, channels=CHANNELS, verdicts=VERDICTS,
+    return render(request, "answers.html", groups=review_lists.group_repeats(rows), filter=selected, channels=CHANNELS,
+                  verdicts=VERDICTS, kbs=await engine.review.knowledge_bases(),
                   previous=page_link(selected.page - 1) if selected.page > 1 else None,
                   next=page_link(selected.page + 1) if more else None)
 
@@ -352,7 +371,18 @@ async def answer_page(request: web.Request) -> web.Response:
     detail = await engine.review.detail(request.match_info["id"])
     if detail is None:
         raise web.HTTPNotFound(text="no such answer")
-    return render(request, "answer.html", error=page_error(request), **detail)
+    return render(request, "answer.html", error=page_error(request), error_for=request.query.get("for"),
+                  done=DONE.get(request.query.get("done", "")), **detail)
+
+
+# What a review action did, said on the page it returns to. Only these fixed sentences are shown:
+# the query string picks one, it never supplies text.
+DONE = {
+    "approved": "Approved: the answer is now a golden record.",
+    "corrected": "Correction saved and approved: the corrected text is now a golden record.",
+    "rejected": "Rejected; a golden record made from it was removed.",
+    "posted": "Posted to GitHub.",
+}
 
 
 async def answer_action(request: web.Request) -> web.Response:
@@ -364,18 +394,20 @@ async def answer_action(request: web.Request) -> web.Response:
     target = f"/review/answers/{answer_id}"
     try:
         if action in ("approve", "correct", "reject"):
-            verdict = {"approve": "approved", "correct": "corrected", "reject": "rejected"}[action]
-            await engine.review_answer(answer_id, verdict, name, text=form.get("text"), reason=form.get("reason"))
+            done = {"approve": "approved", "correct": "corrected", "reject": "rejected"}[action]
+            await engine.review_answer(answer_id, done, name, text=form.get("text"), reason=form.get("reason"))
         elif action == "post":
+            done = "posted"
             if await engine.post_github_draft(answer_id, name, form.get("body") or None) is None:
                 raise ReviewError("there is no GitHub draft waiting for this answer")
         else:
             raise ReviewError("unknown action")
     except LookupError:
         raise web.HTTPNotFound(text="no such answer") from None
-    except ReviewError as error:
-        raise web.HTTPSeeOther(f"{target}?{urlencode({'error': error_code(error)})}") from None
-    raise web.HTTPSeeOther(target)
+    except ReviewError as error:  # shown beside the form it came from (e.g. the reject reason)
+        where = {"for": action} if action in ("correct", "reject", "post") else {}
+        raise web.HTTPSeeOther(f"{target}?{urlencode({'error': error_code(error), **where})}") from None
+    raise web.HTTPSeeOther(f"{target}?{urlencode({'done': done})}")
 
 
 # -- golden records ----------------------------------------------------------------------------------
@@ -403,7 +435,8 @@ async def golden_record_page(request: web.Request) -> web.Response:
     record = await engine.review.golden_record(record_id) if record_id else None
     if record is None:
         raise web.HTTPNotFound(text="no such golden record")
-    return render(request, "golden_record.html", record=record, error=page_error(request))
+    return render(request, "golden_record.html", record=record, error=page_error(request),
+                  confirm_delete=request.query.get("confirm") == "delete")
 
 
 async def golden_add(request: web.Request) -> web.Response:
@@ -428,6 +461,8 @@ async def golden_action(request: web.Request) -> web.Response:
     if record_id is None:
         raise web.HTTPNotFound(text="no such golden record")
     if form.get("action") == "delete":
+        if form.get("confirmed") != "yes":  # deleting asks first: the page shows a confirmation form
+            raise web.HTTPSeeOther(f"/review/golden/{record_id}?confirm=delete")
         if not await engine.review.delete_golden_record(record_id, name):
             raise web.HTTPNotFound(text="no such golden record")
         await engine.sync_golden()
@@ -481,14 +516,17 @@ async def overview_page(request: web.Request) -> web.Response:
     require_maintainer(request)
     engine = _engine(request)
     await engine.start()
-    stats = await engine.review.overview(30)
+    kb = _kb_query(request.query)
+    stats = await engine.review.overview(30, kb)
     votes = stats["votes"]
-    return render(request, "overview.html", stats=stats,
+    audit = await engine.review.audit_events(12)
+    return render(request, "overview.html", stats=stats, kb=kb, kbs=await engine.review.knowledge_bases(),
+                  audit_links={e.id: review_lists.audit_link(e.action, e.target) for e in audit},
                   daily=charts.daily_bars(stats["per_day"]),
                   vote_share=charts.share_bar([("👍", votes["up"], "#10b981"), ("👎", votes["down"], "#ef4444")]),
                   sources=charts.ranked_bars([(s["title"], s["citations"], s["url"] if s["url"].startswith("http") else None)
                                               for s in stats["top_sources"]]),
-                  audit=await engine.review.audit_events(12))
+                  audit=audit)
 
 
 # -- tuning ----------------------------------------------------------------------------------------
@@ -499,7 +537,28 @@ async def tuning_page(request: web.Request) -> web.Response:
     engine = _engine(request)
     model = await engine.current_model()
     return render(request, "tuning.html", jobs=await engine.tuning.jobs(), activations=await engine.tuning.activations(),
-                  model=model, error=page_error(request))
+                  model=model, error=page_error(request), started=request.query.get("started") == "yes",
+                  golden_count=len(await engine.review.all_golden_records()))
+
+
+async def tuning_create(request: web.Request) -> web.Response:
+    """Start a tuning job from the tuning page: the same checks as ``POST /api/v1/finetunings``."""
+    name = require_maintainer(request)
+    form = await _form(request)
+    engine = _engine(request)
+    try:
+        alias, base_llm = review_lists.tuning_request(form)
+        await engine.create_tuning(alias, base_llm, None, {"from": "tuning page"}, name)
+    except review_lists.TuningFormError:
+        raise web.HTTPSeeOther("/review/tuning?error=tuning-form") from None
+    except ReviewError as error:
+        log.info("a tuning job from the tuning page was refused: %s", error)
+        code = "too-few" if str(error).startswith("too few examples") else "tuning-form"
+        raise web.HTTPSeeOther(f"/review/tuning?{urlencode({'error': code})}") from None
+    runner = request.app.get(TUNING_RUNNER)
+    if runner is not None:  # take the new job now rather than at the next poll
+        runner.wake.set()
+    raise web.HTTPSeeOther("/review/tuning?started=yes")
 
 
 async def tuning_action(request: web.Request) -> web.Response:
@@ -541,6 +600,7 @@ def mount_pages(app: web.Application, session_secret: str | Callable[[], str], s
                                      autoescape=jinja2.select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
     environment.filters["tojson_pretty"] = lambda value: json.dumps(value, indent=1, ensure_ascii=False)
     environment.filters["safe_href"] = safe_href
+    environment.filters["answer_html"] = lambda text: markupsafe.Markup(answer_html.render(text))  # sanitised by nh3
     app[TEMPLATES] = environment
     app.router.add_get("/", home)
     app.router.add_get("/ask", ask_page)
@@ -561,6 +621,7 @@ def mount_pages(app: web.Application, session_secret: str | Callable[[], str], s
     app.router.add_post(r"/review/golden/{id:\d+}", golden_action)
     app.router.add_get("/review/overview", overview_page)
     app.router.add_get("/review/tuning", tuning_page)
+    app.router.add_post("/review/tuning", tuning_create)
     app.router.add_post("/review/tuning/rollback", tuning_rollback)
     app.router.add_post("/review/tuning/{id}", tuning_action)
     app.router.add_static("/static/", HERE / "static")

@@ -43,6 +43,7 @@ class AnswerFilter:
     abstained: bool | None = None
     accepted: bool | None = None
     text: str | None = None
+    kb: str | None = None  # one knowledge base's answers
     order: str = "down"  # down (👎 first, then newest) | newest
     page: int = 1
     per_page: int = 50
@@ -76,6 +77,8 @@ class ReviewStore:
         query = select(AnswerRecord)
         if f.channel:
             query = query.where(AnswerRecord.channel == f.channel)
+        if f.kb is not None:
+            query = query.where(AnswerRecord.kb == f.kb)
         if f.verdict:
             query = query.where(AnswerRecord.verdict == f.verdict)
         if f.votes == "down":
@@ -182,7 +185,9 @@ class ReviewStore:
 
     @staticmethod
     def _check_pair(question: str, answer: str) -> tuple[str, str]:
-        question, answer = (question or "").strip(), (answer or "").strip()
+        # A browser's textarea sends CRLF line ends; store one newline style (and keep the newlines).
+        question, answer = (question or "").replace("\r\n", "\n").replace("\r", "\n").strip(), \
+            (answer or "").replace("\r\n", "\n").replace("\r", "\n").strip()
         if not question or not answer:
             raise ReviewError("a golden record needs a question and an answer")
         if len(question) > MAX_IMPORT_FIELD or len(answer) > MAX_IMPORT_FIELD:
@@ -344,42 +349,54 @@ class ReviewStore:
 
     # -- the overview ---------------------------------------------------------------------------------
 
-    async def overview(self, days: int = 30) -> dict:
+    async def knowledge_bases(self) -> list[str]:
+        """The knowledge bases answers were logged against, for the pages' filter."""
+        async with self.session() as session:
+            return [kb for kb in (await session.execute(
+                select(AnswerRecord.kb).distinct().order_by(AnswerRecord.kb))).scalars() if kb]
+
+    async def overview(self, days: int = 30, kb: str | None = None) -> dict:
+        """The last ``days`` days' figures, of one knowledge base's answers or of all of them."""
         since = datetime.now(timezone.utc) - timedelta(days=days)
+        in_kb = [AnswerRecord.kb == kb] if kb is not None else []
         async with self.session() as session:
             dialect = session.bind.dialect.name
             day = func.date(AnswerRecord.created_at) if dialect == "sqlite" else cast(AnswerRecord.created_at, Date)
             per_day = (await session.execute(
                 select(day.label("day"), func.count(), func.sum(cast(AnswerRecord.abstained, Integer)))
-                .where(AnswerRecord.created_at >= since).group_by(day).order_by(day)
+                .where(AnswerRecord.created_at >= since, *in_kb).group_by(day).order_by(day)
             )).all()
             totals = (await session.execute(select(
                 func.count(), func.sum(cast(AnswerRecord.abstained, Integer)), func.sum(AnswerRecord.up_votes),
                 func.sum(AnswerRecord.down_votes),
-            ).where(AnswerRecord.created_at >= since))).one()
+            ).where(AnswerRecord.created_at >= since, *in_kb))).one()
             github_posted = (await session.execute(select(func.count()).select_from(GitHubReply).where(
                 GitHubReply.status == "posted", GitHubReply.created_at >= since))).scalar_one()
             github_accepted = (await session.execute(select(func.count()).select_from(GitHubReply).where(
                 GitHubReply.status == "posted", GitHubReply.accepted.is_(True), GitHubReply.created_at >= since))).scalar_one()
             cited = (await session.execute(select(AnswerRecord.citations).where(
-                AnswerRecord.created_at >= since, AnswerRecord.abstained.is_(False)
+                AnswerRecord.created_at >= since, AnswerRecord.abstained.is_(False), *in_kb
             ).order_by(AnswerRecord.created_at.desc()).limit(5000))).scalars()
             normalised = func.lower(func.trim(AnswerRecord.question))
             unanswered = (await session.execute(
                 select(func.min(AnswerRecord.question), func.count().label("n")).where(
-                    AnswerRecord.abstained.is_(True), AnswerRecord.created_at >= since)
+                    AnswerRecord.abstained.is_(True), AnswerRecord.created_at >= since, *in_kb)
                 .group_by(normalised).order_by(func.count().desc(), func.min(AnswerRecord.question)).limit(10)
             )).all()
             verdicts = dict((await session.execute(
-                select(AnswerRecord.verdict, func.count()).where(AnswerRecord.created_at >= since).group_by(AnswerRecord.verdict)
+                select(AnswerRecord.verdict, func.count()).where(AnswerRecord.created_at >= since, *in_kb)
+                .group_by(AnswerRecord.verdict)
             )).all())
         sources: Counter = Counter()
         titles: dict[str, str] = {}
         for citations in cited:
+            pages = set()  # one page counts once per answer, however many of its sections were cited
             for citation in citations or []:
-                key = citation.get("url") or citation.get("path", "")
-                sources[key] += 1
-                titles.setdefault(key, citation.get("title") or citation.get("path", key))
+                key = (citation.get("url") or citation.get("path", "")).split("#", 1)[0]  # the page, not the anchor
+                if key and key not in pages:
+                    pages.add(key)
+                    sources[key] += 1
+                    titles.setdefault(key, citation.get("title") or citation.get("path", key))
         total, abstained, up, down = totals[0] or 0, totals[1] or 0, totals[2] or 0, totals[3] or 0
         return {
             "days": days,

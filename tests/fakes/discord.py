@@ -152,6 +152,42 @@ EMBED_FIELDS, EMBED_FIELD_NAME, EMBED_FIELD_VALUE, EMBED_FOOTER, EMBED_AUTHOR, E
 SNOWFLAKE = re.compile(r"^\d{1,20}$")
 
 
+TEXT_INPUT = 4
+
+
+def check_modal(data: dict) -> None:
+    """A modal as Discord accepts it (interactions/receiving-and-responding.mdx, "Modal"; components.mdx, "Text
+    Input"): custom_id 1-100, title 1-45, 1-5 action rows each holding one text input with custom_id 1-100,
+    style 1 (short) or 2 (paragraph), label 1-45, min_length 0-4000, max_length 1-4000, value at most 4000."""
+    def length(path: str, value, low: int, high: int) -> None:
+        if not isinstance(value, str) or not low <= len(value) <= high:
+            raise invalid_form(path, "BASE_TYPE_BAD_LENGTH", f"Must be between {low} and {high} in length.")
+
+    length("data.custom_id", data.get("custom_id"), 1, 100)
+    length("data.title", data.get("title"), 1, 45)
+    rows = data.get("components")
+    if not isinstance(rows, list) or not 1 <= len(rows) <= 5:
+        raise invalid_form("data.components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")
+    for r, row in enumerate(rows):
+        where = f"data.components.{r}"
+        if not isinstance(row, dict) or row.get("type") != ACTION_ROW or not isinstance(row.get("components"), list) \
+                or len(row["components"]) != 1:
+            raise invalid_form(where, "COMPONENT_LAYOUT_WIDTH_EXCEEDED", "The specified component exceeds the maximum width")
+        field_ = row["components"][0]
+        here = f"{where}.components.0"
+        if field_.get("type") != TEXT_INPUT:
+            raise invalid_form(f"{here}.type", "UNION_TYPE_CHOICES", "Value of field \"type\" must be one of (4,).")
+        length(f"{here}.custom_id", field_.get("custom_id"), 1, 100)
+        length(f"{here}.label", field_.get("label"), 1, 45)
+        if field_.get("style") not in (1, 2):
+            raise invalid_form(f"{here}.style", "BASE_TYPE_CHOICES", "Value must be one of (1, 2).")
+        low, high = field_.get("min_length", 0), field_.get("max_length", 4000)
+        if not (isinstance(low, int) and 0 <= low <= 4000 and isinstance(high, int) and 1 <= high <= 4000):
+            raise invalid_form(f"{here}.max_length", "NUMBER_TYPE_MAX", "int value should be less than or equal to 4000.")
+        if "value" in field_:
+            length(f"{here}.value", field_["value"], 0, 4000)
+
+
 def check_components(components, path: str = "components") -> None:
     """Message components as Discord accepts them without IS_COMPONENTS_V2: action rows of buttons or one select."""
     if not isinstance(components, list):
@@ -325,6 +361,7 @@ class Interaction:
     acknowledged: int | None = None  # the callback type
     original: dict | None = None  # the response message (or, for components, the message clicked)
     loading: bool = False  # a deferred response still "thinking…": the next follow-up edits it
+    modal: dict | None = None  # the modal it answered with (callback type 9), shown to the user
     messages: list[dict] = field(default_factory=list)  # everything it posted, as the messages are now
 
 
@@ -852,10 +889,14 @@ class FakeDiscord:
         body = request[BODY] or {}
         kind, data = body.get("type"), body.get("data") or {}
         is_component = interaction.data["type"] == 3
-        if kind not in (4, 5) and not (is_component and kind in (6, 7)):
+        # MODAL (9) answers a command or a component, never a modal's own submission (type 5).
+        if kind not in (4, 5) and not (is_component and kind in (6, 7)) and not (kind == 9 and interaction.data["type"] in (2, 3)):
             raise invalid_form("type", "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid interaction response type")
         channel_id = interaction.data["channel_id"]
-        if kind == 4:
+        if kind == 9:
+            check_modal(data)
+            interaction.modal = copy.deepcopy(data)
+        elif kind == 4:
             flags = check_message(data, allowed_flags=INTERACTION_MESSAGE_FLAGS)
             interaction.original = self.message(channel_id, data, flags=flags)
             interaction.messages.append(interaction.original)
@@ -1173,6 +1214,35 @@ class FakeDiscord:
         data["app_permissions"] = str(self.permissions(data["channel_id"]))  # the bot's, in that channel
         await self.deliver(data)
         return data
+
+    async def submit_modal(self, shown: dict, values: dict[str, str], *, user_id: str = "900000000000000002") -> dict:
+        """The user filling in and sending the modal the bot answered ``shown`` (an interaction) with: a
+        MODAL_SUBMIT interaction. The client enforces the inputs' lengths and required flags, so values outside
+        them can't be sent (ValueError here)."""
+        modal = self.interactions[shown["id"]].modal
+        if modal is None:
+            raise ValueError(f"interaction {shown['id']} showed no modal")
+        rows = []
+        for row in modal["components"]:
+            field_ = row["components"][0]
+            value = values.get(field_["label"], values.get(field_["custom_id"], ""))
+            if (field_.get("required", True) and not value) or not field_.get("min_length", 0) <= len(value) <= field_.get("max_length", 4000):
+                raise ValueError(f"Discord's client would not send {value!r} for {field_['label']!r}")
+            rows.append({"type": ACTION_ROW, "components": [{"type": TEXT_INPUT, "custom_id": field_["custom_id"], "value": value}]})
+        data = copy.deepcopy(frame("gateway_interaction_create")["d"])
+        data.update(id=str(next(self.ids)), token=f"token-{next(self.ids)}", type=5, application_id=self.application_id,
+                    channel_id=shown["channel_id"], guild_id=self.guild_id,
+                    data={"custom_id": modal["custom_id"], "components": rows})
+        data["channel"] = copy.deepcopy(self.channels[shown["channel_id"]])
+        data["member"]["user"] = dict(data["member"]["user"], id=user_id)
+        data.pop("guild", None)
+        data.pop("message", None)
+        await self.deliver(data)
+        return data
+
+    def modal(self, interaction: dict) -> dict | None:
+        """The modal the bot answered an interaction with, if it did."""
+        return self.interactions[interaction["id"]].modal
 
     def bot_messages(self, channel_id: str) -> list[dict]:
         """The messages the bot has in a channel now, oldest first (ephemeral ones included)."""

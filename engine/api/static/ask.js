@@ -7,6 +7,9 @@
   const sources = document.getElementById("sources");
   const votes = document.getElementById("votes");
   const status = document.getElementById("vote-status");
+  const nextStep = document.getElementById("next-step");
+  const comment = document.getElementById("comment");
+  const commentText = document.getElementById("comment-text");
   let answerId = null;
   let conversation = null;
   // Several knowledge bases: the one chosen answers; switching starts a new conversation.
@@ -34,8 +37,16 @@
   function show(answer) {
     answerId = answer.id;
     conversation = answer.conversation_id;
-    text.textContent = answer.text;
+    // The server rendered the Markdown and sanitised it (markdown-it-py, then nh3): see engine/api/answer_html.py.
+    if (typeof answer.html === "string") {
+      text.innerHTML = answer.html;
+      text.classList.remove("streaming");
+    } else {
+      text.textContent = answer.text;
+    }
     text.classList.toggle("abstained", answer.abstained);
+    nextStep.textContent = answer.abstained && answer.escalation ? answer.escalation : "";
+    nextStep.hidden = !nextStep.textContent;
     sources.replaceChildren();
     for (const c of answer.citations) {
       const item = document.createElement("li");
@@ -45,6 +56,7 @@
         const link = document.createElement("a");
         link.href = href;
         link.rel = "noopener noreferrer";
+        link.target = "_blank";  // the answer stays on screen while its source is read
         link.textContent = label;
         item.append(link);
       } else {
@@ -54,7 +66,23 @@
     }
     votes.hidden = !answer.id;
     status.textContent = "";
-    for (const b of votes.querySelectorAll(".vote")) b.classList.remove("chosen");
+    comment.hidden = true;
+    commentText.value = "";
+    for (const b of votes.querySelectorAll(".vote")) choose(b, false);
+  }
+
+  function choose(button, chosen) {
+    button.classList.toggle("chosen", chosen);
+    button.setAttribute("aria-pressed", String(chosen));
+  }
+
+  async function sendVote(vote, note) {
+    const body = { answer_id: answerId, vote };
+    if (note) body.comment = note;
+    const response = await fetch("/ask/feedback", {
+      method: "POST", headers: headers(), credentials: "same-origin", body: JSON.stringify(body),
+    });
+    return response.ok;
   }
 
   function handle(block) {
@@ -73,7 +101,11 @@
     if (!question) return;
     result.hidden = false;
     votes.hidden = true;
+    comment.hidden = true;
+    nextStep.hidden = true;
     text.textContent = "";
+    text.classList.add("streaming");
+    text.classList.remove("abstained");
     sources.replaceChildren();
     const button = document.getElementById("send");
     button.disabled = true;
@@ -108,11 +140,20 @@
   votes.addEventListener("click", async (e) => {
     const button = e.target.closest(".vote");
     if (!button || !answerId) return;
-    const response = await fetch("/ask/feedback", {
-      method: "POST", headers: headers(), credentials: "same-origin",
-      body: JSON.stringify({ answer_id: answerId, vote: button.dataset.vote }),
-    });
-    for (const b of votes.querySelectorAll(".vote")) b.classList.toggle("chosen", b === button);
-    status.textContent = response.ok ? "Thanks!" : "Couldn't record that vote.";
+    const ok = await sendVote(button.dataset.vote);
+    for (const b of votes.querySelectorAll(".vote")) choose(b, b === button);
+    status.textContent = ok ? "Thanks!" : "Couldn't record that vote.";
+    // A 👎 asks what was wrong, as the review docs promise; the comment goes with the same vote.
+    comment.hidden = !(ok && button.dataset.vote === "down");
+    if (!comment.hidden) commentText.focus();
+  });
+
+  comment.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const note = commentText.value.trim();
+    if (!note || !answerId) return;
+    const ok = await sendVote("down", note);
+    status.textContent = ok ? "Thanks, the maintainers will read it." : "Couldn't send that comment.";
+    if (ok) comment.hidden = true;
   });
 })();

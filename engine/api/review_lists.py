@@ -1,0 +1,67 @@
+"""What the review lists show beyond the rows themselves: repeated questions folded into one row,
+where an audit event's target lives, and the tuning form's request. Pure functions over plain data
+and records, no I/O; the handlers in :mod:`engine.api.pages` call them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def question_key(question: str) -> str:
+    """Questions that differ only in case, spacing or a trailing ? are the same question asked again."""
+    return " ".join(question.lower().split()).rstrip(" ?!.")
+
+
+@dataclass
+class QuestionGroup:
+    """The first row (in the list's order) of a question, and the other answers to the same question."""
+    row: object
+    repeats: list = field(default_factory=list)
+
+    @property
+    def times(self) -> int:
+        return 1 + len(self.repeats)
+
+
+def group_repeats(rows: list) -> list[QuestionGroup]:
+    """One group per distinct question on the page, in the order its first row came."""
+    groups: dict[str, QuestionGroup] = {}
+    for row in rows:
+        key = question_key(row.question)
+        if key in groups:
+            groups[key].repeats.append(row)
+        else:
+            groups[key] = QuestionGroup(row)
+    return list(groups.values())
+
+
+def audit_link(action: str, target: str | None) -> str | None:
+    """The review page an audit event's target is shown on, if it has one."""
+    if not target:
+        return None
+    kind = action.split(".", 1)[0]
+    if kind in ("answer", "github"):
+        return f"/review/answers/{target}"
+    if kind == "golden" and target.isdigit():
+        return f"/review/golden/{target}"
+    if kind == "model":
+        return "/review/tuning"
+    return None
+
+
+class TuningFormError(ValueError):
+    """The tuning form was filled in a way no job can be made from; the message says how."""
+
+
+def tuning_request(form) -> tuple[str, dict]:
+    """The tuning page's form as ``Engine.create_tuning``'s alias and ``base_llm``; it checks them further."""
+    alias = str(form.get("alias") or "").strip()
+    provider = str(form.get("provider") or "").strip()
+    model = str(form.get("model") or "").strip()
+    parameters: dict = {}
+    epochs = str(form.get("epochs") or "").strip()
+    if epochs:
+        if not epochs.isdigit() or len(epochs) > 6:
+            raise TuningFormError("epochs is a whole number, or empty for the provider's default")
+        parameters["n_epochs"] = int(epochs)
+    return alias, {"model_provider": provider, "model_name": model, "model_parameters": parameters}
