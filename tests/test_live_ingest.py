@@ -25,7 +25,7 @@ async def test_a_running_server_picks_up_an_ingest_finished_by_another_process(t
     from engine.service import Engine
 
     state = tmp_path / "state"
-    settings = Settings(data_dir=state, kb="live", user_salt="pepper", _env_file=None,
+    settings = Settings(data_dir=state, kb="live", user_salt="pepper-pepper-pepper-pepper-pepper", _env_file=None,
                         database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
     engine = Engine(settings)
     engine.__dict__["embedder"] = embedder

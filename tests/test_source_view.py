@@ -14,7 +14,7 @@ from fakes.server import serve
 def plain_engine(tmp_path, embedder, **overrides):
     from engine.service import Engine
 
-    engine = Engine(Settings(data_dir=tmp_path / "state", kb="plain", user_salt="pepper", _env_file=None,
+    engine = Engine(Settings(data_dir=tmp_path / "state", kb="plain", user_salt="pepper-pepper-pepper-pepper-pepper", _env_file=None,
                              database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite", **overrides))
     engine.__dict__["embedder"] = embedder
     return engine
@@ -69,5 +69,5 @@ async def test_a_checkout_still_links_to_its_repository(make_engine):
     engine = make_engine()
     async with engine:
         answer = await engine.answer(Question("How do I zoom the camera in?", channel="web"))
-    assert answer.citations and all(c.url.startswith("https://github.com/org/tinyviz/blob/v0.3.0/")
-                                    for c in answer.citations)
+    documents = [c for c in answer.citations if not c.path.startswith("golden/")]  # (other tests' golden records)
+    assert documents and all(c.url.startswith("https://github.com/org/tinyviz/blob/v0.3.0/") for c in documents)
