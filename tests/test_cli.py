@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import cli
+from firstreply.cli import cli
 
 FIRSTREPLY = str(Path(sys.executable).with_name("firstreply"))
 
@@ -254,7 +254,7 @@ def test_a_full_disk_during_ingest_says_the_disk_is_full(env, sample_project, mo
 
 def test_serve_answers_from_what_was_ingested_and_says_loudly_when_nothing_was(tmp_path):
     """Issue 15 item 2: `serve` answered from an empty "default" knowledge base without a word."""
-    from engine.cli import serving_plan
+    from firstreply.cli.serve import serving_plan
     from engine.config import Settings
 
     settings = Settings(data_dir=tmp_path / "state", _env_file=None)
@@ -278,7 +278,7 @@ async def test_ask_uses_the_server_running_on_the_same_data_folder(make_engine, 
     import asyncio
 
     from engine.api.app import build_app
-    from engine.local_server import MARKER, announce, running_server
+    from firstreply.local_server import MARKER, announce, running_server
     from fakes.server import serve
 
     state = tmp_path / "cli-state"
@@ -308,7 +308,7 @@ def test_a_cold_ask_encodes_the_question_without_torch_once_the_graph_is_verifie
     assert ingest.returncode == 0, ingest.stderr
     graphs = sorted(p.name for p in (Path(env["FIRSTREPLY_DATA_DIR"]) / "onnx").iterdir())
     assert any(name.endswith(".onnx.verified") for name in graphs), graphs
-    probe = ("import sys\nfrom engine.cli import cli\n"
+    probe = ("import sys\nfrom firstreply.cli import cli\n"
              "try:\n    cli(['ask', 'How do I zoom the camera?', '--kb', 'cold'])\nexcept SystemExit:\n    pass\n"
              "print('torch loaded:', 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n")
     cold = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)

@@ -481,7 +481,7 @@ async def test_a_corrected_draft_carries_the_marker_so_a_502_after_github_create
     elif path == "cli":
         from click.testing import CliRunner
 
-        from engine.cli import cli
+        from firstreply.cli import cli
 
         (tmp_path / "fixed.md").write_text(rewritten)
         monkeypatch.chdir(tmp_path)

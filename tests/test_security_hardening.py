@@ -425,7 +425,7 @@ def test_running_out_of_space_says_the_disk_is_full_and_keeps_the_chain(tmp_path
 
     import click
 
-    from engine.cli import _failures_as_messages
+    from firstreply.cli.console import _failures_as_messages
 
     with pytest.raises(click.ClickException) as raised:
         with _failures_as_messages(tmp_path):  # plenty of space now: the store's temporary files were removed
