@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from engine.api.app import build_app
+from firstreply.serve import build_app
 from engine.store.github import GitHubStore
 from engine.store.models import AnswerRecord, GitHubInstallation, GitHubJob, GitHubReply, GitHubRepository
 from tests_support import key_with_every_role

@@ -9,7 +9,8 @@ import json
 import aiohttp
 import pytest
 
-from engine.api.app import TUNING_TASK, build_app
+from engine.api.app import build_app
+from engine.api.keys import TUNING_TASK
 from engine.tuning.dataset import Example, export, split_holdout, validate
 from fakes import gemini, openai
 from fakes.gemini_tuning import FakeGeminiTuning

@@ -50,7 +50,7 @@ def serve(host: str | None, port: int | None, kb: str | None) -> None:
 
     from aiohttp import web
 
-    from engine.api.app import build_app
+    from firstreply.serve import build_app
     from firstreply.local_server import announce, withdraw
     from engine.service import Engine
 
