@@ -30,7 +30,7 @@ class GitHubApp:
     def __init__(self, config: AppConfig, answerer, metrics=None) -> None:
         self.config = config
         self.answerer = answerer
-        self.metrics = metrics if metrics is not None else getattr(answerer, "metrics", None) or Metrics()
+        self.metrics = metrics if metrics is not None else answerer.metrics or Metrics()  # a remote engine's: None
         self.store: GitHubStore | None = None
         self.client: GitHubClient | None = None
         self.handlers: Handlers | None = None
