@@ -290,7 +290,6 @@ async def test_ask_uses_the_server_running_on_the_same_data_folder(make_engine, 
 
     engine = make_engine()
     async with serve(build_app(engine)) as url:
-        await engine.start()
         announce(state, url)
         before = await engine.store.count_answers()
         result = await asyncio.to_thread(CliRunner().invoke, cli, ["ask", "How do I zoom the camera?", "--kb", "sample"])

@@ -21,7 +21,6 @@ async def site(make_engine):
     """A served engine with a maintainer, an answered and an abstained question, and a golden record."""
     engine = make_engine(rate_limit_per_minute=10_000)
     async with serve(build_app(engine)) as url:
-        await engine.start()
         token = await engine.review.add_maintainer("ada")
         answered = await engine.answer(Question(CAMERA, channel="discord"))
         abstained = await engine.answer(Question(OFF_TOPIC, channel="web"))

@@ -41,7 +41,6 @@ async def site(make_engine, fake_openai):
     engine = make_engine(rate_limit_per_minute=10_000, openai_base_url=f"{fake_openai.url}/v1",
                          openai_api_key=openai.API_KEY, tuning_poll_seconds=0.05)
     async with serve(build_app(engine)) as url:
-        await engine.start()
         token = await engine.review.add_maintainer("ada")
         client = Browser(url)
         await client.sign_in(token)

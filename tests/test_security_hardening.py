@@ -363,7 +363,6 @@ async def signed_in(make_engine):
     engine = make_engine(api_keys=["sk-hardening-1"], rate_limit_per_minute=100_000)
     async with serve(build_app(engine)) as url:
         browser = Browser(url)
-        await engine.start()
         token = await engine.review.add_maintainer("ada")
         try:
             yield url, engine, browser, token

@@ -28,7 +28,6 @@ async def test_citations_of_a_plain_folder_open_the_engines_own_copy(tmp_path, e
     assert not (copies / "docs/logo.png").exists() and not (copies / "docs/legacy.md").exists()  # only what was ingested
 
     async with serve(build_app(engine)) as url:
-        await engine.start()
         answer = await engine.answer(Question("How do I zoom the camera in?", channel="web"))
         assert answer.citations
         async with aiohttp.ClientSession() as http:
