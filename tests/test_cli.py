@@ -21,6 +21,20 @@ def env(tmp_path, monkeypatch):
     return {**os.environ, "FIRSTREPLY_DATA_DIR": str(tmp_path / "state")}
 
 
+def test_the_command_lives_in_the_composition_root(env):
+    """Issue 19: the console script and ``python -m firstreply`` both run firstreply.cli, with every group."""
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
+    assert project["scripts"] == {"firstreply": "firstreply.cli:main"}
+    result = subprocess.run([sys.executable, "-m", "firstreply", "--help"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert listed == {"ask", "discord", "eval", "github", "github-app", "golden", "ingest", "maintainer", "review",
+                      "search", "secrets", "serve", "tune"}
+
+
 def test_a_bad_setting_stops_the_command_with_one_line(env):
     result = subprocess.run([FIRSTREPLY, "search", "x"], env={**env, "FIRSTREPLY_SEARCH_K": "lots"},
                             capture_output=True, text=True, timeout=120)
