@@ -24,12 +24,12 @@ from engine.answer.citations import strip_markers
 from engine.answer.model import Answer, Question
 from engine.answer.pipeline import AnswerPipeline, PipelineSettings, pseudonym
 from engine.config import KB_NAME, Settings, load_settings
+from engine.index.build import IndexBuilder, IngestReport, Progress
 from engine.index.embedder import Embedder
 from engine.index.golden import GoldenPair, sync_golden
 from engine.index.keywords import KeywordIndex
 from engine.index.retriever import Hit, Retriever
 from engine.index.vectors import Chroma, VectorStore
-from engine.ingest.pipeline import IngestReport, Ingestor, Progress
 from engine.llm.chain import ProviderChain
 from engine.llm.factory import build_chain
 from engine.logs import Redactor, secrets_of
@@ -118,8 +118,8 @@ class Engine:
                progress: Progress | None = None) -> IngestReport:
         """Index a folder into the vector store and the keyword index (no database needed; see :meth:`aingest`)."""
         kb = kb or self.settings.kb
-        ingestor = Ingestor(self.embedder, self.vectors(kb), self.kb_dir(kb), max_tokens=self.settings.chunk_max_tokens,
-                            url_map=self.settings.url_map, source_base=f"{self.public_url}/source/{kb}")
+        ingestor = IndexBuilder(self.embedder, self.vectors(kb), self.kb_dir(kb), max_tokens=self.settings.chunk_max_tokens,
+                                url_map=self.settings.url_map, source_base=f"{self.public_url}/source/{kb}")
         try:
             return ingestor.run(path, repo_url=repo_url, ref=ref, progress=progress)
         finally:  # even an unchanged run may have repaired the keyword index: read it again
