@@ -12,9 +12,11 @@ from __future__ import annotations
 from typing import AsyncIterator, Protocol, runtime_checkable
 
 from engine.answer.model import Answer, Citation, Question
+from engine.client import EngineError, EngineUnavailable
 from engine.store.repository import ConversationConflict, UnknownAnswer
 
-__all__ = ["Answer", "Answerer", "Citation", "ConversationConflict", "Question", "UnknownAnswer"]
+__all__ = ["Answer", "Answerer", "Citation", "ConversationConflict", "EngineError", "EngineUnavailable", "Question",
+           "UnknownAnswer"]
 
 
 @runtime_checkable

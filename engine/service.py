@@ -34,7 +34,6 @@ from engine.llm.chain import ProviderChain
 from engine.llm.factory import build_chain
 from engine.logs import Redactor, secrets_of
 from engine.metrics import Metrics
-from engine.store.github import GitHubStore, ReplyConflict
 from engine.store.repository import Store
 from engine.store.review import ReviewError, ReviewStore
 from engine.store.shared_secrets import SharedSecrets
@@ -64,6 +63,7 @@ class Engine:
         self.chain: ProviderChain | None = None
         self.pipeline: AnswerPipeline | None = None
         self.review: ReviewStore | None = None
+        self.review_extensions: list = []  # frontends' parts of the review pages (engine.web.ReviewExtension)
         self.tuning: TuningStore | None = None
         self.metrics = Metrics()
         self._golden_lock = asyncio.Lock()
@@ -230,7 +230,7 @@ class Engine:
             await store.close()
             raise
         self.store = store
-        self.review = ReviewStore(self.store.engine)
+        self.review = ReviewStore(self.store.engine, self.review_extensions)
         self.tuning = TuningStore(self.store.engine)
         self._chain_specs = self._activated(await self.tuning.in_force())
         self._activation_checked = time.monotonic()
@@ -360,20 +360,28 @@ class Engine:
                 self._retrievers.pop(kb, None)
             return changed
 
-    async def post_github_draft(self, answer_id: str, by: str, body: str | None = None):
-        """Approve the GitHub draft made for this answer (review mode); a running App posts it."""
+    def register_review_extension(self, extension) -> None:
+        """Add a frontend's part to the review pages (an :class:`engine.web.ReviewExtension`, e.g. the GitHub
+        App's drafts): its detail beside each answer, its figures in the overview, its "post" action. It replaces
+        an extension of the same name (an app built again on this engine)."""
+        self.review_extensions[:] = [e for e in self.review_extensions if e.name != extension.name] + [extension]
+
+    async def post_review_draft(self, answer_id: str, by: str, body: str | None = None) -> dict | None:
+        """Approve the draft a frontend made for this answer (the GitHub App in review mode), which then posts it;
+        what was approved (the audit detail), or None when no extension has a draft for this answer."""
+        from engine.web import DraftConflict
+
         await self.start()
-        assert self.store is not None and self.review is not None
-        detail = await self.review.detail(answer_id)
-        reply = detail and detail["github"]
-        if not reply:
-            return None
-        try:
-            approved = await GitHubStore(self.store.engine).approve_reply(reply.id, by, body)
-        except ReplyConflict as conflict:  # approved meanwhile (another maintainer, the API), or posted
-            raise ReviewError(str(conflict)) from None
-        await self.review.audit(by, "github.post", answer_id, {"reply": reply.id})
-        return approved
+        assert self.review is not None
+        for extension in self.review_extensions:
+            try:
+                posted = await extension.post_draft(answer_id, by, body)
+            except DraftConflict as conflict:  # approved meanwhile (another maintainer, the API), or posted
+                raise ReviewError(str(conflict)) from None
+            if posted is not None:
+                await self.review.audit(by, f"{extension.name}.post", answer_id, posted)
+                return posted
+        return None
 
     # -- tuning ----------------------------------------------------------------------------
 

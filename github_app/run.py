@@ -9,11 +9,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from engine.config import Settings
-from engine.store.database import create_engine, migrate
-from engine.store.github import GitHubStore
+from engine.database import create_engine, migrate
 from github_app.app import GitHubApp
 from github_app.config import app_config
 from github_app.routes import mount
+from github_app.store import GitHubStore
 
 
 def build_standalone(settings: Settings, answerer) -> web.Application:

@@ -160,7 +160,7 @@ def test_the_github_app_refuses_to_start_half_configured_in_one_line(env):
 
 async def _queue_a_draft_and_a_failed_job(database_url: str) -> int:
     from engine.store.database import create_engine, migrate
-    from engine.store.github import GitHubStore
+    from github_app.store import GitHubStore
 
     database = create_engine(database_url)
     await migrate(database)

@@ -277,7 +277,7 @@ async def test_a_private_ask_page_sends_visitors_to_sign_in(make_engine):
 
 
 async def test_a_github_draft_is_posted_from_its_answer_page(site):
-    from engine.store.github import GitHubStore
+    from github_app.store import GitHubStore
 
     url, engine, ids, token, browser = site
     github = GitHubStore(engine.store.engine)

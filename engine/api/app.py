@@ -36,7 +36,6 @@ from engine.store.repository import UnknownAnswer
 log = logging.getLogger(__name__)
 
 DISCORD_BOT = web.AppKey("discord_bot", tuple)
-GITHUB_APP = web.AppKey("github_app_for_metrics", object)
 TUNING_TASK = web.AppKey("tuning_task", tuple)
 GOLDEN_REPAIR = web.AppKey("golden_repair", asyncio.Task)
 MAX_QUESTION_CHARS = 8000
@@ -259,10 +258,7 @@ async def metrics_route(request: web.Request) -> web.Response:
     await engine.start()
     for status, count in (await engine.tuning.count_by_status()).items():
         metrics.tuning_jobs.labels(status).set(count)
-    github = request.app.get(GITHUB_APP)
-    if github is not None and github.store is not None:
-        for status, count in (await github.store.count_by_status()).items():
-            metrics.github_queue.labels(status).set(count)
+    await metrics.refresh()  # gauges frontends read at scrape time (the GitHub App's queue)
     return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
 
 
@@ -291,7 +287,6 @@ def _github_app(app: web.Application, engine):
 
     github = GitHubApp(app_config(engine.settings), engine)
     mount(app, github)
-    app[GITHUB_APP] = github
     return github
 
 
@@ -349,11 +344,15 @@ def build_app(engine) -> web.Application:
         app[TUNING_RUNNER] = runner
         app[TUNING_TASK] = (asyncio.create_task(runner.run_forever(), name="tuning-runner"), session)
 
-        if github is not None:  # the GitHub App's workers share the engine's database
-            from engine.store.github import GitHubStore
+        from github_app.review import GitHubReview
+        from github_app.store import GitHubStore
 
-            assert engine.store is not None
-            await github.start(GitHubStore(engine.store.engine))
+        assert engine.store is not None
+        github_store = GitHubStore(engine.store.engine)  # the GitHub App's tables are in the engine's database
+        if github is not None:  # and its workers run in this process when it is configured
+            await github.start(github_store)
+        # Its drafts and figures on the review pages, even when its workers run elsewhere (`firstreply github-app`).
+        engine.register_review_extension(github.review_extension() if github is not None else GitHubReview(github_store))
 
         if settings.discord_token is not None:  # the Discord bot runs in this process too
             from bot.run import start_bot
