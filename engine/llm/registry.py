@@ -55,7 +55,7 @@ class TuningBackend:
     ``"auto"`` may stand for a number; the alias becomes ``alias_field``, which holds ``alias_max`` characters."""
 
     limits: Limits
-    rows: Callable[[list[Any]], list[dict]]
+    rows: Callable[[list[Any]], list[dict[str, Any]]]
     tuner: Callable[[Settings, Any], Any]
     alias_max: int
     alias_field: str
