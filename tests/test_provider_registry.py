@@ -139,6 +139,18 @@ def test_tuning_requests_datasets_and_tuners_come_from_a_registered_backend(toy)
     assert isinstance(tuners["toy"], ToyTuner) and tuners["toy"].base_url == "http://127.0.0.1:9/v1"
 
 
+def test_calling_a_model_without_its_key_names_the_setting_and_the_provider(toy):
+    from engine.service import Engine
+    from engine.store.review import ReviewError
+
+    engine = Engine(_settings())
+    with pytest.raises(ReviewError, match="^FIRSTREPLY_GEMINI_API_KEY is required to call a Gemini model$"):
+        engine._check_spec("gemini:tunedModels/x")
+    with pytest.raises(ReviewError, match="^FIRSTREPLY_OPENAI_API_KEY is required to call a Toy model$"):
+        engine._check_spec("toy:tuned")
+    engine._check_spec("openai:gpt-4o-mini")  # an OpenAI-compatible server may need no key
+
+
 def test_the_cli_offers_a_registered_tunable_provider(toy):
     from engine.cli import cli
 
