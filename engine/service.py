@@ -30,8 +30,8 @@ from engine.index.keywords import KeywordIndex
 from engine.index.retriever import Hit, Retriever
 from engine.index.vectors import Chroma, VectorStore
 from engine.ingest.pipeline import IngestReport, Ingestor, Progress
-from engine.llm.chain import ProviderChain
 from engine.llm import registry
+from engine.llm.chain import ProviderChain
 from engine.llm.factory import build_chain
 from engine.logs import Redactor, secrets_of
 from engine.metrics import Metrics
