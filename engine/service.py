@@ -30,6 +30,7 @@ from engine.index.golden import GoldenPair, sync_golden
 from engine.index.keywords import KeywordIndex
 from engine.index.retriever import Hit, Retriever
 from engine.index.vectors import Chroma, VectorStore
+from engine.llm import registry
 from engine.llm.chain import ProviderChain
 from engine.llm.factory import build_chain
 from engine.logs import Redactor, secrets_of
@@ -398,8 +399,8 @@ class Engine:
         return specs
 
     def _check_spec(self, spec: str) -> None:
-        if spec.startswith("gemini:") and self.settings.gemini_api_key is None:
-            raise ReviewError("FIRSTREPLY_GEMINI_API_KEY is required to call a Gemini model")
+        if (setting := registry.missing_setting(spec, self.settings)) is not None:
+            raise ReviewError(f"{setting} is required to call a {registry.kind_of(spec).title} model")
 
     async def _follow_activation(self, *, force: bool = False) -> None:
         """Answer with the models in force in the database, wherever they were activated or rolled back: looked
@@ -430,13 +431,7 @@ class Engine:
         return self.chain.primary.name
 
     def tuners(self, session) -> dict:
-        from engine.tuning.providers import GeminiTuner, OpenAITuner
-
-        s = self.settings
-        base = s.gemini_tuning_base_url or s.gemini_base_url or "https://generativelanguage.googleapis.com"
-        key = s.openai_api_key.get_secret_value() if s.openai_api_key else None
-        return {"gemini": GeminiTuner(str(base), session, grantee=s.tuned_model_grantee),
-                "openai": OpenAITuner(str(s.openai_base_url), key, session)}
+        return {kind: backend.tuner(self.settings, session) for kind, backend in registry.tuning_backends().items()}
 
     def tuning_runner(self, session):
         from engine.tuning.runner import TuningRunner
