@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from firstreply.serve import build_app  # noqa: E402
 from engine.config import Settings  # noqa: E402
 from engine.service import Engine  # noqa: E402
-from engine.store.github import GitHubStore  # noqa: E402
+from github_app.store import GitHubStore  # noqa: E402
 from fakes.github import FakeGitHub  # noqa: E402
 from fakes.server import serve  # noqa: E402
 

@@ -18,6 +18,8 @@ from pydantic import (AnyHttpUrl, BaseModel, ConfigDict, Field, IPvAnyNetwork, S
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from engine.llm import registry
+
 ENV_PREFIX = "FIRSTREPLY_"
 
 #: The embedding model used when none is configured. It resolves to the weights shipped in
@@ -226,9 +228,7 @@ class Settings(BaseSettings):
     @classmethod
     def _providers(cls, value: list[str]) -> list[str]:
         for spec in value:
-            kind, _, model = spec.partition(":")
-            if kind not in {"gemini", "openai", "extractive"} or (kind != "extractive" and not model):
-                raise ValueError(f"{spec!r} is not 'gemini:<model>', 'openai:<model>' or 'extractive'")
+            registry.check_spec(spec)
         return value
 
     @field_validator("discord_guild_ids", mode="before")
@@ -279,8 +279,8 @@ class Settings(BaseSettings):
     @field_validator("tuning_judge")
     @classmethod
     def _judge(cls, value: str | None) -> str | None:
-        if value is not None and value.partition(":")[0] not in {"gemini", "openai"} or value is not None and not value.partition(":")[2]:
-            raise ValueError(f"{value!r} is not 'gemini:<model>' or 'openai:<model>'")
+        if value is not None:
+            registry.check_spec(value, models_only=True)
         return value
 
     @field_validator("tuned_model_grantee")
@@ -306,11 +306,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _keys_for_providers(self) -> "Settings":
-        kinds = {spec.partition(":")[0] for spec in self.providers}
-        if self.tuning_judge:
-            kinds.add(self.tuning_judge.partition(":")[0])
-        if "gemini" in kinds and self.gemini_api_key is None:
-            raise ValueError("FIRSTREPLY_GEMINI_API_KEY is required when FIRSTREPLY_PROVIDERS names a gemini model")
+        for spec in [*self.providers, *([self.tuning_judge] if self.tuning_judge else [])]:
+            if (setting := registry.missing_setting(spec, self)) is not None:
+                kind = spec.partition(":")[0]
+                raise ValueError(f"{setting} is required when FIRSTREPLY_PROVIDERS names a {kind} model")
         return self
 
     @field_validator("github_app_slug")

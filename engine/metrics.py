@@ -1,7 +1,12 @@
 """Prometheus metrics, one registry per engine: HTTP, answers, every stage of answering (retrieval,
-provider), the GitHub App's deliveries and queue, Discord events and tuning jobs."""
+provider), Discord events and tuning jobs.
+
+A frontend in the same process adds its own series to :attr:`Metrics.registry` (the GitHub App: its deliveries,
+jobs and queue, in ``github_app.metrics``), and gauges it reads at scrape time through :meth:`Metrics.on_scrape`."""
 
 from __future__ import annotations
+
+from typing import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -25,15 +30,19 @@ class Metrics:
                                            buckets=LATENCY_BUCKETS, registry=self.registry)
         self.provider_latency = Histogram("firstreply_provider_seconds", "Provider chain time for one answer", ["provider"],
                                           buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.webhook_deliveries = Counter("firstreply_github_deliveries_total", "GitHub webhook deliveries by outcome",
-                                          ["event", "outcome"], registry=self.registry)
-        self.github_jobs = Counter("firstreply_github_jobs_total", "GitHub jobs run, by kind and result", ["kind", "result"],
-                                   registry=self.registry)
-        self.github_queue = Gauge("firstreply_github_queue_jobs", "GitHub jobs in the queue, by status", ["status"],
-                                  registry=self.registry)
         self.discord_events = Counter("firstreply_discord_events_total", "Discord events the bot handled", ["event"],
                                       registry=self.registry)
         self.tuning_jobs = Gauge("firstreply_tuning_jobs", "Tuning jobs, by status", ["status"], registry=self.registry)
+        self._scrape_hooks: list[Callable[[], Awaitable[None]]] = []
+
+    def on_scrape(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Have ``hook`` awaited before each scrape (it sets gauges read from a database, e.g. a queue's length)."""
+        self._scrape_hooks.append(hook)
+
+    async def refresh(self) -> None:
+        """Run the scrape hooks: what ``/metrics`` does before :meth:`render`."""
+        for hook in self._scrape_hooks:
+            await hook()
 
     def answered(self, answer, channel: str) -> None:
         self.answers.labels(channel, answer.model, str(answer.abstained).lower()).inc()

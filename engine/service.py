@@ -24,17 +24,17 @@ from engine.answer.citations import strip_markers
 from engine.answer.model import Answer, Question
 from engine.answer.pipeline import AnswerPipeline, PipelineSettings, pseudonym
 from engine.config import KB_NAME, Settings, load_settings
+from engine.index.build import IndexBuilder, IngestReport, Progress
 from engine.index.embedder import Embedder
 from engine.index.golden import GoldenPair, sync_golden
 from engine.index.keywords import KeywordIndex
 from engine.index.retriever import Hit, Retriever
 from engine.index.vectors import Chroma, VectorStore
-from engine.ingest.pipeline import IngestReport, Ingestor, Progress
+from engine.llm import registry
 from engine.llm.chain import ProviderChain
 from engine.llm.factory import build_chain
 from engine.logs import Redactor, secrets_of
 from engine.metrics import Metrics
-from engine.store.github import GitHubStore, ReplyConflict
 from engine.store.repository import Store
 from engine.store.review import ReviewError, ReviewStore
 from engine.store.shared_secrets import SharedSecrets
@@ -64,6 +64,7 @@ class Engine:
         self.chain: ProviderChain | None = None
         self.pipeline: AnswerPipeline | None = None
         self.review: ReviewStore | None = None
+        self.review_extensions: list = []  # frontends' parts of the review pages (engine.web.ReviewExtension)
         self.tuning: TuningStore | None = None
         self.metrics = Metrics()
         self._golden_lock = asyncio.Lock()
@@ -118,8 +119,8 @@ class Engine:
                progress: Progress | None = None) -> IngestReport:
         """Index a folder into the vector store and the keyword index (no database needed; see :meth:`aingest`)."""
         kb = kb or self.settings.kb
-        ingestor = Ingestor(self.embedder, self.vectors(kb), self.kb_dir(kb), max_tokens=self.settings.chunk_max_tokens,
-                            url_map=self.settings.url_map, source_base=f"{self.public_url}/source/{kb}")
+        ingestor = IndexBuilder(self.embedder, self.vectors(kb), self.kb_dir(kb), max_tokens=self.settings.chunk_max_tokens,
+                                url_map=self.settings.url_map, source_base=f"{self.public_url}/source/{kb}")
         try:
             return ingestor.run(path, repo_url=repo_url, ref=ref, progress=progress)
         finally:  # even an unchanged run may have repaired the keyword index: read it again
@@ -230,7 +231,7 @@ class Engine:
             await store.close()
             raise
         self.store = store
-        self.review = ReviewStore(self.store.engine)
+        self.review = ReviewStore(self.store.engine, self.review_extensions)
         self.tuning = TuningStore(self.store.engine)
         self._chain_specs = self._activated(await self.tuning.in_force())
         self._activation_checked = time.monotonic()
@@ -360,20 +361,28 @@ class Engine:
                 self._retrievers.pop(kb, None)
             return changed
 
-    async def post_github_draft(self, answer_id: str, by: str, body: str | None = None):
-        """Approve the GitHub draft made for this answer (review mode); a running App posts it."""
+    def register_review_extension(self, extension) -> None:
+        """Add a frontend's part to the review pages (an :class:`engine.web.ReviewExtension`, e.g. the GitHub
+        App's drafts): its detail beside each answer, its figures in the overview, its "post" action. It replaces
+        an extension of the same name (an app built again on this engine)."""
+        self.review_extensions[:] = [e for e in self.review_extensions if e.name != extension.name] + [extension]
+
+    async def post_review_draft(self, answer_id: str, by: str, body: str | None = None) -> dict | None:
+        """Approve the draft a frontend made for this answer (the GitHub App in review mode), which then posts it;
+        what was approved (the audit detail), or None when no extension has a draft for this answer."""
+        from engine.web import DraftConflict
+
         await self.start()
-        assert self.store is not None and self.review is not None
-        detail = await self.review.detail(answer_id)
-        reply = detail and detail["github"]
-        if not reply:
-            return None
-        try:
-            approved = await GitHubStore(self.store.engine).approve_reply(reply.id, by, body)
-        except ReplyConflict as conflict:  # approved meanwhile (another maintainer, the API), or posted
-            raise ReviewError(str(conflict)) from None
-        await self.review.audit(by, "github.post", answer_id, {"reply": reply.id})
-        return approved
+        assert self.review is not None
+        for extension in self.review_extensions:
+            try:
+                posted = await extension.post_draft(answer_id, by, body)
+            except DraftConflict as conflict:  # approved meanwhile (another maintainer, the API), or posted
+                raise ReviewError(str(conflict)) from None
+            if posted is not None:
+                await self.review.audit(by, f"{extension.name}.post", answer_id, posted)
+                return posted
+        return None
 
     # -- tuning ----------------------------------------------------------------------------
 
@@ -390,8 +399,8 @@ class Engine:
         return specs
 
     def _check_spec(self, spec: str) -> None:
-        if spec.startswith("gemini:") and self.settings.gemini_api_key is None:
-            raise ReviewError("FIRSTREPLY_GEMINI_API_KEY is required to call a Gemini model")
+        if (setting := registry.missing_setting(spec, self.settings)) is not None:
+            raise ReviewError(f"{setting} is required to call a {registry.kind_of(spec).title} model")
 
     async def _follow_activation(self, *, force: bool = False) -> None:
         """Answer with the models in force in the database, wherever they were activated or rolled back: looked
@@ -422,13 +431,7 @@ class Engine:
         return self.chain.primary.name
 
     def tuners(self, session) -> dict:
-        from engine.tuning.providers import GeminiTuner, OpenAITuner
-
-        s = self.settings
-        base = s.gemini_tuning_base_url or s.gemini_base_url or "https://generativelanguage.googleapis.com"
-        key = s.openai_api_key.get_secret_value() if s.openai_api_key else None
-        return {"gemini": GeminiTuner(str(base), session, grantee=s.tuned_model_grantee),
-                "openai": OpenAITuner(str(s.openai_base_url), key, session)}
+        return {kind: backend.tuner(self.settings, session) for kind, backend in registry.tuning_backends().items()}
 
     def tuning_runner(self, session):
         from engine.tuning.runner import TuningRunner

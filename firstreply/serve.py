@@ -1,5 +1,6 @@
 """Everything in one process: the engine's API and pages, and beside them the GitHub App (its webhook, its
-maintainer routes, its workers and its queue gauges) and the Discord bot, when each is configured.
+maintainer routes, its workers) and the Discord bot, when each is configured; and the App's part of the
+review pages (its drafts and figures) always, since its tables are in the engine's database.
 
 The engine builds its own application (:func:`engine.api.app.build_app`) and knows neither frontend; this
 module mounts them on it and starts them in a cleanup context, so they start after the engine has started
@@ -13,7 +14,7 @@ import asyncio
 from aiohttp import web
 
 from engine.api.app import build_app as build_engine_app
-from engine.api.keys import ENGINE, OPENAPI, SCRAPE_HOOKS
+from engine.api.keys import ENGINE, OPENAPI
 from engine.api.openapi import document
 
 GITHUB = web.AppKey("firstreply_github_app", object)  # github_app.app.GitHubApp, when configured
@@ -44,13 +45,6 @@ def _mount_github_app(app: web.Application, engine):
     github = GitHubApp(app_config(engine.settings), engine)
     mount(app, github)
     app[GITHUB] = github
-
-    async def queue_gauges(metrics) -> None:  # read from the database at scrape time
-        if github.store is not None:
-            for status, count in (await github.store.count_by_status()).items():
-                metrics.github_queue.labels(status).set(count)
-
-    app[SCRAPE_HOOKS].append(queue_gauges)
     return github
 
 
@@ -59,11 +53,15 @@ async def _frontends_running(app: web.Application):
     settings = engine.settings
     github = app.get(GITHUB)
     try:
-        if github is not None:  # the GitHub App's workers share the engine's database
-            from engine.store.github import GitHubStore
+        from github_app.review import GitHubReview
+        from github_app.store import GitHubStore
 
-            assert engine.store is not None
-            await github.start(GitHubStore(engine.store.engine))
+        assert engine.store is not None
+        github_store = GitHubStore(engine.store.engine)  # the GitHub App's tables are in the engine's database
+        if github is not None:  # and its workers run in this process when it is configured
+            await github.start(github_store)
+        # Its drafts and figures on the review pages, even when its workers run elsewhere (`firstreply github-app`).
+        engine.register_review_extension(github.review_extension() if github is not None else GitHubReview(github_store))
 
         if settings.discord_token is not None:  # the Discord bot runs in this process too
             from bot.run import start_bot

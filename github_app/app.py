@@ -12,12 +12,14 @@ import logging
 import aiohttp
 
 from engine.metrics import Metrics
-from engine.store.github import GitHubStore
-from engine.store.models import GitHubReply
 from github_app import sansio
 from github_app.api import GitHubClient
 from github_app.config import AppConfig
 from github_app.handlers import Handlers
+from github_app.metrics import GitHubMetrics
+from github_app.models import GitHubReply
+from github_app.review import GitHubReview
+from github_app.store import GitHubStore
 from github_app.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -27,10 +29,14 @@ BURST_DEFER_SECONDS = 5.0  # …or after this long at most
 
 
 class GitHubApp:
-    def __init__(self, config: AppConfig, answerer, metrics=None) -> None:
+    def __init__(self, config: AppConfig, answerer, metrics: Metrics | None = None) -> None:
+        """``metrics``: the engine's, when it runs in this process (the default: the in-process engine's); the App
+        adds its ``firstreply_github_*`` series to that registry, or keeps them in its own."""
         self.config = config
         self.answerer = answerer
-        self.metrics = metrics if metrics is not None else answerer.metrics or Metrics()  # a remote engine's: None
+        # None for a remote engine (EngineClient): the App keeps its series in its own registry then
+        self.engine_metrics = metrics if metrics is not None else answerer.metrics
+        self.metrics = GitHubMetrics.on(self.engine_metrics.registry if self.engine_metrics is not None else None)
         self.store: GitHubStore | None = None
         self.client: GitHubClient | None = None
         self.handlers: Handlers | None = None
@@ -44,10 +50,24 @@ class GitHubApp:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS))
         self.client = GitHubClient(self.config, self._session)
         self.handlers = Handlers(self.config, store, self.client, self.answerer)
+        if self.engine_metrics is not None:
+            self.engine_metrics.on_scrape(self.count_queue)
         if workers:
             self._tasks = [asyncio.create_task(self.worker(f"w{i}").run_forever(), name=f"github-worker-{i}")
                            for i in range(self.config.workers)]
         return self
+
+    async def count_queue(self) -> None:
+        """Set the queue gauge from the database (at scrape time)."""
+        if self.store is None or self._session is None or self._session.closed:
+            return  # not started, or closed
+        for status, count in (await self.store.count_by_status()).items():
+            self.metrics.github_queue.labels(status).set(count)
+
+    def review_extension(self) -> GitHubReview:
+        """The App's part of the engine's review pages; posting a draft from there wakes this App's workers."""
+        assert self.store is not None, "start() first"
+        return GitHubReview(self.store, wake=self.wake)
 
     def worker(self, name: str | None = None) -> Worker:
         assert self.store is not None and self.handlers is not None, "start() first"
@@ -113,7 +133,7 @@ class GitHubApp:
 
     async def approve(self, reply_id: int, by: str, body: str | None = None) -> GitHubReply | None:
         """Approve a draft (optionally corrected) and queue it for posting; None if there is no such reply,
-        :class:`engine.store.github.ReplyConflict` if it isn't a draft (already approved, posted…)."""
+        :class:`github_app.store.ReplyConflict` if it isn't a draft (already approved, posted…)."""
         assert self.store is not None
         reply = await self.store.approve_reply(reply_id, by, body)
         if reply is not None:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 
-from engine.answer.model import Question
-from engine.client import EngineError, EngineUnavailable
-from engine.store.github import GitHubStore, Job
-from engine.store.models import GitHubReply
+from engine.protocol import EngineError, EngineUnavailable, Question
 from github_app import graphql, sansio
 from github_app.api import GitHubClient, NotFound, PermanentError, TransientError
 from github_app.config import AppConfig
+from github_app.models import GitHubReply
+from github_app.store import GitHubStore, Job
 
 log = logging.getLogger(__name__)
 SETTLED = {"posted", "draft", "approved", "abstained", "skipped"}  # nothing more for a first-reply job to do

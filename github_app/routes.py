@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.api.auth import actor
-from engine.api.http import BadRequest, error_response, int_query, read_json
-from engine.store.github import ReplyConflict
+from engine.web import BadRequest, actor, error_response, int_query, read_json
 from github_app.app import GitHubApp
+from github_app.store import ReplyConflict
 
 GITHUB_APP = web.AppKey("github_app", GitHubApp)
 WEBHOOK_PATH = "/github/webhook"

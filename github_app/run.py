@@ -9,12 +9,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from engine.config import Settings
+from engine.database import create_engine, migrate
 from engine.protocol import Answerer
-from engine.store.database import create_engine, migrate
-from engine.store.github import GitHubStore
 from github_app.app import GitHubApp
 from github_app.config import app_config
 from github_app.routes import mount
+from github_app.store import GitHubStore
 
 
 def build_standalone(settings: Settings, answerer: Answerer) -> web.Application:

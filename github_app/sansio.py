@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from gidgethub.sansio import Event
 from markdown_it import MarkdownIt
 
-from engine.answer.model import Answer
+from engine.protocol import Answer
 from github_app.config import ReplyPolicy
 
 MAX_COMMENT_CHARS = 65_536  # GitHub refuses longer comment bodies

@@ -16,10 +16,10 @@ import re
 import uuid
 
 from engine.logs import CORRELATION, REDACTED, Redactor
-from engine.store.github import GitHubStore, Job
 from github_app.api import PermanentError, TransientError
 from github_app.config import AppConfig
 from github_app.handlers import Handlers
+from github_app.store import GitHubStore, Job
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 900.0

@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 
 from engine.answer.model import Question
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.api.ratelimit import TokenBuckets
 from engine.client import EngineClient, EngineUnavailable
 from engine.protocol import Answerer, UnknownAnswer

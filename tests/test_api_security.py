@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from engine.answer.model import Question
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.store.review import AnswerFilter
 from fakes.server import serve
 from tests_support import Browser

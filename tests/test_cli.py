@@ -174,7 +174,7 @@ def test_the_github_app_refuses_to_start_half_configured_in_one_line(env):
 
 async def _queue_a_draft_and_a_failed_job(database_url: str) -> int:
     from engine.store.database import create_engine, migrate
-    from engine.store.github import GitHubStore
+    from github_app.store import GitHubStore
 
     database = create_engine(database_url)
     await migrate(database)
@@ -291,7 +291,7 @@ async def test_ask_uses_the_server_running_on_the_same_data_folder(make_engine, 
     loading torch and the model again; a marker left by a dead server is ignored."""
     import asyncio
 
-    from engine.api.app import build_app
+    from firstreply.serve import build_app  # the app `firstreply serve` runs
     from firstreply.local_server import MARKER, announce, running_server
     from fakes.server import serve
 

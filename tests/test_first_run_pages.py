@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from fakes.server import serve
 
 CHROMIUM = Path("/usr/bin/chromium")

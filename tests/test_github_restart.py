@@ -21,7 +21,7 @@ import pytest
 
 from firstreply.serve import build_app
 from engine.store.database import create_engine
-from engine.store.github import GitHubStore
+from github_app.store import GitHubStore
 from tests_support import key_with_every_role
 from fakes.github import FakeGitHub
 from fakes.server import serve

@@ -8,7 +8,7 @@ import re
 import aiohttp
 
 from engine.answer.model import Question
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from fakes.server import serve
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from engine.answer.model import Question
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from fakes.server import serve
 from pages_support import browser_only, chromium, horizontal_overflow, low_contrast, sign_in, unnamed_controls
 

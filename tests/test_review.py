@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.answer.model import Question
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.store.models import AnswerRecord, AuditEvent, GoldenRecord
 from engine.store.review import AnswerFilter, ReviewError
 from fakes.server import serve
@@ -276,7 +276,7 @@ async def test_a_private_ask_page_sends_visitors_to_sign_in(make_engine):
 
 
 async def test_a_github_draft_is_posted_from_its_answer_page(site):
-    from engine.store.github import GitHubStore
+    from github_app.store import GitHubStore
 
     url, engine, ids, token, browser = site
     github = GitHubStore(engine.store.engine)

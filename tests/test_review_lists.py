@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from engine.answer.model import Question
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.api.charts import daily_bars
 from engine.api.review_lists import audit_link, group_repeats, question_key
 from engine.store.models import AnswerRecord

@@ -19,7 +19,7 @@ import pytest
 
 from engine.answer.model import Question
 from engine.answer.pipeline import pseudonym
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.config import ConfigError, Settings
 from engine.service import Engine
 from fakes.server import serve
@@ -325,9 +325,9 @@ def _crash_before(cls, name):
 @pytest.mark.parametrize("where", ["after upserting vectors", "after deleting vectors", "after saving the manifest",
                                    "before saving the keyword index"])
 def test_an_ingest_killed_at_any_point_is_repaired_by_the_next_run(where, tmp_path, embedder, sample_project, monkeypatch):
+    from engine.index.build import Manifest
     from engine.index.keywords import KeywordIndex
     from engine.index.vectors import VectorStore
-    from engine.ingest.pipeline import Manifest
 
     crash = {"after upserting vectors": (VectorStore, "upsert", _crash_after),
              "after deleting vectors": (VectorStore, "delete", _crash_after),

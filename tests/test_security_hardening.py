@@ -10,7 +10,7 @@ import json
 import aiohttp
 import pytest
 
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from fakes.server import serve
 from tests_support import Browser
 
@@ -315,7 +315,7 @@ async def _tuning_fails_with_the_key(make_engine, fake_openai, openai, OPENAI_BA
 @pytest.mark.parametrize("failure", ["transient", "permanent", "crash"])
 async def test_a_github_jobs_error_keeps_no_secret_and_no_token(tmp_path, failure):
     from engine.store.database import create_engine, migrate
-    from engine.store.github import GitHubStore
+    from github_app.store import GitHubStore
     from github_app.api import PermanentError, TransientError
     from github_app.config import AppConfig, ReplyPolicy
     from github_app.worker import Worker

@@ -6,7 +6,7 @@ from __future__ import annotations
 import aiohttp
 
 from engine.answer.model import Question
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.config import Settings
 from fakes.server import serve
 

@@ -47,7 +47,7 @@ async def test_unreachable_database_is_a_clear_error_without_the_password():
 
 
 async def test_the_github_queue_on_postgresql_gives_each_job_to_one_worker_in_key_order(postgres_url):
-    from engine.store.github import GitHubStore
+    from github_app.store import GitHubStore
 
     database = create_engine(postgres_url)
     await migrate(database)
@@ -76,7 +76,7 @@ async def test_the_github_queue_on_postgresql_gives_each_job_to_one_worker_in_ke
 
 
 async def test_a_reply_is_held_by_one_job_until_released_or_its_lease_ends_on_postgresql(postgres_url):
-    from engine.store.github import GitHubStore
+    from github_app.store import GitHubStore
 
     database = create_engine(postgres_url)
     await migrate(database)

@@ -9,7 +9,7 @@ import json
 import aiohttp
 import pytest
 
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.api.keys import TUNING_TASK
 from engine.tuning.dataset import Example, export, split_holdout, validate
 from fakes import gemini, openai

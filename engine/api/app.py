@@ -17,8 +17,8 @@ What a failure becomes is :mod:`engine.api.errors`'s (one error shape, ``{"error
 "message"}}``).
 
 A composition root (:mod:`firstreply.serve`) may add its own routes to the application this returns, replace
-:data:`~engine.api.keys.OPENAPI`, add :data:`~engine.api.keys.SCRAPE_HOOKS`, and start and stop its own parts
-with ``app.cleanup_ctx``: those run after the engine has started and stop before it closes.
+:data:`~engine.api.keys.OPENAPI`, and start and stop its own parts with ``app.cleanup_ctx``: those run after
+the engine has started and stop before it closes.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ from engine.api.auth import known_keys
 from engine.api.errors import dependency_down
 from engine.api.golden_view import mount_golden_view
 from engine.api.health import mount_health_routes
-from engine.api.keys import (ENGINE, GOLDEN_REPAIR, KEY_DIGESTS, LIMITS, METRICS, OPENAPI, SCRAPE_HOOKS, TUNING_RUNNER,
-                             TUNING_TASK)
+from engine.api.keys import ENGINE, GOLDEN_REPAIR, KEY_DIGESTS, LIMITS, METRICS, OPENAPI, TUNING_RUNNER, TUNING_TASK
 from engine.api.middleware import MIDDLEWARES
 from engine.api.openapi import document
 from engine.api.pages import mount_pages
@@ -73,7 +72,6 @@ def build_app(engine) -> web.Application:
     app[METRICS] = engine.metrics
     app[LIMITS] = TokenBuckets(settings.rate_limit_per_minute)
     app[KEY_DIGESTS] = known_keys(settings)
-    app[SCRAPE_HOOKS] = []
     app[OPENAPI] = document(with_github=False)
     mount_answer_routes(app)
     mount_health_routes(app)

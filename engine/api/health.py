@@ -7,7 +7,7 @@ import asyncio
 
 from aiohttp import web
 
-from engine.api.keys import ENGINE, METRICS, SCRAPE_HOOKS
+from engine.api.keys import ENGINE, METRICS
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -43,8 +43,7 @@ async def metrics_route(request: web.Request) -> web.Response:
     await engine.start()
     for status, count in (await engine.tuning.count_by_status()).items():
         metrics.tuning_jobs.labels(status).set(count)
-    for hook in request.app.get(SCRAPE_HOOKS, ()):  # e.g. the GitHub App's queue, when it is mounted
-        await hook(metrics)
+    await metrics.refresh()  # gauges frontends read at scrape time (the GitHub App's queue)
     return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
 
 

@@ -8,7 +8,7 @@ routes on the engine's app defines its own keys beside its routes.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import jinja2
 from aiohttp import web
@@ -27,8 +27,6 @@ KEY_DIGESTS = web.AppKey("key_digests", list)  # the configured API keys, hashed
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # the pages' signed cookies
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 OPENAPI = web.AppKey("openapi", dict)  # the document /openapi.json serves (a root that mounts routes may replace it)
-#: Called with the metrics before each scrape of /metrics, to set gauges read at scrape time.
-SCRAPE_HOOKS = web.AppKey("scrape_hooks", list[Callable[[Metrics], Awaitable[None]]])
 TUNING_RUNNER = web.AppKey("tuning_runner", object)  # engine.tuning.runner.TuningRunner, once started
 TUNING_TASK = web.AppKey("tuning_task", tuple)  # (its task, its aiohttp session)
 GOLDEN_REPAIR = web.AppKey("golden_repair", asyncio.Task)

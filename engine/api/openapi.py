@@ -10,6 +10,11 @@ says it the same way, so a generated request is refused exactly when the documen
 from __future__ import annotations
 
 from functools import lru_cache
+from itertools import combinations
+
+from engine.llm import registry
+from engine.llm.registry import ProviderKind
+from engine.tuning.request import INT32_MAX, MODEL_NAME_MAX, PARAMETERS
 
 STRING, BOOLEAN, INTEGER, NUMBER = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}, {"type": "number"}
 OBJECT = {"type": "object"}
@@ -98,36 +103,72 @@ SCHEMAS = {
         "progress": _nullable(NUMBER), "provider_progress": _nullable(OBJECT),
         "permission": _nullable({"type": "object", "properties": {
             "grantee": STRING, "state": {"enum": ["pending", "granted", "failed"]}, "error": _nullable(STRING)}})}},
-    "FineTuningRequest": {"type": "object", "required": ["alias", "base_llm"], "additionalProperties": False, "properties": {
-        "alias": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NAME,
-                  "description": "Gemini's display name (at most 40 characters) or OpenAI's suffix (at most 64)"},
-        "base_llm": {"type": "object", "required": ["model_provider", "model_name"], "additionalProperties": False,
-                     "properties": {
-            "model_provider": {"enum": ["gemini", "openai"]},
-            "model_name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME},
-            "model_parameters": _nullable({
-                "type": "object", "additionalProperties": False, "properties": {
-                    "n_epochs": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
-                    "batch_size": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
-                    "learning_rate_multiplier": {"type": "number", "exclusiveMinimum": 0},
-                    "epoch_count": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1,
-                                    "description": "Gemini's name for n_epochs"},
-                    "learning_rate": {"type": "number", "exclusiveMinimum": 0, "description": "Gemini only"}},
-                "allOf": [{"not": {"required": ["n_epochs", "epoch_count"]}},
-                          {"not": {"required": ["learning_rate", "learning_rate_multiplier"]}}]})},
-                     "if": {"properties": {"model_provider": {"const": "openai"}}},
-                     "then": {"properties": {"model_parameters": _nullable({
-                         "propertyNames": {"enum": ["n_epochs", "batch_size", "learning_rate_multiplier"]},
-                         "properties": {"n_epochs": {"maximum": 50}}})}}},
-        "golden_records": _nullable({"type": "array", "items": {"type": "integer", "minimum": 1},
-                                     "description": "ids of golden records; null: all of them"}),
-        "metadata": _nullable(OBJECT), "by": BY},
-        "if": {"properties": {"base_llm": {"properties": {"model_provider": {"const": "gemini"}}}}},
-        "then": {"properties": {"alias": {"maxLength": 40}}}},
     "Activation": {"type": "object", "required": ["id", "model", "activated_by"], "properties": {
         "id": INTEGER, "model": STRING, "fallback": _nullable(STRING), "job_id": _nullable(STRING),
         "activated_by": STRING, "activated_at": STRING, "rolled_back_at": _nullable(STRING)}},
 }
+
+
+def _parameter_schema(canonical: str) -> dict:
+    """A hyperparameter as engine.tuning.request.check_parameters takes it (an OpenAI "auto" is left undocumented)."""
+    if PARAMETERS[canonical].whole:
+        return {"type": "integer", "minimum": 1, "maximum": INT32_MAX}
+    return {"type": "number", "exclusiveMinimum": 0}
+
+
+def _fine_tuning_request(kinds: list[ProviderKind]) -> dict:
+    """The tuning request as the tunable providers in the registry take it: the union of their hyperparameter
+    names, and, for each provider, the names it takes, its caps and its alias's length, where they are narrower."""
+    backends = {kind.kind: kind.tuning for kind in kinds if kind.tuning is not None}
+    titles = {kind.kind: kind.title for kind in kinds}
+    accepted: dict[str, str] = {}  # every accepted name -> its canonical name
+    for backend in backends.values():
+        accepted.update(backend.parameters)
+    properties = {}
+    for name, canonical in accepted.items():
+        takers = [titles[kind] for kind, backend in backends.items() if name in backend.parameters]
+        schema = _parameter_schema(canonical)
+        if name != canonical and len(takers) < len(backends):
+            schema["description"] = f"{' and '.join(takers)}'s name for {canonical}"
+        elif len(takers) < len(backends):
+            schema["description"] = f"{' and '.join(takers)} only"
+        properties[name] = schema
+    exclusive = [{"not": {"required": [a, b]}} for a, b in combinations(accepted, 2) if accepted[a] == accepted[b]]
+    if "learning_rate" in accepted and "learning_rate_multiplier" in accepted:  # check_parameters: one, not both
+        exclusive.append({"not": {"required": ["learning_rate", "learning_rate_multiplier"]}})
+    alias_max = max((backend.alias_max for backend in backends.values()), default=64)
+    narrower = []
+    for kind, backend in backends.items():
+        then: dict = {}
+        if backend.alias_max < alias_max:
+            then["alias"] = {"maxLength": backend.alias_max}
+        parameters: dict = {}
+        if set(backend.parameters) != set(accepted):
+            parameters["propertyNames"] = {"enum": list(backend.parameters)}
+        if caps := {name: {"maximum": backend.highs[target]} for name, target in backend.parameters.items()
+                    if target in backend.highs}:
+            parameters["properties"] = caps
+        if parameters:
+            then["base_llm"] = {"properties": {"model_parameters": _nullable(parameters)}}
+        if then:
+            narrower.append({"if": {"properties": {"base_llm": {"properties": {"model_provider": {"const": kind}}}}},
+                             "then": {"properties": then}})
+    schema = {"type": "object", "required": ["alias", "base_llm"], "additionalProperties": False, "properties": {
+        "alias": {"type": "string", "minLength": 1, "maxLength": alias_max, "pattern": NAME,
+                  "description": " or ".join(f"{backend.alias_field} (at most {backend.alias_max} characters)"
+                                             for backend in backends.values())},
+        "base_llm": {"type": "object", "required": ["model_provider", "model_name"], "additionalProperties": False,
+                     "properties": {
+            "model_provider": {"enum": list(backends)},
+            "model_name": {"type": "string", "minLength": 1, "maxLength": MODEL_NAME_MAX, "pattern": NAME},
+            "model_parameters": _nullable({"type": "object", "additionalProperties": False, "properties": properties,
+                                           **({"allOf": exclusive} if exclusive else {})})}},
+        "golden_records": _nullable({"type": "array", "items": {"type": "integer", "minimum": 1},
+                                     "description": "ids of golden records; null: all of them"}),
+        "metadata": _nullable(OBJECT), "by": BY}}
+    if narrower:
+        schema["allOf"] = narrower
+    return schema
 
 ERRORS = {"400": "bad request", "401": "no or unknown API key", "403": "the key lacks the route's role, or a cross-site "
           "request to a keyless engine", "409": "the state forbids it now", "413": "the body is too large",
@@ -194,8 +235,14 @@ PROVIDER = _path("provider", {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64
                               "description": "any provider name: the engine's own provider chain answers"})
 
 
-@lru_cache(maxsize=2)
 def document(with_github: bool = True) -> dict:
+    """The document for the providers registered now (a provider module adds its kind to the enums)."""
+    return _document(with_github, tuple(registry.kinds().values()))
+
+
+@lru_cache(maxsize=4)
+def _document(with_github: bool, kinds: tuple[ProviderKind, ...]) -> dict:
+    tunable = [kind.kind for kind in kinds if kind.tuning is not None]
     paths: dict[str, dict] = {
         "/healthz": {"get": _operation("The process is up", OBJECT, secured=False)},
         "/readyz": {"get": _operation("Database, vector store and model all answer", OBJECT, secured=False, errors=("503",))},
@@ -264,7 +311,7 @@ def document(with_github: bool = True) -> dict:
             "post": _operation("Queue a tuning job", _ref("FineTuning"), body=_ref("FineTuningRequest"), status="201")},
         "/api/v1/finetunings/training-set": {"get": _operation("The training set in a provider's format", STRING,
                                                                content="application/x-ndjson", also=EXPORT, params=[
-            _query("provider", {"enum": ["gemini", "openai"]}), _query("format", {"enum": ["jsonl", "csv"]}),
+            _query("provider", {"enum": tunable}), _query("format", {"enum": ["jsonl", "csv"]}),
             _query("variant", {"enum": ["rag", "plain"]})])},
         "/api/v1/finetunings/{id}": {"get": _operation("One tuning job", _ref("FineTuning"), params=[UUID_ID], errors=("404",))},
         "/api/v1/finetunings/{id}/cancel": {"post": _operation("Cancel it", _ref("FineTuning"), params=[UUID_ID], errors=("404",))},
@@ -305,7 +352,7 @@ def document(with_github: bool = True) -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "firstreply engine API", "version": "1"},
-        "components": {"schemas": SCHEMAS,
+        "components": {"schemas": {**SCHEMAS, "FineTuningRequest": _fine_tuning_request(list(kinds))},
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                       "description": "An API key, or a maintainer's token"}}},
         "security": [{"bearer": []}],

@@ -343,7 +343,7 @@ async def answer_action(request: web.Request) -> web.Response:
             await engine.review_answer(answer_id, done, name, text=form.get("text"), reason=form.get("reason"))
         elif action == "post":
             done = "posted"
-            if await engine.post_github_draft(answer_id, name, form.get("body") or None) is None:
+            if await engine.post_review_draft(answer_id, name, form.get("body") or None) is None:
                 raise ReviewError("there is no GitHub draft waiting for this answer")
         else:
             raise ReviewError("unknown action")

@@ -78,9 +78,9 @@ async def get_answer(request: web.Request) -> web.Response:
     view["turns"] = [{"role": t.role, "text": t.text} for t in detail["turns"]]
     view["vote_comments"] = [{"vote": v.vote, "comment": v.comment} for v in detail["votes"] if v.comment]
     view["golden_record"] = detail["golden"].id if detail["golden"] else None
-    github = detail["github"]
-    view["github"] = {"status": github.status, "discussion_url": github.discussion_url,
-                      "comment_url": github.comment_url} if github else None
+    for extension in engine.review_extensions:  # e.g. "github": the App's reply to the question, if any
+        part = detail.get(extension.name)
+        view[extension.name] = extension.summary(part) if part is not None else None
     return web.json_response(view)
 
 

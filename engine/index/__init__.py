@@ -1,1 +1,2 @@
-"""The index: embeddings, the vector store, the keyword index and hybrid retrieval over them."""
+"""The index: building it from a source's chunks (``build``); the embeddings, vector store and keyword index it
+keeps; and hybrid retrieval over them."""

@@ -10,7 +10,7 @@ import re
 
 from markdown_it import MarkdownIt
 
-from engine.ingest.document import Block, ParsedDocument, Section, title_from_path
+from engine.ingest.document import Block, ParsedDocument, SectionBuilder, title_from_path
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*\r?\n", re.DOTALL)
 _MDX_IMPORT = re.compile(r"^(import|export)\s.+$")
@@ -35,9 +35,7 @@ def parse_markdown(path: str, text: str, source_type: str = "docs") -> ParsedDoc
     lines = text.splitlines()
     body = "\n" * skip + "\n".join(lines[skip:])  # keep line numbers aligned with the file
     title = front.get("title", "")
-    sections: list[Section] = []
-    heading_stack: list[tuple[int, str]] = []
-    current = Section(heading_path=())
+    sections = SectionBuilder()
     tokens = _parser.parse(body)
     index = 0
     while index < len(tokens):
@@ -52,12 +50,7 @@ def parse_markdown(path: str, text: str, source_type: str = "docs") -> ParsedDoc
             heading = re.sub(r"[`*_]", "", heading)
             if level == 1 and not title:
                 title = heading
-            if current.blocks:
-                sections.append(current)
-            while heading_stack and heading_stack[-1][0] >= level:
-                heading_stack.pop()
-            heading_stack.append((level, heading))
-            current = Section(heading_path=tuple(h for _, h in heading_stack))
+            sections.heading(level, heading)
             index += 3
             continue
         chunk_text = "\n".join(lines[start:end]).strip("\n")
@@ -66,19 +59,13 @@ def parse_markdown(path: str, text: str, source_type: str = "docs") -> ParsedDoc
             continue
         if chunk_text.strip():
             is_code = token.type in {"fence", "code_block"}
-            current.blocks.append(Block(chunk_text, start + 1, end, is_code=is_code))
+            sections.add(Block(chunk_text, start + 1, end, is_code=is_code))
         index += 1
-    if current.blocks:
-        sections.append(current)
     title = title or title_from_path(path)
-    # The page title is context for every section; headings below it form the path.
-    for section in sections:
-        if section.heading_path and section.heading_path[0] == title:
-            section.heading_path = section.heading_path[1:]
     return ParsedDocument(
         path=path,
         title=title,
         source_type=source_type,
-        sections=sections,
+        sections=sections.finish(title),
         description=front.get("desc") or front.get("description", ""),
     )

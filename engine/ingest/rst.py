@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from engine.ingest.document import Block, ParsedDocument, Section, title_from_path
+from engine.ingest.document import Block, ParsedDocument, SectionBuilder, title_from_path
 
 _ADORNMENT = re.compile(r"^([=\-`:'\"~^_*+#<>.])\1{2,}\s*$")
 _DIRECTIVE = re.compile(r"^\s*\.\. [\w:-]+::")
@@ -28,9 +28,7 @@ def _is_title(lines: list[str], i: int) -> bool:
 def parse_rst(path: str, text: str, source_type: str = "docs") -> ParsedDocument:
     lines = text.splitlines()
     styles: list[tuple[str, bool]] = []
-    stack: list[tuple[int, str]] = []
-    sections: list[Section] = []
-    current = Section(heading_path=())
+    sections = SectionBuilder()
     title = ""
     block_lines: list[str] = []
     block_start = 0
@@ -41,7 +39,7 @@ def parse_rst(path: str, text: str, source_type: str = "docs") -> ParsedDocument
         nonlocal block_lines, block_is_code
         body = "\n".join(block_lines).strip("\n")
         if body.strip():
-            current.blocks.append(Block(body, block_start, end_line, is_code=block_is_code))
+            sections.add(Block(body, block_start, end_line, is_code=block_is_code))
         block_lines, block_is_code = [], False
 
     i = 0
@@ -56,14 +54,9 @@ def parse_rst(path: str, text: str, source_type: str = "docs") -> ParsedDocument
                 styles.append(style)
             level = styles.index(style)
             flush(i)
-            if current.blocks:
-                sections.append(current)
             if not title:
                 title = heading
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, heading))
-            current = Section(heading_path=tuple(h for _, h in stack))
+            sections.heading(level, heading)
             i = title_index + 2
             literal_next = False
             continue
@@ -88,10 +81,5 @@ def parse_rst(path: str, text: str, source_type: str = "docs") -> ParsedDocument
         block_lines.append(line)
         i += 1
     flush(len(lines))
-    if current.blocks:
-        sections.append(current)
     title = title or title_from_path(path)
-    for section in sections:
-        if section.heading_path and section.heading_path[0] == title:
-            section.heading_path = section.heading_path[1:]
-    return ParsedDocument(path=path, title=title, source_type=source_type, sections=sections)
+    return ParsedDocument(path=path, title=title, source_type=source_type, sections=sections.finish(title))

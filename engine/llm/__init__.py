@@ -1,1 +1,1 @@
-"""LLM providers behind one small protocol, with retries and a fallback chain."""
+"""LLM providers behind one small protocol, each registered once by its own module, with retries and a fallback chain."""

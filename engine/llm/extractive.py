@@ -288,3 +288,11 @@ class ExtractiveProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+def register_providers(register) -> None:
+    """The offline answerer: no model, no key; it ends every fallback chain by itself (engine.llm.chain)."""
+    from engine.llm.registry import ProviderKind
+
+    register(ProviderKind("extractive", "extractive", lambda _model, _settings: ExtractiveProvider(),
+                          takes_model=False, last_resort=True))

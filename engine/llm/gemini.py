@@ -133,3 +133,37 @@ class GeminiProvider:
         close = getattr(self._client.aio, "aclose", None)
         if close:
             await close()
+
+
+def _build(model: str, settings) -> GeminiProvider:
+    assert settings.gemini_api_key is not None  # checked when settings load
+    return GeminiProvider(model, settings.gemini_api_key.get_secret_value(),
+                          base_url=str(settings.gemini_base_url) if settings.gemini_base_url else None,
+                          timeout=settings.llm_timeout)
+
+
+def _tuner(settings, session):
+    from engine.tuning.providers import GeminiTuner
+
+    base = settings.gemini_tuning_base_url or settings.gemini_base_url or DEFAULT_BASE_URL
+    return GeminiTuner(str(base), session, grantee=settings.tuned_model_grantee)
+
+
+def training_rows(examples) -> list[dict]:
+    """Gemini tuning takes one text input: the system instruction goes in front."""
+    return [{"text_input": f"{e.system}\n\n{e.input}", "output": e.output} for e in examples]
+
+
+def register_providers(register) -> None:
+    from engine.llm.registry import Limits, ProviderKind, TuningBackend
+
+    register(ProviderKind(
+        "gemini", "Gemini", _build, required=("gemini_api_key",),
+        settings=("gemini_api_key", "gemini_base_url", "llm_timeout", "gemini_tuning_base_url", "tuned_model_grantee"),
+        # Gemini tuning: at least 20 examples, inputs up to 40,000 and outputs up to 5,000 characters.
+        tuning=TuningBackend(Limits(20, 40_000, 5_000), training_rows, _tuner, alias_max=40,
+                             alias_field="Gemini's display name",
+                             parameters={"n_epochs": "n_epochs", "epoch_count": "n_epochs", "batch_size": "batch_size",
+                                         "learning_rate": "learning_rate",
+                                         "learning_rate_multiplier": "learning_rate_multiplier"}),
+    ))

@@ -107,3 +107,37 @@ class OpenAICompatibleProvider:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _build(model: str, settings) -> OpenAICompatibleProvider:
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    return OpenAICompatibleProvider(model, str(settings.openai_base_url), key, timeout=settings.llm_timeout)
+
+
+def _tuner(settings, session):
+    from engine.tuning.providers import OpenAITuner
+
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    return OpenAITuner(str(settings.openai_base_url), key, session)
+
+
+def training_rows(examples) -> list[dict]:
+    """OpenAI's chat fine-tuning format: the system, user and assistant messages of each example."""
+    return [{"messages": [{"role": "system", "content": e.system}, {"role": "user", "content": e.input},
+                          {"role": "assistant", "content": e.output}]} for e in examples]
+
+
+def register_providers(register) -> None:
+    from engine.llm.registry import Limits, ProviderKind, TuningBackend
+
+    register(ProviderKind(
+        "openai", "OpenAI-compatible", _build,  # a local server (Ollama, llama.cpp) may need no key
+        settings=("openai_api_key", "openai_base_url", "llm_timeout"),
+        # OpenAI fine-tuning: at least 10 examples; a 65,536-token context (about 4 characters a token).
+        tuning=TuningBackend(Limits(10, 240_000, 16_000), training_rows, _tuner, alias_max=64,
+                             alias_field="OpenAI's model-name suffix",
+                             parameters={"n_epochs": "n_epochs", "batch_size": "batch_size",
+                                         "learning_rate_multiplier": "learning_rate_multiplier"},
+                             # OpenAI's documented range: "any number between 1 and 50 epochs"; "auto" is its default
+                             highs={"n_epochs": 50}, takes_auto=True),
+    ))

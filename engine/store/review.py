@@ -15,14 +15,14 @@ import secrets
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, Sequence
 
 from sqlalchemy import Date, Integer, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.store.database import sessions
-from engine.store.models import (AnswerRecord, AuditEvent, Feedback, GitHubReply, GoldenRecord, Maintainer,
+from engine.store.models import (AnswerRecord, AuditEvent, Feedback, GoldenRecord, Maintainer,
                                  MaintainerSession, Turn, utcnow)
 from engine.store.text import text_problem
 
@@ -66,9 +66,11 @@ def _every_day(since: datetime, days: int, counted: dict[str, tuple[int, int]]) 
 
 
 class ReviewStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, extensions: Sequence = ()) -> None:
         self.engine = engine
         self.session = sessions(engine)
+        #: Frontends' parts of the review (``engine.web.ReviewExtension``), e.g. the GitHub App's drafts.
+        self.extensions = extensions
 
     # -- the answer log ---------------------------------------------------------------------------
 
@@ -104,7 +106,8 @@ class ReviewStore:
         return rows[: f.per_page], len(rows) > f.per_page
 
     async def detail(self, answer_id: str) -> dict | None:
-        """An answer with everything a reviewer needs: its conversation, votes, GitHub reply, golden record."""
+        """An answer with everything a reviewer needs: its conversation, votes, golden record, and each review
+        extension's part under its name (the GitHub App's reply: ``"github"``)."""
         async with self.session() as session:
             record = await session.get(AnswerRecord, answer_id)
             if record is None:
@@ -117,11 +120,11 @@ class ReviewStore:
             votes = list((await session.execute(
                 select(Feedback).where(Feedback.answer_id == answer_id).order_by(Feedback.updated_at.desc())
             )).scalars())
-            reply = (await session.execute(
-                select(GitHubReply).where(GitHubReply.answer_id == answer_id).order_by(GitHubReply.id.desc())
-            )).scalars().first()
             golden = (await session.execute(select(GoldenRecord).where(GoldenRecord.answer_id == answer_id))).scalar_one_or_none()
-        return {"record": record, "turns": turns, "votes": votes, "github": reply, "golden": golden}
+        detail = {"record": record, "turns": turns, "votes": votes, "golden": golden}
+        for extension in self.extensions:
+            detail[extension.name] = await extension.detail(answer_id)
+        return detail
 
     async def review(self, answer_id: str, verdict: str, by: str, *, text: str | None = None,
                      reason: str | None = None, quote: Callable[[str], str] = str) -> tuple[AnswerRecord, GoldenRecord | None]:
@@ -370,10 +373,6 @@ class ReviewStore:
                 func.count(), func.sum(cast(AnswerRecord.abstained, Integer)), func.sum(AnswerRecord.up_votes),
                 func.sum(AnswerRecord.down_votes),
             ).where(AnswerRecord.created_at >= since, *in_kb))).one()
-            github_posted = (await session.execute(select(func.count()).select_from(GitHubReply).where(
-                GitHubReply.status == "posted", GitHubReply.created_at >= since))).scalar_one()
-            github_accepted = (await session.execute(select(func.count()).select_from(GitHubReply).where(
-                GitHubReply.status == "posted", GitHubReply.accepted.is_(True), GitHubReply.created_at >= since))).scalar_one()
             cited = (await session.execute(select(AnswerRecord.citations).where(
                 AnswerRecord.created_at >= since, AnswerRecord.abstained.is_(False), *in_kb
             ).order_by(AnswerRecord.created_at.desc()).limit(5000))).scalars()
@@ -398,14 +397,14 @@ class ReviewStore:
                     sources[key] += 1
                     titles.setdefault(key, citation.get("title") or citation.get("path", key))
         total, abstained, up, down = totals[0] or 0, totals[1] or 0, totals[2] or 0, totals[3] or 0
+        extensions = {extension.name: await extension.overview(since) for extension in self.extensions}
         return {
             "days": days,
             "per_day": _every_day(since, days, {str(d): (n, a or 0) for d, n, a in per_day}),
             "questions": total,
             "abstention_rate": abstained / total if total else 0.0,
             "votes": {"up": up, "down": down, "up_share": up / (up + down) if up + down else None},
-            "github": {"posted": github_posted, "accepted": github_accepted,
-                       "acceptance_rate": github_accepted / github_posted if github_posted else None},
+            **extensions,  # e.g. "github": the App's replies posted and accepted (all knowledge bases)
             "verdicts": {v: verdicts.get(v, 0) for v in VERDICTS},
             "top_sources": [{"url": k, "title": titles[k], "citations": n} for k, n in sources.most_common(10)],
             "unanswered": [{"question": q, "times": n} for q, n in unanswered],

@@ -17,22 +17,14 @@ from dataclasses import asdict, dataclass
 from engine.answer.pipeline import passages_from
 from engine.answer.prompt import SYSTEM_INSTRUCTION, build_prompt
 from engine.index.golden import GOLDEN_PREFIX
+from engine.llm.registry import TuningLimits, tuning_backend
 
-PROVIDERS = ("gemini", "openai")
 VARIANTS = ("rag", "plain")
 PLAIN_SYSTEM = "You are firstreply, a helpful assistant answering questions from the community of an open-source project."
 
 
-@dataclass(frozen=True)
-class Limits:
-    min_examples: int
-    max_input_chars: int
-    max_output_chars: int
-
-
-# Gemini tuning: at least 20 examples, inputs up to 40,000 and outputs up to 5,000 characters.
-# OpenAI fine-tuning: at least 10 examples; a 65,536-token context (about 4 characters a token).
-LIMITS = {"gemini": Limits(20, 40_000, 5_000), "openai": Limits(10, 240_000, 16_000)}
+#: Each tunable provider's limits, as its module declares them in the provider registry.
+LIMITS = TuningLimits()
 
 
 @dataclass(frozen=True)
@@ -101,11 +93,8 @@ def split_holdout(examples: list[Example], fraction: float) -> tuple[list[Exampl
 
 
 def provider_rows(examples: list[Example], provider: str) -> list[dict]:
-    """Each provider's own example shape."""
-    if provider == "gemini":  # Gemini tuning takes one text input: the system instruction goes in front
-        return [{"text_input": f"{e.system}\n\n{e.input}", "output": e.output} for e in examples]
-    return [{"messages": [{"role": "system", "content": e.system}, {"role": "user", "content": e.input},
-                          {"role": "assistant", "content": e.output}]} for e in examples]
+    """Each provider's own example shape: the dataset format its tuning backend declares."""
+    return tuning_backend(provider).rows(examples)
 
 
 def export(examples: list[Example], provider: str, fmt: str = "jsonl") -> str:

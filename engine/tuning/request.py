@@ -16,7 +16,7 @@ import math
 import unicodedata
 from dataclasses import dataclass
 
-from engine.tuning.dataset import PROVIDERS
+from engine.llm.registry import tunable_kinds, tuning_backend
 
 INT32_MAX = 2**31 - 1
 
@@ -37,16 +37,8 @@ PARAMETERS = {
     "learning_rate": Parameter(False, "the absolute learning rate, Gemini only"),
     "learning_rate_multiplier": Parameter(False, "a multiple of the provider's default learning rate"),
 }
-#: Each provider's accepted names -> the canonical one.
-ACCEPTED = {
-    "gemini": {"n_epochs": "n_epochs", "epoch_count": "n_epochs", "batch_size": "batch_size",
-               "learning_rate": "learning_rate", "learning_rate_multiplier": "learning_rate_multiplier"},
-    "openai": {"n_epochs": "n_epochs", "batch_size": "batch_size", "learning_rate_multiplier": "learning_rate_multiplier"},
-}
-#: OpenAI's documented range: "any number between 1 and 50 epochs".
-PROVIDER_HIGH = {("openai", "n_epochs"): 50}
-ALIAS_MAX = {"gemini": 40, "openai": 64}  # Gemini's displayName, OpenAI's suffix
-ALIAS_FIELD = {"gemini": "Gemini's display name", "openai": "OpenAI's model-name suffix"}
+# Each provider's accepted names (-> the canonical one), its caps, whether it takes "auto", and what its alias
+# becomes: declared by its tuning backend in the provider registry (engine.llm.registry.TuningBackend).
 MODEL_NAME_MAX = 200
 
 
@@ -81,8 +73,9 @@ def check_alias(alias, provider: str) -> str:
     alias = alias.strip()
     if _has_control_characters(alias):
         raise TuningRequestError("'alias' must not contain control characters (line breaks, tabs, …)")
-    if len(alias) > ALIAS_MAX[provider]:
-        raise TuningRequestError(f"'alias' becomes {ALIAS_FIELD[provider]}, which holds at most {ALIAS_MAX[provider]} "
+    backend = tuning_backend(provider)
+    if len(alias) > backend.alias_max:
+        raise TuningRequestError(f"'alias' becomes {backend.alias_field}, which holds at most {backend.alias_max} "
                                  f"characters; this one has {len(alias)}")
     return alias
 
@@ -93,7 +86,8 @@ def check_parameters(parameters, provider: str) -> dict:
         return {}
     if not isinstance(parameters, dict):
         raise TuningRequestError("'model_parameters' must be an object")
-    accepted = ACCEPTED[provider]
+    backend = tuning_backend(provider)
+    accepted = backend.parameters
     canonical: dict = {}
     for name, value in parameters.items():
         if name not in accepted:
@@ -107,14 +101,14 @@ def check_parameters(parameters, provider: str) -> dict:
             raise TuningRequestError(f"'{name}' and another name for '{target}' were both given: give one, not both")
         rule = PARAMETERS[target]
         if value == "auto":  # OpenAI's own word for "choose it from the training set"
-            if provider != "openai":
+            if not backend.takes_auto:
                 raise TuningRequestError(f"'{name}' can't be \"auto\" for {provider}: give a number, or leave it out "
                                          f"for {provider}'s default")
             canonical[target] = "auto"
             continue
         number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         if rule.whole:
-            high = PROVIDER_HIGH.get((provider, target), INT32_MAX)
+            high = backend.highs.get(target, INT32_MAX)
             if not (number and float(value).is_integer() and 1 <= value <= high):
                 raise TuningRequestError(f"'{name}' ({rule.meaning}) must be a whole number from 1 to {high}")
             canonical[target] = int(value)
@@ -133,8 +127,8 @@ def check_request(alias, base_llm) -> tuple[str, dict]:
         raise TuningRequestError("'base_llm' must be an object with model_provider, model_name and model_parameters")
     check_text(base_llm, "'base_llm'")
     provider = base_llm.get("model_provider")
-    if provider not in PROVIDERS:
-        raise TuningRequestError(f"model_provider must be one of {', '.join(PROVIDERS)}")
+    if provider not in (kinds := tunable_kinds()):
+        raise TuningRequestError(f"model_provider must be one of {', '.join(kinds)}")
     name = base_llm.get("model_name")
     if not isinstance(name, str) or not name.strip() or len(name) > MODEL_NAME_MAX or _has_control_characters(name):
         raise TuningRequestError(f"'base_llm.model_name' must be a model name of 1-{MODEL_NAME_MAX} printable characters")

@@ -20,7 +20,7 @@ def _with_github_store(work):
     import asyncio
 
     from engine.store.database import create_engine, migrate
-    from engine.store.github import GitHubStore
+    from github_app.store import GitHubStore
 
     settings = _settings()
 
@@ -77,7 +77,7 @@ def github_drafts() -> None:
               help="Post this corrected text instead of the draft.")
 def github_approve(reply_id: int, by: str, body_file: Path | None) -> None:
     """Approve a draft; the running App posts it."""
-    from engine.store.github import ReplyConflict
+    from github_app.store import ReplyConflict
 
     body = body_file.read_text() if body_file else None
 

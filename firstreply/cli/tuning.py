@@ -11,6 +11,24 @@ from firstreply.cli.console import _failures_as_messages, err
 from firstreply.cli.context import _engine, _settings, _with_engine
 
 
+class TunableProvider(click.Choice):
+    """The providers with a tuning backend, read from the provider registry when the option is used: loading
+    the providers at import would slow every command down."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self):
+        from engine.llm.registry import tunable_kinds
+
+        return tuple(tunable_kinds())
+
+    @choices.setter
+    def choices(self, _value) -> None:
+        pass  # click.Choice.__init__ sets it; the registry is the only source
+
+
 @click.group(name="tune")
 def tune_group() -> None:
     """Fine-tuning: train a model on the golden records, evaluate it, activate it (or roll back)."""
@@ -29,7 +47,7 @@ def _job_line(job) -> str:
 
 @tune_group.command(name="create")
 @click.option("--alias", required=True)
-@click.option("--provider", type=click.Choice(["gemini", "openai"]), required=True)
+@click.option("--provider", type=TunableProvider(), required=True)
 @click.option("--model", "model_name", required=True, help="Base model, e.g. gemini-1.5-flash-001-tuning or gpt-4o-mini.")
 @click.option("--epochs", type=int, help="n_epochs: passes over the training set.")
 @click.option("--batch-size", type=int)
@@ -139,7 +157,7 @@ def tune_rollback(by: str) -> None:
 
 
 @tune_group.command(name="export")
-@click.option("--provider", type=click.Choice(["gemini", "openai"]), required=True)
+@click.option("--provider", type=TunableProvider(), required=True)
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @click.option("--variant", type=click.Choice(["rag", "plain"]), help="Default: FIRSTREPLY_TUNING_VARIANT.")
 def tune_export(provider: str, fmt: str, variant: str | None) -> None:

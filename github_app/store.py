@@ -1,7 +1,7 @@
 """The GitHub App's state: its durable job queue, its replies, and the installations it serves.
 
-Everything here is a short transaction on the engine's database (SQLite or PostgreSQL, same
-code). Claims are compare-and-set updates on one row, so any number of workers in any number
+The tables are in :mod:`github_app.models`; everything here is a short transaction on the engine's database
+(SQLite or PostgreSQL, same code), opened through the engine's database kit (:mod:`engine.database`). Claims are compare-and-set updates on one row, so any number of workers in any number
 of processes can share the queue without taking a job, or a discussion, twice.
 """
 
@@ -15,9 +15,8 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.index.batching import MicroBatcher
-from engine.store.database import sessions
-from engine.store.models import AnswerRecord, GitHubInstallation, GitHubJob, GitHubReply, GitHubRepository, utcnow
+from engine.database import MicroBatcher, mark_answer_accepted, sessions, utcnow
+from github_app.models import GitHubInstallation, GitHubJob, GitHubReply, GitHubRepository
 
 JOB_STATUSES = ("queued", "running", "done", "failed")
 REPLY_STATUSES = ("pending", "ready", "draft", "approved", "posted", "abstained", "skipped")
@@ -231,6 +230,22 @@ class GitHubStore:
         async with self.session() as session:
             return await session.get(GitHubReply, reply_id)
 
+    async def reply_for_answer(self, answer_id: str) -> GitHubReply | None:
+        """The newest reply made from this answer (the one its review page shows)."""
+        async with self.session() as session:
+            return (await session.execute(
+                select(GitHubReply).where(GitHubReply.answer_id == answer_id).order_by(GitHubReply.id.desc())
+            )).scalars().first()
+
+    async def reply_figures(self, since: datetime) -> dict:
+        """Replies posted since ``since``, how many of them their discussion's author accepted, and the share."""
+        posted_since = and_(GitHubReply.status == "posted", GitHubReply.created_at >= since)
+        async with self.session() as session:
+            posted = (await session.execute(select(func.count()).select_from(GitHubReply).where(posted_since))).scalar_one()
+            accepted = (await session.execute(select(func.count()).select_from(GitHubReply).where(
+                posted_since, GitHubReply.accepted.is_(True)))).scalar_one()
+        return {"posted": posted, "accepted": accepted, "acceptance_rate": accepted / posted if posted else None}
+
     async def replies(self, status: str | None = None, limit: int = 50) -> list[GitHubReply]:
         query = select(GitHubReply).order_by(GitHubReply.id.desc()).limit(limit)
         if status is not None:
@@ -276,8 +291,7 @@ class GitHubStore:
                 return None
             row.accepted, row.updated_at = True, utcnow()
             if row.answer_id:
-                await session.execute(update(AnswerRecord).where(AnswerRecord.id == row.answer_id, AnswerRecord.accepted_at.is_(None))
-                                      .values(accepted_at=utcnow()))
+                await mark_answer_accepted(session, row.answer_id)
             return row
 
     # -- installations and repositories ---------------------------------------------------------

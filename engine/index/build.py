@@ -1,9 +1,10 @@
-"""Incremental ingestion of one source into a knowledge base.
+"""Building a knowledge base's index from one source, incrementally: vectors, manifest and keyword index.
 
-Each run compares every file's content hash with the manifest from the last run: unchanged
-files are not parsed again, and within a changed file only chunks whose id is new are
-embedded (chunk ids hash their own content). Chunks of deleted files, and chunks a change
-made obsolete, are removed.
+The source is read and chunked by :class:`~engine.ingest.reader.SourceReader`; this module decides
+what of it the index lacks and writes it. Each run compares every file's fingerprint (its content
+and the chunking settings) with the manifest from the last run: unchanged files are not parsed
+again, and within a changed file only chunks whose id is new are embedded (chunk ids hash
+their own content). Chunks of deleted files, and chunks a change made obsolete, are removed.
 
 The manifest is only a cache: each run checks it against the vector store it writes to. The
 store tags every chunk with its source, so a file whose chunks the store lacks (its data was
@@ -19,28 +20,26 @@ revision. A run whose keyword index doesn't match the store's revision rebuilds 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from engine.ingest.chunking import EMBEDDING_TEXT_VERSION, Chunk, chunk_document
-from engine.ingest.links import LinkBuilder
-from engine.ingest.sources import UnreadableFile, discover, looks_binary, parser_for, read_text
 from engine.index.keywords import KeywordIndex
 from engine.index.vectors import SOURCE_KEY
+from engine.ingest.chunking import EMBEDDING_TEXT_VERSION, Chunk
+from engine.ingest.reader import Progress, SourceReader
 
-Progress = Callable[[str, int, int], None]
 EMBED_BATCH = 256
 MANIFEST_VERSION = 1
 
 
 @dataclass
 class IngestReport:
+    """What one run did to the index, and which files it skipped or could not read (`firstreply ingest` prints it)."""
+
     source: str
     files_seen: int = 0
     added: list[str] = field(default_factory=list)
@@ -101,10 +100,6 @@ class Manifest:
         os.replace(temporary, self.path)
 
 
-def file_fingerprint(text: str, settings_key: str) -> str:
-    return hashlib.sha256(f"{settings_key}\0{text}".encode()).hexdigest()
-
-
 class SourceCopies:
     """The engine's read-only copies of a plain folder's files (``kb/<kb>/sources/<path>``), which its source
     view serves, so a citation of a folder with no repository still opens. Only ingested files are copied."""
@@ -129,7 +124,10 @@ class SourceCopies:
             (self.folder / rel_path).unlink(missing_ok=True)
 
 
-class Ingestor:
+class IndexBuilder:
+    """Brings a knowledge base's index (``kb_dir``: manifest, keyword index, source copies; and its vector store)
+    up to date with one source; see the module docstring for what a run does and in which order."""
+
     def __init__(self, embedder, vectors, kb_dir: Path, *, max_tokens: int | None = None,
                  url_map: dict[str, str] | None = None, source_base: str | None = None) -> None:
         self.embedder = embedder
@@ -147,11 +145,12 @@ class Ingestor:
     def run(self, root: Path, repo_url: str | None = None, ref: str | None = None,
             progress: Progress | None = None) -> IngestReport:
         started = time.perf_counter()
-        info = discover(root, repo_url, ref)
-        source = str(info.root)
-        report = IngestReport(source=source, files_seen=len(info.files))
-        for _path, why in info.skipped:  # links out of the source, FIFOs, devices, folders nested too deep
-            report.skipped[why] = report.skipped.get(why, 0) + 1
+        reader = SourceReader(root, self.embedder.count_tokens, self.max_tokens or self.embedder.max_tokens,
+                              repo_url=repo_url, ref=ref, url_map=self.url_map, source_base=self.source_base)
+        source = reader.source
+        # The reader's own skip counts and unreadable list: they grow as it reads, and the report shows them.
+        report = IngestReport(source=source, files_seen=len(reader.info.files), skipped=reader.skipped,
+                              unreadable=reader.unreadable)
         vector_kind = f"{self.embedder.fingerprint}/text-v{EMBEDDING_TEXT_VERSION}"
         # Vectors from another model, or of differently prepared text, can't sit beside these: a new collection.
         store = self.vectors.prepare_for(vector_kind, known=self.manifest.data.get("embedding") == vector_kind)
@@ -160,46 +159,24 @@ class Ingestor:
             self.manifest.data.update(embedding=vector_kind, sources={})
         known = self.manifest.files(source)
         stored = store.ids({SOURCE_KEY: source})  # what the store holds of this source, whatever the manifest says
-        max_tokens = self.max_tokens or self.embedder.max_tokens
-        links = LinkBuilder(info.repo_url, info.ref, self.url_map, info.repo_prefix, self.source_base)
-        settings_key = json.dumps([max_tokens, info.repo_url, info.ref, info.repo_prefix, sorted(self.url_map.items()),
-                                   self.source_base])
         copies = SourceCopies(self.kb_dir / "sources")
 
         fresh: dict[str, dict] = {}
         new_chunks: list[Chunk] = []
-        for index, rel_path in enumerate(info.files):
-            if progress:
-                progress("reading", index + 1, len(info.files))
-            parser = parser_for(rel_path)
-            if parser is None:
-                reason = "binary" if looks_binary(info.root, rel_path) else "unsupported format"
-                report.skipped[reason] = report.skipped.get(reason, 0) + 1
-                continue
-            try:
-                text = read_text(info.root, rel_path)
-            except UnreadableFile as error:
-                report.unreadable.append((rel_path, str(error)))
-                continue
-            if text is None:
-                report.skipped["binary"] = report.skipped.get("binary", 0) + 1
-                continue
-            if links.served(rel_path):
-                copies.keep(rel_path, text)
-            digest = file_fingerprint(text, settings_key)
-            previous = known.get(rel_path)
-            same = previous is not None and previous["sha256"] == digest
+        for file in reader.files(progress):
+            if file.served:
+                copies.keep(file.path, file.text)
+            previous = known.get(file.path)
+            same = previous is not None and previous["sha256"] == file.fingerprint
             if same and stored.issuperset(previous["chunks"]):
-                fresh[rel_path] = previous
+                fresh[file.path] = previous
                 report.unchanged += 1
                 continue
-            try:
-                chunks = chunk_document(parser(rel_path, text), self.embedder.count_tokens, max_tokens, links)
-            except Exception as error:  # a parser bug must not stop the run; say which file
-                report.unreadable.append((rel_path, f"could not parse: {type(error).__name__}: {error}"))
+            chunks = reader.chunks(file)
+            if chunks is None:  # the parser failed on it: listed as unreadable
                 continue
-            (report.repaired if same else report.updated if previous else report.added).append(rel_path)
-            fresh[rel_path] = {"sha256": digest, "chunks": [c.id for c in chunks]}
+            (report.repaired if same else report.updated if previous else report.added).append(file.path)
+            fresh[file.path] = {"sha256": file.fingerprint, "chunks": [c.id for c in chunks]}
             new_chunks.extend(chunks)
 
         report.removed = sorted(set(known) - set(fresh) - {p for p, _ in report.unreadable})
