@@ -19,6 +19,7 @@ COPY pyproject.toml README.md ./
 COPY engine ./engine
 COPY bot ./bot
 COPY github_app ./github_app
+COPY firstreply ./firstreply
 COPY docs ./docs
 RUN pip install . && python -c "from engine.index.embedder import resolve_model, verify_weights; from pathlib import Path; p, h = resolve_model('all-MiniLM-L6-v2'); verify_weights(Path(p), h)"
 

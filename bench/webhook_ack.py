@@ -27,6 +27,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from engine.metrics import Metrics
 from engine.store.database import create_engine, migrate
 from github_app.store import GitHubStore
 from github_app.app import GitHubApp
@@ -94,7 +95,7 @@ async def webhook_app(database_url: str) -> tuple[web.Application, GitHubApp]:
                        graphql_url="http://127.0.0.1:9/graphql", policy=ReplyPolicy())
     database = create_engine(database_url)
     await migrate(database)
-    github = GitHubApp(config, answerer=None)
+    github = GitHubApp(config, answerer=None, metrics=Metrics())  # no answers: the webhook only queues
     await github.start(GitHubStore(database), workers=False)
     app = web.Application()
     mount(app, github, admin=False)

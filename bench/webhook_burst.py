@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the loopback fake GitHub lives with t
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
-from engine.api.app import build_app  # noqa: E402
+from firstreply.serve import build_app  # noqa: E402
 from engine.config import Settings  # noqa: E402
 from engine.service import Engine  # noqa: E402
 from github_app.store import GitHubStore  # noqa: E402

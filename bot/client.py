@@ -26,10 +26,8 @@ from bot.limits import Notices, QuestionLimits, SlidingWindow
 from bot.messages import answer_messages
 from bot.triggers import Decision, Incoming, TriggerConfig, decide
 from bot.views import CommentButton, EscalateButton, VoteButton, answer_view
-from engine.answer.model import Question
-from engine.client import EngineError, EngineUnavailable
 from engine.logs import CORRELATION
-from engine.protocol import Answerer
+from engine.protocol import Answerer, EngineError, EngineUnavailable, Question
 
 log = logging.getLogger(__name__)
 APOLOGY = "Sorry, something went wrong while I was answering. Please try again in a little while."

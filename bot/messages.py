@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from engine.answer.model import Answer
+from engine.protocol import Answer
 
 DISCORD_LIMIT = 2000
 LEAD_IN = 300  # characters: prose this short before a code block stays with (the start of) it

@@ -34,7 +34,7 @@ async def start_bot(settings: Settings, answerer: Answerer) -> FirstReplyBot:
     if settings.discord_token is None:
         raise ConfigError("bad setting FIRSTREPLY_DISCORD_TOKEN: required to run the Discord bot")
     point_at(settings)
-    metrics = getattr(answerer, "metrics", None)
+    metrics = answerer.metrics  # None for a remote engine: the bot then counts into its own
     if settings.discord_shard_count:
         bot = ShardedFirstReplyBot(answerer, bot_config(settings), metrics=metrics, shard_count=settings.discord_shard_count)
     else:

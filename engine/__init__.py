@@ -2,6 +2,11 @@
 
 ``engine.Engine`` is the in-process entry point; heavy dependencies (torch, Chroma) load
 only when an engine is built, so importing this package stays cheap.
+
+The public surface, all a frontend may import: this package, ``engine.protocol`` (the answer
+protocol, its data and errors), ``engine.client``, ``engine.config``, ``engine.logs``,
+``engine.metrics``, ``engine.database`` and ``engine.web``. Everything else is internal; the
+import contracts in ``pyproject.toml`` check it (``tests/test_architecture.py``).
 """
 
 from __future__ import annotations

@@ -14,17 +14,8 @@ from typing import AsyncIterator
 import aiohttp
 
 from engine.answer.model import Answer, Question
+from engine.protocol import EngineError, EngineUnavailable
 from engine.store.repository import UnknownAnswer
-
-
-class EngineUnavailable(RuntimeError):
-    """The engine could not be reached or is not ready."""
-
-
-class EngineError(RuntimeError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"engine answered {status}: {message}")
-        self.status = status
 
 
 class EngineClient:
@@ -39,15 +30,24 @@ class EngineClient:
             self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
         return self._session
 
-    async def aclose(self) -> None:
+    #: A remote engine counts its own metrics; a frontend that talks to it keeps its own.
+    metrics = None
+
+    async def start(self) -> "EngineClient":
+        """Nothing to open: the session opens with the first request (so the protocol's lifecycle is the same)."""
+        return self
+
+    async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
 
+    aclose = close  # the name aiohttp's and httpx's clients use
+
     async def __aenter__(self) -> "EngineClient":
-        return self
+        return await self.start()
 
     async def __aexit__(self, *_exc) -> None:
-        await self.aclose()
+        await self.close()
 
     @staticmethod
     def _body(question: Question, stream: bool) -> dict:

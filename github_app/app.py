@@ -34,7 +34,8 @@ class GitHubApp:
         adds its ``firstreply_github_*`` series to that registry, or keeps them in its own."""
         self.config = config
         self.answerer = answerer
-        self.engine_metrics = metrics if metrics is not None else getattr(answerer, "metrics", None)
+        # None for a remote engine (EngineClient): the App keeps its series in its own registry then
+        self.engine_metrics = metrics if metrics is not None else answerer.metrics
         self.metrics = GitHubMetrics.on(self.engine_metrics.registry if self.engine_metrics is not None else None)
         self.store: GitHubStore | None = None
         self.client: GitHubClient | None = None

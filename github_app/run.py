@@ -10,13 +10,14 @@ from aiohttp import web
 
 from engine.config import Settings
 from engine.database import create_engine, migrate
+from engine.protocol import Answerer
 from github_app.app import GitHubApp
 from github_app.config import app_config
 from github_app.routes import mount
 from github_app.store import GitHubStore
 
 
-def build_standalone(settings: Settings, answerer) -> web.Application:
+def build_standalone(settings: Settings, answerer: Answerer) -> web.Application:
     """The App as its own web application; raises ConfigError at once if a setting is missing or bad."""
     github = GitHubApp(app_config(settings), answerer)
     app = web.Application()
@@ -30,17 +31,14 @@ def build_standalone(settings: Settings, answerer) -> web.Application:
     async def start(_app: web.Application) -> None:
         database = create_engine(settings.database)
         await migrate(database)
-        if hasattr(answerer, "start"):
-            await answerer.start()
+        await answerer.start()
         await github.start(GitHubStore(database))
 
     async def stop(_app: web.Application) -> None:
         await github.close()
         if github.store is not None:
             await github.store.engine.dispose()
-        closer = getattr(answerer, "close", None) or getattr(answerer, "aclose", None)
-        if closer is not None:
-            await closer()
+        await answerer.close()
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from engine.api.answer_html import allowed_href, render, strip_components
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from fakes.server import serve
 from pages_support import chromium, needs_chromium
 

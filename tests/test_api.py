@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 
 from engine.answer.model import Question
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.api.ratelimit import TokenBuckets
 from engine.client import EngineClient, EngineUnavailable
 from engine.protocol import Answerer, UnknownAnswer
@@ -58,6 +58,28 @@ async def test_the_protocol_behaves_the_same_both_ways(answerer):
 
     off_topic = await answerer.answer(Question("best sourdough recipe with rye?", channel="github"))
     assert off_topic.abstained and off_topic.escalation == "A maintainer will follow up here."
+
+
+async def test_both_answerers_have_the_protocols_lifecycle(make_engine):
+    """Issue 19: start, close, ``async with`` and ``metrics`` are on the protocol, the same for both, so a
+    frontend calls them instead of probing with hasattr/getattr."""
+    for member in ("start", "close", "__aenter__", "__aexit__", "metrics"):
+        assert member in vars(Answerer), member
+    engine = make_engine()
+    async with engine as started:
+        assert started is engine and engine.store is not None and engine.metrics is not None
+    assert engine.store is None  # closed
+    assert await engine.start() is engine
+    await engine.close()
+
+    client = EngineClient("http://127.0.0.1:9")
+    assert isinstance(client, Answerer) and client.metrics is None  # a remote engine counts its own
+    async with client as started:
+        assert started is client
+        with pytest.raises(EngineUnavailable):
+            await client.status()
+    assert client._session is None or client._session.closed
+    assert client.aclose == client.close  # the older name stays
 
 
 async def test_answer_json_and_search(api):

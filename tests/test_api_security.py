@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from engine.answer.model import Question
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.store.review import AnswerFilter
 from fakes.server import serve
 from tests_support import Browser
@@ -98,7 +98,6 @@ async def test_a_cross_site_form_cannot_plant_a_golden_record_in_the_keyless_eng
         for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
             async with http.post(f"{url}/api/v1/golden-records", json=PLANTED, headers=headers) as response:
                 assert response.status == 403, headers
-        await engine.start()
         assert await engine.review.all_golden_records() == []
         # A local script (curl, the CLI) still may.
         async with http.post(f"{url}/api/v1/golden-records", json=PLANTED) as response:
@@ -148,7 +147,6 @@ async def _turns(engine, conversation_id: str) -> list[str]:
 
 async def test_a_visitor_cannot_write_into_a_bot_thread_or_another_visitors_conversation(site):
     url, engine, browser = site
-    await engine.start()
     thread = "1190000000000000001"
     await engine.answer(Question(CAMERA, channel="discord", conversation_id=thread))
     before = await _turns(engine, thread)
@@ -186,7 +184,6 @@ async def test_a_visitor_cannot_write_into_a_bot_thread_or_another_visitors_conv
 
 async def test_sign_out_and_removal_end_sessions_on_the_server(site):
     url, engine, browser = site
-    await engine.start()
     token = await engine.review.add_maintainer("bob")
     await browser.sign_in(token)
     stolen = browser.session.cookie_jar.filter_cookies(url)["firstreply_session"].value
@@ -218,7 +215,6 @@ async def test_sign_out_and_removal_end_sessions_on_the_server(site):
                                     "https://evil.example", "javascript:alert(1)", "/\r\n/evil.example", " //evil.example"])
 async def test_sign_in_only_returns_to_a_path_on_this_site(site, target):
     url, engine, browser = site
-    await engine.start()
     token = await engine.review.add_maintainer("eve")
     _, _, page = await browser.get("/review/login?next=" + aiohttp.helpers.quote(target, safe=""))
     assert "evil" not in page
@@ -229,7 +225,6 @@ async def test_sign_in_only_returns_to_a_path_on_this_site(site, target):
 
 async def test_sign_in_returns_to_the_page_that_sent_you(site):
     url, engine, browser = site
-    await engine.start()
     token = await engine.review.add_maintainer("eve")
     status, location, _ = await browser.post("/review/login", {"token": token, "csrf_token": await browser.csrf(),
                                                               "next": "/review/answers?votes=down&page=2"})
@@ -300,7 +295,6 @@ async def test_a_request_id_longer_than_the_store_holds_is_a_400_not_a_lost_answ
                 assert response.status == expected, request_id
                 if expected == 400:
                     assert "X-Request-Id" in (await response.json())["error"]["message"]
-    await engine.start()
     assert await engine.store.count_answers() == 1
 
 
@@ -348,7 +342,6 @@ async def test_hostile_bytes_and_shapes_get_a_4xx(keyless, make_engine):
 
 async def test_huge_ids_and_page_numbers_on_the_review_pages_are_not_errors(site):
     url, engine, browser = site
-    await engine.start()
     await browser.sign_in(await engine.review.add_maintainer("ada"))
     for path in (f"/review/golden/{'9' * 40}", f"/review/golden?page={'9' * 40}", f"/review/answers?page={'9' * 40}",
                  f"/review/answers/{'x' * 5000}", "/review/golden/00000000000000000000001"):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import cli
+from firstreply.cli import cli
 
 FIRSTREPLY = str(Path(sys.executable).with_name("firstreply"))
 
@@ -19,6 +19,20 @@ def env(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no stray .env, state under tmp_path
     monkeypatch.setenv("FIRSTREPLY_DATA_DIR", str(tmp_path / "state"))
     return {**os.environ, "FIRSTREPLY_DATA_DIR": str(tmp_path / "state")}
+
+
+def test_the_command_lives_in_the_composition_root(env):
+    """Issue 19: the console script and ``python -m firstreply`` both run firstreply.cli, with every group."""
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
+    assert project["scripts"] == {"firstreply": "firstreply.cli:main"}
+    result = subprocess.run([sys.executable, "-m", "firstreply", "--help"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert listed == {"ask", "discord", "eval", "github", "github-app", "golden", "ingest", "maintainer", "review",
+                      "search", "secrets", "serve", "tune"}
 
 
 def test_a_bad_setting_stops_the_command_with_one_line(env):
@@ -254,7 +268,7 @@ def test_a_full_disk_during_ingest_says_the_disk_is_full(env, sample_project, mo
 
 def test_serve_answers_from_what_was_ingested_and_says_loudly_when_nothing_was(tmp_path):
     """Issue 15 item 2: `serve` answered from an empty "default" knowledge base without a word."""
-    from engine.cli import serving_plan
+    from firstreply.cli.serve import serving_plan
     from engine.config import Settings
 
     settings = Settings(data_dir=tmp_path / "state", _env_file=None)
@@ -277,8 +291,8 @@ async def test_ask_uses_the_server_running_on_the_same_data_folder(make_engine, 
     loading torch and the model again; a marker left by a dead server is ignored."""
     import asyncio
 
-    from engine.api.app import build_app
-    from engine.local_server import MARKER, announce, running_server
+    from firstreply.serve import build_app  # the app `firstreply serve` runs
+    from firstreply.local_server import MARKER, announce, running_server
     from fakes.server import serve
 
     state = tmp_path / "cli-state"
@@ -290,7 +304,6 @@ async def test_ask_uses_the_server_running_on_the_same_data_folder(make_engine, 
 
     engine = make_engine()
     async with serve(build_app(engine)) as url:
-        await engine.start()
         announce(state, url)
         before = await engine.store.count_answers()
         result = await asyncio.to_thread(CliRunner().invoke, cli, ["ask", "How do I zoom the camera?", "--kb", "sample"])
@@ -308,7 +321,7 @@ def test_a_cold_ask_encodes_the_question_without_torch_once_the_graph_is_verifie
     assert ingest.returncode == 0, ingest.stderr
     graphs = sorted(p.name for p in (Path(env["FIRSTREPLY_DATA_DIR"]) / "onnx").iterdir())
     assert any(name.endswith(".onnx.verified") for name in graphs), graphs
-    probe = ("import sys\nfrom engine.cli import cli\n"
+    probe = ("import sys\nfrom firstreply.cli import cli\n"
              "try:\n    cli(['ask', 'How do I zoom the camera?', '--kb', 'cold'])\nexcept SystemExit:\n    pass\n"
              "print('torch loaded:', 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n")
     cold = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)

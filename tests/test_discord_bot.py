@@ -289,7 +289,7 @@ async def test_firstreply_discord_runs_the_bot_and_a_bad_token_is_one_line(index
 
 
 async def test_serve_starts_the_bot_when_a_token_is_set_and_refuses_a_bad_one(make_engine):
-    from engine.api.app import build_app
+    from firstreply.serve import build_app
     from engine.config import ConfigError
 
     fake = FakeDiscord(token="good-token")

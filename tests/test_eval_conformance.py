@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import SHARED
-from engine.cli import cli
+from firstreply.cli import cli
 
 PAYLOAD = SHARED / "eval" / "payload"
 

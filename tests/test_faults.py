@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from engine.answer.model import Question
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.config import Settings
 from engine.index.vectors import VectorStore
 from engine.service import Engine

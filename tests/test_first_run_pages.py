@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from fakes.server import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -92,7 +92,6 @@ async def test_a_visitor_follows_a_golden_citation_to_the_maintainers_answer(mak
 
     engine = make_engine(rate_limit_per_minute=10_000)
     async with serve(build_app(engine)) as url:
-        await engine.start()
         first = await engine.answer(Question("How do I zoom the camera in?", channel="web"))
         corrected = "Call scene.magnify(3) before render() [1]: it zooms the camera in three times [3]."
         await engine.review_answer(first.id, "corrected", "ada", text=corrected)

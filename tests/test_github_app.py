@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from engine.api.app import build_app
+from firstreply.serve import build_app
 from engine.store.models import AnswerRecord
 from github_app.models import GitHubInstallation, GitHubJob, GitHubReply, GitHubRepository
 from github_app.store import GitHubStore
@@ -482,7 +482,7 @@ async def test_a_corrected_draft_carries_the_marker_so_a_502_after_github_create
     elif path == "cli":
         from click.testing import CliRunner
 
-        from engine.cli import cli
+        from firstreply.cli import cli
 
         (tmp_path / "fixed.md").write_text(rewritten)
         monkeypatch.chdir(tmp_path)

@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from engine.api.app import build_app
+from firstreply.serve import build_app
 from engine.store.database import create_engine
 from github_app.store import GitHubStore
 from tests_support import key_with_every_role

@@ -8,7 +8,7 @@ import re
 import aiohttp
 
 from engine.answer.model import Question
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from fakes.server import serve
 
 
@@ -38,7 +38,6 @@ async def test_web_answers_are_logged_with_their_knowledge_base(make_engine):
 async def test_a_golden_record_has_a_public_read_only_view(make_engine):
     engine = make_engine(api_keys=["k" * 40])  # keys configured: the API needs one, this view doesn't
     async with serve(build_app(engine)) as url:
-        await engine.start()
         record = await engine.review.add_golden_record("How do I <b>zoom</b>?", "Call `scene.zoom(2)`.\n\n<script>x()</script>", "ada")
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{url}/golden/{record.id}") as response:

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.config import Settings
 from fakes.server import serve
 

@@ -9,7 +9,7 @@ import logging
 import aiohttp
 import pytest
 
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.config import Settings
 from engine.logs import CORRELATION, REDACTED, configure
 from fakes import gemini

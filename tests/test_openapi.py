@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 
-from engine.api.app import build_app
+from firstreply.serve import build_app
 from engine.api.openapi import document
 from engine.api.auth import PUBLIC_PREFIXES
 from engine.api.pages import is_page

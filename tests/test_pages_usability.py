@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from engine.answer.model import Question
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from fakes.server import serve
 from pages_support import browser_only, chromium, horizontal_overflow, low_contrast, sign_in, unnamed_controls
 
@@ -21,7 +21,6 @@ async def site(make_engine):
     """A served engine with a maintainer, an answered and an abstained question, and a golden record."""
     engine = make_engine(rate_limit_per_minute=10_000)
     async with serve(build_app(engine)) as url:
-        await engine.start()
         token = await engine.review.add_maintainer("ada")
         answered = await engine.answer(Question(CAMERA, channel="discord"))
         abstained = await engine.answer(Question(OFF_TOPIC, channel="web"))

@@ -152,7 +152,7 @@ def test_calling_a_model_without_its_key_names_the_setting_and_the_provider(toy)
 
 
 def test_the_cli_offers_a_registered_tunable_provider(toy):
-    from engine.cli import cli
+    from firstreply.cli import cli
 
     result = CliRunner().invoke(cli, ["tune", "export", "--help"])
     assert "[gemini|openai|toy]" in result.output

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.answer.model import Question
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.store.models import AnswerRecord, AuditEvent, GoldenRecord
 from engine.store.review import AnswerFilter, ReviewError
 from fakes.server import serve
@@ -165,7 +165,6 @@ async def test_the_overview_counts_what_happened(make_engine):
 async def site(make_engine):
     engine = make_engine(api_keys=[key_with_every_role(KEY)], rate_limit_per_minute=10_000)
     async with serve(build_app(engine)) as url:
-        await engine.start()
         ids = await seed(engine)
         token = await engine.review.add_maintainer("ada")
         browser = Browser(url)

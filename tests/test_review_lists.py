@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from engine.answer.model import Question
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.api.charts import daily_bars
 from engine.api.review_lists import audit_link, group_repeats, question_key
 from engine.store.models import AnswerRecord
@@ -41,7 +41,6 @@ async def site(make_engine, fake_openai):
     engine = make_engine(rate_limit_per_minute=10_000, openai_base_url=f"{fake_openai.url}/v1",
                          openai_api_key=openai.API_KEY, tuning_poll_seconds=0.05)
     async with serve(build_app(engine)) as url:
-        await engine.start()
         token = await engine.review.add_maintainer("ada")
         client = Browser(url)
         await client.sign_in(token)

@@ -19,7 +19,7 @@ import pytest
 
 from engine.answer.model import Question
 from engine.answer.pipeline import pseudonym
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.config import ConfigError, Settings
 from engine.service import Engine
 from fakes.server import serve
@@ -249,7 +249,7 @@ def test_pages_and_golden_records_come_back_after_the_chroma_server_lost_its_dat
     import chromadb
     from click.testing import CliRunner
 
-    from engine.cli import cli
+    from firstreply.cli import cli
 
     settings = dict(kb="lost", chroma_url=chroma_process.url, keyword_refresh_seconds=0)
     purple = "How do I paint the sky purple?"
@@ -521,7 +521,7 @@ async def test_readyz_runs_its_checks_at_the_same_time(make_engine, monkeypatch)
 async def test_firstreply_secrets_forget_rotates_a_shared_secret_after_asking(postgres_url, tmp_path, embedder, monkeypatch):
     from click.testing import CliRunner
 
-    from engine.cli import cli
+    from firstreply.cli import cli
 
     old, new = "old-session-secret-0123456789abcdef", "new-session-secret-0123456789abcdef"
     first = replica(tmp_path, "a", embedder, database_url=postgres_url, session_secret=old)

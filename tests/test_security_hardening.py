@@ -10,7 +10,7 @@ import json
 import aiohttp
 import pytest
 
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from fakes.server import serve
 from tests_support import Browser
 
@@ -363,7 +363,6 @@ async def signed_in(make_engine):
     engine = make_engine(api_keys=["sk-hardening-1"], rate_limit_per_minute=100_000)
     async with serve(build_app(engine)) as url:
         browser = Browser(url)
-        await engine.start()
         token = await engine.review.add_maintainer("ada")
         try:
             yield url, engine, browser, token
@@ -425,7 +424,7 @@ def test_running_out_of_space_says_the_disk_is_full_and_keeps_the_chain(tmp_path
 
     import click
 
-    from engine.cli import _failures_as_messages
+    from firstreply.cli.console import _failures_as_messages
 
     with pytest.raises(click.ClickException) as raised:
         with _failures_as_messages(tmp_path):  # plenty of space now: the store's temporary files were removed

@@ -6,7 +6,7 @@ from __future__ import annotations
 import aiohttp
 
 from engine.answer.model import Question
-from engine.api.app import build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.config import Settings
 from fakes.server import serve
 
@@ -28,7 +28,6 @@ async def test_citations_of_a_plain_folder_open_the_engines_own_copy(tmp_path, e
     assert not (copies / "docs/logo.png").exists() and not (copies / "docs/legacy.md").exists()  # only what was ingested
 
     async with serve(build_app(engine)) as url:
-        await engine.start()
         answer = await engine.answer(Question("How do I zoom the camera in?", channel="web"))
         assert answer.citations
         async with aiohttp.ClientSession() as http:

@@ -9,7 +9,8 @@ import json
 import aiohttp
 import pytest
 
-from engine.api.app import TUNING_TASK, build_app
+from firstreply.serve import build_app  # the app `firstreply serve` runs
+from engine.api.keys import TUNING_TASK
 from engine.tuning.dataset import Example, export, split_holdout, validate
 from fakes import gemini, openai
 from fakes.gemini_tuning import FakeGeminiTuning
@@ -358,7 +359,7 @@ def command_line(tmp_path, monkeypatch, fake_openai):
     """`firstreply` as a maintainer runs it, configured for the fake OpenAI, over 12 golden records."""
     from click.testing import CliRunner
 
-    from engine.cli import cli
+    from firstreply.cli import cli
 
     monkeypatch.chdir(tmp_path)
     for name, value in {"DATA_DIR": str(tmp_path / "state"), "PROVIDERS": '["openai:gpt-4o-mini"]',
@@ -673,7 +674,7 @@ async def test_firstreply_serve_answers_with_a_model_activated_from_the_command_
 
     from click.testing import CliRunner
 
-    from engine.cli import cli
+    from firstreply.cli import cli
 
     state = tmp_path / "state"
     shutil.copytree(indexed_sample, state)

@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from engine.api.http import (CALLER, ENGINE, KEY_DIGESTS, LIMITS, client_address, error_response, from_trusted_proxy,
-                             proxied, request_host)
+from engine.api.http import client_address, error_response, from_trusted_proxy, proxied, request_host
+from engine.api.keys import CALLER, ENGINE, KEY_DIGESTS
 from engine.api.sessions import same_origin
 from engine.config import ROLES
 
@@ -157,28 +157,6 @@ async def identify(request: web.Request) -> Caller | web.Response:
     if keys:
         return error_response(401, "send an API key as 'Authorization: Bearer <key>'")
     return error_response(401, "no API keys are configured (FIRSTREPLY_API_KEYS); only local clients are served")
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler):
-    from engine.api.pages import is_page  # the pages authenticate with their own sessions
-
-    if request.path in OPEN_ROUTES or is_page(request.path) or request.path.startswith(PUBLIC_PREFIXES):
-        return await handler(request)
-    caller = await identify(request)
-    if isinstance(caller, web.Response):
-        return caller
-    if caller.local and request.method not in SAFE_METHODS and cross_site(request):
-        return error_response(403, "cross-site request refused: a web page may not change this engine's state")
-    role = required_role(request.path)
-    if role is not None and role not in caller.roles:
-        return error_response(403, f"this key may not do that: it needs the '{role}' role "
-                                   f"(it has: {', '.join(sorted(caller.roles)) or 'none'})")
-    request[CALLER] = caller
-    wait = request.app[LIMITS].take(caller.id)
-    if wait is not None:
-        return error_response(429, "too many requests for this key", {"Retry-After": str(max(1, round(wait)))})
-    return await handler(request)
 
 
 def actor(request: web.Request, data: dict | None = None) -> str:

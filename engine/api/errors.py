@@ -1,28 +1,24 @@
 """What a failed request becomes: one error shape, the right status, and a log line.
 
 :func:`dependency_down` tells an outage (the database or the vector store unreachable or restarting:
-503, try again shortly) from a fault (500); the middleware applies it to every route, and
-:func:`stream_events` to answers that are already being streamed.
+503, try again shortly) from a fault (500); :func:`engine.api.middleware.errors_middleware` applies it to
+every route, and :func:`stream_events` to answers that are already being streamed.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import time
-import uuid
 from typing import AsyncIterator, Callable
 
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from engine.api.http import (ENGINE, METRICS, REQUEST_ID, BadRequest, UnsupportedMediaType, error_response,
-                             send_event, sse_response)
+from engine.api.http import send_event, sse_response
+from engine.api.keys import REQUEST_ID
 from engine.index.embedder import EmbeddingModelError
 from engine.index.vectors import VectorStoreError
-from engine.logs import CORRELATION
 from engine.store.database import DatabaseError
-from engine.store.repository import ConversationConflict
 
 log = logging.getLogger(__name__)
 REQUEST_ID_FORMAT = re.compile(r"[A-Za-z0-9_.:/-]{1,64}")  # what the answer log's request_id column holds
@@ -51,48 +47,6 @@ def dependency_down(error: BaseException) -> bool:
             return True
         return any(type(e).__name__ in UNAVAILABLE for e in (cause, getattr(cause, "__cause__", None)) if e is not None)
     return type(error).__name__ in UNAVAILABLE
-
-
-@web.middleware
-async def errors_middleware(request: web.Request, handler):
-    given = request.headers.get("X-Request-Id")
-    request[REQUEST_ID] = given if given is not None and REQUEST_ID_FORMAT.fullmatch(given) else uuid.uuid4().hex
-    CORRELATION.set(request[REQUEST_ID])
-    if given is not None and given != request[REQUEST_ID]:  # the store keeps 64 characters; say so rather than lose the answer
-        response = error_response(400, "X-Request-Id must be 1-64 letters, digits or -_.:/")
-        response.headers["X-Request-Id"] = request[REQUEST_ID]
-        return response
-    started = time.perf_counter()
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
-    try:
-        response = await handler(request)
-    except BadRequest as error:
-        response = error_response(400, str(error))
-    except UnsupportedMediaType as error:
-        response = error_response(415, str(error))
-    except ConversationConflict as error:
-        response = error_response(409, str(error))
-    except web.HTTPRequestEntityTooLarge:
-        response = error_response(413, f"the body is larger than {request.app[ENGINE].settings.max_body_bytes} bytes")
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        # Headers that belong to the status stay with it (a 405's Allow, a 429's Retry-After).
-        kept = {name: error.headers[name] for name in ("Allow", "Retry-After") if name in error.headers}
-        response = error_response(error.status, error.reason, kept or None)
-    except Exception as error:
-        if dependency_down(error):  # the database or Chroma is down or restarting: the client may retry shortly
-            log.error("request %s: engine not ready: %s", request[REQUEST_ID], (str(error) or type(error).__name__).splitlines()[0])
-            response = error_response(503, NOT_READY)
-        else:
-            log.exception("request %s failed", request[REQUEST_ID])
-            response = error_response(500, "something went wrong on our side")
-    if not response.prepared:  # a streamed response sent its headers already
-        response.headers["X-Request-Id"] = request[REQUEST_ID]
-    metrics = request.app[METRICS]  # streamed answers count too, with the time to their last event
-    metrics.requests.labels(route, str(response.status)).inc()
-    metrics.latency.labels(route).observe(time.perf_counter() - started)
-    return response
 
 
 async def stream_events(request: web.Request, events: AsyncIterator[dict],

@@ -11,7 +11,7 @@ import html
 
 from aiohttp import web
 
-from engine.api.http import ENGINE
+from engine.api.keys import ENGINE
 from engine.api.source_view import render_markdown
 
 PAGE = """<!doctype html>

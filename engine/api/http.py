@@ -1,5 +1,5 @@
-"""HTTP plumbing every route module shares: the app's keys, the one error shape, reading JSON
-bodies and query parameters, and server-sent events."""
+"""HTTP plumbing every route module shares: the one error shape, reading JSON bodies and query
+parameters, and server-sent events (the app's keys are :mod:`engine.api.keys`')."""
 
 from __future__ import annotations
 
@@ -8,16 +8,8 @@ import json
 
 from aiohttp import web
 
+from engine.api.keys import ENGINE, REQUEST_ID
 from engine.store.text import text_problem
-from engine.api.ratelimit import TokenBuckets
-from engine.metrics import Metrics
-
-ENGINE = web.AppKey("engine", object)
-METRICS = web.AppKey("metrics", Metrics)
-LIMITS = web.AppKey("limits", TokenBuckets)
-KEY_DIGESTS = web.AppKey("key_digests", list)
-REQUEST_ID = web.RequestKey("request_id", str)
-CALLER = web.RequestKey("caller", object)  # engine.api.auth.Caller
 
 ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                409: "conflict", 413: "too_large", 415: "unsupported_media_type", 429: "rate_limited", 500: "internal", 503: "unavailable"}

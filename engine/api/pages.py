@@ -24,17 +24,14 @@ from engine.answer.model import CHANNELS, Question
 from engine.store.text import text_problem
 from engine.api import answer_html, charts, review_lists
 from engine.api.errors import stream_events
-from engine.api.http import ENGINE, LIMITS, METRICS, checked_text, client_address, page_number, read_json, row_id
+from engine.api.http import checked_text, client_address, page_number, read_json, row_id
+from engine.api.keys import ENGINE, LIMITS, METRICS, SESSION, SESSIONS, TEMPLATES, TUNING_RUNNER
 from engine.api.sessions import CsrfRefused, Sessions, WebSession, check_csrf
-from engine.api.tuning_api import TUNING_RUNNER
 from engine.store.repository import UnknownAnswer
-from engine.store.review import MAX_IMPORT_FIELD, VERDICTS, AnswerFilter, ReviewError
+from engine.store.review import MAX_IMPORT_FIELD, VERDICTS, ReviewError
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-SESSIONS = web.AppKey("sessions", Sessions)
-TEMPLATES = web.AppKey("templates", jinja2.Environment)
-SESSION = web.RequestKey("session", WebSession)
 PAGE_PREFIXES = ("/ask", "/review", "/static/")
 MAX_QUESTION_CHARS = 8000
 MAX_COMMENT_CHARS = 2000  # as on /v1/feedback
@@ -88,34 +85,6 @@ def page_notice(request: web.Request) -> str | None:
 
 def is_page(path: str) -> bool:
     return path == "/" or path.startswith(PAGE_PREFIXES)
-
-
-@web.middleware
-async def session_middleware(request: web.Request, handler):
-    if not is_page(request.path) or request.path.startswith("/static/"):
-        return await handler(request)
-    sessions = request.app[SESSIONS]
-    session = request[SESSION] = sessions.load(request)
-    if session.token:  # signed in: still, on the server?
-        engine = _engine(request)
-        await engine.start()
-        session.maintainer = await engine.review.session_maintainer(session.token)
-        if session.maintainer is None:
-            session.token = None
-    try:
-        response = await handler(request)
-    except web.HTTPException as error:
-        if error.status < 400:  # redirects keep the session too (e.g. after signing in)
-            sessions.save(error, request[SESSION])
-            raise
-        if request.path.startswith("/ask/"):  # the Ask page's script reads JSON
-            return web.json_response({"error": {"status": error.status, "message": error.text or error.reason}},
-                                     status=error.status)
-        response = render(request, "error.html", status=error.status, reason=error.reason,
-                          message=error.text if error.text and error.text != f"{error.status}: {error.reason}" else None)
-    if not response.prepared:
-        sessions.save(response, request[SESSION])
-    return response
 
 
 def render(request: web.Request, name: str, status: int = 200, **context) -> web.Response:
@@ -323,35 +292,11 @@ async def logout(request: web.Request) -> web.Response:
 # -- answers ----------------------------------------------------------------------------------------
 
 
-def _flag(value: str | None) -> bool | None:
-    return {"yes": True, "no": False}.get(value or "")
-
-
-def _kb_query(query) -> str | None:
-    from engine.config import KB_NAME
-
-    value = query.get("kb")
-    return value if isinstance(value, str) and KB_NAME.match(value) else None
-
-
-def answer_filter(query) -> AnswerFilter:
-    """The list's filters from a query string; anything unknown is ignored, not an error."""
-    page = page_number(query.get("page"))
-    return AnswerFilter(
-        channel=query.get("channel") if query.get("channel") in CHANNELS else None,
-        verdict=query.get("verdict") if query.get("verdict") in VERDICTS else None,
-        votes=query.get("votes") if query.get("votes") in ("down", "up", "none") else None,
-        abstained=_flag(query.get("abstained")), accepted=_flag(query.get("accepted")),
-        text=(query.get("q") or "").strip()[:200] or None, kb=_kb_query(query),
-        order="newest" if query.get("order") == "newest" else "down", page=page,
-    )
-
-
 async def answers_page(request: web.Request) -> web.Response:
     require_maintainer(request)
     engine = _engine(request)
     await engine.start()
-    selected = answer_filter(request.query)
+    selected = review_lists.answer_filter(request.query)
     rows, more = await engine.review.answers(selected)
     params = {k: v for k, v in request.query.items() if k != "page" and v}
 
@@ -516,7 +461,7 @@ async def overview_page(request: web.Request) -> web.Response:
     require_maintainer(request)
     engine = _engine(request)
     await engine.start()
-    kb = _kb_query(request.query)
+    kb = review_lists.kb_query(request.query)
     stats = await engine.review.overview(30, kb)
     votes = stats["votes"]
     audit = await engine.review.audit_events(12)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from engine.api.auth import actor
-from engine.api.http import (ENGINE, MAX_PAGE, BadRequest, checked_text, error_response, int_query, read_json,
+from engine.api.http import (MAX_PAGE, BadRequest, checked_text, error_response, int_query, read_json,
                              require_content_type, row_id, text_field)
+from engine.api.keys import ENGINE
 from engine.answer.model import CHANNELS
-from engine.api.pages import answer_filter
+from engine.api.review_lists import answer_filter
 from engine.store.review import VERDICTS, AnswerFilter, ReviewError
 
 

@@ -1,10 +1,15 @@
-"""What the review lists show beyond the rows themselves: repeated questions folded into one row,
-where an audit event's target lives, and the tuning form's request. Pure functions over plain data
-and records, no I/O; the handlers in :mod:`engine.api.pages` call them."""
+"""What the review lists show beyond the rows themselves: the filters a query string asks for,
+repeated questions folded into one row, where an audit event's target lives, and the tuning form's
+request. Pure functions over plain data and records, no I/O; the pages (:mod:`engine.api.pages`)
+and ``/api/v1/answers`` (:mod:`engine.api.review_api`) call them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from engine.answer.model import CHANNELS
+from engine.api.http import page_number
+from engine.store.review import VERDICTS, AnswerFilter
 
 
 def question_key(question: str) -> str:
@@ -65,3 +70,27 @@ def tuning_request(form) -> tuple[str, dict]:
             raise TuningFormError("epochs is a whole number, or empty for the provider's default")
         parameters["n_epochs"] = int(epochs)
     return alias, {"model_provider": provider, "model_name": model, "model_parameters": parameters}
+
+
+def _flag(value: str | None) -> bool | None:
+    return {"yes": True, "no": False}.get(value or "")
+
+
+def kb_query(query) -> str | None:
+    from engine.config import KB_NAME
+
+    value = query.get("kb")
+    return value if isinstance(value, str) and KB_NAME.match(value) else None
+
+
+def answer_filter(query) -> AnswerFilter:
+    """The list's filters from a query string; anything unknown is ignored, not an error."""
+    page = page_number(query.get("page"))
+    return AnswerFilter(
+        channel=query.get("channel") if query.get("channel") in CHANNELS else None,
+        verdict=query.get("verdict") if query.get("verdict") in VERDICTS else None,
+        votes=query.get("votes") if query.get("votes") in ("down", "up", "none") else None,
+        abstained=_flag(query.get("abstained")), accepted=_flag(query.get("accepted")),
+        text=(query.get("q") or "").strip()[:200] or None, kb=kb_query(query),
+        order="newest" if query.get("order") == "newest" else "down", page=page,
+    )

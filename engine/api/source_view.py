@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from engine.api.http import ENGINE
+from engine.api.keys import ENGINE
 from engine.config import KB_NAME
 
 MARKDOWN_SUFFIXES = (".md", ".mdx", ".markdown")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.api.http import ENGINE, BadRequest, error_response, read_json
+from engine.api.http import BadRequest, error_response, read_json
+from engine.api.keys import ENGINE, TUNING_RUNNER
 from engine.api.auth import actor
 from engine.store.review import ReviewError
 from engine.tuning.request import has_lone_surrogates
@@ -181,9 +182,6 @@ async def training_set(request: web.Request) -> web.Response:
         return error_response(400, str(error))
     return web.Response(text=body, content_type="application/x-ndjson" if fmt == "jsonl" else "text/csv",
                         charset="utf-8", headers={"X-Dropped-Examples": str(len(dropped))})
-
-
-TUNING_RUNNER = web.AppKey("tuning_runner", object)
 
 
 def mount_tuning_api(app: web.Application) -> None:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 @asynccontextmanager
 async def serve(app: web.Application):
+    """The app's URL, once its start-up has run (an engine served by ``build_app`` is started by then)."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

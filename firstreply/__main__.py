@@ -1,0 +1,5 @@
+"""``python -m firstreply``: the same as the ``firstreply`` command."""
+
+from firstreply.cli import main
+
+main()
