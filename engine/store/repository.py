@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.index.batching import MicroBatcher
-from engine.store.database import create_engine, migrate, sessions
-from engine.store.models import (AnswerRecord, ChannelSettings, Conversation, DiscordEscalation, DiscordThread, Feedback,
+from engine.store.database import create_engine, migrate, rowcount, sessions
+from engine.store.models import (AnswerRecord, Base, ChannelSettings, Conversation, DiscordEscalation, DiscordThread, Feedback,
                                  Turn, utcnow)
 
 
@@ -83,7 +84,7 @@ class Store:
         async with self.session.begin() as session:
             conversation_ids = {r.conversation_id: r.channel for r, _ in items if r.conversation_id}
             if conversation_ids:
-                dialect = session.bind.dialect.name
+                dialect = self.engine.dialect.name
                 insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
                 now = utcnow()
                 await session.execute(insert(Conversation).values(
@@ -146,14 +147,14 @@ class Store:
         counts = {vote: n for vote, n in rows}
         return {"up": counts.get(1, 0), "down": counts.get(-1, 0)}
 
-    async def channel_settings(self, platform: str) -> dict[str, dict]:
+    async def channel_settings(self, platform: str) -> dict[str, dict[str, bool | None]]:
         """Every channel's overrides on a platform: channel id -> {"help_channel", "thread_mode"} (None: default)."""
         async with self.session() as session:
             rows = (await session.execute(select(ChannelSettings).where(ChannelSettings.platform == platform))).scalars()
             return {r.channel_id: {"help_channel": r.help_channel, "thread_mode": r.thread_mode} for r in rows}
 
     async def set_channel_settings(self, platform: str, channel_id: str, changes: dict[str, bool | None],
-                                   by: str | None = None) -> dict:
+                                   by: str | None = None) -> dict[str, bool | None]:
         async with self.session.begin() as session:
             row = await session.get(ChannelSettings, (platform, channel_id))
             if row is None:
@@ -167,13 +168,13 @@ class Store:
 
     # -- Discord threads ---------------------------------------------------------------------------
 
-    async def _insert_if_absent(self, table, **values) -> bool:
+    async def _insert_if_absent(self, table: type[Base], **values: Any) -> bool:
         """Insert a row unless its primary key is taken; True if this call inserted it. One statement, so two
         processes racing for the same key can't both win (PostgreSQL and SQLite both say ON CONFLICT DO NOTHING)."""
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
         async with self.session.begin() as session:
-            return (await session.execute(statement)).rowcount == 1
+            return rowcount(await session.execute(statement)) == 1
 
     async def mark_discord_thread_answered(self, thread_id: str) -> None:
         await self._insert_if_absent(DiscordThread, thread_id=thread_id, answered_at=utcnow())
