@@ -23,6 +23,8 @@ routes accept only ``application/json`` bodies, which a cross-site form cannot s
 
 from __future__ import annotations
 
+from typing import Any
+
 import hashlib
 import hmac
 import ipaddress
@@ -34,7 +36,7 @@ from aiohttp import web
 from engine.api.http import client_address, error_response, from_trusted_proxy, proxied, request_host
 from engine.api.keys import CALLER, ENGINE, KEY_DIGESTS
 from engine.api.sessions import same_origin
-from engine.config import ROLES
+from engine.config import ROLES, Settings
 
 OPEN_ROUTES = {"/healthz", "/readyz", "/openapi.json", "/github/webhook"}  # the webhook is authenticated by its signature
 # Read-only public views that citations link to: an ingested file, a golden record.
@@ -74,7 +76,7 @@ class KnownKey:
     roles: frozenset[str]
 
 
-def known_keys(settings) -> list[KnownKey]:
+def known_keys(settings: Settings) -> list[KnownKey]:
     keys = []
     for entry in settings.api_keys:
         value = entry.key.get_secret_value()
@@ -159,7 +161,7 @@ async def identify(request: web.Request) -> Caller | web.Response:
     return error_response(401, "no API keys are configured (FIRSTREPLY_API_KEYS); only local clients are served")
 
 
-def actor(request: web.Request, data: dict | None = None) -> str:
+def actor(request: web.Request, data: dict[str, Any] | None = None) -> str:
     """Who is acting: the credential's name; only a keyless local caller may name itself with ``by``."""
     caller: Caller | None = request.get(CALLER)
     if caller is None:

@@ -4,6 +4,7 @@ database, the vector store and the model answer) and ``GET /metrics`` (Prometheu
 from __future__ import annotations
 
 import asyncio
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
@@ -21,7 +22,7 @@ async def readyz(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     checks: dict[str, str] = {}
 
-    async def check(name: str, probe) -> None:
+    async def check(name: str, probe: Callable[[], Awaitable[object]]) -> None:
         try:
             await asyncio.wait_for(probe(), READY_SECONDS)
             checks[name] = "ok"

@@ -3,6 +3,8 @@ parameters, and server-sent events (the app's keys are :mod:`engine.api.keys`').
 
 from __future__ import annotations
 
+from typing import Any
+
 import ipaddress
 import json
 
@@ -15,7 +17,7 @@ ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                409: "conflict", 413: "too_large", 415: "unsupported_media_type", 429: "rate_limited", 500: "internal", 503: "unavailable"}
 
 
-def error_response(status: int, message: str, headers: dict | None = None) -> web.Response:
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     body = {"error": {"status": status, "code": ERROR_CODES.get(status, "error"), "message": message}}
     return web.json_response(body, status=status, headers=headers)
 
@@ -81,7 +83,7 @@ def require_content_type(request: web.Request, *kinds: str) -> None:
         raise UnsupportedMediaType(f"send the body as {' or '.join(kinds)} (Content-Type), not {request.content_type!r}")
 
 
-async def read_json(request: web.Request) -> dict:
+async def read_json(request: web.Request) -> dict[str, Any]:
     limit = request.app[ENGINE].settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
@@ -128,7 +130,7 @@ def int_query(request: web.Request, name: str, default: int, low: int, high: int
     return value
 
 
-def text_field(data: dict, field: str, *, required: bool = False, limit: int = 500) -> str | None:
+def text_field(data: dict[str, Any], field: str, *, required: bool = False, limit: int = 500) -> str | None:
     value = data.get(field)
     if value is None:
         if required:
@@ -156,5 +158,5 @@ async def sse_response(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def send_event(response: web.StreamResponse, event: str, data: dict) -> None:
+async def send_event(response: web.StreamResponse, event: str, data: dict[str, Any]) -> None:
     await response.write(f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode())
