@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 from engine.index.keywords import keyword_terms
 from engine.llm.base import ContextPassage, Generation, GenerationRequest, StreamEvent, estimate_tokens
+
+if TYPE_CHECKING:
+    from engine.llm.registry import ProviderKind
 
 MAX_PASSAGES = 3
 MAX_PASSAGE_CHARS = 1200  # what one page's quote aims at; a whole unit may run to twice that
@@ -59,7 +62,9 @@ class Unit:
 
 
 def _paragraphs(text: str) -> list[str]:
-    parts, current, in_fence = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    in_fence = False
     for line in text.split("\n"):
         if line.strip().startswith("```"):
             in_fence = not in_fence
@@ -124,7 +129,8 @@ def _weights(question: dict[str, float], texts: list[str]) -> dict[str, float]:
 def _score(text: str, weights: dict[str, float]) -> float:
     terms = set(keyword_terms(text))
     matched = sum(w for t, w in weights.items() if t in terms)
-    return matched / (1 + len(terms)) ** 0.25
+    damping: float = (1 + len(terms)) ** 0.25
+    return matched / damping
 
 
 def _table_excerpt(table: str, weights: dict[str, float], max_chars: int) -> str:
@@ -132,7 +138,8 @@ def _table_excerpt(table: str, weights: dict[str, float], max_chars: int) -> str
     lines = [line for line in table.split("\n") if line.strip()]
     head, rows = lines[:2], lines[2:]
     matching = [row for row in rows if _score(row, weights) > 0]
-    kept, size = [], sum(len(line) for line in head)
+    kept: list[str] = []
+    size = sum(len(line) for line in head)
     for row in matching or rows:
         if kept and size + len(row) > max_chars:
             break
@@ -153,7 +160,8 @@ def _shorten(unit: Unit, weights: dict[str, float], max_chars: int) -> str:
         return f"{lead}\n\n{excerpt}" if lead else excerpt
     if unit.kind in {"prose"}:
         sentences = re.split(r"(?<=[.!?])\s+", unit.text)
-        kept, size = [], 0
+        kept: list[str] = []
+        size = 0
         for sentence in sentences:
             if kept and size + len(sentence) > max_chars:
                 break
@@ -290,7 +298,7 @@ class ExtractiveProvider:
         return None
 
 
-def register_providers(register) -> None:
+def register_providers(register: Callable[[ProviderKind], None]) -> None:
     """The offline answerer: no model, no key; it ends every fallback chain by itself (engine.llm.chain)."""
     from engine.llm.registry import ProviderKind
 
