@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (AnyHttpUrl, BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator,
                       model_validator)
@@ -39,6 +39,11 @@ class ConfigError(Exception):
 #: What an API key may be allowed to do: ask and vote (frontends), review answers and golden
 #: records, administer (fine-tuning, activations, the GitHub App's switches).
 ROLES = ("answer", "review", "admin")
+Role = Literal["answer", "review", "admin"]
+
+
+def _answer_role_only() -> list[Role]:
+    return ["answer"]
 
 
 class ApiKey(BaseModel):
@@ -48,7 +53,7 @@ class ApiKey(BaseModel):
 
     key: SecretStr
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")] | None = None
-    roles: list[Literal["answer", "review", "admin"]] = Field(default_factory=lambda: ["answer"], min_length=1)
+    roles: list[Role] = Field(default_factory=_answer_role_only, min_length=1)
 
     @field_validator("key")
     @classmethod
@@ -126,7 +131,7 @@ class Settings(BaseSettings):
     gemini_api_key: SecretStr | None = None
     gemini_base_url: AnyHttpUrl | None = Field(default=None, description="Override the Gemini API endpoint.")
     openai_api_key: SecretStr | None = None
-    openai_base_url: AnyHttpUrl = Field(default="https://api.openai.com/v1", description="Any OpenAI-compatible server.")
+    openai_base_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://api.openai.com/v1"), description="Any OpenAI-compatible server.")
     llm_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
     llm_retries: Annotated[int, Field(ge=1, le=10)] = 3
     llm_context_window: Annotated[int, Field(ge=512)] | None = Field(
@@ -208,7 +213,7 @@ class Settings(BaseSettings):
     github_private_key_file: Path | None = Field(default=None, description="Or a file holding it.")
     github_webhook_secret: SecretStr | None = Field(default=None, description="Secret every delivery's X-Hub-Signature-256 is checked against.")
     github_app_slug: str | None = Field(default=None, description="The App's slug: `@<slug>` in a comment asks it a follow-up.")
-    github_api_url: AnyHttpUrl = Field(default="https://api.github.com", description="REST base (GitHub Enterprise: https://HOST/api/v3).")
+    github_api_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://api.github.com"), description="REST base (GitHub Enterprise: https://HOST/api/v3).")
     github_graphql_url: AnyHttpUrl | None = Field(default=None, description="GraphQL endpoint; <api url>/graphql when unset.")
     github_categories: list[str] = Field(default_factory=lambda: ["q-a"], description="Discussion categories answered (slugs or names); [] for all.")
     github_opt_in: bool = Field(default=False, description="Answer only when the author ticked the opt-in box in the form.")
@@ -233,7 +238,7 @@ class Settings(BaseSettings):
 
     @field_validator("discord_guild_ids", mode="before")
     @classmethod
-    def _guild_ids(cls, value):
+    def _guild_ids(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
         text = value.strip()
@@ -249,7 +254,7 @@ class Settings(BaseSettings):
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
-    def _proxies(cls, value):
+    def _proxies(cls, value: object) -> object:
         if isinstance(value, str):
             text = value.strip()
             return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
@@ -257,7 +262,7 @@ class Settings(BaseSettings):
 
     @field_validator("api_keys", mode="before")
     @classmethod
-    def _plain_keys(cls, value):
+    def _plain_keys(cls, value: object) -> object:
         if isinstance(value, list):
             return [{"key": item} if isinstance(item, (str, SecretStr)) else item for item in value]
         return value
@@ -351,7 +356,7 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:  # Any: pydantic validates each one
     """Read and validate the settings; raise :class:`ConfigError` with one line if any is bad."""
     try:
         return Settings(**overrides)
