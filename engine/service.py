@@ -18,13 +18,13 @@ import dataclasses
 import time
 from functools import cached_property
 from pathlib import Path
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable
 
 from engine.answer.citations import strip_markers
 from engine.answer.model import Answer, Question
 from engine.answer.pipeline import AnswerPipeline, PipelineSettings, pseudonym
 from engine.config import KB_NAME, Settings, load_settings
-from engine.index.build import IndexBuilder, IngestReport, Progress
+from engine.index.build import IndexBuilder, IngestReport
 from engine.index.embedder import Embedder
 from engine.index.golden import GoldenPair, sync_golden
 from engine.index.keywords import KeywordIndex
@@ -39,6 +39,14 @@ from engine.store.repository import Store
 from engine.store.review import ReviewError, ReviewStore
 from engine.store.shared_secrets import SharedSecrets
 from engine.store.tuning import TuningStore
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from engine.ingest.reader import Progress
+    from engine.store.models import AnswerRecord, GoldenRecord, ModelActivation, TuningJob
+    from engine.tuning.runner import TuningRunner
+    from engine.web import ReviewExtension
 
 
 LOCAL_REFRESH_SECONDS = 1.0  # how often a server on an embedded store looks for an ingest another process finished
@@ -64,7 +72,7 @@ class Engine:
         self.chain: ProviderChain | None = None
         self.pipeline: AnswerPipeline | None = None
         self.review: ReviewStore | None = None
-        self.review_extensions: list = []  # frontends' parts of the review pages (engine.web.ReviewExtension)
+        self.review_extensions: list[ReviewExtension] = []  # frontends' parts of the review pages (engine.web.ReviewExtension)
         self.tuning: TuningStore | None = None
         self.metrics = Metrics()
         self._golden_lock = asyncio.Lock()
@@ -84,7 +92,7 @@ class Engine:
 
     def prepare_queries(self) -> None:
         """Load the model, and switch question encoding to ONNX Runtime when configured (for serving)."""
-        self.embedder.model
+        _ = self.embedder.model  # a cached property: reading it loads the model
         if self.settings.query_encoder != "torch":
             self.embedder.use_onnx_for_queries(self.settings.data_dir / "onnx",
                                                quantized=self.settings.query_encoder == "onnx-int8")
@@ -151,7 +159,9 @@ class Engine:
 
     async def _current_retriever(self, kb: str) -> Retriever:
         """The knowledge base's retriever; with a shared Chroma server, rebuilt when another replica changed the vectors."""
-        retriever = self._retrievers.get(kb) or await asyncio.to_thread(self.retriever, kb)  # first use loads it
+        retriever = self._retrievers.get(kb)
+        if retriever is None:  # first use loads it
+            retriever = await asyncio.to_thread(self.retriever, kb)
         if self.settings.chroma_url is None:
             return await self._current_local_retriever(kb, retriever)
         now = time.monotonic()
@@ -256,7 +266,7 @@ class Engine:
     async def __aenter__(self) -> "Engine":
         return await self.start()
 
-    async def __aexit__(self, *_exc) -> None:
+    async def __aexit__(self, *_exc: object) -> None:
         await self.close()
 
     def _in_kb(self, question: Question) -> Question:
@@ -269,7 +279,7 @@ class Engine:
         assert self.pipeline is not None
         return await self.pipeline.answer(self._in_kb(question))
 
-    async def answer_stream(self, question: Question) -> AsyncIterator[dict]:
+    async def answer_stream(self, question: Question) -> AsyncIterator[dict[str, Any]]:
         await self.start()
         await self._follow_activation()
         assert self.pipeline is not None
@@ -287,7 +297,7 @@ class Engine:
         return await self.store.vote(answer_id, pseudonym(user_id, self._user_salt()) or "", vote, comment,
                                      conversation_prefix)
 
-    async def status(self) -> dict:
+    async def status(self) -> dict[str, Any]:
         """What an admin wants at a glance: index size, the model answering, answers logged."""
         await self.start()
         await self._follow_activation()
@@ -296,13 +306,13 @@ class Engine:
         return {"kb": self.settings.kb, "index_chunks": chunks, "model": self.chain.primary.name,
                 "providers": [p.name for p in self.chain.providers], "answers": await self.store.count_answers()}
 
-    async def channel_settings(self, platform: str) -> dict[str, dict]:
+    async def channel_settings(self, platform: str) -> dict[str, dict[str, bool | None]]:
         await self.start()
         assert self.store is not None
         return await self.store.channel_settings(platform)
 
     async def set_channel_settings(self, platform: str, channel_id: str, changes: dict[str, bool | None],
-                                   by: str | None = None) -> dict:
+                                   by: str | None = None) -> dict[str, bool | None]:
         unknown = set(changes) - {"help_channel", "thread_mode"}
         if unknown:
             raise ValueError(f"unknown channel settings: {', '.join(sorted(unknown))}")
@@ -338,7 +348,7 @@ class Engine:
     # -- review ----------------------------------------------------------------------------
 
     async def review_answer(self, answer_id: str, verdict: str, by: str, *, text: str | None = None,
-                            reason: str | None = None):
+                            reason: str | None = None) -> tuple[AnswerRecord, GoldenRecord | None]:
         """Approve, correct or reject an answer; approved and corrected ones are retrieved from then on."""
         await self.start()
         assert self.review is not None
@@ -361,13 +371,13 @@ class Engine:
                 self._retrievers.pop(kb, None)
             return changed
 
-    def register_review_extension(self, extension) -> None:
+    def register_review_extension(self, extension: ReviewExtension) -> None:
         """Add a frontend's part to the review pages (an :class:`engine.web.ReviewExtension`, e.g. the GitHub
         App's drafts): its detail beside each answer, its figures in the overview, its "post" action. It replaces
         an extension of the same name (an app built again on this engine)."""
         self.review_extensions[:] = [e for e in self.review_extensions if e.name != extension.name] + [extension]
 
-    async def post_review_draft(self, answer_id: str, by: str, body: str | None = None) -> dict | None:
+    async def post_review_draft(self, answer_id: str, by: str, body: str | None = None) -> dict[str, Any] | None:
         """Approve the draft a frontend made for this answer (the GitHub App in review mode), which then posts it;
         what was approved (the audit detail), or None when no extension has a draft for this answer."""
         from engine.web import DraftConflict
@@ -387,7 +397,7 @@ class Engine:
     # -- tuning ----------------------------------------------------------------------------
 
     @staticmethod
-    def _activated(in_force) -> list[str]:
+    def _activated(in_force: Iterable[ModelActivation]) -> list[str]:
         """The activated models in answering order: the newest activation's, then what answered before it
         (its recorded fallback), then what answered before that, for as long as each kept a fallback."""
         specs: list[str] = []
@@ -400,7 +410,8 @@ class Engine:
 
     def _check_spec(self, spec: str) -> None:
         if (setting := registry.missing_setting(spec, self.settings)) is not None:
-            raise ReviewError(f"{setting} is required to call a {registry.kind_of(spec).title} model")
+            kind = registry.kind_of(spec)
+            raise ReviewError(f"{setting} is required to call a {kind.title if kind else spec} model")
 
     async def _follow_activation(self, *, force: bool = False) -> None:
         """Answer with the models in force in the database, wherever they were activated or rolled back: looked
@@ -430,10 +441,10 @@ class Engine:
         assert self.chain is not None
         return self.chain.primary.name
 
-    def tuners(self, session) -> dict:
+    def tuners(self, session: aiohttp.ClientSession) -> dict[str, Any]:
         return {kind: backend.tuner(self.settings, session) for kind, backend in registry.tuning_backends().items()}
 
-    def tuning_runner(self, session):
+    def tuning_runner(self, session: aiohttp.ClientSession) -> TuningRunner:
         from engine.tuning.runner import TuningRunner
 
         assert self.tuning is not None, "start() first"
@@ -441,8 +452,8 @@ class Engine:
         return TuningRunner(self, self.tuning, self.tuners(session), poll_seconds=s.tuning_poll_seconds,
                             holdout=s.tuning_holdout_fraction, variant=s.tuning_variant)
 
-    async def create_tuning(self, alias: str, base_llm: dict, golden_records: list[int] | None, metadata: dict,
-                            by: str | None = None):
+    async def create_tuning(self, alias: str, base_llm: dict[str, Any], golden_records: list[int] | None,
+                            metadata: dict[str, Any], by: str | None = None) -> TuningJob:
         """Queue a tuning job, after the checks that need no provider (a 400 for the API, a one-line error for the
         CLI): the alias and hyperparameters as the provider takes them (engine.tuning.request), the golden records."""
         from engine.tuning.dataset import LIMITS
@@ -468,13 +479,13 @@ class Engine:
         return await self.tuning.create(alias, base_llm, golden_records, metadata, by)
 
     @staticmethod
-    def _check_granted(job) -> None:
+    def _check_granted(job: TuningJob) -> None:
         if job.grant_state in ("pending", "failed"):
             raise ReviewError(f"the tuned model is not shared with {job.grantee} yet (grant {job.grant_state}"
                               + (f": {job.grant_error}" if job.grant_error else "")
                               + "); retry the grant with POST /api/v1/finetunings/{id}/grant or `firstreply tune grant`")
 
-    async def retry_grant(self, job_id: str):
+    async def retry_grant(self, job_id: str) -> TuningJob | None:
         """Try the permission grant of a job's tuned model again (after it failed), to the grantee configured now
         (FIRSTREPLY_TUNED_MODEL_GRANTEE, perhaps corrected since); None if none failed."""
         await self.start()
@@ -487,7 +498,7 @@ class Engine:
                               "(everyone, user:EMAIL or group:EMAIL), then retry the grant")
         return await self.tuning.retry_grant(job_id, grantee)
 
-    async def evaluate_tuning(self, job_id: str) -> dict:
+    async def evaluate_tuning(self, job_id: str) -> dict[str, Any]:
         """The tuned model against the model answering now, on the job's held-out slice."""
         from engine.llm.chain import ProviderChain
         from engine.llm.factory import build_provider
@@ -524,7 +535,7 @@ class Engine:
         await self.tuning.update(job.id, "succeeded", evaluation=evaluation)
         return evaluation
 
-    async def activate_tuning(self, job_id: str, by: str, *, fallback: bool = True):
+    async def activate_tuning(self, job_id: str, by: str, *, fallback: bool = True) -> ModelActivation:
         """Make a succeeded, evaluated job's model the one every engine process answers with; with ``fallback``, the
         model that answered until now (and what it fell back to) answers when the tuned one fails."""
         await self.start()
@@ -544,7 +555,7 @@ class Engine:
         await self.reload_chain()
         return activation
 
-    async def rollback_model(self, by: str):
+    async def rollback_model(self, by: str) -> ModelActivation | None:
         await self.start()
         assert self.tuning is not None and self.review is not None
         ended = await self.tuning.roll_back(by)
@@ -553,7 +564,7 @@ class Engine:
             await self.reload_chain()
         return ended
 
-    async def training_set(self, provider: str, fmt: str = "jsonl", variant: str | None = None) -> tuple[str, list[dict]]:
+    async def training_set(self, provider: str, fmt: str = "jsonl", variant: str | None = None) -> tuple[str, list[dict[str, Any]]]:
         """Every golden record as the provider's training data (validated), and what was dropped and why."""
         from engine.tuning.dataset import LIMITS, build_examples, export, validate
 
