@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Protocol
 
 from engine.answer.citations import Numbering, finish_text
 from engine.answer.model import Answer, Citation, Question
@@ -30,7 +30,7 @@ from engine.index.retriever import Hit
 from engine.llm.base import Attempt, ContextPassage, GenerationRequest, ProviderError
 from engine.llm.chain import ProviderChain
 from engine.store.models import AnswerRecord
-from engine.store.repository import HistoryTurn, Store
+from engine.store.repository import HistoryTurn
 
 if TYPE_CHECKING:
     from engine.metrics import Metrics
@@ -87,8 +87,18 @@ class Prepared:
     failures: list[Attempt] = field(default_factory=list)
 
 
+class AnswerLog(Protocol):
+    """Where the pipeline reads a conversation's earlier turns and logs each answer: the engine's
+    :class:`~engine.store.repository.Store`, or nothing at all (an evaluation's answers are no users')."""
+
+    async def history(self, conversation_id: str, limit: int = 50, *,
+                      channel: str | None = None) -> list[HistoryTurn]: ...
+
+    async def log_answer(self, record: AnswerRecord, turns: list[HistoryTurn]) -> None: ...
+
+
 class AnswerPipeline:
-    def __init__(self, search: Callable[..., Awaitable[list[Hit]]], chain: ProviderChain, store: Store,
+    def __init__(self, search: Callable[..., Awaitable[list[Hit]]], chain: ProviderChain, store: AnswerLog,
                  settings: PipelineSettings, metrics: Metrics | None = None) -> None:
         self.search = search
         self.chain = chain

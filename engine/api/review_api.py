@@ -3,6 +3,7 @@ or a maintainer's token, whose name is then recorded as who did it)."""
 
 from __future__ import annotations
 
+from typing import Any
 from aiohttp import web
 
 from engine.api.auth import actor
@@ -18,7 +19,7 @@ def _engine(request: web.Request):
     return request.app[ENGINE]
 
 
-def answer_view(record, *, full: bool = False) -> dict:
+def answer_view(record, *, full: bool = False) -> dict[str, Any]:
     view = {"id": record.id, "created_at": record.created_at.isoformat(), "channel": record.channel,
             "conversation_id": record.conversation_id, "question": record.question, "text": record.text,
             "abstained": record.abstained, "verdict": record.verdict, "corrected_text": record.corrected_text,
@@ -32,7 +33,7 @@ def answer_view(record, *, full: bool = False) -> dict:
     return view
 
 
-def golden_view(record) -> dict:
+def golden_view(record) -> dict[str, Any]:
     return {"id": record.id, "question": record.question, "answer": record.answer, "source": record.source,
             "answer_id": record.answer_id, "created_by": record.created_by, "updated_by": record.updated_by,
             "updated_at": record.updated_at.isoformat()}
@@ -118,7 +119,7 @@ async def add_golden(request: web.Request) -> web.Response:
     return web.json_response(golden_view(record), status=201)
 
 
-def _pair(data: dict) -> tuple[str, str]:
+def _pair(data: dict[str, Any]) -> tuple[str, str]:
     return (text_field(data, "question", required=True, limit=20_000) or "",
             text_field(data, "answer", required=True, limit=20_000) or "")
 

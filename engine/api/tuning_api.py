@@ -6,6 +6,7 @@ What a job may ask of its provider is checked in one place, :mod:`engine.tuning.
 
 from __future__ import annotations
 
+from typing import Any
 from aiohttp import web
 
 from engine.api.http import BadRequest, error_response, read_json
@@ -15,7 +16,7 @@ from engine.store.review import ReviewError
 from engine.tuning.request import has_lone_surrogates
 
 
-def job_view(job) -> dict:
+def job_view(job) -> dict[str, Any]:
     """A job as the finetunings API specifies it: ``finetuning_file_id`` is the provider's training file (OpenAI's
     upload; Gemini takes the examples inline), ``finetuning_job_id`` the provider's job (OpenAI's job id, Gemini's
     tuning operation); ``progress`` is a percentage only where the provider reports one, ``provider_progress`` the
@@ -29,7 +30,7 @@ def job_view(job) -> dict:
             "permission": permission, "cancel_requested": job.cancel_requested, "evaluation": job.evaluation}
 
 
-def activation_view(a) -> dict:
+def activation_view(a) -> dict[str, Any]:
     return {"id": a.id, "model": a.model, "fallback": a.fallback, "job_id": a.job_id, "evaluation": a.evaluation,
             "activated_by": a.activated_by, "activated_at": a.activated_at.isoformat(),
             "rolled_back_by": a.rolled_back_by, "rolled_back_at": a.rolled_back_at.isoformat() if a.rolled_back_at else None}
@@ -53,7 +54,7 @@ def _whole(value) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def parse_create(data: dict) -> tuple[str, dict, list[int] | None, dict]:
+def parse_create(data: dict[str, Any]) -> tuple[str, dict[str, Any], list[int] | None, dict[str, Any]]:
     """The body's parts; the alias and ``base_llm`` are checked against the provider by ``Engine.create_tuning``.
     A field it doesn't know is a 400: a misspelt ``golden_records`` must not tune on every record."""
     unknown = sorted(set(data) - BODY_FIELDS) + sorted(f"base_llm.{k}" for k in set(
