@@ -452,20 +452,20 @@ class Engine:
         return TuningRunner(self, self.tuning, self.tuners(session), poll_seconds=s.tuning_poll_seconds,
                             holdout=s.tuning_holdout_fraction, variant=s.tuning_variant)
 
-    async def create_tuning(self, alias: str, base_llm: dict[str, Any], golden_records: list[int] | None,
+    async def create_tuning(self, alias: object, base_llm: object, golden_records: list[int] | None,
                             metadata: dict[str, Any], by: str | None = None) -> TuningJob:
         """Queue a tuning job, after the checks that need no provider (a 400 for the API, a one-line error for the
         CLI): the alias and hyperparameters as the provider takes them (engine.tuning.request), the golden records."""
         from engine.tuning.dataset import LIMITS
         from engine.tuning.request import TuningRequestError, check_request
 
-        try:
-            alias, base_llm = check_request(alias, base_llm)
+        try:  # alias and base_llm as a request gave them, checked here
+            name, base = check_request(alias, base_llm)
         except TuningRequestError as error:
             raise ReviewError(str(error)) from None
         await self.start()
         assert self.review is not None and self.tuning is not None
-        provider = base_llm["model_provider"]
+        provider = base["model_provider"]
         records = await self.review.all_golden_records()
         if golden_records is not None:
             known = {r.id for r in records}
@@ -476,7 +476,7 @@ class Engine:
         minimum = LIMITS[provider].min_examples
         if len(records) < minimum:
             raise ReviewError(f"too few examples: {len(records)} golden records, {provider} tuning needs at least {minimum}")
-        return await self.tuning.create(alias, base_llm, golden_records, metadata, by)
+        return await self.tuning.create(name, base, golden_records, metadata, by)
 
     @staticmethod
     def _check_granted(job: TuningJob) -> None:

@@ -3,7 +3,8 @@ or a maintainer's token, whose name is then recorded as who did it)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
 from aiohttp import web
 
 from engine.api.auth import actor
@@ -14,13 +15,17 @@ from engine.answer.model import CHANNELS
 from engine.api.review_lists import answer_filter
 from engine.store.review import VERDICTS, AnswerFilter, ReviewError
 
+if TYPE_CHECKING:
+    from engine.service import Engine
+    from engine.store.models import AnswerRecord, GoldenRecord
 
-def _engine(request: web.Request):
+
+def _engine(request: web.Request) -> Engine:
     return request.app[ENGINE]
 
 
-def answer_view(record, *, full: bool = False) -> dict[str, Any]:
-    view = {"id": record.id, "created_at": record.created_at.isoformat(), "channel": record.channel,
+def answer_view(record: AnswerRecord, *, full: bool = False) -> dict[str, Any]:
+    view: dict[str, Any] = {"id": record.id, "created_at": record.created_at.isoformat(), "channel": record.channel,
             "conversation_id": record.conversation_id, "question": record.question, "text": record.text,
             "abstained": record.abstained, "verdict": record.verdict, "corrected_text": record.corrected_text,
             "review_note": record.review_note, "reviewed_by": record.reviewed_by,
@@ -33,7 +38,7 @@ def answer_view(record, *, full: bool = False) -> dict[str, Any]:
     return view
 
 
-def golden_view(record) -> dict[str, Any]:
+def golden_view(record: GoldenRecord) -> dict[str, Any]:
     return {"id": record.id, "question": record.question, "answer": record.answer, "source": record.source,
             "answer_id": record.answer_id, "created_by": record.created_by, "updated_by": record.updated_by,
             "updated_at": record.updated_at.isoformat()}
