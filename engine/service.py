@@ -18,7 +18,7 @@ import dataclasses
 import time
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, TypeVar
 
 from engine.answer.citations import strip_markers
 from engine.answer.model import Answer, Question
@@ -60,6 +60,16 @@ def ingested_kbs(settings: Settings) -> list[str]:
     return sorted(p.name for p in root.iterdir() if KB_NAME.match(p.name) and (p / "manifest.json").is_file())
 
 
+T = TypeVar("T")
+
+
+def _started(part: T | None) -> T:
+    """A part the engine opens in start(): asking for it earlier is a defect of the caller."""
+    if part is None:
+        raise RuntimeError("start() the engine first: its stores open then")
+    return part
+
+
 class Engine:
     def __init__(self, settings: Settings | None = None, *, pinned_kb: bool = False) -> None:
         self.settings = settings or load_settings()
@@ -71,9 +81,9 @@ class Engine:
         self.store: Store | None = None
         self.chain: ProviderChain | None = None
         self.pipeline: AnswerPipeline | None = None
-        self.review: ReviewStore | None = None
+        self._review: ReviewStore | None = None
         self.review_extensions: list[ReviewExtension] = []  # frontends' parts of the review pages (engine.web.ReviewExtension)
-        self.tuning: TuningStore | None = None
+        self._tuning: TuningStore | None = None
         self.metrics = Metrics()
         self._golden_lock = asyncio.Lock()
         self._chain_lock = asyncio.Lock()
@@ -227,6 +237,16 @@ class Engine:
         s = self.settings
         return str(s.public_url).rstrip("/") if s.public_url else f"http://{s.host}:{s.port}"
 
+    @property
+    def review(self) -> ReviewStore:
+        """The review store (answers' verdicts, golden records, maintainers, the audit log); once started."""
+        return _started(self._review)
+
+    @property
+    def tuning(self) -> TuningStore:
+        """The tuning store (jobs, datasets, activations); once started."""
+        return _started(self._tuning)
+
     async def start(self) -> "Engine":
         async with self._start_lock:
             if self.pipeline is None:
@@ -241,8 +261,8 @@ class Engine:
             await store.close()
             raise
         self.store = store
-        self.review = ReviewStore(self.store.engine, self.review_extensions)
-        self.tuning = TuningStore(self.store.engine)
+        self._review = ReviewStore(self.store.engine, self.review_extensions)
+        self._tuning = TuningStore(self.store.engine)
         self._chain_specs = self._activated(await self.tuning.in_force())
         self._activation_checked = time.monotonic()
         self.chain = build_chain(self.settings, self._chain_specs)
@@ -261,7 +281,7 @@ class Engine:
         self._retired_chains = []
         if self.store is not None:
             await self.store.close()
-        self.pipeline = self.store = self.chain = self.review = self.tuning = None
+        self.pipeline = self.store = self.chain = self._review = self._tuning = None
 
     async def __aenter__(self) -> "Engine":
         return await self.start()
@@ -351,7 +371,6 @@ class Engine:
                             reason: str | None = None) -> tuple[AnswerRecord, GoldenRecord | None]:
         """Approve, correct or reject an answer; approved and corrected ones are retrieved from then on."""
         await self.start()
-        assert self.review is not None
         record, golden = await self.review.review(answer_id, verdict, by, text=text, reason=reason, quote=strip_markers)
         await self.sync_golden()
         return record, golden
@@ -359,7 +378,6 @@ class Engine:
     async def sync_golden(self) -> tuple[int, int]:
         """Index the golden records as they are now (one sync at a time; searches see it at once)."""
         await self.start()
-        assert self.review is not None
         async with self._golden_lock:
             # Linked to the public view (visitors see these citations), quoted without markers an older
             # approval may have kept: they pointed at the sources of the answer it came from.
@@ -383,7 +401,6 @@ class Engine:
         from engine.web import DraftConflict
 
         await self.start()
-        assert self.review is not None
         for extension in self.review_extensions:
             try:
                 posted = await extension.post_draft(answer_id, by, body)
@@ -421,7 +438,7 @@ class Engine:
         async with self._chain_lock:  # one lookup and one rebuild for all the questions waiting on it
             if not force and time.monotonic() - self._activation_checked < self.settings.activation_check_seconds:
                 return
-            assert self.tuning is not None and self.pipeline is not None
+            assert self.pipeline is not None
             specs = self._activated(await self.tuning.in_force())
             self._activation_checked = time.monotonic()
             if specs != self._chain_specs:
@@ -447,7 +464,6 @@ class Engine:
     def tuning_runner(self, session: aiohttp.ClientSession) -> TuningRunner:
         from engine.tuning.runner import TuningRunner
 
-        assert self.tuning is not None, "start() first"
         s = self.settings
         return TuningRunner(self, self.tuning, self.tuners(session), poll_seconds=s.tuning_poll_seconds,
                             holdout=s.tuning_holdout_fraction, variant=s.tuning_variant)
@@ -464,7 +480,6 @@ class Engine:
         except TuningRequestError as error:
             raise ReviewError(str(error)) from None
         await self.start()
-        assert self.review is not None and self.tuning is not None
         provider = base["model_provider"]
         records = await self.review.all_golden_records()
         if golden_records is not None:
@@ -489,7 +504,6 @@ class Engine:
         """Try the permission grant of a job's tuned model again (after it failed), to the grantee configured now
         (FIRSTREPLY_TUNED_MODEL_GRANTEE, perhaps corrected since); None if none failed."""
         await self.start()
-        assert self.tuning is not None
         if await self.tuning.job(job_id) is None:
             raise LookupError(job_id)
         grantee = self.settings.tuned_model_grantee
@@ -507,7 +521,7 @@ class Engine:
         from engine.tuning.evaluation import score
 
         await self.start()
-        assert self.tuning is not None and self.chain is not None and self.pipeline is not None
+        assert self.chain is not None and self.pipeline is not None
         job = await self.tuning.job(job_id)
         if job is None:
             raise LookupError(job_id)
@@ -539,7 +553,6 @@ class Engine:
         """Make a succeeded, evaluated job's model the one every engine process answers with; with ``fallback``, the
         model that answered until now (and what it fell back to) answers when the tuned one fails."""
         await self.start()
-        assert self.tuning is not None and self.review is not None
         job = await self.tuning.job(job_id)
         if job is None:
             raise LookupError(job_id)
@@ -557,7 +570,6 @@ class Engine:
 
     async def rollback_model(self, by: str) -> ModelActivation | None:
         await self.start()
-        assert self.tuning is not None and self.review is not None
         ended = await self.tuning.roll_back(by)
         if ended is not None:
             await self.review.audit(by, "model.rollback", ended.job_id, {"model": ended.model})
@@ -571,7 +583,6 @@ class Engine:
         if provider not in LIMITS:
             raise ReviewError(f"provider must be one of {', '.join(LIMITS)}")
         await self.start()
-        assert self.review is not None
         examples = await build_examples(await self.review.all_golden_records(), self.asearch,
                                         variant=variant or self.settings.tuning_variant, k=self.settings.search_k)
         kept, dropped = validate(examples, provider)

@@ -29,8 +29,13 @@ async def readyz(request: web.Request) -> web.Response:
         except Exception as error:  # readiness reports every failure, whatever it is
             checks[name] = f"failing: {type(error).__name__}"
 
+    async def database() -> None:
+        if engine.store is None:
+            raise RuntimeError("the engine has not started")
+        await engine.store.ping()
+
     # All at once: a hung database and a hung store cost one deadline (READY_SECONDS), not one each.
-    await asyncio.gather(check("database", lambda: engine.store.ping()),
+    await asyncio.gather(check("database", database),
                          check("vectors", lambda: asyncio.to_thread(engine.vectors().count)),
                          check("model", lambda: asyncio.to_thread(lambda: engine.embedder.model)))
     checks = {name: checks[name] for name in ("database", "vectors", "model")}  # in the same order every time

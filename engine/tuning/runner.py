@@ -156,7 +156,6 @@ class TuningRunner:
         provider = base["model_provider"]
         dataset = await self.store.dataset(job.dataset_id) if job.dataset_id else None
         if dataset is None:
-            assert self.engine.review is not None  # the engine started the runner after its stores
             records = await self.engine.review.all_golden_records()
             if job.golden_records is not None:
                 wanted = set(job.golden_records)
