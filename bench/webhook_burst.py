@@ -155,7 +155,7 @@ async def run(args, postgres: str | None) -> None:
           f"{len(statuses) - statuses.count(202) - statuses.count(200)} other")
     print(f"  ack latency p50 {statistics.median(ordered) * 1000:.1f} ms, p99 {ordered[int(0.99 * (len(ordered) - 1))] * 1000:.1f} ms, "
           f"max {ordered[-1] * 1000:.1f} ms")
-    later = sorted(latency for latency, first in zip(latencies, first_round) if not first)
+    later = sorted(latency for latency, first in zip(latencies, first_round, strict=True) if not first)
     if later:  # the first round pays for connections being opened and caches being filled
         print(f"  after the first {args.senders} acknowledgements: p50 {statistics.median(later) * 1000:.1f} ms, "
               f"p99 {later[int(0.99 * (len(later) - 1))] * 1000:.1f} ms")

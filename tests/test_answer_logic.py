@@ -3,7 +3,6 @@
 import asyncio
 import random
 
-import pytest
 
 from engine.answer.citations import resolve_citations
 from engine.answer.mentions import defuse_mentions
@@ -91,7 +90,7 @@ def test_retry_delays_are_jittered_capped_and_honour_retry_after():
     rng = random.Random(1)
     retryable = ProviderError("busy", provider="p", retryable=True)
     delays = [policy.delay(n, retryable, rng) for n in (1, 2, 3)]
-    assert all(0 <= d <= cap for d, cap in zip(delays, (1.0, 2.0, 3.0)))
+    assert all(0 <= d <= cap for d, cap in zip(delays, (1.0, 2.0, 3.0), strict=True))
     assert policy.delay(4, retryable) is None  # attempts used up
     assert policy.delay(1, ProviderError("bad request", provider="p", retryable=False)) is None
     assert policy.delay(1, ProviderError("429", provider="p", retryable=True, retry_after=7)) == 7

@@ -1,6 +1,5 @@
 """The real google-genai client and the aiohttp OpenAI-compatible client against loopback fakes."""
 
-import asyncio
 
 import pytest
 

@@ -170,7 +170,7 @@ def test_streamed_pieces_cut_anywhere_read_as_the_final_text(text):
     rng = random.Random(13)
     for _ in range(200):
         cuts = sorted(rng.sample(range(1, len(text)), k=min(len(text) - 1, rng.randint(1, 8))))
-        pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
+        pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
         held = HeldBackText(lambda t: finish_text(t, PASSAGES)[0])
         shown = [held.push(p) for p in pieces] + [held.flush()]
         for end in range(1, len(shown) + 1):
