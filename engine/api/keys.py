@@ -30,9 +30,10 @@ LIMITS = web.AppKey("limits", TokenBuckets)  # per-caller rate limits
 KEY_DIGESTS: web.AppKey[list[KnownKey]] = web.AppKey("key_digests")  # the configured API keys, hashed
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # the pages' signed cookies
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
-OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")  # the document /openapi.json serves (a root that mounts routes may replace it)
+# The document /openapi.json serves (a root that mounts routes may replace it).
+OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 TUNING_RUNNER: web.AppKey[TuningRunner] = web.AppKey("tuning_runner")  # once started
-TUNING_TASK: web.AppKey[tuple[asyncio.Task[None], aiohttp.ClientSession]] = web.AppKey("tuning_task")  # its task, session
+TUNING_TASK: web.AppKey[tuple[asyncio.Task[None], aiohttp.ClientSession]] = web.AppKey("tuning_task")  # and session
 GOLDEN_REPAIR: web.AppKey[asyncio.Task[None]] = web.AppKey("golden_repair")
 
 # -- one request ------------------------------------------------------------------------------------------------

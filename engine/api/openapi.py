@@ -181,9 +181,10 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _operation(summary: str, ok: dict[str, Any] | None = None, *, body: dict[str, Any] | None = None, status: str = "200",
-               params: list[dict[str, Any]] | None = None, errors: tuple[str, ...] = (), content: str = "application/json",
-               also: dict[str, dict[str, Any]] | None = None, optional_body: bool = False, secured: bool = True) -> dict[str, Any]:
+def _operation(summary: str, ok: dict[str, Any] | None = None, *, body: dict[str, Any] | None = None,
+               status: str = "200", params: list[dict[str, Any]] | None = None, errors: tuple[str, ...] = (),
+               content: str = "application/json", also: dict[str, dict[str, Any]] | None = None,
+               optional_body: bool = False, secured: bool = True) -> dict[str, Any]:
     """One operation; ``ok`` is the success body's schema as ``content``, and ``also`` maps other media types the
     success may be sent as (a stream, an export format) to theirs."""
     media = {content: {"schema": ok}, **{kind: {"schema": schema} for kind, schema in (also or {}).items()}}

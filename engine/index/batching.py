@@ -23,6 +23,8 @@ from typing import Awaitable, Callable, Generic, Sequence, TypeVar, Union, cast
 
 T = TypeVar("T")
 R = TypeVar("R")
+#: One result, or the exception it failed with, per item.
+Outcomes = Sequence[Union[R, Exception]]
 
 
 class MicroBatcher(Generic[T, R]):
@@ -31,8 +33,7 @@ class MicroBatcher(Generic[T, R]):
     A plain function runs in a worker thread; a coroutine function runs on the loop.
     """
 
-    def __init__(self, run_batch: Callable[[list[T]], Union[Sequence[R | Exception], Awaitable[Sequence[R | Exception]]]],
-                 max_batch: int = 32) -> None:
+    def __init__(self, run_batch: Callable[[list[T]], Outcomes[R] | Awaitable[Outcomes[R]]], max_batch: int = 32) -> None:
         self.run_batch = run_batch
         self.max_batch = max_batch
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
@@ -58,7 +59,7 @@ class MicroBatcher(Generic[T, R]):
                 else:
                     future.set_result(result)
 
-    async def _settle(self, items: list[T], failed: Exception | None = None) -> Sequence[R | Exception]:
+    async def _settle(self, items: list[T], failed: Exception | None = None) -> Outcomes[R]:
         """One result or exception per item: the batch at once, or, when it raises, its halves in turn."""
         if failed is None:
             try:
@@ -68,7 +69,7 @@ class MicroBatcher(Generic[T, R]):
         if len(items) == 1:
             return [failed]
         middle = len(items) // 2
-        halves: list[Sequence[R | Exception] | Exception] = []
+        halves: list[Outcomes[R] | Exception] = []
         for half in (items[:middle], items[middle:]):
             try:
                 halves.append(await self._run(half))
@@ -81,11 +82,11 @@ class MicroBatcher(Generic[T, R]):
             results.extend(await self._settle(half, outcome) if isinstance(outcome, Exception) else outcome)
         return results
 
-    async def _run(self, items: list[T]) -> Sequence[R | Exception]:
+    async def _run(self, items: list[T]) -> Outcomes[R]:
         # iscoroutinefunction tells which of the two kinds run_batch is; it does not narrow the type for mypy.
         if inspect.iscoroutinefunction(self.run_batch):
-            return await cast(Awaitable[Sequence[R | Exception]], self.run_batch(items))
-        run_batch = cast(Callable[[list[T]], Sequence[R | Exception]], self.run_batch)
+            return await cast(Awaitable[Outcomes[R]], self.run_batch(items))
+        run_batch = cast(Callable[[list[T]], Outcomes[R]], self.run_batch)
         return await asyncio.to_thread(run_batch, items)
 
 
