@@ -493,6 +493,20 @@ async def test_a_form_body_that_cannot_be_read_is_a_400(signed_in):
         assert response.status == 413
 
 
+async def test_a_file_sent_where_a_form_wants_text_is_a_400(signed_in):
+    """A hand-made multipart body can send a file in any field: where text belongs it is refused, not handed on."""
+    url, engine, browser, token = signed_in
+    await browser.sign_in(token)
+    csrf = await browser.csrf("/review/golden")
+    form = aiohttp.FormData()
+    form.add_field("csrf_token", csrf)
+    form.add_field("question", b"How do I zoom?", filename="question.txt", content_type="text/plain")
+    form.add_field("answer", "Scroll.")
+    status, _, page = await browser.post("/review/golden", form)
+    assert status == 400 and "field must be text, not a file" in page
+    assert await engine.review.all_golden_records() == []
+
+
 async def test_golden_records_with_text_the_store_cannot_hold_are_refused_not_a_500(database_overrides, make_engine):
     from tests_support import key_with_every_role
 

@@ -875,3 +875,14 @@ async def test_a_cancel_made_on_one_replica_while_another_submits_the_job_wins(m
         [made] = fake_openai.jobs.values()
         assert ended.status == "cancelled" and made["status"] == "cancelled", (ended.status, made["status"])
         assert ended.provider_job_id == made["id"]  # what was made is on record
+
+
+async def test_an_openai_tuner_refuses_a_grant_it_has_no_way_to_make():
+    """OpenAI's fine-tuned models belong to the organisation: a grant (a job left with a grantee) is a clear
+    TuningError the runner records on the job, not a missing method."""
+    from engine.tuning.providers import OpenAITuner, TuningError
+
+    async with aiohttp.ClientSession() as session:
+        tuner = OpenAITuner("http://127.0.0.1:9/v1", None, session)
+        with pytest.raises(TuningError, match="no access to grant"):
+            await tuner.grant("ft:gpt-4o-mini:org:alias:abc", "everyone")
