@@ -69,9 +69,13 @@ def search(query: str, k: int, kb: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 def ask(question: str, kb: str | None, as_json: bool) -> None:
     """Answer QUESTION from the knowledge base, with cited sources."""
+    from engine.answer.model import Answer
+
     settings = _settings(kb=kb)
-    answer = _ask_running_server(settings, question)
-    if answer is None:
+    served = _ask_running_server(settings, question)
+    if served is not None:
+        answer = Answer.from_dict(served)
+    else:
         with _failures_as_messages():
             answer = _engine(settings).ask(question, kb=settings.kb)
     if as_json:
@@ -84,28 +88,23 @@ def ask(question: str, kb: str | None, as_json: bool) -> None:
             click.echo(f"  [{citation.number}] {citation.label()} — {citation.url}")
 
 
-def _ask_running_server(settings: Settings, question: str):
-    """The answer from the server running on this data folder (it has the model loaded: no start-up cost), or
-    None when there is none, or it can't answer (then the CLI answers by itself)."""
-    import asyncio
+def _ask_running_server(settings: Settings, question: str) -> dict | None:
+    """The answer (as ``POST /v1/answer`` returns it) from the server running on this data folder, which has the
+    model and the index loaded, or None when there is none or it didn't answer (then the CLI answers by itself).
+    One plain HTTP request: a command answered this way imports neither the engine nor aiohttp."""
+    from firstreply import local_server
 
-    from firstreply.local_server import running_server
-
-    url = running_server(settings.data_dir)
-    if url is None:
+    server = local_server.find(settings.data_dir)
+    if server is None:
         return None
-    from engine.answer.model import Question
-    from engine.client import EngineClient, EngineError, EngineUnavailable
-
-    async def once():
-        key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else None
-        async with EngineClient(url, key, timeout=120) as client:
-            return await client.answer(Question(question, channel="api", kb=settings.kb))
-
+    key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else None
     try:
-        return asyncio.run(once())
-    except (EngineError, EngineUnavailable, OSError, asyncio.TimeoutError) as error:
-        err.print(f"[dim]the server at {url} didn't answer ({error}); answering here[/]", soft_wrap=True)
+        return local_server.ask(server, question, kb=settings.kb, api_key=key)
+    except local_server.ServerDidNotAnswer as error:
+        from rich.markup import escape
+
+        err.print(f"[dim]the server at {escape(server.url)} didn't answer ({escape(str(error))}); answering here[/]",
+                  soft_wrap=True, highlight=False)
         return None
 
 
