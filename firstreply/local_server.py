@@ -37,10 +37,6 @@ class RunningServer:
     instance: str | None = None  # None: a marker written before servers had one (nothing to check)
 
 
-def new_instance() -> str:
-    return secrets.token_hex(16)
-
-
 def announce(data_dir: Path, url: str, instance: str | None = None) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     temporary = data_dir / f"{MARKER}.{os.getpid()}.tmp"
@@ -88,13 +84,14 @@ def running_server(data_dir: Path) -> str | None:
 
 
 def ask(server: RunningServer, question: str, *, kb: str | None = None, api_key: str | None = None,
-        timeout: float = ASK_TIMEOUT_SECONDS) -> dict:
+        timeout: float | None = None) -> dict:
     """The server's answer to ``question`` as ``POST /v1/answer`` returns it (``Answer.as_dict()``), or
     :class:`ServerDidNotAnswer` saying why not."""
     import http.client
     import urllib.error
     import urllib.request
 
+    timeout = ASK_TIMEOUT_SECONDS if timeout is None else timeout
     body = {"question": question, "channel": "api", **({"kb": kb} if kb else {})}
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if api_key:
@@ -138,18 +135,22 @@ def _is_answer(data: object) -> bool:
             and isinstance(data.get("confidence"), (int, float)) and isinstance(data.get("model"), str))
 
 
-def instance_guard(instance: str):
-    """The aiohttp middleware a server announced with ``instance`` runs first: a request naming another
-    instance (meant for another data folder's server) is refused with 409, before it is answered and logged."""
+def guard(app) -> str:
+    """Make ``app`` (an aiohttp application, before it starts) refuse, with 409 and before any other middleware,
+    a request that names another server instance: it was meant for another data folder's server, which has
+    gone, and must not be answered (and logged) here. Return this server's new instance id, for :func:`announce`."""
     from aiohttp import web
 
     from engine.api.http import error_response
 
+    instance = secrets.token_hex(16)
+
     @web.middleware
-    async def guard(request: web.Request, handler):
+    async def same_instance(request: web.Request, handler):
         named = request.headers.get(INSTANCE_HEADER)
         if named is not None and named != instance:
             return error_response(409, "this server serves another data folder")
         return await handler(request)
 
-    return guard
+    app.middlewares.insert(0, same_instance)
+    return instance

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.index.batching import MicroBatcher
@@ -83,8 +82,11 @@ class Store:
         async with self.session.begin() as session:
             conversation_ids = {r.conversation_id: r.channel for r, _ in items if r.conversation_id}
             if conversation_ids:
-                dialect = session.bind.dialect.name
-                insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+                dialect = session.bind.dialect.name  # the dialect's own INSERT … ON CONFLICT, imported when used
+                if dialect == "postgresql":
+                    from sqlalchemy.dialects.postgresql import insert
+                else:
+                    from sqlalchemy.dialects.sqlite import insert
                 now = utcnow()
                 await session.execute(insert(Conversation).values(
                     [{"id": cid, "channel": channel, "created_at": now, "updated_at": now}
