@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -76,7 +77,7 @@ def ask(question: str, kb: str | None, as_json: bool) -> None:
     if served is not None:
         answer = Answer.from_dict(served)
     else:
-        with _failures_as_messages():
+        with _failures_as_messages(), _collector_paused():
             answer = _engine(settings).ask(question, kb=settings.kb)
     if as_json:
         click.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
@@ -86,6 +87,22 @@ def ask(question: str, kb: str | None, as_json: bool) -> None:
         click.echo("\nSources:")
         for citation in answer.citations:
             click.echo(f"  [{citation.number}] {citation.label()} — {citation.url}")
+
+
+@contextmanager
+def _collector_paused():
+    """No cyclic garbage collection while one question is answered in process: importing the engine, Chroma,
+    SQLAlchemy and ONNX Runtime creates hundreds of thousands of objects, and the collections they trigger cost
+    a cold ask about a tenth of its CPU time (``bench/cli_cold.py``); what the one answer leaves is freed after."""
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _ask_running_server(settings: Settings, question: str) -> dict | None:
