@@ -9,9 +9,15 @@ moves less than wall time when other work shares the machine; the load average i
 
 Run: ``python -m bench.cli_cold --runs 3`` (``--no-torch`` skips the slow torch line).
 
-On the 2-core development machine, load average ~2-4 from other work (medians of 3; wall, CPU):
-before the served path skipped the engine, ONNX 3.44 s, via serve 1.05 s, serve start to first answer 9.7 s;
-after, see the report of issue 15 item 13 (figures in its branch's last commit message).
+Measured on the shared 2-core development machine, main's code (before) and this one (after) alternating, load
+average 7-10 from other work, medians of 3 (wall; CPU of the ``ask`` process):
+
+- via a running serve: before 4.56 and 3.52 s (CPU 1.34 and 1.29 s), after 0.79 and 1.38 s (CPU 0.37 and 0.43 s):
+  the served path no longer imports the engine, aiohttp, numpy or SQLAlchemy;
+- ONNX, in process: CPU 2.83 and 2.45 s before, 2.67 and 2.57 s after (paired single runs, 6 each: 2.27 against
+  2.12 s); what is left is the third-party imports an in-process answer needs (Chroma ~0.6-0.9 s, SQLAlchemy,
+  pydantic, bm25s and SciPy, NumPy, ONNX Runtime);
+- at load ~1-4, before: torch 14.3 s, ONNX 3.44 s, via serve 1.05 s, serve start to first answer 9.7 s.
 """
 
 from __future__ import annotations
