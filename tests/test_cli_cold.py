@@ -163,3 +163,20 @@ def test_a_marker_is_read_strictly(tmp_path):
     assert local_server.find(tmp_path) == local_server.RunningServer("http://127.0.0.1:1", "abc")
     local_server.withdraw(tmp_path)
     assert not marker.exists()
+
+
+async def test_a_question_refused_by_the_server_ends_as_it_does_in_process(folder, make_engine):
+    """A question the engine refuses (a control character) ends with the same one-line error and exit status,
+    whether a server is running or not (the server's 400 sends the CLI to answer by itself, which refuses it too)."""
+    bad = "How do I zoom\x00 the camera?"
+    here = await invoke("ask", bad)
+    app, instance = guarded(make_engine())
+    async with serve(app) as url:
+        local_server.announce(folder, url, instance)
+        served = await invoke("ask", bad)
+    assert here.exit_code == served.exit_code == 1, (here.output, served.output)
+    assert here.stdout == served.stdout == ""
+    error = here.stderr.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("Error: ") and "Traceback" not in here.output, here.output
+    assert served.stderr.strip().splitlines()[-1] == error[0]
+    assert "didn't answer (it answered 400: " in served.stderr
