@@ -5,8 +5,8 @@ listens, and removes it when it stops; ``firstreply ask`` then asks that server,
 index loaded, instead of loading them again (seconds on a small machine). A marker left by a server that died
 is ignored: its process is gone.
 
-Asking is one plain ``urllib`` request (:func:`ask`), so a command that gets its answer this way imports
-neither the engine nor aiohttp. The request names the instance id; the server refuses it (409) when its own
+Asking is one plain ``urllib`` request (:func:`ask`), so a command that gets its answer this way imports of
+the engine only its settings and the answer's data classes: no index, store, Chroma, NumPy or aiohttp. The request names the instance id; the server refuses it (409) when its own
 differs, i.e. when whatever listens at that address serves another data folder now. Any failure (no answer in
 time, an error status, a refusal, a reply that is not an answer) is :class:`ServerDidNotAnswer`, and the
 command answers by itself instead.

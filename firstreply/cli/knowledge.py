@@ -108,7 +108,7 @@ def _collector_paused():
 def _ask_running_server(settings: Settings, question: str) -> dict | None:
     """The answer (as ``POST /v1/answer`` returns it) from the server running on this data folder, which has the
     model and the index loaded, or None when there is none or it didn't answer (then the CLI answers by itself).
-    One plain HTTP request: a command answered this way imports neither the engine nor aiohttp."""
+    One plain HTTP request: a command answered this way imports no index, store, Chroma, NumPy or aiohttp."""
     from firstreply import local_server
 
     server = local_server.find(settings.data_dir)
