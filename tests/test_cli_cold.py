@@ -12,8 +12,8 @@ import sys
 import pytest
 from aiohttp import web
 from click.testing import CliRunner
-
 from fakes.server import serve
+
 from firstreply import local_server
 from firstreply.cli import cli
 
