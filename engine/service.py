@@ -18,13 +18,12 @@ import dataclasses
 import time
 from functools import cached_property
 from pathlib import Path
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
 from engine.answer.citations import strip_markers
 from engine.answer.model import Answer, Question
 from engine.answer.pipeline import AnswerPipeline, PipelineSettings, pseudonym
 from engine.config import KB_NAME, Settings, load_settings
-from engine.index.build import IndexBuilder, IngestReport, Progress
 from engine.index.embedder import Embedder
 from engine.index.golden import GoldenPair, sync_golden
 from engine.index.keywords import KeywordIndex
@@ -39,6 +38,9 @@ from engine.store.repository import Store
 from engine.store.review import ReviewError, ReviewStore
 from engine.store.shared_secrets import SharedSecrets
 from engine.store.tuning import TuningStore
+
+if TYPE_CHECKING:  # ingesting is imported when it is used: a cold `firstreply ask` reads no sources
+    from engine.index.build import IngestReport, Progress
 
 
 LOCAL_REFRESH_SECONDS = 1.0  # how often a server on an embedded store looks for an ingest another process finished
@@ -118,6 +120,8 @@ class Engine:
     def ingest(self, path: Path, *, repo_url: str | None = None, ref: str | None = None, kb: str | None = None,
                progress: Progress | None = None) -> IngestReport:
         """Index a folder into the vector store and the keyword index (no database needed; see :meth:`aingest`)."""
+        from engine.index.build import IndexBuilder
+
         kb = kb or self.settings.kb
         ingestor = IndexBuilder(self.embedder, self.vectors(kb), self.kb_dir(kb), max_tokens=self.settings.chunk_max_tokens,
                                 url_map=self.settings.url_map, source_base=f"{self.public_url}/source/{kb}")

@@ -5,13 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.index.batching import MicroBatcher
 from engine.store.database import create_engine, migrate, sessions
 from engine.store.models import (AnswerRecord, ChannelSettings, Conversation, DiscordEscalation, DiscordThread, Feedback,
                                  Turn, utcnow)
+
+
+def _dialect_insert(dialect: str):
+    """The dialect's own ``insert`` (it has ON CONFLICT), imported when first used: a cold ``firstreply ask`` on
+    SQLite never loads PostgreSQL's dialect."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
 
 
 class UnknownAnswer(LookupError):
@@ -83,8 +92,7 @@ class Store:
         async with self.session.begin() as session:
             conversation_ids = {r.conversation_id: r.channel for r, _ in items if r.conversation_id}
             if conversation_ids:
-                dialect = session.bind.dialect.name
-                insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+                insert = _dialect_insert(session.bind.dialect.name)
                 now = utcnow()
                 await session.execute(insert(Conversation).values(
                     [{"id": cid, "channel": channel, "created_at": now, "updated_at": now}
@@ -170,8 +178,7 @@ class Store:
     async def _insert_if_absent(self, table, **values) -> bool:
         """Insert a row unless its primary key is taken; True if this call inserted it. One statement, so two
         processes racing for the same key can't both win (PostgreSQL and SQLite both say ON CONFLICT DO NOTHING)."""
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
+        statement = _dialect_insert(self.engine.dialect.name)(table).values(**values).on_conflict_do_nothing()
         async with self.session.begin() as session:
             return (await session.execute(statement)).rowcount == 1
 

@@ -51,7 +51,7 @@ def serve(host: str | None, port: int | None, kb: str | None) -> None:
     from aiohttp import web
 
     from firstreply.serve import build_app
-    from firstreply.local_server import announce, withdraw
+    from firstreply.local_server import announce, guard, withdraw
     from engine.service import Engine
 
     settings, nothing = serving_plan(_settings(host=host, port=port, kb=kb), pinned=kb is not None)
@@ -65,9 +65,11 @@ def serve(host: str | None, port: int | None, kb: str | None) -> None:
     with _failures_as_messages():
         try:
             app = build_app(Engine(settings, pinned_kb=kb is not None))  # a missing GitHub App setting stops here
+            instance = guard(app)  # refuses an `ask` meant for another data folder's server
+
             def listening(message: str) -> None:
                 bound = _bound(message, settings)
-                announce(settings.data_dir, bound.split(", ")[0])  # `firstreply ask` uses this server from now on
+                announce(settings.data_dir, bound.split(", ")[0], instance)  # `firstreply ask` uses this server now
                 out.print(f"firstreply engine on {bound}", soft_wrap=True)
 
             try:
