@@ -17,11 +17,10 @@ import logging
 import discord
 
 from engine.logs import CORRELATION
-from engine.protocol import UnknownAnswer
+from engine.protocol import MAX_COMMENT_CHARS, UnknownAnswer
 
 log = logging.getLogger(__name__)
 ANSWER_ID = r"[\w-]{1,64}"
-COMMENT_LIMIT = 2000  # as the engine's /v1/feedback takes
 COMMENT_MODAL_SECONDS = 900  # a modal left open longer is forgotten (Discord's client then says it failed)
 
 
@@ -73,7 +72,7 @@ class CommentModal(discord.ui.Modal, title="What was wrong?"):
     """The 👎 comment: sent with the same vote, so the reviewer reads it beside the answer."""
 
     comment = discord.ui.TextInput(label="What was wrong or missing?", style=discord.TextStyle.paragraph,
-                                   max_length=COMMENT_LIMIT, placeholder="Read by the project's maintainers")
+                                   max_length=MAX_COMMENT_CHARS, placeholder="Read by the project's maintainers")
 
     def __init__(self, answer_id: str) -> None:
         super().__init__(custom_id=f"fr:commentform:{answer_id}", timeout=COMMENT_MODAL_SECONDS)

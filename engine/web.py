@@ -1,8 +1,8 @@
 """The kit for frontends that extend the engine's web app: mount routes on its aiohttp application, and add their
 part to the review pages.
 
-Routes: :func:`read_json` reads a JSON body (raising :class:`BadRequest`, which the engine's middleware turns into
-a 400), :func:`int_query` a bounded integer query parameter, :func:`error_response` writes the one error shape,
+Routes: :func:`read_body` reads a raw body within a size limit (a 413 past it), :func:`read_json` a JSON body
+(raising :class:`BadRequest`, which the engine's middleware turns into a 400), :func:`int_query` a bounded integer query parameter, :func:`error_response` writes the one error shape,
 and :func:`actor` says who is acting (the API key's name). Routes under ``/api/v1/`` sit behind the engine's keys.
 
 Review pages: a frontend that keeps something a reviewer acts on beside an answer (the GitHub App's drafts) gives
@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from engine.api.auth import actor
-from engine.api.http import BadRequest, error_response, int_query, read_json
+from engine.api.http import BadRequest, error_response, int_query, read_body, read_json
 
-__all__ = ["BadRequest", "DraftConflict", "ReviewExtension", "actor", "error_response", "int_query", "read_json"]
+__all__ = ["BadRequest", "DraftConflict", "ReviewExtension", "actor", "error_response", "int_query", "read_body", "read_json"]
 
 
 class DraftConflict(Exception):

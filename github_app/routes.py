@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.web import BadRequest, actor, error_response, int_query, read_json
+from engine.web import BadRequest, actor, error_response, int_query, read_body, read_json
 from github_app.app import GitHubApp
 from github_app.store import ReplyConflict
 
@@ -16,23 +16,10 @@ GITHUB_APP = web.AppKey("github_app", GitHubApp)
 WEBHOOK_PATH = "/github/webhook"
 
 
-async def _body(request: web.Request, limit: int) -> bytes:
-    """Read the raw body (the signature is over these exact bytes), refusing more than ``limit``."""
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def webhook(request: web.Request) -> web.Response:
     github = request.app[GITHUB_APP]
     try:
-        body = await _body(request, github.config.max_payload_bytes)
+        body = await read_body(request, github.config.max_payload_bytes)  # the signature is over these exact bytes
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, f"the payload is larger than {github.config.max_payload_bytes} bytes")
     status, data = await github.receive(request.headers, body)

@@ -29,7 +29,7 @@ import logging
 
 from aiohttp import web
 
-from engine.api.answer_routes import MAX_QUESTION_CHARS, mount_answer_routes
+from engine.api.answer_routes import mount_answer_routes
 from engine.api.auth import known_keys
 from engine.api.errors import dependency_down
 from engine.api.golden_view import mount_golden_view
@@ -42,6 +42,7 @@ from engine.api.ratelimit import TokenBuckets
 from engine.api.review_api import mount_review_api
 from engine.api.source_view import mount_source_view
 from engine.api.tuning_api import mount_tuning_api
+from engine.protocol import MAX_QUESTION_CHARS
 
 log = logging.getLogger(__name__)
 

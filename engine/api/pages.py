@@ -27,14 +27,13 @@ from engine.api.errors import stream_events
 from engine.api.http import checked_text, client_address, page_number, read_json, row_id
 from engine.api.keys import ENGINE, LIMITS, METRICS, SESSION, SESSIONS, TEMPLATES, TUNING_RUNNER
 from engine.api.sessions import CsrfRefused, Sessions, WebSession, check_csrf
+from engine.protocol import MAX_COMMENT_CHARS, MAX_QUESTION_CHARS
 from engine.store.repository import UnknownAnswer
 from engine.store.review import MAX_IMPORT_FIELD, VERDICTS, ReviewError
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 PAGE_PREFIXES = ("/ask", "/review", "/static/")
-MAX_QUESTION_CHARS = 8000
-MAX_COMMENT_CHARS = 2000  # as on /v1/feedback
 
 
 #: What a page says after a redirect, by code: ``?error=<code>`` / ``?message=<code>`` pick one of these, and
