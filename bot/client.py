@@ -26,6 +26,7 @@ from bot.limits import Notices, QuestionLimits, SlidingWindow
 from bot.messages import answer_messages
 from bot.triggers import Decision, Incoming, TriggerConfig, decide
 from bot.views import CommentButton, EscalateButton, VoteButton, answer_view
+from engine.config import DiscordSettings
 from engine.logs import CORRELATION
 from engine.protocol import Answerer, EngineError, EngineUnavailable, Question
 
@@ -53,16 +54,25 @@ THREAD_EXISTS = 160004  # Discord's code for "A thread has already been created 
 
 @dataclass
 class BotConfig:
-    help_channels: frozenset[int] = frozenset()
-    forum_channels: frozenset[int] = frozenset()
-    maintainer_role: int | None = None
-    answer_dms: bool = False
-    thread_mode: bool = True  # answer in a new thread created from the question, where the channel allows it
+    """What the bot does where: its settings (:class:`engine.config.DiscordSettings`, whose defaults these are),
+    and the limits that keep one user or channel from taking all of it."""
+
+    help_channels: frozenset[int] = frozenset(DiscordSettings.default("help_channels"))
+    forum_channels: frozenset[int] = frozenset(DiscordSettings.default("forum_channels"))
+    maintainer_role: int | None = DiscordSettings.default("maintainer_role")
+    answer_dms: bool = DiscordSettings.default("answer_dms")
+    thread_mode: bool = DiscordSettings.default("thread_mode")  # answer in a new thread made from the question, where it can
     user_questions_per_minute: int = 5
     channel_questions_per_minute: int = 20
     max_concurrent_answers: int = 8
     max_waiting_answers: int = 32
-    command_guilds: frozenset[int] = frozenset()  # register the slash commands in these guilds; globally when empty
+    command_guilds: frozenset[int] = frozenset(DiscordSettings.default("guild_ids"))  # slash commands there; empty: globally
+
+    @classmethod
+    def of(cls, settings: DiscordSettings) -> BotConfig:
+        return cls(help_channels=frozenset(settings.help_channels), forum_channels=frozenset(settings.forum_channels),
+                   maintainer_role=settings.maintainer_role, answer_dms=settings.answer_dms,
+                   thread_mode=settings.thread_mode, command_guilds=frozenset(settings.guild_ids))
 
 
 @dataclass(frozen=True)

@@ -50,3 +50,16 @@ def test_the_bots_feedback_box_holds_what_the_engine_takes():
     from bot.views import CommentModal
 
     assert CommentModal.comment.max_length == MAX_COMMENT_CHARS
+
+
+def test_the_frontends_defaults_are_their_settings_defaults():
+    from bot.client import BotConfig
+    from engine.config import DiscordSettings, GitHubSettings
+    from github_app.config import AppConfig
+
+    assert BotConfig.of(DiscordSettings(_env_file=None)) == BotConfig()
+    github = GitHubSettings(_env_file=None)
+    assert ReplyPolicy.of(github) == ReplyPolicy()
+    defaults = AppConfig(app_id=1, private_key="", webhook_secret="", slug="", api_url="", graphql_url="", policy=ReplyPolicy())
+    assert (defaults.workers, defaults.max_attempts, defaults.secondary_limit_seconds, defaults.max_payload_bytes) == (
+        github.workers, github.max_attempts, github.secondary_limit_seconds, github.max_payload_bytes)

@@ -67,11 +67,11 @@ def build_app(engine) -> web.Application:
     settings = engine.settings
     # A search's q may hold 8,000 characters, up to 12 bytes each once percent-encoded: the request line must fit
     # (aiohttp's default, 8,190 bytes, would refuse it with a bare text/plain 400).
-    app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=settings.max_body_bytes,
+    app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=settings.web.max_body_bytes,
                           handler_args={"max_line_size": MAX_REQUEST_LINE})
     app[ENGINE] = engine
     app[METRICS] = engine.metrics
-    app[LIMITS] = TokenBuckets(settings.rate_limit_per_minute)
+    app[LIMITS] = TokenBuckets(settings.web.rate_limit_per_minute)
     app[KEY_DIGESTS] = known_keys(settings)
     app[OPENAPI] = document(with_github=False)
     mount_answer_routes(app)
@@ -80,7 +80,7 @@ def build_app(engine) -> web.Application:
     mount_tuning_api(app)
     mount_source_view(app)
     mount_golden_view(app)
-    mount_pages(app, engine.session_secret, settings.cookie_secure)  # the key is known once the engine has started
+    mount_pages(app, engine.session_secret, settings.web.cookie_secure)  # the key is known once the engine has started
 
     async def openapi_route(request: web.Request) -> web.Response:
         return web.json_response(request.app[OPENAPI])

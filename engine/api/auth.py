@@ -76,7 +76,7 @@ class KnownKey:
 
 def known_keys(settings) -> list[KnownKey]:
     keys = []
-    for entry in settings.api_keys:
+    for entry in settings.web.api_keys:
         value = entry.key.get_secret_value()
         keys.append(KnownKey(digest(value), entry.name or f"key-{digest(value).hex()[:8]}", frozenset(entry.roles)))
     return keys
@@ -120,7 +120,7 @@ def keyless_refusal(request: web.Request) -> web.Response | None:
         return error_response(403, "this request came through a proxy (X-Forwarded-For or the like): with no API keys "
                                    "only clients on this machine are served (set FIRSTREPLY_API_KEYS, or "
                                    "FIRSTREPLY_TRUSTED_PROXIES for a proxy of yours)")
-    public = request.app[ENGINE].settings.public_url
+    public = request.app[ENGINE].settings.web.public_url
     public_host = public.host if public is not None else None
     origin = _origin_host(request)
     if not local_host(request_host(request), public_host) or (origin is not None and not local_host(origin, public_host)):

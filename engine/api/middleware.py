@@ -46,7 +46,7 @@ async def errors_middleware(request: web.Request, handler):
     except ConversationConflict as error:
         response = error_response(409, str(error))
     except web.HTTPRequestEntityTooLarge:
-        response = error_response(413, f"the body is larger than {request.app[ENGINE].settings.max_body_bytes} bytes")
+        response = error_response(413, f"the body is larger than {request.app[ENGINE].settings.web.max_body_bytes} bytes")
     except web.HTTPException as error:
         if error.status < 400:
             raise

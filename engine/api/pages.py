@@ -147,14 +147,14 @@ async def home(_request: web.Request) -> web.Response:
 
 async def ask_page(request: web.Request) -> web.Response:
     engine = _engine(request)
-    if not engine.settings.ask_public:
+    if not engine.settings.web.ask_public:
         require_maintainer(request)
-    return render(request, "ask.html", kb=engine.settings.kb, kbs=engine.served_kbs())
+    return render(request, "ask.html", kb=engine.settings.core.kb, kbs=engine.served_kbs())
 
 
 async def _ask_json(request: web.Request) -> dict:
     engine = _engine(request)
-    if not engine.settings.ask_public and not request[SESSION].maintainer:
+    if not engine.settings.web.ask_public and not request[SESSION].maintainer:
         raise web.HTTPUnauthorized(text="sign in to ask")
     check_csrf(request, request[SESSION], request.headers.get("X-CSRF-Token"))
     return await read_json(request)
