@@ -7,5 +7,6 @@ queued job does in ``handlers.py``; the durable queue's workers in ``worker.py``
 ``models.py`` and the queue, replies and installations in ``store.py`` (on the engine's database, through
 ``engine.database``), its ``firstreply_github_*`` series in ``metrics.py``, and its part of the review pages in
 ``review.py``. It depends only on the engine's public surface: ``engine``, ``engine.protocol``, ``engine.client``,
-``engine.config``, ``engine.logs``, ``engine.metrics``, ``engine.database`` and ``engine.web``.
+``engine.config`` (its part of the settings, ``GitHubSettings``), ``engine.logs``, ``engine.metrics``, ``engine.database``
+and ``engine.web``.
 """

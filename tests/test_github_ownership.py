@@ -13,7 +13,7 @@ from engine.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE_PUBLIC = {"engine", "engine.protocol", "engine.client", "engine.config", "engine.logs", "engine.metrics",
-                 "engine.database", "engine.web"}
+                 "engine.database", "engine.web", "engine.markdown"}
 GITHUB_SERIES = ("firstreply_github_deliveries_total", "firstreply_github_jobs_total", "firstreply_github_queue_jobs")
 
 
