@@ -193,13 +193,13 @@ class FirstReplyBot(discord.Client):
                     registered.append(where)
                 else:
                     unchanged.append(where)
-            except discord.Forbidden as error:
-                log.error("can't register the slash commands %s: Discord answered %s %s (code %s); invite the bot "
-                          "with the applications.commands scope: %s", where, error.status, error.text or "Forbidden",
-                          error.code, invite_url(self.application_id, guild.id if guild else None))
             except discord.HTTPException as error:
-                log.error("can't register the slash commands %s: Discord answered %s %s (code %s)", where,
-                          error.status, error.text or "", error.code)
+                hint = ("; invite the bot with the applications.commands scope: "
+                        f"{invite_url(self.application_id, guild.id if guild else None)}"
+                        if isinstance(error, discord.Forbidden) else "")
+                log.error("can't register the slash commands %s: Discord answered %s %s (code %s)%s", where,
+                          error.status, error.text or ("Forbidden" if isinstance(error, discord.Forbidden) else ""),
+                          error.code, hint)
         if registered or unchanged:
             names = ", ".join(f"/{name}" for name in sorted({command.name for guild in scopes
                                                                for command in self.tree.get_commands(guild=guild)}))
@@ -353,15 +353,22 @@ class FirstReplyBot(discord.Client):
             return
         self.count("answer_failed")
         log_failure(f"answering message {answering.message.id}", error)
+        if isinstance(answering.where, discord.Thread):
+            send = functools.partial(answering.where.send, APOLOGY, allowed_mentions=discord.AllowedMentions.none())
+        else:  # beside the question, even if it was deleted meanwhile
+            send = functools.partial(
+                answering.message.channel.send, APOLOGY, allowed_mentions=discord.AllowedMentions.none(),
+                reference=answering.message.to_reference(fail_if_not_exists=False) if answering.reply else None)
+        await self.apologise(f"message {answering.message.id}", send)
+
+    @staticmethod
+    async def apologise(what: str, send) -> None:
+        """Post an apology with ``send`` (a coroutine function): the one place the bot's apologies meet Discord's
+        refusals (the channel is gone, the interaction expired), which are logged, never raised."""
         try:
-            if isinstance(answering.where, discord.Thread):
-                await answering.where.send(APOLOGY, allowed_mentions=discord.AllowedMentions.none())
-            else:  # beside the question, even if it was deleted meanwhile
-                await answering.message.channel.send(
-                    APOLOGY, allowed_mentions=discord.AllowedMentions.none(),
-                    reference=answering.message.to_reference(fail_if_not_exists=False) if answering.reply else None)
+            await send()
         except discord.HTTPException as failed:
-            log.warning("couldn't apologise for message %s: %s", answering.message.id, failed)
+            log.warning("couldn't apologise for %s: %s", what, failed)
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """The command tree's error hook: every slash command that fails ends in a private apology."""
@@ -373,7 +380,8 @@ class FirstReplyBot(discord.Client):
         CORRELATION.set(f"discord-{interaction.id}")
         self.count("interaction_failed")
         log_failure(f"{what} (interaction {interaction.id})", error)
-        try:
+
+        async def send() -> None:
             if not interaction.response.is_done():
                 await interaction.response.send_message(APOLOGY, ephemeral=True)
                 return
@@ -382,8 +390,8 @@ class FirstReplyBot(discord.Client):
                 await interaction.edit_original_response(content=UNANSWERED, allowed_mentions=discord.AllowedMentions.none())
                 interaction.extras[PUBLIC_LOADING] = False
             await interaction.followup.send(APOLOGY, ephemeral=True)
-        except discord.HTTPException as failed:
-            log.warning("couldn't apologise for interaction %s: %s", interaction.id, failed)
+
+        await self.apologise(f"interaction {interaction.id}", send)
 
     # -- answering -----------------------------------------------------------------------------
 

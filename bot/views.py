@@ -81,18 +81,19 @@ class CommentModal(discord.ui.Modal, title="What was wrong?"):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         CORRELATION.set(f"discord-{interaction.id}")
         await interaction.response.defer(ephemeral=True, thinking=True)
+        bot = interaction.client
+        bot.count("vote_comment")
         try:
-            bot = interaction.client
-            bot.count("vote_comment")
-            try:
-                await bot.answerer.feedback(self.answer_id, f"discord:{interaction.user.id}", -1,
-                                            self.comment.value.strip() or None)
-            except UnknownAnswer:
-                await interaction.followup.send("Sorry, I couldn't find that answer any more.", ephemeral=True)
-                return
-            await interaction.followup.send("Thanks, the maintainers will read it.", ephemeral=True)
-        except Exception as error:  # the bot's one apology, as for the buttons
-            await interaction.client.interaction_failed(interaction, error, "modal CommentModal")
+            await bot.answerer.feedback(self.answer_id, f"discord:{interaction.user.id}", -1,
+                                        self.comment.value.strip() or None)
+        except UnknownAnswer:
+            await interaction.followup.send("Sorry, I couldn't find that answer any more.", ephemeral=True)
+            return
+        await interaction.followup.send("Thanks, the maintainers will read it.", ephemeral=True)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        """discord.py's hook for a failed ``on_submit``: the bot's one apology, as for the buttons."""
+        await interaction.client.interaction_failed(interaction, error, "modal CommentModal")
 
 
 class CommentButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"fr:comment:(?P<answer>{ANSWER_ID})"):
