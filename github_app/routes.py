@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.web import BadRequest, actor, error_response, int_query, read_body, read_json
+from engine.web import BadRequest, actor, error_response, int_query, open_route, read_body, read_json
 from github_app.app import GitHubApp
 from github_app.store import ReplyConflict
 
@@ -100,6 +100,7 @@ def mount(app: web.Application, github: GitHubApp, *, admin: bool = True) -> Non
     """Add the webhook, and (``admin``) the maintainer routes, which need an app that checks API keys."""
     app[GITHUB_APP] = github
     app.router.add_post(WEBHOOK_PATH, webhook)
+    open_route(app, WEBHOOK_PATH)  # GitHub sends no API key: the signature authenticates a delivery
     if not admin:
         return
     app.router.add_get("/api/v1/github/jobs", jobs_route)

@@ -7,8 +7,9 @@ readiness and metrics (:mod:`engine.api.health`); review and golden records unde
 review pages (:mod:`engine.api.pages`); the public source and golden-record views
 (:mod:`engine.api.source_view`, :mod:`engine.api.golden_view`); and ``GET /openapi.json``.
 
-Who may call what (:mod:`engine.api.auth`): ``/healthz``, ``/readyz``, ``/openapi.json`` and the source and
-golden-record views need no credential; the pages use their own maintainer sign-in; every other route needs
+Who may call what (:mod:`engine.api.auth`): ``/healthz``, ``/readyz``, ``/openapi.json``, the source and
+golden-record views, and a route a frontend opens with ``engine.web.open_route`` (the GitHub App's webhook) need
+no credential; the pages use their own maintainer sign-in; every other route needs
 an API key (or a maintainer's token) with a role: ``answer`` for ``/v1/…`` and FURY's ``/api/{provider}/generate``,
 ``review`` for the review routes under ``/api/v1``, ``admin`` for the rest of ``/api/v1`` (fine-tuning,
 activations), and any valid credential for ``/metrics``. With no key configured, a client on this machine
