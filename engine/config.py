@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -417,8 +417,6 @@ class Settings(BaseModel):
     web: WebSettings
     discord: DiscordSettings
     github: GitHubSettings
-
-    _NOT_FLAT: ClassVar[frozenset[str]] = frozenset(PARTS)
 
     def __init__(self, _env_file: Any = ".env", **values: Any) -> None:
         super().__init__(**_read_parts(values, _env_file))
