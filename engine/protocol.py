@@ -14,7 +14,8 @@ in the same process counts into (``None`` for a remote engine: the frontend keep
 
 This module is the frontends' one import for all of it: the data (:class:`Question`,
 :class:`Answer`, :class:`Citation`), the protocol, its errors, and the limits both sides check
-(:data:`MAX_QUESTION_CHARS`, :data:`MAX_COMMENT_CHARS`, :data:`CHANNEL_SETTINGS`).
+(:data:`MAX_QUESTION_CHARS`, :data:`MAX_COMMENT_CHARS`, :data:`MAX_ANSWER_CHARS`,
+:data:`CHANNEL_SETTINGS`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from engine.store.repository import ConversationConflict, UnknownAnswer
 if TYPE_CHECKING:
     from engine.metrics import Metrics
 
-__all__ = ["CHANNEL_SETTINGS", "MAX_COMMENT_CHARS", "MAX_QUESTION_CHARS", "Answer", "Answerer", "Citation", "ConversationConflict", "EngineError",
+__all__ = ["CHANNEL_SETTINGS", "MAX_ANSWER_CHARS", "MAX_COMMENT_CHARS", "MAX_QUESTION_CHARS", "Answer", "Answerer", "Citation", "ConversationConflict", "EngineError",
            "EngineUnavailable", "Question", "UnknownAnswer", "check_channel_settings"]
 
 #: The longest question the engine takes, in characters: on /v1/answer, /v1/search, the Ask page, and what the
@@ -36,6 +37,10 @@ MAX_QUESTION_CHARS = 8000
 
 #: The longest comment a vote may carry (:meth:`Answerer.feedback`), in characters.
 MAX_COMMENT_CHARS = 2000
+
+#: The longest answer text a maintainer may write (a corrected answer, a draft reply's corrected body), in
+#: characters: it must still fit a GitHub comment (65,536) once the reply's furniture is added.
+MAX_ANSWER_CHARS = 65_000
 
 #: The per-channel settings a frontend may change with :meth:`Answerer.set_channel_settings` (``None``: back to
 #: the frontend's configured default).

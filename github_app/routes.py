@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from engine.protocol import MAX_ANSWER_CHARS
 from engine.web import BadRequest, actor, error_response, int_query, open_route, read_body, read_json
 from github_app.app import GitHubApp
 from github_app.store import ReplyConflict
@@ -70,8 +71,8 @@ async def replies_route(request: web.Request) -> web.Response:
 async def approve_route(request: web.Request) -> web.Response:
     data = await read_json(request)
     body = data.get("body")
-    if body is not None and (not isinstance(body, str) or not body.strip() or len(body) > 65_000):
-        raise BadRequest("'body' must be the corrected reply text (at most 65,000 characters)")
+    if body is not None and (not isinstance(body, str) or not body.strip() or len(body) > MAX_ANSWER_CHARS):
+        raise BadRequest(f"'body' must be the corrected reply text (at most {MAX_ANSWER_CHARS:,} characters)")
     try:
         reply = await request.app[GITHUB_APP].approve(_id(request), actor(request, data), body)
     except ReplyConflict as conflict:

@@ -63,3 +63,15 @@ def test_the_frontends_defaults_are_their_settings_defaults():
     defaults = AppConfig(app_id=1, private_key="", webhook_secret="", slug="", api_url="", graphql_url="", policy=ReplyPolicy())
     assert (defaults.workers, defaults.max_attempts, defaults.secondary_limit_seconds, defaults.max_payload_bytes) == (
         github.workers, github.max_attempts, github.secondary_limit_seconds, github.max_payload_bytes)
+
+
+def test_a_maintainers_answer_text_has_one_limit_that_fits_a_github_comment():
+    from engine.protocol import MAX_ANSWER_CHARS
+    from github_app import sansio
+
+    doc = document()
+    for review in doc["components"]["schemas"]["Review"]["anyOf"]:
+        assert review["properties"]["text"]["maxLength"] == MAX_ANSWER_CHARS
+    approve = doc["paths"]["/api/v1/github/replies/{id}/approve"]["post"]["requestBody"]["content"]["application/json"]
+    assert approve["schema"]["properties"]["body"]["maxLength"] == MAX_ANSWER_CHARS
+    assert MAX_ANSWER_CHARS < sansio.MAX_COMMENT_CHARS

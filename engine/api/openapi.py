@@ -14,7 +14,8 @@ from itertools import combinations
 
 from engine.llm import registry
 from engine.llm.registry import ProviderKind
-from engine.protocol import CHANNEL_SETTINGS, MAX_COMMENT_CHARS, MAX_QUESTION_CHARS
+from engine.api.review_api import MAX_REASON_CHARS
+from engine.protocol import CHANNEL_SETTINGS, MAX_ANSWER_CHARS, MAX_COMMENT_CHARS, MAX_QUESTION_CHARS
 from engine.tuning.request import INT32_MAX, MODEL_NAME_MAX, PARAMETERS
 
 STRING, BOOLEAN, INTEGER, NUMBER = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}, {"type": "number"}
@@ -86,11 +87,13 @@ SCHEMAS = {
         "link": _nullable(STRING)}},
     "Review": {"description": "approve; correct, with the corrected text; or reject, saying why", "anyOf": [
         {"type": "object", "required": ["verdict"], "properties": {
-            "verdict": {"const": "approved"}, "text": _text(65_000), "reason": _text(2000), "by": BY}},
+            "verdict": {"const": "approved"}, "text": _text(MAX_ANSWER_CHARS), "reason": _text(MAX_REASON_CHARS), "by": BY}},
         {"type": "object", "required": ["verdict", "text"], "properties": {
-            "verdict": {"const": "corrected"}, "text": _text(65_000, required=True), "reason": _text(2000), "by": BY}},
+            "verdict": {"const": "corrected"}, "text": _text(MAX_ANSWER_CHARS, required=True), "reason": _text(MAX_REASON_CHARS),
+            "by": BY}},
         {"type": "object", "required": ["verdict", "reason"], "properties": {
-            "verdict": {"const": "rejected"}, "text": _text(65_000), "reason": _text(2000, required=True), "by": BY}}]},
+            "verdict": {"const": "rejected"}, "text": _text(MAX_ANSWER_CHARS), "reason": _text(MAX_REASON_CHARS, required=True),
+            "by": BY}}]},
     "GoldenRecord": {"type": "object", "required": ["id", "question", "answer", "source"], "properties": {
         "id": INTEGER, "question": STRING, "answer": STRING, "source": STRING, "answer_id": _nullable(STRING)}},
     "GoldenRecordInput": {"type": "object", "required": ["question", "answer"], "properties": {
@@ -343,7 +346,7 @@ def _document(with_github: bool, kinds: tuple[ProviderKind, ...]) -> dict:
             "/api/v1/github/replies": {"get": _operation("The App's replies", OBJECT, params=[
                 _query("status", STRING), _query("limit", {"type": "integer", "minimum": 1, "maximum": 500})])},
             "/api/v1/github/replies/{id}/approve": {"post": _operation("Approve a draft", OBJECT, body={
-                "type": "object", "properties": {"by": BY, "body": _text(65_000, required=True)}}, params=[ID],
+                "type": "object", "properties": {"by": BY, "body": _text(MAX_ANSWER_CHARS, required=True)}}, params=[ID],
                 errors=("404", "409"))},
             "/api/v1/github/repositories": {"get": _operation("Repositories the App is installed on", OBJECT)},
             "/api/v1/github/repositories/{id}": {"put": _operation("Switch replies on or off", OBJECT, body={

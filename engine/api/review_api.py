@@ -11,7 +11,10 @@ from engine.api.http import (MAX_PAGE, BadRequest, checked_text, error_response,
 from engine.api.keys import ENGINE
 from engine.answer.model import CHANNELS
 from engine.api.review_lists import answer_filter
+from engine.protocol import MAX_ANSWER_CHARS
 from engine.store.review import VERDICTS, AnswerFilter, ReviewError
+
+MAX_REASON_CHARS = 2000  # why a maintainer corrected or rejected an answer
 
 
 def _engine(request: web.Request):
@@ -90,7 +93,7 @@ async def review_answer(request: web.Request) -> web.Response:
     try:
         record, golden = await engine.review_answer(
             request.match_info["id"], text_field(data, "verdict", required=True, limit=20) or "", actor(request, data),
-            text=text_field(data, "text", limit=65_000), reason=text_field(data, "reason", limit=2000))
+            text=text_field(data, "text", limit=MAX_ANSWER_CHARS), reason=text_field(data, "reason", limit=MAX_REASON_CHARS))
     except LookupError:
         return error_response(404, "no such answer")
     except ReviewError as error:
