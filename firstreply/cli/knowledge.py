@@ -27,17 +27,17 @@ def ingest(path: Path, repo_url: str | None, ref: str | None, kb: str | None, as
     async def run(progress):
         async with _engine(settings) as engine:  # the golden records, in the database, are indexed too
             report = await engine.aingest(path, repo_url=repo_url, ref=ref, progress=progress)
-            if settings.index.query_encoder != "torch":  # export and verify the question graph now, once, so `ask` needs no torch
-                await asyncio.to_thread(engine.embedder.use_onnx_for_queries, settings.core.data_dir / "onnx",
-                                        settings.index.query_encoder == "onnx-int8")
+            if settings.query_encoder != "torch":  # export and verify the question graph now, once, so `ask` needs no torch
+                await asyncio.to_thread(engine.embedder.use_onnx_for_queries, settings.data_dir / "onnx",
+                                        settings.query_encoder == "onnx-int8")
             return report
 
-    with _failures_as_messages(settings.core.data_dir), _progress(not as_json and err.is_terminal) as progress:
+    with _failures_as_messages(settings.data_dir), _progress(not as_json and err.is_terminal) as progress:
         report = asyncio.run(run(progress))
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return
-    out.print(f"[bold]{settings.core.kb}[/]: {report.summary()}", soft_wrap=True)  # one line, however narrow
+    out.print(f"[bold]{settings.kb}[/]: {report.summary()}", soft_wrap=True)  # one line, however narrow
     for rel_path, reason in report.unreadable:
         err.print(f"[yellow]unreadable[/] {rel_path}: {reason}")
 
@@ -73,7 +73,7 @@ def ask(question: str, kb: str | None, as_json: bool) -> None:
     answer = _ask_running_server(settings, question)
     if answer is None:
         with _failures_as_messages():
-            answer = _engine(settings).ask(question, kb=settings.core.kb)
+            answer = _engine(settings).ask(question, kb=settings.kb)
     if as_json:
         click.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
         return
@@ -91,16 +91,16 @@ def _ask_running_server(settings: Settings, question: str):
 
     from firstreply.local_server import running_server
 
-    url = running_server(settings.core.data_dir)
+    url = running_server(settings.data_dir)
     if url is None:
         return None
     from engine.answer.model import Question
     from engine.client import EngineClient, EngineError, EngineUnavailable
 
     async def once():
-        key = settings.core.engine_api_key.get_secret_value() if settings.core.engine_api_key else None
+        key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else None
         async with EngineClient(url, key, timeout=120) as client:
-            return await client.answer(Question(question, channel="api", kb=settings.core.kb))
+            return await client.answer(Question(question, channel="api", kb=settings.kb))
 
     try:
         return asyncio.run(once())

@@ -67,7 +67,7 @@ def serve(host: str | None, port: int | None, kb: str | None) -> None:
             app = build_app(Engine(settings, pinned_kb=kb is not None))  # a missing GitHub App setting stops here
             def listening(message: str) -> None:
                 bound = _bound(message, settings)
-                announce(settings.core.data_dir, bound.split(", ")[0])  # `firstreply ask` uses this server from now on
+                announce(settings.data_dir, bound.split(", ")[0])  # `firstreply ask` uses this server from now on
                 out.print(f"firstreply engine on {bound}", soft_wrap=True)
 
             try:
