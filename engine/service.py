@@ -34,6 +34,7 @@ from engine.llm.chain import ProviderChain
 from engine.llm.factory import build_chain
 from engine.logs import Redactor, secrets_of
 from engine.metrics import Metrics
+from engine.protocol import check_channel_settings
 from engine.store.repository import Store
 from engine.store.review import ReviewError, ReviewStore
 from engine.store.shared_secrets import SharedSecrets
@@ -307,9 +308,7 @@ class Engine:
 
     async def set_channel_settings(self, platform: str, channel_id: str, changes: dict[str, bool | None],
                                    by: str | None = None) -> dict:
-        unknown = set(changes) - {"help_channel", "thread_mode"}
-        if unknown:
-            raise ValueError(f"unknown channel settings: {', '.join(sorted(unknown))}")
+        check_channel_settings(changes)
         await self.start()
         assert self.store is not None
         return await self.store.set_channel_settings(platform, channel_id, changes, by)
@@ -449,7 +448,7 @@ class Engine:
                             by: str | None = None):
         """Queue a tuning job, after the checks that need no provider (a 400 for the API, a one-line error for the
         CLI): the alias and hyperparameters as the provider takes them (engine.tuning.request), the golden records."""
-        from engine.tuning.dataset import LIMITS
+        from engine.tuning.dataset import too_few_examples
         from engine.tuning.request import TuningRequestError, check_request
 
         try:
@@ -466,9 +465,8 @@ class Engine:
             if missing:
                 raise ReviewError(f"unknown golden records: {', '.join(map(str, missing[:10]))}")
             records = [r for r in records if r.id in set(golden_records)]
-        minimum = LIMITS[provider].min_examples
-        if len(records) < minimum:
-            raise ReviewError(f"too few examples: {len(records)} golden records, {provider} tuning needs at least {minimum}")
+        if refusal := too_few_examples(provider, len(records), "golden records"):
+            raise ReviewError(refusal)
         return await self.tuning.create(alias, base_llm, golden_records, metadata, by)
 
     @staticmethod

@@ -173,3 +173,11 @@ def test_a_list_whose_last_item_introduces_code_that_is_not_there_loses_that_sen
     quoted = best_passage(set(keyword_terms("how do I set the admin thumbnail of an image")), thumbnails)
     assert quoted.startswith("You can specify how Payload retrieves admin thumbnails")
     assert quoted.endswith("sends back a full URL to load the thumbnail.")
+
+
+def test_a_lead_in_right_above_its_code_carries_it_as_one_unit():
+    # No blank line between the lead-in and the fence: Markdown still renders a code block, and the answerer
+    # quotes the lead-in with its code (it used to read the two as one paragraph of prose).
+    units = units_of("Install it with:\n```sh\nnpm install payload\n```\n\nThen start it.")
+    assert [u.kind for u in units] == ["lead+code", "prose"]
+    assert units[0].text == "Install it with:\n\n```sh\nnpm install payload\n```"

@@ -7,8 +7,9 @@ readiness and metrics (:mod:`engine.api.health`); review and golden records unde
 review pages (:mod:`engine.api.pages`); the public source and golden-record views
 (:mod:`engine.api.source_view`, :mod:`engine.api.golden_view`); and ``GET /openapi.json``.
 
-Who may call what (:mod:`engine.api.auth`): ``/healthz``, ``/readyz``, ``/openapi.json`` and the source and
-golden-record views need no credential; the pages use their own maintainer sign-in; every other route needs
+Who may call what (:mod:`engine.api.auth`): ``/healthz``, ``/readyz``, ``/openapi.json``, the source and
+golden-record views, and a route a frontend opens with ``engine.web.open_route`` (the GitHub App's webhook) need
+no credential; the pages use their own maintainer sign-in; every other route needs
 an API key (or a maintainer's token) with a role: ``answer`` for ``/v1/…`` and FURY's ``/api/{provider}/generate``,
 ``review`` for the review routes under ``/api/v1``, ``admin`` for the rest of ``/api/v1`` (fine-tuning,
 activations), and any valid credential for ``/metrics``. With no key configured, a client on this machine
@@ -29,7 +30,7 @@ import logging
 
 from aiohttp import web
 
-from engine.api.answer_routes import MAX_QUESTION_CHARS, mount_answer_routes
+from engine.api.answer_routes import mount_answer_routes
 from engine.api.auth import known_keys
 from engine.api.errors import dependency_down
 from engine.api.golden_view import mount_golden_view
@@ -42,6 +43,7 @@ from engine.api.ratelimit import TokenBuckets
 from engine.api.review_api import mount_review_api
 from engine.api.source_view import mount_source_view
 from engine.api.tuning_api import mount_tuning_api
+from engine.protocol import MAX_QUESTION_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +68,11 @@ def build_app(engine) -> web.Application:
     settings = engine.settings
     # A search's q may hold 8,000 characters, up to 12 bytes each once percent-encoded: the request line must fit
     # (aiohttp's default, 8,190 bytes, would refuse it with a bare text/plain 400).
-    app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=settings.max_body_bytes,
+    app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=settings.web.max_body_bytes,
                           handler_args={"max_line_size": MAX_REQUEST_LINE})
     app[ENGINE] = engine
     app[METRICS] = engine.metrics
-    app[LIMITS] = TokenBuckets(settings.rate_limit_per_minute)
+    app[LIMITS] = TokenBuckets(settings.web.rate_limit_per_minute)
     app[KEY_DIGESTS] = known_keys(settings)
     app[OPENAPI] = document(with_github=False)
     mount_answer_routes(app)
@@ -79,7 +81,7 @@ def build_app(engine) -> web.Application:
     mount_tuning_api(app)
     mount_source_view(app)
     mount_golden_view(app)
-    mount_pages(app, engine.session_secret, settings.cookie_secure)  # the key is known once the engine has started
+    mount_pages(app, engine.session_secret, settings.web.cookie_secure)  # the key is known once the engine has started
 
     async def openapi_route(request: web.Request) -> web.Response:
         return web.json_response(request.app[OPENAPI])

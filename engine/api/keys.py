@@ -30,6 +30,7 @@ OPENAPI = web.AppKey("openapi", dict)  # the document /openapi.json serves (a ro
 TUNING_RUNNER = web.AppKey("tuning_runner", object)  # engine.tuning.runner.TuningRunner, once started
 TUNING_TASK = web.AppKey("tuning_task", tuple)  # (its task, its aiohttp session)
 GOLDEN_REPAIR = web.AppKey("golden_repair", asyncio.Task)
+OPEN_PATHS = web.AppKey("open_paths", set)  # paths that need no credential (engine.api.auth.open_route)
 
 # -- one request ------------------------------------------------------------------------------------------------
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -15,7 +15,7 @@ import uuid
 
 from aiohttp import web
 
-from engine.api.auth import OPEN_ROUTES, PUBLIC_PREFIXES, SAFE_METHODS, cross_site, identify, required_role
+from engine.api.auth import PUBLIC_PREFIXES, SAFE_METHODS, cross_site, identify, is_open, required_role
 from engine.api.errors import NOT_READY, REQUEST_ID_FORMAT, dependency_down
 from engine.api.http import BadRequest, UnsupportedMediaType, error_response
 from engine.api.keys import CALLER, ENGINE, LIMITS, METRICS, REQUEST_ID, SESSION, SESSIONS
@@ -46,7 +46,7 @@ async def errors_middleware(request: web.Request, handler):
     except ConversationConflict as error:
         response = error_response(409, str(error))
     except web.HTTPRequestEntityTooLarge:
-        response = error_response(413, f"the body is larger than {request.app[ENGINE].settings.max_body_bytes} bytes")
+        response = error_response(413, f"the body is larger than {request.app[ENGINE].settings.web.max_body_bytes} bytes")
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -71,7 +71,7 @@ async def errors_middleware(request: web.Request, handler):
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
     # the pages authenticate with their own sessions
-    if request.path in OPEN_ROUTES or is_page(request.path) or request.path.startswith(PUBLIC_PREFIXES):
+    if is_open(request) or is_page(request.path) or request.path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
     caller = await identify(request)
     if isinstance(caller, web.Response):

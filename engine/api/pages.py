@@ -27,14 +27,13 @@ from engine.api.errors import stream_events
 from engine.api.http import checked_text, client_address, page_number, read_json, row_id
 from engine.api.keys import ENGINE, LIMITS, METRICS, SESSION, SESSIONS, TEMPLATES, TUNING_RUNNER
 from engine.api.sessions import CsrfRefused, Sessions, WebSession, check_csrf
+from engine.protocol import MAX_COMMENT_CHARS, MAX_QUESTION_CHARS
 from engine.store.repository import UnknownAnswer
 from engine.store.review import MAX_IMPORT_FIELD, VERDICTS, ReviewError
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 PAGE_PREFIXES = ("/ask", "/review", "/static/")
-MAX_QUESTION_CHARS = 8000
-MAX_COMMENT_CHARS = 2000  # as on /v1/feedback
 
 
 #: What a page says after a redirect, by code: ``?error=<code>`` / ``?message=<code>`` pick one of these, and
@@ -148,14 +147,14 @@ async def home(_request: web.Request) -> web.Response:
 
 async def ask_page(request: web.Request) -> web.Response:
     engine = _engine(request)
-    if not engine.settings.ask_public:
+    if not engine.settings.web.ask_public:
         require_maintainer(request)
-    return render(request, "ask.html", kb=engine.settings.kb, kbs=engine.served_kbs())
+    return render(request, "ask.html", kb=engine.settings.core.kb, kbs=engine.served_kbs())
 
 
 async def _ask_json(request: web.Request) -> dict:
     engine = _engine(request)
-    if not engine.settings.ask_public and not request[SESSION].maintainer:
+    if not engine.settings.web.ask_public and not request[SESSION].maintainer:
         raise web.HTTPUnauthorized(text="sign in to ask")
     check_csrf(request, request[SESSION], request.headers.get("X-CSRF-Token"))
     return await read_json(request)

@@ -6,12 +6,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from engine.api.auth import actor
-from engine.api.http import (MAX_PAGE, BadRequest, checked_text, error_response, int_query, read_json,
-                             require_content_type, row_id, text_field)
+from engine.api.http import (MAX_PAGE, BadRequest, checked_text, error_response, int_query, read_body, read_json,
+                             row_id, text_field)
 from engine.api.keys import ENGINE
 from engine.answer.model import CHANNELS
 from engine.api.review_lists import answer_filter
+from engine.protocol import MAX_ANSWER_CHARS
 from engine.store.review import VERDICTS, AnswerFilter, ReviewError
+
+MAX_REASON_CHARS = 2000  # why a maintainer corrected or rejected an answer
 
 
 def _engine(request: web.Request):
@@ -90,7 +93,7 @@ async def review_answer(request: web.Request) -> web.Response:
     try:
         record, golden = await engine.review_answer(
             request.match_info["id"], text_field(data, "verdict", required=True, limit=20) or "", actor(request, data),
-            text=text_field(data, "text", limit=65_000), reason=text_field(data, "reason", limit=2000))
+            text=text_field(data, "text", limit=MAX_ANSWER_CHARS), reason=text_field(data, "reason", limit=MAX_REASON_CHARS))
     except LookupError:
         return error_response(404, "no such answer")
     except ReviewError as error:
@@ -166,12 +169,9 @@ async def export_golden(request: web.Request) -> web.Response:
 
 
 async def import_golden(request: web.Request) -> web.Response:
-    limit = _engine(request).settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    require_content_type(request, "text/csv")
+    body = await read_body(request, None, "text/csv")
     try:
-        text = checked_text("the CSV", (await request.read()).decode("utf-8-sig"))
+        text = checked_text("the CSV", body.decode("utf-8-sig"))
     except UnicodeDecodeError:
         return _bad("the CSV is not UTF-8 text")
     engine = _engine(request)

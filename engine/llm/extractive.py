@@ -26,6 +26,7 @@ from typing import AsyncIterator
 
 from engine.index.keywords import keyword_terms
 from engine.llm.base import ContextPassage, Generation, GenerationRequest, StreamEvent, estimate_tokens
+from engine.markdown import FENCE, split_blocks
 
 MAX_PASSAGES = 3
 MAX_PASSAGE_CHARS = 1200  # what one page's quote aims at; a whole unit may run to twice that
@@ -58,25 +59,9 @@ class Unit:
     kind: str  # prose | list | table | code | lead (prose ending in ":" that introduces what follows)
 
 
-def _paragraphs(text: str) -> list[str]:
-    parts, current, in_fence = [], [], False
-    for line in text.split("\n"):
-        if line.strip().startswith("```"):
-            in_fence = not in_fence
-        if not line.strip() and not in_fence:
-            if current:
-                parts.append("\n".join(current))
-                current = []
-            continue
-        current.append(line)
-    if current:
-        parts.append("\n".join(current))
-    return parts
-
-
 def _kind(paragraph: str) -> str:
     first = paragraph.lstrip().split("\n", 1)[0]
-    if first.startswith("```"):
+    if FENCE.match(first):
         return "code"
     if _TABLE_ROW.match(first):
         return "table"
@@ -88,7 +73,7 @@ def _kind(paragraph: str) -> str:
 def units_of(text: str) -> list[Unit]:
     """The passage as whole units: a loose list is one list, a lead-in carries what it introduces."""
     units: list[Unit] = []
-    for paragraph in _paragraphs(text):
+    for paragraph in split_blocks(text):
         kind = _kind(paragraph)
         previous = units[-1] if units else None
         if previous and kind == "list" and previous.kind == "list":

@@ -22,7 +22,7 @@ import logging
 
 from engine.logs import Redactor, secrets_of
 from engine.store.tuning import TERMINAL, TuningStore
-from engine.tuning.dataset import LIMITS, Example, build_examples, split_holdout, validate
+from engine.tuning.dataset import Example, build_examples, split_holdout, too_few_examples, validate
 from engine.tuning.providers import TuningError
 from engine.tuning.request import TuningRequestError, check_request
 
@@ -158,13 +158,10 @@ class TuningRunner:
             train, heldout = split_holdout(kept, self.holdout)
             report = {"examples": len(examples), "kept": len(kept), "dropped": dropped, "train": len(train),
                       "heldout": len(heldout), "variant": self.variant}
-            minimum = LIMITS[provider].min_examples
-            if len(train) < minimum:
+            if refusal := too_few_examples(provider, len(train), "to train on after validation and the held-out slice"):
                 reasons = "; ".join(f"record {d['record_id']}: {d['reason']}" for d in dropped[:5])
                 await self._update(job.id, "validating_files", status="failed",
-                                        error=f"too few examples: {len(train)} to train on after validation and the "
-                                              f"held-out slice, {provider} needs at least {minimum}"
-                                              + (f" (dropped: {reasons})" if reasons else ""))
+                                   error=refusal + (f" (dropped: {reasons})" if reasons else ""))
                 return
             dataset_id = await self.store.save_dataset(provider, self.variant, [e.as_dict() for e in train],
                                                        [e.as_dict() for e in heldout], report)

@@ -36,9 +36,7 @@ def review_list(channel, verdict, votes, text, page) -> None:
 @click.argument("answer_id")
 def review_show(answer_id: str) -> None:
     """One answer: question, answer, sources, verdict."""
-    detail = _with_engine(lambda engine: engine.review.detail(answer_id))
-    if detail is None:
-        raise click.ClickException(f"no answer {answer_id}")
+    detail = _with_engine(lambda engine: engine.review.detail(answer_id), missing=f"no answer {answer_id}")
     r = detail["record"]
     click.echo(f"{r.channel} · {r.model} · {r.verdict} · +{r.up_votes}/-{r.down_votes} · {r.created_at:%Y-%m-%d %H:%M}")
     click.echo(f"Q: {r.question}\n\nA: {r.text}")
@@ -49,13 +47,8 @@ def review_show(answer_id: str) -> None:
 
 
 def _review(answer_id: str, verdict: str, by: str, text: str | None = None, reason: str | None = None) -> None:
-    async def act(engine):
-        try:
-            return await engine.review_answer(answer_id, verdict, by, text=text, reason=reason)
-        except LookupError:
-            raise click.ClickException(f"no answer {answer_id}") from None
-
-    _record, golden = _with_engine(act)
+    _record, golden = _with_engine(lambda engine: engine.review_answer(answer_id, verdict, by, text=text, reason=reason),
+                                   unknown=f"no answer {answer_id}")
     click.echo(f"{answer_id}: {verdict}" + (f" (golden record #{golden.id})" if golden else ""))
 
 

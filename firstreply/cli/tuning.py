@@ -76,9 +76,7 @@ def tune_list() -> None:
 @click.argument("job_id")
 def tune_status(job_id: str) -> None:
     """One job in full, with its evaluation when there is one."""
-    job = _with_engine(lambda engine: engine.tuning.job(job_id))
-    if job is None:
-        raise click.ClickException(f"no tuning job {job_id}")
+    job = _with_engine(lambda engine: engine.tuning.job(job_id), missing=f"no tuning job {job_id}")
     click.echo(_job_line(job))
     if job.evaluation:
         click.echo(json.dumps(job.evaluation, indent=2))
@@ -88,9 +86,7 @@ def tune_status(job_id: str) -> None:
 @click.argument("job_id")
 def tune_cancel(job_id: str) -> None:
     """Stop a job (a queued one at once; a running one at the runner's next look)."""
-    job = _with_engine(lambda engine: engine.tuning.request_cancel(job_id))
-    if job is None:
-        raise click.ClickException(f"no unfinished tuning job {job_id}")
+    job = _with_engine(lambda engine: engine.tuning.request_cancel(job_id), missing=f"no unfinished tuning job {job_id}")
     click.echo(_job_line(job))
 
 
@@ -98,20 +94,8 @@ def tune_cancel(job_id: str) -> None:
 @click.argument("job_id")
 def tune_grant(job_id: str) -> None:
     """Try again to share a job's tuned Gemini model with FIRSTREPLY_TUNED_MODEL_GRANTEE (after the grant failed)."""
-
-    from engine.store.review import ReviewError
-
-    async def grant(engine):
-        try:
-            return await engine.retry_grant(job_id)
-        except LookupError:
-            raise click.ClickException(f"no tuning job {job_id}") from None
-        except ReviewError as error:
-            raise click.ClickException(str(error)) from None
-
-    job = _with_engine(grant)
-    if job is None:
-        raise click.ClickException(f"no failed grant to retry on job {job_id}")
+    job = _with_engine(lambda engine: engine.retry_grant(job_id), unknown=f"no tuning job {job_id}",
+                       missing=f"no failed grant to retry on job {job_id}")
     click.echo(_job_line(job))
 
 
@@ -119,14 +103,8 @@ def tune_grant(job_id: str) -> None:
 @click.argument("job_id")
 def tune_evaluate(job_id: str) -> None:
     """Compare the tuned model with the current one on the job's held-out questions."""
-
-    async def evaluate(engine):
-        try:
-            return await engine.evaluate_tuning(job_id)
-        except LookupError:
-            raise click.ClickException(f"no tuning job {job_id}") from None
-
-    click.echo(json.dumps(_with_engine(evaluate), indent=2))
+    evaluation = _with_engine(lambda engine: engine.evaluate_tuning(job_id), unknown=f"no tuning job {job_id}")
+    click.echo(json.dumps(evaluation, indent=2))
 
 
 @tune_group.command(name="activate")
@@ -135,14 +113,8 @@ def tune_evaluate(job_id: str) -> None:
 @click.option("--no-fallback", is_flag=True, help="Don't keep the base model as the first fallback.")
 def tune_activate(job_id: str, by: str, no_fallback: bool) -> None:
     """Make a succeeded job's model the engine's (evaluated first, if it wasn't)."""
-
-    async def activate(engine):
-        try:
-            return await engine.activate_tuning(job_id, by, fallback=not no_fallback)
-        except LookupError:
-            raise click.ClickException(f"no tuning job {job_id}") from None
-
-    activation = _with_engine(activate)
+    activation = _with_engine(lambda engine: engine.activate_tuning(job_id, by, fallback=not no_fallback),
+                              unknown=f"no tuning job {job_id}")
     click.echo(f"{activation.model} is now the engine's model" + (f" (fallback {activation.fallback})" if activation.fallback else ""))
 
 
@@ -150,9 +122,7 @@ def tune_activate(job_id: str, by: str, no_fallback: bool) -> None:
 @click.option("--by", required=True)
 def tune_rollback(by: str) -> None:
     """Undo the last activation."""
-    ended = _with_engine(lambda engine: engine.rollback_model(by))
-    if ended is None:
-        raise click.ClickException("no activation is in force")
+    ended = _with_engine(lambda engine: engine.rollback_model(by), missing="no activation is in force")
     click.echo(f"{ended.model} is no longer the engine's model")
 
 
