@@ -26,7 +26,8 @@ def _with_engine(work):
     """Run ``work(engine)`` with the engine started (database open), then close it."""
     import asyncio
 
-    from engine.store.review import ReviewError
+    from engine.review.errors import ReviewError
+    from engine.tuning.errors import TuningError
 
     settings = _settings()
 
@@ -37,5 +38,5 @@ def _with_engine(work):
     with _failures_as_messages():
         try:
             return asyncio.run(main())
-        except ReviewError as error:
+        except (ReviewError, TuningError) as error:
             raise click.ClickException(str(error)) from None
