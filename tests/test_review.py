@@ -124,8 +124,7 @@ async def test_golden_records_import_from_csv_and_export_as_jsonl_and_csv(make_e
                                                   {"line": 5, "reason": "already a golden record"}]}
         with pytest.raises(ReviewError, match="header row"):
             await engine.review_service.import_golden_csv("q,a\nx,y\n", "ada")
-        records = await engine.review_service.all_golden_records()
-        jsonl = [json.loads(line) for line in await engine.review_service.export_golden("jsonl").splitlines()]
+        jsonl = [json.loads(line) for line in (await engine.review_service.export_golden("jsonl")).splitlines()]
         assert [r["question"] for r in jsonl] == ["How do I install tinyviz?", "Multi-line, quoted?"]
         assert jsonl[1]["answer"] == "Yes,\nlike this"
         again = await engine.review_service.import_golden_csv(await engine.review_service.export_golden("csv"), "ada")
