@@ -408,10 +408,6 @@ class Engine:
         assert self.chain is not None
         return self.chain
 
-    async def current_model(self) -> str:
-        """The model answering now, as the database says it should be."""
-        return (await self._chain_in_force()).primary.name
-
     def ask(self, question: str, *, kb: str | None = None) -> Answer:
         """Answer once from the command line (opens and closes the database around it). The question is encoded
         by the verified ONNX graph when there is one (no torch to load), else by the model."""
