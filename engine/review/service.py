@@ -10,7 +10,7 @@ Everything it refuses is a :class:`~engine.review.errors.ReviewError`.
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from engine.review.errors import ReviewConflict
 from engine.store.models import AnswerRecord, AuditEvent, GoldenRecord, Maintainer

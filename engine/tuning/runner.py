@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from engine.store.tuning import TERMINAL, TuningStore
 from engine.tuning.dataset import LIMITS, Example, build_examples, split_holdout, validate

@@ -13,7 +13,8 @@ chain in force, and a rebuild after an activation). Everything it refuses is a
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from engine.answer.pipeline import PipelineSettings
 from engine.config import Settings
