@@ -25,7 +25,7 @@ async def site(make_engine):
         answered = await engine.answer(Question(CAMERA, channel="discord"))
         abstained = await engine.answer(Question(OFF_TOPIC, channel="web"))
         assert abstained.abstained, "the off-topic question should abstain on the sample project"
-        record = await engine.review_service.add_golden_record("Line one?\nLine two?", "An answer.", "ada")
+        record = await engine.review_service.store.add_golden_record("Line one?\nLine two?", "An answer.", "ada")
         pages = ["/review/answers", f"/review/answers/{answered.id}", f"/review/answers/{abstained.id}", "/review/golden",
                  f"/review/golden/{record.id}", "/review/overview", "/review/tuning"]
         yield url, token, pages

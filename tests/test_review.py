@@ -104,9 +104,8 @@ async def test_a_corrected_answer_is_what_the_next_similar_question_retrieves(ma
         answer = await engine.answer(Question("how can I zoom in the camera?", channel="discord"))
         assert "scene.magnify(3)" in answer.text
 
-        # Deleting the golden record takes it out of the index again.
+        # Deleting the golden record takes it out of the index again (the review service indexes the change).
         assert await engine.review_service.delete_golden_record(golden.id, "ada")
-        await engine.sync_golden()
         hits = await engine.asearch("how can I zoom in the camera?")
         assert all(not h.chunk.path.startswith("golden/") for h in hits)
 
@@ -119,15 +118,15 @@ async def test_golden_records_import_from_csv_and_export_as_jsonl_and_csv(make_e
                     "Missing answer,\n"
                     "How do I install tinyviz?,pip install tinyviz\n")
         await engine.start()
-        result = await engine.review_service.import_golden_csv(csv_text, "ada")
+        result = await engine.review_service.store.import_golden_csv(csv_text, "ada")
         assert result == {"added": 2, "skipped": [{"line": 4, "reason": "a golden record needs a question and an answer"},
                                                   {"line": 5, "reason": "already a golden record"}]}
         with pytest.raises(ReviewError, match="header row"):
-            await engine.review_service.import_golden_csv("q,a\nx,y\n", "ada")
+            await engine.review_service.store.import_golden_csv("q,a\nx,y\n", "ada")
         jsonl = [json.loads(line) for line in (await engine.review_service.export_golden("jsonl")).splitlines()]
         assert [r["question"] for r in jsonl] == ["How do I install tinyviz?", "Multi-line, quoted?"]
         assert jsonl[1]["answer"] == "Yes,\nlike this"
-        again = await engine.review_service.import_golden_csv(await engine.review_service.export_golden("csv"), "ada")
+        again = await engine.review_service.store.import_golden_csv(await engine.review_service.export_golden("csv"), "ada")
         assert again["added"] == 0 and len(again["skipped"]) == 2  # a round trip adds nothing twice
 
 

@@ -97,7 +97,7 @@ async def test_an_abstention_is_not_the_start_of_a_correction_and_quoted_answers
 
 async def test_deleting_a_golden_record_asks_first(site):
     engine, client, _, _ = site
-    record = await engine.review_service.add_golden_record("Q?", "A.", "ada")
+    record = await engine.review_service.store.add_golden_record("Q?", "A.", "ada")  # seeded in the store: not indexed
     path = f"/review/golden/{record.id}"
     csrf = await client.csrf(path)
     status, location, _ = await client.post(path, {"csrf_token": csrf, "action": "delete"})
@@ -206,7 +206,7 @@ async def test_a_tuning_job_starts_from_the_tuning_page(site):
     _, _, page = await client.get(location)
     assert "Too few golden records to tune a model yet" in page
     for i in range(10):
-        await engine.review_service.add_golden_record(f"How do I do thing {i}?", f"Like this: step {i}.", "ada")
+        await engine.review_service.store.add_golden_record(f"How do I do thing {i}?", f"Like this: step {i}.", "ada")
     status, location, _ = await client.post("/review/tuning", {**form, "csrf_token": "forged"})
     assert status == 403 and await engine.tuning_service.jobs() == []
     status, location, _ = await client.post("/review/tuning", {**form, "epochs": "two"})

@@ -26,9 +26,10 @@ TOPICS = ["zoom the camera in", "zoom out", "save a screenshot", "install tinyvi
 
 
 async def golden(engine, n: int = 24) -> None:
+    """Golden records seeded in the store alone (not indexed: the sample index is shared by the session's tests)."""
     await engine.start()
     for i, topic in enumerate(TOPICS[:n]):
-        await engine.review_service.add_golden_record(f"How do I {topic}?", f"Here is how to {topic}: step {i}.", "ada")
+        await engine.review_service.store.add_golden_record(f"How do I {topic}?", f"Here is how to {topic}: step {i}.", "ada")
 
 
 @pytest.fixture
