@@ -192,7 +192,7 @@ async def test_thumbs_down_offers_a_comment_modal_and_the_comment_reaches_the_re
             await fake.wait_for(lambda: fake.replies(sent) and "Thanks" in fake.replies(sent)[-1]["content"])
             assert fake.replies(sent)[-1]["flags"] & 64
         assert await engine.store.votes(answer_id) == {"up": 0, "down": 1}  # the same one vote, now with its comment
-        detail = await engine.review.detail(answer_id)
+        detail = await engine.review_service.detail(answer_id)
         assert [(v.vote, v.comment) for v in detail["votes"]] == [(-1, "It should say scene.magnify.")]
 
 

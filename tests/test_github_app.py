@@ -492,7 +492,7 @@ async def test_a_corrected_draft_carries_the_marker_so_a_502_after_github_create
                                                                    "--body-file", str(tmp_path / "fixed.md")])
         assert result.exit_code == 0, result.output
     else:  # what the review page's "post" button calls
-        assert await h.engine.post_review_draft(draft["answer_id"], "ada", rewritten) is not None
+        assert await h.engine.review_service.post_draft(draft["answer_id"], "ada", rewritten) is not None
     jobs = await h.settle()
     post = next(j for j in jobs if j.kind == "post_reply")
     assert post.status == "done" and post.outcome.startswith("already posted"), post.summary()

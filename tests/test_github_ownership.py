@@ -76,21 +76,21 @@ async def test_the_review_pages_see_the_apps_drafts_only_through_its_extension(m
                                discussion_number=1, discussion_url="https://github.com/org/tinyviz/discussions/1")
         await store.update_reply("D_1", status="draft", body="Use scene.zoom(2).", answer_id=answer.id, release=True)
 
-        detail = await engine.review.detail(answer.id)
-        assert "github" not in detail and "github" not in await engine.review.overview(30)  # no App: no GitHub parts
-        assert await engine.post_review_draft(answer.id, "ada") is None
+        detail = await engine.review_service.detail(answer.id)
+        assert "github" not in detail and "github" not in await engine.review_service.overview(30)  # no App: no GitHub parts
+        assert await engine.review_service.post_draft(answer.id, "ada") is None
 
         woken = []
         engine.register_review_extension(GitHubReview(store, wake=lambda: woken.append(True)))
         engine.register_review_extension(GitHubReview(store, wake=lambda: woken.append(True)))  # replaces, not adds
         assert len(engine.review_extensions) == 1
-        detail = await engine.review.detail(answer.id)
+        detail = await engine.review_service.detail(answer.id)
         assert detail["github"].status == "draft" and detail["github"].repository == "org/tinyviz"
-        assert (await engine.review.overview(30))["github"] == {"posted": 0, "accepted": 0, "acceptance_rate": None}
+        assert (await engine.review_service.overview(30))["github"] == {"posted": 0, "accepted": 0, "acceptance_rate": None}
         reply_id = detail["github"].id
-        assert await engine.post_review_draft(answer.id, "ada", "Use scene.zoom(2) to zoom in.") == {"reply": reply_id}
+        assert await engine.review_service.post_draft(answer.id, "ada", "Use scene.zoom(2) to zoom in.") == {"reply": reply_id}
         assert woken == [True]
         reply = await store.reply("D_1")
         assert reply.status == "approved" and reply.body == "Use scene.zoom(2) to zoom in."
-        [event] = [e for e in await engine.review.audit_events(10) if e.action == "github.post"]
+        [event] = [e for e in await engine.review_service.audit_events(10) if e.action == "github.post"]
         assert event.actor == "ada" and event.target == answer.id and event.detail == {"reply": reply_id}

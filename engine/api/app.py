@@ -93,7 +93,9 @@ def build_app(engine) -> web.Application:
 
 async def _engine_running(app: web.Application):
     """The engine started (the model loaded, golden records checked, the tuning runner running) while the app
-    serves, and closed after; a cleanup context, so that what a composition root starts after it stops first."""
+    serves, and closed after; a cleanup context, so that what a composition root starts after it stops first.
+    The routes rely on it: they use the engine's services (``engine.review_service``, ``engine.tuning_service``)
+    without starting the engine themselves."""
     try:
         await _start(app)
         yield
@@ -116,7 +118,7 @@ async def _start(app: web.Application) -> None:
     import aiohttp
 
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
-    runner = engine.tuning_runner(session)  # tuning jobs move on in the background
+    runner = engine.tuning_service.runner(session)  # tuning jobs move on in the background
     app[TUNING_RUNNER] = runner
     app[TUNING_TASK] = (asyncio.create_task(runner.run_forever(), name="tuning-runner"), session)
 

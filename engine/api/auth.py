@@ -159,9 +159,7 @@ async def identify(request: web.Request) -> Caller | web.Response:
         for key in keys:
             if hmac.compare_digest(given, key.digest):
                 return Caller(f"key:{key.name}", f"api:{key.name}", key.roles)
-        engine = request.app[ENGINE]
-        await engine.start()
-        name = await engine.review.maintainer_for(token)
+        name = await request.app[ENGINE].review_service.maintainer_for(token)
         if name:
             return Caller(f"maintainer:{name}", name, frozenset({"review", "admin"}))
         return error_response(401, "unknown API key")

@@ -96,9 +96,7 @@ async def session_middleware(request: web.Request, handler):
     sessions = request.app[SESSIONS]
     session = request[SESSION] = sessions.load(request)
     if session.token:  # signed in: still, on the server?
-        engine = _engine(request)
-        await engine.start()
-        session.maintainer = await engine.review.session_maintainer(session.token)
+        session.maintainer = await _engine(request).review_service.session_maintainer(session.token)
         if session.maintainer is None:
             session.token = None
     try:

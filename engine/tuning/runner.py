@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
-from engine.logs import Redactor, secrets_of
 from engine.store.tuning import TERMINAL, TuningStore
 from engine.tuning.dataset import Example, build_examples, split_holdout, too_few_examples, validate
-from engine.tuning.providers import TuningError
+from engine.tuning.providers import TuningProviderError
 from engine.tuning.request import TuningRequestError, check_request
 
 log = logging.getLogger(__name__)
@@ -33,18 +33,24 @@ MAX_BACKOFF_SECONDS = 1800.0
 
 
 class TuningRunner:
-    def __init__(self, engine, store: TuningStore, tuners: dict, *, poll_seconds: float = 30.0,
-                 holdout: float = 0.1, variant: str = "rag", max_retries: int = MAX_RETRIES) -> None:
-        self.engine = engine
+    def __init__(self, store: TuningStore, tuners: dict, *, golden_records: Callable[[], Awaitable[list]],
+                 search: Callable[..., Awaitable[list]], search_k: int, redact: Callable[[str], str] = str,
+                 poll_seconds: float = 30.0, holdout: float = 0.1, variant: str = "rag",
+                 max_retries: int = MAX_RETRIES) -> None:
+        """``tuners``: provider name -> tuner; ``golden_records``: the review's, read when a job's training set is
+        built; ``search`` (and ``search_k``): the retrieval a ``rag`` example is built with; ``redact``: takes known
+        secrets out of the errors a job keeps. :meth:`engine.tuning.service.TuningService.runner` builds one."""
         self.store = store
-        self.tuners = tuners  # provider name -> tuner
+        self.tuners = tuners
+        self.golden_records = golden_records
+        self.search = search
+        self.search_k = search_k
+        self.redact = redact
         self.poll_seconds = poll_seconds
         self.holdout = holdout
         self.variant = variant
         self.max_retries = max_retries
         self.wake = asyncio.Event()
-        settings = getattr(engine, "settings", None)
-        self.redact = Redactor(secrets_of(settings)).redact if settings is not None else (lambda text: text)
 
     async def _update(self, job_id: str, expect: str, **values):
         """``store.update`` with known secrets taken out of the errors it keeps: a provider's error may echo
@@ -87,7 +93,7 @@ class TuningRunner:
                 await self._grant(job, self.tuners.get(job.base_llm["model_provider"]))
             else:
                 await self._step(job)
-        except (TuningError, TuningRequestError) as error:
+        except (TuningProviderError, TuningRequestError) as error:
             await self._failed_step(job.id, error)
         except Exception as error:  # a defect, or data of this job's that nothing checked: it fails alone
             log.exception("tuning job %s: unexpected error", job.id)
@@ -149,11 +155,11 @@ class TuningRunner:
         provider = base["model_provider"]
         dataset = await self.store.dataset(job.dataset_id) if job.dataset_id else None
         if dataset is None:
-            records = await self.engine.review.all_golden_records()
+            records = await self.golden_records()
             if job.golden_records is not None:
                 wanted = set(job.golden_records)
                 records = [r for r in records if r.id in wanted]
-            examples = await build_examples(records, self.engine.asearch, variant=self.variant, k=self.engine.settings.search_k)
+            examples = await build_examples(records, self.search, variant=self.variant, k=self.search_k)
             kept, dropped = validate(examples, provider)
             train, heldout = split_holdout(kept, self.holdout)
             report = {"examples": len(examples), "kept": len(kept), "dropped": dropped, "train": len(train),
@@ -227,7 +233,7 @@ class TuningRunner:
             return
         try:
             await tuner.grant(job.model_id, job.grantee)
-        except TuningError as error:
+        except TuningProviderError as error:
             retries = job.retries + 1
             if error.retryable and retries <= self.max_retries:
                 await self._update(job.id, "succeeded", next_in=self._backoff(retries, error.retry_after),
