@@ -149,6 +149,14 @@ class Engine:
         retriever = await self._current_retriever(kb or self.settings.kb)
         return await retriever.asearch(question, k or self.settings.search_k, per_page, title)
 
+    async def answer_search(self, question: str, *, k: int | None = None, kb: str | None = None,
+                            title: str | None = None) -> list[Hit]:
+        """The evidence an answer is given: ``asearch``'s hits widened to their whole sections (a list of steps,
+        a table, an example whole, not the chunk of it that matched), ``k`` different sections."""
+        k = k or self.settings.search_k
+        retriever = await self._current_retriever(kb or self.settings.kb)
+        return retriever.with_sections(await retriever.asearch(question, 2 * k, 2, title), k)
+
     async def _current_retriever(self, kb: str) -> Retriever:
         """The knowledge base's retriever; with a shared Chroma server, rebuilt when another replica changed the vectors."""
         retriever = self._retrievers.get(kb) or await asyncio.to_thread(self.retriever, kb)  # first use loads it
@@ -238,7 +246,7 @@ class Engine:
         self.chain = build_chain(self.settings, self._chain_specs)
         s = self.settings
         self.pipeline = AnswerPipeline(
-            self.asearch, self.chain, self.store,
+            self.answer_search, self.chain, self.store,
             PipelineSettings(thresholds=s.abstain_thresholds, max_output_tokens=s.max_output_tokens,
                              context_window=s.llm_context_window, k=s.search_k, history_turns=s.history_turns,
                              user_salt=self._user_salt(), redact=Redactor(secrets_of(self.settings)).redact),
