@@ -173,3 +173,33 @@ def test_a_list_whose_last_item_introduces_code_that_is_not_there_loses_that_sen
     quoted = best_passage(set(keyword_terms("how do I set the admin thumbnail of an image")), thumbnails)
     assert quoted.startswith("You can specify how Payload retrieves admin thumbnails")
     assert quoted.endswith("sends back a full URL to load the thumbnail.")
+
+
+def test_sections_of_one_page_are_one_page_whatever_their_links_look_like():
+    # Links to the engine's own copy of a file carry the lines in the query: "…?lines=a-b#La".
+    importing = ContextPassage(1, "Local API › Accessing payload › Importing it", "/source/kb/docs/local-api/overview.mdx?lines=40-60#L40",
+                               IMPORTING, "docs/local-api/overview.mdx")
+    script = ContextPassage(2, "Local API › Example Script using Local API", "/source/kb/docs/local-api/overview.mdx?lines=80-110#L80",
+                            SCRIPT, "docs/local-api/overview.mdx")
+    text = answer("How to run a REPL or one-off script? Is there a way to just run something and have Payload exit "
+                  "immediately after that?", importing, script)
+    assert "local: true" in text and "Importing it" not in text
+
+
+def test_a_padded_table_keeps_the_rows_that_match_best_not_the_first_that_match():
+    # As written in the docs: every cell padded to the widest one, so a few rows fill a quote.
+    width = 200
+    padded = "\n".join([f"| {'Path':<28} | {'Description':<{width}} |", f"| {'-' * 28} | {'-' * width} |"]
+                       + [f"| {'**`' + name + '`**':<28} | {text:<{width}} |" for name, text in COMPONENT_ROWS])
+    passage = page(1, "Swap in your own React components › Base Component Overrides", f"{COMPONENTS_LEAD}\n\n{padded}",
+                   "docs/admin/components.mdx#L22-L45")
+    text = answer("I need to add a custom button in Nav element, the sidebar in the admin interface. "
+                  "What would be the best way to do that?", passage)
+    quoted = text.split("[1]\n", 1)[1]
+    rows = [line for line in quoted.split("\n") if line.startswith("|")]
+    assert rows[0].startswith("| Path") and set(rows[1]) <= set("|- ")
+    assert "BeforeNavLinks" in quoted and "AfterNavLinks" in quoted
+    assert all(line.rstrip().endswith("|") for line in rows)
+    order = [name for name, _ in COMPONENT_ROWS]
+    shown = [name for name in order if f"`{name}`" in quoted]
+    assert shown == sorted(shown, key=order.index)  # the rows in the table's own order

@@ -127,30 +127,41 @@ def _score(text: str, weights: dict[str, float]) -> float:
     return matched / (1 + len(terms)) ** 0.25
 
 
-def _table_excerpt(table: str, weights: dict[str, float], max_chars: int) -> str:
-    """A table too long to quote whole: its header and the rows that match, whole."""
-    lines = [line for line in table.split("\n") if line.strip()]
+def _compact_row(row: str) -> str:
+    """A table row without the padding that aligns its cells in the source (Markdown renders it the same)."""
+    if set(row.strip()) <= set("|-: "):
+        return re.sub(r"-{3,}", "---", re.sub(r"[ \t]{2,}", " ", row.strip()))
+    return re.sub(r"[ \t]{2,}", " ", row.strip())
+
+
+def _table_excerpt(table: str, weights: dict[str, float], max_chars: int, whole_within: int = 0) -> str:
+    """The table compacted: whole when it fits ``whole_within`` characters, else its header and, within about
+    ``max_chars``, the rows that match the question best (the first rows when none matches), each whole and in
+    the table's own order, and a note of how many rows were left out."""
+    lines = [_compact_row(line) for line in table.split("\n") if line.strip()]
     head, rows = lines[:2], lines[2:]
-    matching = [row for row in rows if _score(row, weights) > 0]
-    kept, size = [], sum(len(line) for line in head)
-    for row in matching or rows:
-        if kept and size + len(row) > max_chars:
-            break
-        kept.append(row)
-        size += len(row)
+    if sum(len(line) + 1 for line in lines) <= max(max_chars, whole_within):
+        return "\n".join(lines)
+    scores = [_score(row, weights) for row in rows]
+    candidates = sorted((i for i in range(len(rows)) if scores[i] > 0), key=lambda i: -scores[i]) or range(len(rows))
+    kept, size = set(), sum(len(line) + 1 for line in head)
+    for i in candidates:
+        if kept and size + len(rows[i]) > max_chars:
+            continue  # a shorter row that matches less may still fit
+        kept.add(i)
+        size += len(rows[i]) + 1
     omitted = len(rows) - len(kept)
     note = [f"\n({omitted} more row{'s' if omitted != 1 else ''} in the source)"] if omitted else []
-    return "\n".join(head + kept + note)
+    return "\n".join(head + [rows[i] for i in sorted(kept)] + note)
 
 
 def _shorten(unit: Unit, weights: dict[str, float], max_chars: int) -> str:
     """A unit within about ``max_chars``, cut only between whole rows, items or sentences."""
+    if "table" in unit.kind:  # its tables compacted, and cut to the rows that match when still too long
+        return "\n\n".join(_table_excerpt(p, weights, max_chars, max_chars * 2) if _kind(p) == "table" else p
+                             for p in _paragraphs(unit.text))
     if len(unit.text) <= max_chars * 2 or unit.kind == "code":
         return unit.text
-    if unit.kind == "table" or unit.kind.startswith("lead+table"):
-        lead, _, table = unit.text.rpartition("\n\n") if unit.kind != "table" else ("", "", unit.text)
-        excerpt = _table_excerpt(table, weights, max_chars)
-        return f"{lead}\n\n{excerpt}" if lead else excerpt
     if unit.kind in {"prose"}:
         sentences = re.split(r"(?<=[.!?])\s+", unit.text)
         kept, size = [], 0
@@ -232,6 +243,12 @@ def foreign_subject(question: str, passages: list[ContextPassage]) -> str | None
     return None
 
 
+def page_of(passage: ContextPassage) -> str:
+    """The page a passage comes from: its path; else its link without the part that names lines or a heading
+    ("…/page.mdx?lines=40-60#L40" and "…/page.mdx#usage" are one page)."""
+    return passage.path or re.split(r"[?#]", passage.url, maxsplit=1)[0]
+
+
 class ExtractiveProvider:
     name = "extractive"
     context_window = 1_000_000
@@ -253,7 +270,7 @@ class ExtractiveProvider:
                 continue
             heading = passage.title.split(" › ", 1)[1] if " › " in passage.title else ""
             score += HEADING_WEIGHT * _score(heading, weights) if heading else 0.0
-            page = passage.url.split("#")[0] or passage.path
+            page = page_of(passage)
             if page not in first_of_page:
                 first_of_page[page] = (score, rank, quoted, passage)
             elif score > max(first_of_page[page][0], better.get(page, (0.0,))[0]):
