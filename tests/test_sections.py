@@ -62,3 +62,24 @@ def test_joining_keeps_what_follows_a_continued_table():
     second = "| A | B |\n| - | - |\n| 3 | 4 |\n\nAfter the table."
     assert join_chunks([first, second]) == "Intro:\n\n| A | B |\n| - | - |\n| 1 | 2 |\n| 3 | 4 |\n\nAfter the table."
     assert join_chunks(["One.", "| A |\n| - |\n| 1 |"]) == "One.\n\n| A |\n| - |\n| 1 |"
+
+
+def test_a_section_that_only_leads_in_to_its_subsections_comes_with_them():
+    chunks = chunks_of((("Accessing payload",), [Block("You can gain access to the payload object via two ways:", 1, 1)]),
+                       (("Accessing payload", "Importing it"), [Block("Import it after it has been initialized.", 3, 3)]),
+                       (("Accessing payload", "From the request"), [Block("It is on the request as req.payload.", 5, 5)]),
+                       (("Other",), [Block("Something else entirely.", 7, 7)]))
+    lead = next(c for c in chunks if c.heading_path == ("Accessing payload",))
+    section = SectionMap(chunks).section_of(lead)
+    assert section.text == ("You can gain access to the payload object via two ways:\n\n**Importing it**\n\n"
+                            "Import it after it has been initialized.\n\n**From the request**\n\nIt is on the request as req.payload.")
+    assert (section.start_line, section.end_line) == (1, 5)
+    sub = next(c for c in chunks if c.heading_path == ("Accessing payload", "Importing it"))
+    assert SectionMap(chunks).section_of(sub).text == sub.text  # a section with text of its own stays as it is
+
+
+def test_a_hit_inside_a_subsection_already_given_is_left_out():
+    chunks = chunks_of((("Accessing payload",), [Block("You can gain access to the payload object via two ways:", 1, 1)]),
+                       (("Accessing payload", "Importing it"), [Block("Import it after it has been initialized.", 3, 3)]))
+    lead, sub = chunks
+    assert [h.chunk.id for h in SectionMap(chunks).widen([Hit(lead, 0.9), Hit(sub, 0.8)], k=5)] == [lead.id]

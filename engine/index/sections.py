@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: The most characters of a section given as evidence (about 1,500 tokens); a longer one is cut around the match.
 MAX_SECTION_CHARS = 6000
+#: A section shorter than this (a line or two before its subsections) is given with its subsections.
+LEAD_IN_CHARS = 200
 
 
 def _table_head(text: str) -> list[str] | None:
@@ -57,6 +59,9 @@ class SectionMap:
         self._sections: dict[tuple[str, tuple[str, ...]], list[Chunk]] = {}
         for order, chunk in sorted(enumerate(chunks), key=lambda pair: (pair[1].path, pair[1].start_line, pair[0])):
             self._sections.setdefault((chunk.path, chunk.heading_path), []).append(chunk)
+        self._headings: dict[str, list[tuple[str, ...]]] = {}
+        for path, heading in self._sections:
+            self._headings.setdefault(path, []).append(heading)
 
     def _members(self, chunk: Chunk) -> list[Chunk]:
         members = self._sections.get((chunk.path, chunk.heading_path), [])
@@ -64,7 +69,9 @@ class SectionMap:
 
     def section_of(self, chunk: Chunk) -> Chunk:
         """``chunk`` with its section's text and lines: the whole section when it fits ``max_chars``, else the
-        chunk and its neighbours, taken alternately after and before it while they fit."""
+        chunk and its neighbours, taken alternately after and before it while they fit. A section that is only
+        a lead-in to its subsections ("…via two ways:", or a line or two) comes with them, each under its
+        heading, as many as fit."""
         members = self._members(chunk)
         at = next(i for i, m in enumerate(members) if m.id == chunk.id)
         first, last, size = at, at, len(chunk.text)
@@ -78,22 +85,36 @@ class SectionMap:
                     first, last = min(first, i), max(last, i)
                     grew = True
         chosen = members[first:last + 1]
+        text = join_chunks([m.text for m in chosen])
+        if len(chosen) == len(members) and (text.rstrip().endswith(":") or len(text) < LEAD_IN_CHARS):
+            for heading, sub in self._subsections(chunk):
+                part = f"**{' › '.join(heading)}**\n\n{join_chunks([m.text for m in sub])}"
+                if len(text) + len(part) + 2 > self.max_chars:
+                    break
+                text += "\n\n" + part
+                chosen = chosen + sub
         if len(chosen) == 1:
             return chunk
         lined = [m for m in chosen if m.start_line]
         return dataclasses.replace(
-            chunk, text=join_chunks([m.text for m in chosen]),
+            chunk, text=text,
             start_line=min((m.start_line for m in lined), default=chunk.start_line),
             end_line=max((m.end_line for m in lined), default=chunk.end_line),
         )
+
+    def _subsections(self, chunk: Chunk) -> list[tuple[tuple[str, ...], list[Chunk]]]:
+        """The sections under ``chunk``'s heading, in page order, each with its headings below that one."""
+        depth = len(chunk.heading_path)
+        subs = [(heading[depth:], self._sections[(chunk.path, heading)]) for heading in self._headings.get(chunk.path, [])
+                if len(heading) > depth and heading[:depth] == chunk.heading_path]
+        return sorted(subs, key=lambda sub: min(m.start_line for m in sub[1]))
 
     def widen(self, hits: Sequence[Hit], k: int) -> list[Hit]:
         """The first ``k`` hits each widened to its section; a hit whose section an earlier hit gave already is
         left out (its text is in that one), so ``k`` sections are ``k`` different parts of the docs."""
         widened: list[Hit] = []
         for hit in hits:
-            if any(hit.chunk.path == w.chunk.path and hit.chunk.heading_path == w.chunk.heading_path
-                   and hit.chunk.text in w.chunk.text for w in widened):
+            if any(hit.chunk.path == w.chunk.path and hit.chunk.text in w.chunk.text for w in widened):
                 continue
             widened.append(dataclasses.replace(hit, chunk=self.section_of(hit.chunk)))
             if len(widened) == k:

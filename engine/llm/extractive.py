@@ -263,7 +263,7 @@ class ExtractiveProvider:
             return ""
         weights = _weights(question_weights(question), [f"{p.title}\n{p.text}" for p in context])
         first_of_page: dict[str, tuple[float, int, str, ContextPassage]] = {}
-        better: dict[str, tuple[float, int, str, ContextPassage]] = {}  # a later section that beats the first
+        better: dict[str, tuple[float, int, str, ContextPassage]] = {}  # the page's best later section
         for rank, passage in enumerate(context):
             quoted, score = quote(weights, passage.text)
             if not quoted:
@@ -273,13 +273,13 @@ class ExtractiveProvider:
             page = page_of(passage)
             if page not in first_of_page:
                 first_of_page[page] = (score, rank, quoted, passage)
-            elif score > max(first_of_page[page][0], better.get(page, (0.0,))[0]):
+            elif score > better.get(page, (0.0,))[0]:
                 better[page] = (score, rank, quoted, passage)
         if not first_of_page:
             return ""
         top = max(v[0] for v in (*first_of_page.values(), *better.values()))
         # Pages in retrieval's order (it knows more than shared words: meaning, the title), weak ones left out;
-        # a page's first section, then the one of its sections that matches the question better, if any.
+        # a page's first section, then the best of its other sections when it matches well enough too.
         picked = []
         for page, first in sorted(first_of_page.items(), key=lambda item: item[1][1]):
             other = better.get(page)
