@@ -203,3 +203,50 @@ def test_a_padded_table_keeps_the_rows_that_match_best_not_the_first_that_match(
     order = [name for name, _ in COMPONENT_ROWS]
     shown = [name for name in order if f"`{name}`" in quoted]
     assert shown == sorted(shown, key=order.index)  # the rows in the table's own order
+
+
+SERVER_OPTIONS = """Here is a list of all properties available to pass through `payload.init`:
+
+**express**
+
+**Required**. This is your Express app as shown above.
+
+**local**
+
+A boolean that when set to `true` tells Payload to start in local-only mode which will bypass setting up API routes. When set to `true`, `express` is not required. This is useful when running scripts that need to use Payload's local-api.
+
+**onInit**
+
+A function that is called immediately following startup that receives the Payload instance as it's only argument."""
+
+
+def test_a_paragraph_under_a_subheading_is_quoted_with_its_subheading():
+    quoted = best_passage(set(keyword_terms("how do I run a one-off script without starting the server routes")), SERVER_OPTIONS)
+    assert quoted.startswith("**local**\n\nA boolean that when set to `true`")
+    paragraphs = quoted.split("\n\n")
+    for i, paragraph in enumerate(paragraphs):  # every option's text comes after its name
+        if paragraph.startswith(("A boolean", "A function", "**Required**.")):
+            assert i > 0 and paragraphs[i - 1].startswith("**") and paragraphs[i - 1].endswith("**")
+
+
+STEPS = """Now that you've got a baseline Payload config, it's time to hook Payload up to an Express server.
+
+1. Run `npm install --save --legacy-peer-deps express` if you have not done so already
+1. Create a new `server.ts` file in the root directory of your app
+1. Add the following code to `server.ts`:
+
+```ts
+import express from "express";
+
+const app = express();
+
+app.listen(3000);
+```
+
+This server doesn't do anything just yet."""
+
+
+def test_numbered_steps_are_quoted_whole_with_the_code_they_end_on():
+    quoted = best_passage(set(keyword_terms("how do I set up an express server for payload")), STEPS)
+    assert all(step in quoted for step in ("1. Run `npm install", "1. Create a new `server.ts`", "1. Add the following code"))
+    assert "app.listen(3000);\n```" in quoted

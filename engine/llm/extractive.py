@@ -37,6 +37,8 @@ SECTION_SWITCH = 2.0
 
 _LIST_ITEM = re.compile(r"^\s{0,3}([-*+]|\d{1,9}[.)])\s")
 _TABLE_ROW = re.compile(r"^\s*\|")
+#: A line that names what follows it: a Markdown heading, or a whole line in bold ("**`local`**").
+_SUBHEADING = re.compile(r"#{1,6}\s.*|\*\*[^*\n]+\*\*")
 _CAPITALISED = re.compile(r"(?<![\w.@/-])([A-Z][\w.-]*[A-Za-z0-9])(['’]s)?(?![\w/])")
 #: Words before a name that make the question *about* that name ("in Django", "does Contentful").
 _SUBJECT_CUES = {"in", "does", "do", "did", "is", "are", "about"}
@@ -55,7 +57,7 @@ _ASKING = set(keyword_terms(
 @dataclass
 class Unit:
     text: str
-    kind: str  # prose | list | table | code | lead (prose ending in ":" that introduces what follows)
+    kind: str  # prose | list | table | code | lead (prose ending in ":" that introduces what follows) | heading
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -82,6 +84,8 @@ def _kind(paragraph: str) -> str:
         return "table"
     if _LIST_ITEM.match(first):
         return "list"
+    if "\n" not in paragraph.strip() and _SUBHEADING.fullmatch(paragraph.strip()):
+        return "heading"
     return "lead" if paragraph.rstrip().endswith(":") else "prose"
 
 
@@ -91,9 +95,14 @@ def units_of(text: str) -> list[Unit]:
     for paragraph in _paragraphs(text):
         kind = _kind(paragraph)
         previous = units[-1] if units else None
-        if previous and kind == "list" and previous.kind == "list":
+        if previous and previous.kind == "heading":
+            previous.text += "\n\n" + paragraph  # a subheading and what it names are one unit
+            previous.kind = kind
+        elif previous and kind == "list" and previous.kind == "list":
             previous.text += "\n\n" + paragraph  # the items of a loose list
-        elif previous and previous.kind == "lead" and kind != "prose":
+        elif previous and previous.kind == "list" and kind in {"code", "table"} and previous.text.rstrip().endswith(":"):
+            previous.text += "\n\n" + paragraph  # "1. Add the following code to `server.ts`:" and the code
+        elif previous and previous.kind == "lead" and kind not in {"prose", "heading"}:
             previous.text += "\n\n" + paragraph  # "…via two ways:" and the ways
             previous.kind = f"lead+{kind}"
         elif previous and previous.kind.startswith("lead+") and kind == "code" and previous.kind != "lead+code":
@@ -180,7 +189,7 @@ def quote(question_terms: set[str] | dict[str, float], text: str, max_chars: int
     units = units_of(text)
     if not units:
         return "", 0.0
-    scores = [_score(u.text, weights) if u.kind != "lead" else 0.0 for u in units]  # a bare lead-in says nothing
+    scores = [_score(u.text, weights) if u.kind not in {"lead", "heading"} else 0.0 for u in units]  # a bare lead-in says nothing
     best = max(range(len(units)), key=lambda i: scores[i])
     if scores[best] <= 0:
         return "", 0.0
@@ -193,10 +202,12 @@ def quote(question_terms: set[str] | dict[str, float], text: str, max_chars: int
         chosen.insert(0, best - 1)  # "Example:" and its code need the explanation before them
     elif unit.kind in {"prose", "list"} and best + 1 < len(units) and units[best + 1].kind == "code":
         chosen.append(best + 1)  # a code example right after an explanation belongs with it
+    elif unit.kind == "prose" and best + 1 < len(units) and units[best + 1].kind in {"list", "lead+list"}:
+        chosen.append(best + 1)  # the steps or items a paragraph introduces, whole
     size = sum(len(units[i].text) for i in chosen)
     # Room left: the next best units, whole, in their original order.
     for i in sorted(range(len(units)), key=lambda i: -scores[i]):
-        if i in chosen or scores[i] < 0.6 * scores[best] or units[i].kind == "lead":
+        if i in chosen or scores[i] < 0.6 * scores[best] or units[i].kind in {"lead", "heading"}:
             continue
         if size + len(units[i].text) > max_chars:
             continue
