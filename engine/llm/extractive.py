@@ -1,17 +1,20 @@
 """The offline extractive answerer as a provider: quotes the passages that answer the question.
 
 It needs no model and no key, so it is the default and the last link of every fallback
-chain. It reads each numbered passage of the request as whole *units* — a paragraph
-together with the list, table or code it introduces ("…via two ways:"), a whole list, a
-whole table, a code example — never a fragment of one. Units are scored by the question's
-terms (those of the sentences that ask "…?" count double; words of asking count nothing),
-each weighted by how rare it is among the passages, with a bonus when the passage's heading
-matches. Pages are quoted in retrieval's order, three at most, the weak ones left out
-(retrieval's best page never): from each, its first section's best unit and the code
-example or explanation that belongs with it; a later section of the same page that matches
-the question better follows it, or replaces it when it scores twice as high. Each is cited
-as ``[n]`` like a model would. A table too long to quote keeps its header and the rows that
-match; a quote never ends on a lead-in ("…as follows:") whose list or code isn't quoted.
+chain. Its passages are whole sections (:mod:`engine.index.sections`), and it reads each as
+whole *units* — a paragraph together with the list, table or code it introduces ("…via two
+ways:"), a subheading with what it names, a whole list (a step that ends in ":" with its
+code), a whole table, a code example — never a fragment of one. Units are scored by the
+question's terms (those of the sentences that ask "…?", the thread's title among them, count
+double; words of asking count nothing), each weighted by how rare it is among the passages,
+with a bonus when the passage's heading matches. Pages (one page whatever its links look
+like) are quoted in retrieval's order, three sections at most, the weak ones left out
+(retrieval's best page never): from each, its first section's best unit with the code
+example, explanation or steps that belong with it; the page's best other section follows
+when it matches well enough too, or replaces the first when it scores twice as high. Each is
+cited as ``[n]`` like a model would. A table is quoted compacted (no padding), whole when it
+fits, else its header and the rows that match best, in the table's order; a quote never ends
+on a lead-in ("…as follows:") whose list or code isn't quoted.
 
 It abstains (returns no text, so the engine says it couldn't find the answer) when no unit
 shares a meaningful term with the question, or when the question is about a product the
