@@ -10,8 +10,8 @@ double; words of asking count nothing), each weighted by how rare it is among th
 with a bonus when the passage's heading matches. Pages (one page whatever its links look
 like) are quoted in retrieval's order, three sections at most, the weak ones left out
 (retrieval's best page never): from each, its first section's best unit with the code
-example, explanation or steps that belong with it; the page's best other section follows
-when it matches well enough too, or replaces the first when it scores twice as high. Each is
+example, explanation or steps that belong with it; a later section of the same page that
+matches the question better follows it, or replaces it when it scores twice as high. Each is
 cited as ``[n]`` like a model would. A table is quoted compacted (no padding), whole when it
 fits, else its header and the rows that match best, in the table's order; a quote never ends
 on a lead-in ("…as follows:") whose list or code isn't quoted.
@@ -277,7 +277,7 @@ class ExtractiveProvider:
             return ""
         weights = _weights(question_weights(question), [f"{p.title}\n{p.text}" for p in context])
         first_of_page: dict[str, tuple[float, int, str, ContextPassage]] = {}
-        better: dict[str, tuple[float, int, str, ContextPassage]] = {}  # the page's best later section
+        better: dict[str, tuple[float, int, str, ContextPassage]] = {}  # a later section that beats the first
         for rank, passage in enumerate(context):
             quoted, score = quote(weights, passage.text)
             if not quoted:
@@ -287,13 +287,13 @@ class ExtractiveProvider:
             page = page_of(passage)
             if page not in first_of_page:
                 first_of_page[page] = (score, rank, quoted, passage)
-            elif score > better.get(page, (0.0,))[0]:
+            elif score > max(first_of_page[page][0], better.get(page, (0.0,))[0]):
                 better[page] = (score, rank, quoted, passage)
         if not first_of_page:
             return ""
         top = max(v[0] for v in (*first_of_page.values(), *better.values()))
         # Pages in retrieval's order (it knows more than shared words: meaning, the title), weak ones left out;
-        # a page's first section, then the best of its other sections when it matches well enough too.
+        # a page's first section, then the one of its sections that matches the question better, if any.
         picked = []
         for page, first in sorted(first_of_page.items(), key=lambda item: item[1][1]):
             other = better.get(page)
