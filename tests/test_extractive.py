@@ -250,3 +250,17 @@ def test_numbered_steps_are_quoted_whole_with_the_code_they_end_on():
     quoted = best_passage(set(keyword_terms("how do I set up an express server for payload")), STEPS)
     assert all(step in quoted for step in ("1. Run `npm install", "1. Create a new `server.ts`", "1. Add the following code"))
     assert "app.listen(3000);\n```" in quoted
+
+
+def test_an_example_quoted_besides_the_best_unit_comes_with_its_explanation():
+    # A section given with its subsections: the best unit is in one, a second example in the other.
+    text = ("You can gain access to the currently running `payload` object via two ways:\n\n**Importing it**\n\n"
+            f"{IMPORTING}\n\n**Accessing from the req**\n\nPayload is available anywhere you have access to the Express "
+            "`req` - including within your access control and hook functions.\n\nExample:\n\n```ts\nconst hook = async "
+            "({ req: { payload } }) => {\n  const posts = await payload.find({ collection: \"posts\" });\n};\n```")
+    quoted = best_passage(set(keyword_terms("how do I find posts with payload in a hook")), text)
+    paragraphs = quoted.split("\n\n")
+    for i, paragraph in enumerate(paragraphs):
+        if paragraph == "Example:":
+            assert i > 0 and not paragraphs[i - 1].startswith(("```", "Example:"))  # never an example on its own
+    assert quoted.count("payload.find") >= 1

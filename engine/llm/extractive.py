@@ -186,6 +186,22 @@ def _shorten(unit: Unit, weights: dict[str, float], max_chars: int) -> str:
     return unit.text  # a list or a lead with its list: whole, as the steps must be
 
 
+def _with_companions(units: list[Unit], i: int) -> list[int]:
+    """Unit ``i`` and the unit that belongs with it: the explanation an example follows, the example an
+    explanation introduces, the steps a paragraph leads to."""
+    unit = units[i]
+    if unit.kind == "code" and i > 0 and units[i - 1].kind in {"prose", "lead"}:
+        return [i - 1, i]  # the explanation an example belongs to
+    if unit.kind.startswith("lead+") and len(unit.text.split("\n\n", 1)[0]) < 40 and i > 0 \
+            and units[i - 1].kind == "prose":
+        return [i - 1, i]  # "Example:" and its code need the explanation before them
+    if unit.kind in {"prose", "list"} and i + 1 < len(units) and units[i + 1].kind == "code":
+        return [i, i + 1]  # a code example right after an explanation belongs with it
+    if unit.kind == "prose" and i + 1 < len(units) and units[i + 1].kind in {"list", "lead+list"}:
+        return [i, i + 1]  # the steps or items a paragraph introduces, whole
+    return [i]
+
+
 def quote(question_terms: set[str] | dict[str, float], text: str, max_chars: int = MAX_PASSAGE_CHARS) -> tuple[str, float]:
     """The best unit of ``text`` (and the code example that belongs with it) and its score."""
     weights = question_terms if isinstance(question_terms, dict) else {t: 1.0 for t in question_terms}
@@ -196,26 +212,17 @@ def quote(question_terms: set[str] | dict[str, float], text: str, max_chars: int
     best = max(range(len(units)), key=lambda i: scores[i])
     if scores[best] <= 0:
         return "", 0.0
-    chosen = [best]
-    unit = units[best]
-    if unit.kind == "code" and best > 0 and units[best - 1].kind in {"prose", "lead"}:
-        chosen.insert(0, best - 1)  # the explanation an example belongs to
-    elif unit.kind.startswith("lead+") and len(unit.text.split("\n\n", 1)[0]) < 40 and best > 0 \
-            and units[best - 1].kind == "prose":
-        chosen.insert(0, best - 1)  # "Example:" and its code need the explanation before them
-    elif unit.kind in {"prose", "list"} and best + 1 < len(units) and units[best + 1].kind == "code":
-        chosen.append(best + 1)  # a code example right after an explanation belongs with it
-    elif unit.kind == "prose" and best + 1 < len(units) and units[best + 1].kind in {"list", "lead+list"}:
-        chosen.append(best + 1)  # the steps or items a paragraph introduces, whole
+    chosen = _with_companions(units, best)
     size = sum(len(units[i].text) for i in chosen)
-    # Room left: the next best units, whole, in their original order.
+    # Room left: the next best units, whole and with what belongs with them, in their original order.
     for i in sorted(range(len(units)), key=lambda i: -scores[i]):
         if i in chosen or scores[i] < 0.6 * scores[best] or units[i].kind in {"lead", "heading"}:
             continue
-        if size + len(units[i].text) > max_chars:
+        more = [j for j in _with_companions(units, i) if j not in chosen]
+        if size + sum(len(units[j].text) for j in more) > max_chars:
             continue
-        chosen.append(i)
-        size += len(units[i].text)
+        chosen += more
+        size += sum(len(units[j].text) for j in more)
     parts = [_shorten(units[i], weights, max_chars) for i in sorted(chosen)]
     if parts and parts[-1].rstrip().endswith(":"):
         parts[-1] = _without_dangling_lead(parts[-1])  # what it introduces is not quoted
