@@ -14,7 +14,7 @@ and quotes no fragment (a table row without its table's header, a section that e
 an off-topic one counts when the engine abstains. ``--show`` prints every answer.
 
 ``--all`` also asks every question of ``queries.jsonl`` (all are about Payload, so each abstention
-is a false one) and prints the false abstentions; over those labelled in ``qrels.tsv``, the
+is a false one) and prints the false abstentions and the answers that quote a fragment; over those labelled in ``qrels.tsv``, the
 page-level Recall@5 and MRR@10 of retrieval (as ``firstreply eval retrieval``) and of the sources
 each answer was given, and the share of answers that cite a relevant page.
 """
@@ -100,12 +100,13 @@ async def labelled(engine) -> None:
     relevant = {q.id: q.relevant for q in load_queries(SHARED / "queries.jsonl", SHARED / "qrels.tsv")}
     with (SHARED / "queries.jsonl").open(encoding="utf-8") as handle:
         records = [json.loads(line) for line in handle if line.strip()]
-    abstained, figures = 0, {"retrieval R@5": 0.0, "retrieval MRR@10": 0.0, "sources R@5": 0.0,
+    abstained, fragmented, figures = 0, 0, {"retrieval R@5": 0.0, "retrieval MRR@10": 0.0, "sources R@5": 0.0,
                              "sources MRR@10": 0.0, "cite a relevant page": 0.0}
     for record in records:
         text, title = record["question"].strip() or record.get("title") or "", record.get("title")
         answer = await engine.answer(Question(text, channel="web", title=title, kb="payload"))
         abstained += answer.abstained
+        fragmented += bool(fragments(answer.text))
         if record["id"] not in relevant:
             continue
         wanted = relevant[record["id"]]
@@ -115,7 +116,7 @@ async def labelled(engine) -> None:
             figures[f"{name} R@5"] += recall_at(pages, wanted, 5)
             figures[f"{name} MRR@10"] += reciprocal_rank(pages, wanted)
         figures["cite a relevant page"] += any(c.path in wanted for c in answer.citations)
-    print(f"questions: {len(records)}  false abstentions: {abstained}")
+    print(f"questions: {len(records)}  false abstentions: {abstained}  answers quoting a fragment: {fragmented}")
     print(f"labelled: {len(relevant)}  " + "  ".join(f"{k} {v / len(relevant):.3f}" for k, v in figures.items()))
 
 
