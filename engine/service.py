@@ -522,8 +522,8 @@ class Engine:
         await self._follow_activation(force=True)  # compared with the model really answering now
         try:
             settings = self.pipeline.settings
-            current = await score(self.chain, self.asearch, self.embedder, settings, heldout, judge)
-            tuned = await score(candidate, self.asearch, self.embedder, settings, heldout, judge)
+            current = await score(self.chain, self.answer_search, self.embedder, settings, heldout, judge)
+            tuned = await score(candidate, self.answer_search, self.embedder, settings, heldout, judge)
         finally:
             await candidate.aclose()
             if judge is not None:
@@ -569,7 +569,7 @@ class Engine:
             raise ReviewError(f"provider must be one of {', '.join(LIMITS)}")
         await self.start()
         assert self.review is not None
-        examples = await build_examples(await self.review.all_golden_records(), self.asearch,
+        examples = await build_examples(await self.review.all_golden_records(), self.answer_search,
                                         variant=variant or self.settings.tuning_variant, k=self.settings.search_k)
         kept, dropped = validate(examples, provider)
         return export(kept, provider, fmt), dropped
