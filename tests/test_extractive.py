@@ -264,3 +264,14 @@ def test_an_example_quoted_besides_the_best_unit_comes_with_its_explanation():
         if paragraph == "Example:":
             assert i > 0 and not paragraphs[i - 1].startswith(("```", "Example:"))  # never an example on its own
     assert quoted.count("payload.find") >= 1
+
+
+def test_a_long_table_leaves_out_rows_that_only_share_the_word_the_whole_table_is_about():
+    rows = [f"| `option{i}` | Sets how the admin panel shows list number {i} to the editors of the site, with its columns. |"
+            for i in range(12)]
+    rows.insert(6, "| `dateFormat` | Global date format used for all dates in the admin panel. |")
+    table = "| Option | Description |\n| --- | --- |\n" + "\n".join(rows)
+    quoted = best_passage(set(keyword_terms("how do I change the date format in the admin panel")), table)
+    lines = quoted.split("\n")
+    assert lines[:2] == ["| Option | Description |", "| --- | --- |"]
+    assert lines[2].startswith("| `dateFormat`") and "12 more rows in the source" in quoted

@@ -37,6 +37,8 @@ RELATIVE_FLOOR = 0.3
 HEADING_WEIGHT = 1.5
 #: A page's later section replaces its first when it scores this many times higher (else it follows it).
 SECTION_SWITCH = 2.0
+#: A row of a table too long to quote whole is kept when it scores at least this share of the best row's.
+ROW_FLOOR = 0.3
 
 _LIST_ITEM = re.compile(r"^\s{0,3}([-*+]|\d{1,9}[.)])\s")
 _TABLE_ROW = re.compile(r"^\s*\|")
@@ -148,14 +150,21 @@ def _compact_row(row: str) -> str:
 
 def _table_excerpt(table: str, weights: dict[str, float], max_chars: int, whole_within: int = 0) -> str:
     """The table compacted: whole when it fits ``whole_within`` characters, else its header and, within about
-    ``max_chars``, the rows that match the question best (the first rows when none matches), each whole and in
-    the table's own order, and a note of how many rows were left out."""
+    ``max_chars``, the rows that match the question nearly as well as the best one by the words that tell rows
+    apart (the first rows when none matches), each whole and in the table's own order, and a note of how many
+    rows were left out."""
     lines = [_compact_row(line) for line in table.split("\n") if line.strip()]
     head, rows = lines[:2], lines[2:]
     if sum(len(line) + 1 for line in lines) <= max(max_chars, whole_within):
         return "\n".join(lines)
-    scores = [_score(row, weights) for row in rows]
-    candidates = sorted((i for i in range(len(rows)) if scores[i] > 0), key=lambda i: -scores[i]) or range(len(rows))
+    # A word in most rows is what the whole table is about: it can't tell which row answers.
+    held = [set(keyword_terms(row)) for row in rows]
+    telling = {t: w for t, w in weights.items() if sum(t in terms for terms in held) * 2 <= len(rows)}
+    scores = [_score(row, telling) for row in rows]
+    top = max(scores, default=0.0)
+    # The rows that match nearly as well as the best one; the first rows when none matches.
+    candidates = sorted((i for i in range(len(rows)) if top > 0 and scores[i] >= ROW_FLOOR * top),
+                        key=lambda i: -scores[i]) or range(len(rows))
     kept, size = set(), sum(len(line) + 1 for line in head)
     for i in candidates:
         if kept and size + len(rows[i]) > max_chars:
@@ -170,7 +179,7 @@ def _table_excerpt(table: str, weights: dict[str, float], max_chars: int, whole_
 def _shorten(unit: Unit, weights: dict[str, float], max_chars: int) -> str:
     """A unit within about ``max_chars``, cut only between whole rows, items or sentences."""
     if "table" in unit.kind:  # its tables compacted, and cut to the rows that match when still too long
-        return "\n\n".join(_table_excerpt(p, weights, max_chars, max_chars * 2) if _kind(p) == "table" else p
+        return "\n\n".join(_table_excerpt(p, weights, max_chars) if _kind(p) == "table" else p
                              for p in _paragraphs(unit.text))
     if len(unit.text) <= max_chars * 2 or unit.kind == "code":
         return unit.text
