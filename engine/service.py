@@ -157,6 +157,14 @@ class Engine:
         retriever = await self._current_retriever(kb or self.settings.kb)
         return await retriever.asearch(question, k or self.settings.search_k, per_page, title)
 
+    async def answer_search(self, question: str, *, k: int | None = None, kb: str | None = None,
+                            title: str | None = None) -> list[Hit]:
+        """The evidence an answer is given: ``asearch``'s hits widened to their whole sections (a list of steps,
+        a table, an example whole, not the chunk of it that matched), ``k`` different sections."""
+        k = k or self.settings.search_k
+        retriever = await self._current_retriever(kb or self.settings.kb)
+        return retriever.with_sections(await retriever.asearch(question, 2 * k, 2, title), k)
+
     async def _current_retriever(self, kb: str) -> Retriever:
         """The knowledge base's retriever; with a shared Chroma server, rebuilt when another replica changed the vectors."""
         retriever = self._retrievers.get(kb) or await asyncio.to_thread(self.retriever, kb)  # first use loads it
@@ -247,14 +255,14 @@ class Engine:
         review = ReviewService(ReviewStore(store.engine, self.review_extensions), index_golden=self.sync_golden,
                                extensions=self.review_extensions, quote=strip_markers)
         tuning = TuningService(TuningStore(store.engine), s, golden_records=review.all_golden_records,
-                               audit=review.audit, search=self.asearch, embedder=lambda: self.embedder,
+                               audit=review.audit, search=self.answer_search, embedder=lambda: self.embedder,
                                pipeline_settings=pipeline_settings, chain_in_force=self._chain_in_force,
                                reload_chain=self.reload_chain)
         self._review, self._tuning = review, tuning
         self._chain_specs = await tuning.models_in_force()
         self._activation_checked = time.monotonic()
         self.chain = build_chain(self.settings, self._chain_specs)
-        self.pipeline = AnswerPipeline(self.asearch, self.chain, self.store, pipeline_settings, metrics=self.metrics)
+        self.pipeline = AnswerPipeline(self.answer_search, self.chain, self.store, pipeline_settings, metrics=self.metrics)
 
     def _started(self, part):
         if part is None:

@@ -68,7 +68,7 @@ class TuningService:
                  reload_chain: Callable[[], Awaitable[None]],
                  tuning_backends: Callable[[], dict] = registry.tuning_backends,
                  provider: Callable[[str, Settings], Any] = build_provider) -> None:
-        """``golden_records``/``audit``: the review's; ``search``: the pipeline's (``asearch``); ``embedder``: returns
+        """``golden_records``/``audit``: the review's; ``search``: the pipeline's (``answer_search``: hits widened to sections); ``embedder``: returns
         the embedder (loaded when first called); ``chain_in_force``: the chain answering now as the database says;
         ``reload_chain``: answer with the activated models from now on; ``tuning_backends`` and ``provider``: the
         provider registry's tuning backends and its provider factory."""
