@@ -165,7 +165,7 @@ def _shorten(unit: Unit, weights: dict[str, float], max_chars: int) -> str:
     """A unit within about ``max_chars``, cut only between whole rows, items or sentences."""
     if "table" in unit.kind:  # its tables compacted, and cut to the rows that match when still too long
         return "\n\n".join(_table_excerpt(p, weights, max_chars) if _kind(p) == "table" else p
-                             for p in _paragraphs(unit.text))
+                             for p in split_blocks(unit.text))
     if len(unit.text) <= max_chars * 2 or unit.kind == "code":
         return unit.text
     if unit.kind in {"prose"}:
