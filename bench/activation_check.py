@@ -24,7 +24,7 @@ async def measure(looks: int, database_url: str | None) -> float:
                              _env_file=None))
     await engine.start()
     try:
-        await engine.tuning.activate("openai:ft:gpt-4o-mini:org:bench:1", "openai:gpt-4o", None, {}, "bench")
+        await engine.tuning_service.store.activate("openai:ft:gpt-4o-mini:org:bench:1", "openai:gpt-4o", None, {}, "bench")
         await engine.reload_chain()
         started = time.perf_counter()
         for _ in range(looks):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import aiohttp
 
-from engine.config import Settings
+from engine.config import IndexSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = [
@@ -159,7 +159,7 @@ async def main() -> None:
     ideal = args.clients / args.latency
     added = [1000 * (x - args.latency) for x in latencies]
     print(f"load              {args.clients} clients for {args.seconds:g} s, provider latency {1000 * args.latency:.0f} ms, "
-          f"questions encoded by {os.environ.get('FIRSTREPLY_QUERY_ENCODER', Settings.model_fields['query_encoder'].default)} (FIRSTREPLY_QUERY_ENCODER)")
+          f"questions encoded by {os.environ.get('FIRSTREPLY_QUERY_ENCODER', IndexSettings.default('query_encoder'))} (FIRSTREPLY_QUERY_ENCODER)")
     print(f"answers           {len(latencies)} ok, {failures} failed")
     print(f"throughput        {throughput:7.1f} answers/s   ideal {ideal:.1f}/s   ratio {throughput / ideal:.3f} (target >= 0.9)")
     print(f"added latency     p50 {percentile(added, 0.5):7.1f} ms (target <= 30)   p99 {percentile(added, 0.99):7.1f} ms (target <= 150)")

@@ -2,6 +2,7 @@
 
     python -m bench.extractive_quality --data /tmp/fr15c/data-after            # ingest, then ask
     python -m bench.extractive_quality --data /tmp/fr15c/data-before --no-ingest  # an index built earlier
+    python -m bench.extractive_quality --data /tmp/fr15c/data-after --no-ingest --all  # and the labelled questions
 
 Ingests ``../shared/eval/payload/corpus`` into the knowledge base ``payload`` of the data folder
 (unless ``--no-ingest``), then asks a fixed set of questions through the whole answer pipeline
@@ -11,6 +12,11 @@ about other products. The rule is transparent: an answerable question counts as 
 answer quotes the phrase a human helper pointed to (any one of the listed phrases, case-blind)
 and quotes no fragment (a table row without its table's header, a section that ends on "…:");
 an off-topic one counts when the engine abstains. ``--show`` prints every answer.
+
+``--all`` also asks every question of ``queries.jsonl`` (all are about Payload, so each abstention
+is a false one) and prints the false abstentions and the answers that quote a fragment; over those labelled in ``qrels.tsv``, the
+page-level Recall@5 and MRR@10 of retrieval (as ``firstreply eval retrieval``) and of the sources
+each answer was given, and the share of answers that cite a relevant page.
 """
 
 from __future__ import annotations
@@ -83,7 +89,38 @@ def useful(item: dict, answer) -> bool:
             and not fragments(answer.text))
 
 
-async def run(data: Path, ingest: bool, show: bool) -> None:
+async def labelled(engine) -> None:
+    """Abstentions over every question of queries.jsonl (all are about Payload: each is a false one), and
+    over the labelled ones page-level R@5 / MRR@10 of retrieval (as ``firstreply eval retrieval``) and of
+    the sources each answer was given, and how many answers cite a relevant page."""
+    from engine.answer.model import Question
+    from engine.evaluation.retrieval import load_queries, recall_at, reciprocal_rank
+    from engine.index.retriever import collapse_to_pages
+
+    relevant = {q.id: q.relevant for q in load_queries(SHARED / "queries.jsonl", SHARED / "qrels.tsv")}
+    with (SHARED / "queries.jsonl").open(encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle if line.strip()]
+    abstained, fragmented, figures = 0, 0, {"retrieval R@5": 0.0, "retrieval MRR@10": 0.0, "sources R@5": 0.0,
+                             "sources MRR@10": 0.0, "cite a relevant page": 0.0}
+    for record in records:
+        text, title = record["question"].strip() or record.get("title") or "", record.get("title")
+        answer = await engine.answer(Question(text, channel="web", title=title, kb="payload"))
+        abstained += answer.abstained
+        fragmented += bool(fragments(answer.text))
+        if record["id"] not in relevant:
+            continue
+        wanted = relevant[record["id"]]
+        ranked = collapse_to_pages([h.chunk.path for h in engine.search(text, k=30, kb="payload", title=title)])
+        sources = collapse_to_pages([h.chunk.path for h in answer.hits])
+        for name, pages in (("retrieval", ranked), ("sources", sources)):
+            figures[f"{name} R@5"] += recall_at(pages, wanted, 5)
+            figures[f"{name} MRR@10"] += reciprocal_rank(pages, wanted)
+        figures["cite a relevant page"] += any(c.path in wanted for c in answer.citations)
+    print(f"questions: {len(records)}  false abstentions: {abstained}  answers quoting a fragment: {fragmented}")
+    print(f"labelled: {len(relevant)}  " + "  ".join(f"{k} {v / len(relevant):.3f}" for k, v in figures.items()))
+
+
+async def run(data: Path, ingest: bool, show: bool, all_labelled: bool = False) -> None:
     os.environ.pop("FIRSTREPLY_PROVIDERS", None)
     from engine.answer.model import Question
     from engine.config import load_settings
@@ -106,9 +143,11 @@ async def run(data: Path, ingest: bool, show: bool) -> None:
                 print(f"        fragment: {problem}")
             if show:
                 print("    " + answer.text.replace("\n", "\n    ") + "\n")
-    total = scores["answerable"] + scores["off-topic"]
-    print(f"\nuseful: {total}/{len(ANSWERABLE) + len(OFF_TOPIC)}  (answerable {scores['answerable']}/{len(ANSWERABLE)}, "
-          f"off-topic abstained {scores['off-topic']}/{len(OFF_TOPIC)})")
+        total = scores["answerable"] + scores["off-topic"]
+        print(f"\nuseful: {total}/{len(ANSWERABLE) + len(OFF_TOPIC)}  (answerable {scores['answerable']}/{len(ANSWERABLE)}, "
+              f"off-topic abstained {scores['off-topic']}/{len(OFF_TOPIC)})")
+        if all_labelled:
+            await labelled(engine)
 
 
 def main() -> None:
@@ -116,8 +155,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="data folder (index and database)")
     parser.add_argument("--no-ingest", action="store_true", help="use the index already in --data")
     parser.add_argument("--show", action="store_true", help="print every answer")
+    parser.add_argument("--all", action="store_true", help="also ask every question of queries.jsonl")
     args = parser.parse_args()
-    asyncio.run(run(args.data, not args.no_ingest, args.show))
+    asyncio.run(run(args.data, not args.no_ingest, args.show, args.all))
 
 
 if __name__ == "__main__":

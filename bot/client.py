@@ -26,6 +26,7 @@ from bot.limits import Notices, QuestionLimits, SlidingWindow
 from bot.messages import answer_messages
 from bot.triggers import Decision, Incoming, TriggerConfig, decide
 from bot.views import CommentButton, EscalateButton, VoteButton, answer_view
+from engine.config import DiscordSettings
 from engine.logs import CORRELATION
 from engine.protocol import Answerer, EngineError, EngineUnavailable, Question
 
@@ -53,16 +54,25 @@ THREAD_EXISTS = 160004  # Discord's code for "A thread has already been created 
 
 @dataclass
 class BotConfig:
-    help_channels: frozenset[int] = frozenset()
-    forum_channels: frozenset[int] = frozenset()
-    maintainer_role: int | None = None
-    answer_dms: bool = False
-    thread_mode: bool = True  # answer in a new thread created from the question, where the channel allows it
+    """What the bot does where: its settings (:class:`engine.config.DiscordSettings`, whose defaults these are),
+    and the limits that keep one user or channel from taking all of it."""
+
+    help_channels: frozenset[int] = frozenset(DiscordSettings.default("help_channels"))
+    forum_channels: frozenset[int] = frozenset(DiscordSettings.default("forum_channels"))
+    maintainer_role: int | None = DiscordSettings.default("maintainer_role")
+    answer_dms: bool = DiscordSettings.default("answer_dms")
+    thread_mode: bool = DiscordSettings.default("thread_mode")  # answer in a new thread made from the question, where it can
     user_questions_per_minute: int = 5
     channel_questions_per_minute: int = 20
     max_concurrent_answers: int = 8
     max_waiting_answers: int = 32
-    command_guilds: frozenset[int] = frozenset()  # register the slash commands in these guilds; globally when empty
+    command_guilds: frozenset[int] = frozenset(DiscordSettings.default("guild_ids"))  # slash commands there; empty: globally
+
+    @classmethod
+    def of(cls, settings: DiscordSettings) -> BotConfig:
+        return cls(help_channels=frozenset(settings.help_channels), forum_channels=frozenset(settings.forum_channels),
+                   maintainer_role=settings.maintainer_role, answer_dms=settings.answer_dms,
+                   thread_mode=settings.thread_mode, command_guilds=frozenset(settings.guild_ids))
 
 
 @dataclass(frozen=True)
@@ -183,13 +193,13 @@ class FirstReplyBot(discord.Client):
                     registered.append(where)
                 else:
                     unchanged.append(where)
-            except discord.Forbidden as error:
-                log.error("can't register the slash commands %s: Discord answered %s %s (code %s); invite the bot "
-                          "with the applications.commands scope: %s", where, error.status, error.text or "Forbidden",
-                          error.code, invite_url(self.application_id, guild.id if guild else None))
             except discord.HTTPException as error:
-                log.error("can't register the slash commands %s: Discord answered %s %s (code %s)", where,
-                          error.status, error.text or "", error.code)
+                hint = ("; invite the bot with the applications.commands scope: "
+                        f"{invite_url(self.application_id, guild.id if guild else None)}"
+                        if isinstance(error, discord.Forbidden) else "")
+                log.error("can't register the slash commands %s: Discord answered %s %s (code %s)%s", where,
+                          error.status, error.text or ("Forbidden" if isinstance(error, discord.Forbidden) else ""),
+                          error.code, hint)
         if registered or unchanged:
             names = ", ".join(f"/{name}" for name in sorted({command.name for guild in scopes
                                                                for command in self.tree.get_commands(guild=guild)}))
@@ -343,15 +353,22 @@ class FirstReplyBot(discord.Client):
             return
         self.count("answer_failed")
         log_failure(f"answering message {answering.message.id}", error)
+        if isinstance(answering.where, discord.Thread):
+            send = functools.partial(answering.where.send, APOLOGY, allowed_mentions=discord.AllowedMentions.none())
+        else:  # beside the question, even if it was deleted meanwhile
+            send = functools.partial(
+                answering.message.channel.send, APOLOGY, allowed_mentions=discord.AllowedMentions.none(),
+                reference=answering.message.to_reference(fail_if_not_exists=False) if answering.reply else None)
+        await self.apologise(f"message {answering.message.id}", send)
+
+    @staticmethod
+    async def apologise(what: str, send) -> None:
+        """Post an apology with ``send`` (a coroutine function): the one place the bot's apologies meet Discord's
+        refusals (the channel is gone, the interaction expired), which are logged, never raised."""
         try:
-            if isinstance(answering.where, discord.Thread):
-                await answering.where.send(APOLOGY, allowed_mentions=discord.AllowedMentions.none())
-            else:  # beside the question, even if it was deleted meanwhile
-                await answering.message.channel.send(
-                    APOLOGY, allowed_mentions=discord.AllowedMentions.none(),
-                    reference=answering.message.to_reference(fail_if_not_exists=False) if answering.reply else None)
+            await send()
         except discord.HTTPException as failed:
-            log.warning("couldn't apologise for message %s: %s", answering.message.id, failed)
+            log.warning("couldn't apologise for %s: %s", what, failed)
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """The command tree's error hook: every slash command that fails ends in a private apology."""
@@ -363,7 +380,8 @@ class FirstReplyBot(discord.Client):
         CORRELATION.set(f"discord-{interaction.id}")
         self.count("interaction_failed")
         log_failure(f"{what} (interaction {interaction.id})", error)
-        try:
+
+        async def send() -> None:
             if not interaction.response.is_done():
                 await interaction.response.send_message(APOLOGY, ephemeral=True)
                 return
@@ -372,8 +390,8 @@ class FirstReplyBot(discord.Client):
                 await interaction.edit_original_response(content=UNANSWERED, allowed_mentions=discord.AllowedMentions.none())
                 interaction.extras[PUBLIC_LOADING] = False
             await interaction.followup.send(APOLOGY, ephemeral=True)
-        except discord.HTTPException as failed:
-            log.warning("couldn't apologise for interaction %s: %s", interaction.id, failed)
+
+        await self.apologise(f"interaction {interaction.id}", send)
 
     # -- answering -----------------------------------------------------------------------------
 

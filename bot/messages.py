@@ -9,48 +9,17 @@ from __future__ import annotations
 
 import re
 
+from engine.markdown import FENCE, split_blocks
 from engine.protocol import Answer
 
 DISCORD_LIMIT = 2000
 LEAD_IN = 300  # characters: prose this short before a code block stays with (the start of) it
 MIN_CODE_PIECE = 200  # characters of room needed to start a code block beside its lead-in
-_FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*([\w+#.-]*)")
-
-
-def _blocks(text: str) -> list[str]:
-    """Paragraphs and whole fenced code blocks, in order."""
-    blocks: list[str] = []
-    current: list[str] = []
-    fence: str | None = None
-    for line in text.split("\n"):
-        match = _FENCE.match(line)
-        if fence is None and match:
-            if current:
-                blocks.append("\n".join(current))
-            current, fence = [line], match.group(1)
-            continue
-        if fence is not None:
-            current.append(line)
-            if line.strip().startswith(fence) and len(current) > 1:
-                blocks.append("\n".join(current))
-                current, fence = [], None
-            continue
-        if not line.strip():
-            if current:
-                blocks.append("\n".join(current))
-                current = []
-            continue
-        current.append(line)
-    if current:
-        if fence is not None:  # an unclosed fence: close it so the message renders
-            current.append(fence)
-        blocks.append("\n".join(current))
-    return blocks
 
 
 def _split_long(block: str, limit: int, first_limit: int | None = None) -> list[str]:
     """Split one block that is longer than a message (a fenced one: its first piece at most ``first_limit``)."""
-    match = _FENCE.match(block)
+    match = FENCE.match(block)
     if match:
         opener = block.split("\n", 1)[0]
         closer = match.group(1)
@@ -101,9 +70,9 @@ def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
     code block is split by lines and its first piece goes with the lead-in."""
     messages: list[str] = []
     current = ""
-    for block in _blocks(text):
+    for block in split_blocks(text):
         room = limit - len(current) - 2
-        if (current and len(current) <= LEAD_IN and _FENCE.match(block) and len(current) + 2 + len(block) > limit
+        if (current and len(current) <= LEAD_IN and FENCE.match(block) and len(current) + 2 + len(block) > limit
                 and room >= MIN_CODE_PIECE):
             pieces = _split_long(block, limit, first_limit=room)
         else:

@@ -17,11 +17,10 @@ import logging
 import discord
 
 from engine.logs import CORRELATION
-from engine.protocol import UnknownAnswer
+from engine.protocol import MAX_COMMENT_CHARS, UnknownAnswer
 
 log = logging.getLogger(__name__)
 ANSWER_ID = r"[\w-]{1,64}"
-COMMENT_LIMIT = 2000  # as the engine's /v1/feedback takes
 COMMENT_MODAL_SECONDS = 900  # a modal left open longer is forgotten (Discord's client then says it failed)
 
 
@@ -73,7 +72,7 @@ class CommentModal(discord.ui.Modal, title="What was wrong?"):
     """The 👎 comment: sent with the same vote, so the reviewer reads it beside the answer."""
 
     comment = discord.ui.TextInput(label="What was wrong or missing?", style=discord.TextStyle.paragraph,
-                                   max_length=COMMENT_LIMIT, placeholder="Read by the project's maintainers")
+                                   max_length=MAX_COMMENT_CHARS, placeholder="Read by the project's maintainers")
 
     def __init__(self, answer_id: str) -> None:
         super().__init__(custom_id=f"fr:commentform:{answer_id}", timeout=COMMENT_MODAL_SECONDS)
@@ -82,18 +81,19 @@ class CommentModal(discord.ui.Modal, title="What was wrong?"):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         CORRELATION.set(f"discord-{interaction.id}")
         await interaction.response.defer(ephemeral=True, thinking=True)
+        bot = interaction.client
+        bot.count("vote_comment")
         try:
-            bot = interaction.client
-            bot.count("vote_comment")
-            try:
-                await bot.answerer.feedback(self.answer_id, f"discord:{interaction.user.id}", -1,
-                                            self.comment.value.strip() or None)
-            except UnknownAnswer:
-                await interaction.followup.send("Sorry, I couldn't find that answer any more.", ephemeral=True)
-                return
-            await interaction.followup.send("Thanks, the maintainers will read it.", ephemeral=True)
-        except Exception as error:  # the bot's one apology, as for the buttons
-            await interaction.client.interaction_failed(interaction, error, "modal CommentModal")
+            await bot.answerer.feedback(self.answer_id, f"discord:{interaction.user.id}", -1,
+                                        self.comment.value.strip() or None)
+        except UnknownAnswer:
+            await interaction.followup.send("Sorry, I couldn't find that answer any more.", ephemeral=True)
+            return
+        await interaction.followup.send("Thanks, the maintainers will read it.", ephemeral=True)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        """discord.py's hook for a failed ``on_submit``: the bot's one apology, as for the buttons."""
+        await interaction.client.interaction_failed(interaction, error, "modal CommentModal")
 
 
 class CommentButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"fr:comment:(?P<answer>{ANSWER_ID})"):

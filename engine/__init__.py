@@ -4,8 +4,9 @@
 only when an engine is built, so importing this package stays cheap.
 
 The public surface, all a frontend may import: this package, ``engine.protocol`` (the answer
-protocol, its data and errors), ``engine.client``, ``engine.config``, ``engine.logs``,
-``engine.metrics``, ``engine.database`` and ``engine.web``. Everything else is internal; the
+protocol, its data, errors and shared limits), ``engine.client``, ``engine.config`` (the settings, one
+model per part), ``engine.logs``, ``engine.metrics``, ``engine.database``, ``engine.web`` and
+``engine.markdown`` (Markdown split into paragraphs and whole code blocks). Everything else is internal; the
 import contracts in ``pyproject.toml`` check it (``tests/test_architecture.py``).
 """
 

@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 
 from engine.answer.model import Answer, Question
-from engine.protocol import EngineError, EngineUnavailable
+from engine.protocol import EngineError, EngineUnavailable, check_channel_settings
 from engine.store.repository import UnknownAnswer
 
 
@@ -115,8 +115,7 @@ class EngineClient:
 
     async def set_channel_settings(self, platform: str, channel_id: str, changes: dict[str, bool | None],
                                    by: str | None = None) -> dict[str, bool | None]:
-        if set(changes) - {"help_channel", "thread_mode"}:
-            raise ValueError(f"unknown channel settings: {', '.join(sorted(set(changes) - {'help_channel', 'thread_mode'}))}")
+        check_channel_settings(changes)
         body = dict(changes, **({"by": by} if by else {}))
         return await self._json("PUT", f"/v1/channels/{platform}/{channel_id}", body)
 

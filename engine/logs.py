@@ -101,12 +101,12 @@ def configure(settings: Settings, stream: TextIO | None = None) -> logging.Handl
     """Send every logger's records through one handler; returns it (tests read what it wrote)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ContextFilter(secrets_of(settings)))
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if settings.core.log_format == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(settings.log_level.upper())
+    root.setLevel(settings.core.log_level.upper())
     # One line per HTTP call to the Chroma server (every readiness probe, every search) is noise
     # above DEBUG; their failures still reach the log as ours.
     # So is what every start says: alembic's "Context impl SQLiteImpl", sentence-transformers' "Loading …".

@@ -13,12 +13,14 @@ Both have one lifecycle: ``start()`` before the first call, ``close()`` after th
 in the same process counts into (``None`` for a remote engine: the frontend keeps its own).
 
 This module is the frontends' one import for all of it: the data (:class:`Question`,
-:class:`Answer`, :class:`Citation`), the protocol, and its errors.
+:class:`Answer`, :class:`Citation`), the protocol, its errors, and the limits both sides check
+(:data:`MAX_QUESTION_CHARS`, :data:`MAX_COMMENT_CHARS`, :data:`MAX_ANSWER_CHARS`,
+:data:`CHANNEL_SETTINGS`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping, Protocol, runtime_checkable
 
 from engine.answer.model import Answer, Citation, Question
 from engine.store.repository import ConversationConflict, UnknownAnswer
@@ -26,8 +28,30 @@ from engine.store.repository import ConversationConflict, UnknownAnswer
 if TYPE_CHECKING:
     from engine.metrics import Metrics
 
-__all__ = ["Answer", "Answerer", "Citation", "ConversationConflict", "EngineError", "EngineUnavailable", "Question",
-           "UnknownAnswer"]
+__all__ = ["CHANNEL_SETTINGS", "MAX_ANSWER_CHARS", "MAX_COMMENT_CHARS", "MAX_QUESTION_CHARS", "Answer", "Answerer", "Citation", "ConversationConflict", "EngineError",
+           "EngineUnavailable", "Question", "UnknownAnswer", "check_channel_settings"]
+
+#: The longest question the engine takes, in characters: on /v1/answer, /v1/search, the Ask page, and what the
+#: frontends cut a question to before they send it.
+MAX_QUESTION_CHARS = 8000
+
+#: The longest comment a vote may carry (:meth:`Answerer.feedback`), in characters.
+MAX_COMMENT_CHARS = 2000
+
+#: The longest answer text a maintainer may write (a corrected answer, a draft reply's corrected body), in
+#: characters: it must still fit a GitHub comment (65,536) once the reply's furniture is added.
+MAX_ANSWER_CHARS = 65_000
+
+#: The per-channel settings a frontend may change with :meth:`Answerer.set_channel_settings` (``None``: back to
+#: the frontend's configured default).
+CHANNEL_SETTINGS = ("help_channel", "thread_mode")
+
+
+def check_channel_settings(changes: Mapping[str, object]) -> None:
+    """A ``ValueError`` naming them if ``changes`` holds anything but :data:`CHANNEL_SETTINGS`."""
+    unknown = set(changes) - set(CHANNEL_SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown channel settings: {', '.join(sorted(unknown))}")
 
 
 class EngineUnavailable(RuntimeError):

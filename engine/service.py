@@ -3,7 +3,9 @@
 It implements the answer protocol that frontends use (``answer``, ``answer_stream``,
 ``feedback``), the same one :class:`engine.client.EngineClient` implements over HTTP. Heavy
 parts (the embedding model, the Chroma client) are built on first use; the database and the
-provider chain are opened by :meth:`start`.
+provider chain are opened by :meth:`start`, which also builds the engine's two services once:
+:attr:`review_service` (:class:`engine.review.service.ReviewService`) and :attr:`tuning_service`
+(:class:`engine.tuning.service.TuningService`), each given what it needs.
 
 The model that answers is the one activated in the database (``firstreply tune activate``,
 the API, the Tuning page), whichever process activated it: before a question each engine
@@ -18,34 +20,31 @@ import dataclasses
 import time
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, TypeVar
 
 from engine.answer.citations import strip_markers
 from engine.answer.model import Answer, Question
 from engine.answer.pipeline import AnswerPipeline, PipelineSettings, pseudonym
 from engine.config import KB_NAME, Settings, load_settings
-from engine.index.build import IndexBuilder, IngestReport
 from engine.index.embedder import Embedder
 from engine.index.golden import GoldenPair, sync_golden
 from engine.index.keywords import KeywordIndex
 from engine.index.retriever import Hit, Retriever
 from engine.index.vectors import Chroma, VectorStore
-from engine.llm import registry
 from engine.llm.chain import ProviderChain
 from engine.llm.factory import build_chain
 from engine.logs import Redactor, secrets_of
 from engine.metrics import Metrics
+from engine.protocol import check_channel_settings
 from engine.store.repository import Store
-from engine.store.review import ReviewError, ReviewStore
+from engine.review.service import ReviewService
+from engine.store.review import ReviewStore
 from engine.store.shared_secrets import SharedSecrets
 from engine.store.tuning import TuningStore
+from engine.tuning.service import TuningService
 
-if TYPE_CHECKING:
-    import aiohttp
-
-    from engine.ingest.reader import Progress
-    from engine.store.models import AnswerRecord, GoldenRecord, ModelActivation, TuningJob
-    from engine.tuning.runner import TuningRunner
+if TYPE_CHECKING:  # ingesting is imported when it is used: a cold `firstreply ask` reads no sources
+    from engine.index.build import IngestReport, Progress
     from engine.web import ReviewExtension
 
 
@@ -63,13 +62,6 @@ def ingested_kbs(settings: Settings) -> list[str]:
 T = TypeVar("T")
 
 
-def _started(part: T | None) -> T:
-    """A part the engine opens in start(): asking for it earlier is a defect of the caller."""
-    if part is None:
-        raise RuntimeError("start() the engine first: its stores open then")
-    return part
-
-
 class Engine:
     def __init__(self, settings: Settings | None = None, *, pinned_kb: bool = False) -> None:
         self.settings = settings or load_settings()
@@ -81,9 +73,9 @@ class Engine:
         self.store: Store | None = None
         self.chain: ProviderChain | None = None
         self.pipeline: AnswerPipeline | None = None
-        self._review: ReviewStore | None = None
-        self.review_extensions: list[ReviewExtension] = []  # frontends' parts of the review pages (engine.web.ReviewExtension)
-        self._tuning: TuningStore | None = None
+        self._review: ReviewService | None = None
+        self.review_extensions: list[ReviewExtension] = []  # frontends' parts of the review pages
+        self._tuning: TuningService | None = None
         self.metrics = Metrics()
         self._golden_lock = asyncio.Lock()
         self._chain_lock = asyncio.Lock()
@@ -136,6 +128,8 @@ class Engine:
     def ingest(self, path: Path, *, repo_url: str | None = None, ref: str | None = None, kb: str | None = None,
                progress: Progress | None = None) -> IngestReport:
         """Index a folder into the vector store and the keyword index (no database needed; see :meth:`aingest`)."""
+        from engine.index.build import IndexBuilder
+
         kb = kb or self.settings.kb
         ingestor = IndexBuilder(self.embedder, self.vectors(kb), self.kb_dir(kb), max_tokens=self.settings.chunk_max_tokens,
                                 url_map=self.settings.url_map, source_base=f"{self.public_url}/source/{kb}")
@@ -166,6 +160,14 @@ class Engine:
                       per_page: int | None = 2) -> list[Hit]:
         retriever = await self._current_retriever(kb or self.settings.kb)
         return await retriever.asearch(question, k or self.settings.search_k, per_page, title)
+
+    async def answer_search(self, question: str, *, k: int | None = None, kb: str | None = None,
+                            title: str | None = None) -> list[Hit]:
+        """The evidence an answer is given: ``asearch``'s hits widened to their whole sections (a list of steps,
+        a table, an example whole, not the chunk of it that matched), ``k`` different sections."""
+        k = k or self.settings.search_k
+        retriever = await self._current_retriever(kb or self.settings.kb)
+        return retriever.with_sections(await retriever.asearch(question, 2 * k, 2, title), k)
 
     async def _current_retriever(self, kb: str) -> Retriever:
         """The knowledge base's retriever; with a shared Chroma server, rebuilt when another replica changed the vectors."""
@@ -237,16 +239,6 @@ class Engine:
         s = self.settings
         return str(s.public_url).rstrip("/") if s.public_url else f"http://{s.host}:{s.port}"
 
-    @property
-    def review(self) -> ReviewStore:
-        """The review store (answers' verdicts, golden records, maintainers, the audit log); once started."""
-        return _started(self._review)
-
-    @property
-    def tuning(self) -> TuningStore:
-        """The tuning store (jobs, datasets, activations); once started."""
-        return _started(self._tuning)
-
     async def start(self) -> "Engine":
         async with self._start_lock:
             if self.pipeline is None:
@@ -261,19 +253,38 @@ class Engine:
             await store.close()
             raise
         self.store = store
-        self._review = ReviewStore(self.store.engine, self.review_extensions)
-        self._tuning = TuningStore(self.store.engine)
-        self._chain_specs = self._activated(await self.tuning.in_force())
+        s = self.settings
+        pipeline_settings = PipelineSettings(
+            thresholds=s.abstain_thresholds, max_output_tokens=s.max_output_tokens, context_window=s.llm_context_window,
+            k=s.search_k, history_turns=s.history_turns, user_salt=self._user_salt(),
+            redact=Redactor(secrets_of(self.settings)).redact)
+        review = ReviewService(ReviewStore(store.engine, self.review_extensions), index_golden=self.sync_golden,
+                               extensions=self.review_extensions, quote=strip_markers)
+        tuning = TuningService(TuningStore(store.engine), s, golden_records=review.all_golden_records,
+                               audit=review.audit, search=self.answer_search, embedder=lambda: self.embedder,
+                               pipeline_settings=pipeline_settings, chain_in_force=self._chain_in_force,
+                               reload_chain=self.reload_chain)
+        self._review, self._tuning = review, tuning
+        self._chain_specs = await tuning.models_in_force()
         self._activation_checked = time.monotonic()
         self.chain = build_chain(self.settings, self._chain_specs)
-        s = self.settings
-        self.pipeline = AnswerPipeline(
-            self.asearch, self.chain, self.store,
-            PipelineSettings(thresholds=s.abstain_thresholds, max_output_tokens=s.max_output_tokens,
-                             context_window=s.llm_context_window, k=s.search_k, history_turns=s.history_turns,
-                             user_salt=self._user_salt(), redact=Redactor(secrets_of(self.settings)).redact),
-            metrics=self.metrics,
-        )
+        self.pipeline = AnswerPipeline(self.answer_search, self.chain, self.store, pipeline_settings, metrics=self.metrics)
+
+    @staticmethod
+    def _started(part: T | None) -> T:
+        if part is None:
+            raise RuntimeError("start() the engine first: its services open with the database")
+        return part
+
+    @property
+    def review_service(self) -> ReviewService:
+        """The review (answers, verdicts, golden records, maintainers): built once, when the engine starts."""
+        return self._started(self._review)
+
+    @property
+    def tuning_service(self) -> TuningService:
+        """Fine-tuning (jobs, evaluation, activation, the runner): built once, when the engine starts."""
+        return self._started(self._tuning)
 
     async def close(self) -> None:
         for chain in [*self._retired_chains, *([self.chain] if self.chain is not None else [])]:
@@ -332,10 +343,8 @@ class Engine:
         return await self.store.channel_settings(platform)
 
     async def set_channel_settings(self, platform: str, channel_id: str, changes: dict[str, bool | None],
-                                   by: str | None = None) -> dict[str, bool | None]:
-        unknown = set(changes) - {"help_channel", "thread_mode"}
-        if unknown:
-            raise ValueError(f"unknown channel settings: {', '.join(sorted(unknown))}")
+                                   by: str | None = None) -> dict:
+        check_channel_settings(changes)
         await self.start()
         assert self.store is not None
         return await self.store.set_channel_settings(platform, channel_id, changes, by)
@@ -365,15 +374,7 @@ class Engine:
         assert self.store is not None
         return await self.store.escalate_discord_thread(self._thread_id(thread_id))
 
-    # -- review ----------------------------------------------------------------------------
-
-    async def review_answer(self, answer_id: str, verdict: str, by: str, *, text: str | None = None,
-                            reason: str | None = None) -> tuple[AnswerRecord, GoldenRecord | None]:
-        """Approve, correct or reject an answer; approved and corrected ones are retrieved from then on."""
-        await self.start()
-        record, golden = await self.review.review(answer_id, verdict, by, text=text, reason=reason, quote=strip_markers)
-        await self.sync_golden()
-        return record, golden
+    # -- golden records in the index (the review service keeps them) ----------------------
 
     async def sync_golden(self) -> tuple[int, int]:
         """Index the golden records as they are now (one sync at a time; searches see it at once)."""
@@ -382,7 +383,7 @@ class Engine:
             # Linked to the public view (visitors see these citations), quoted without markers an older
             # approval may have kept: they pointed at the sources of the answer it came from.
             pairs = [GoldenPair(r.id, r.question, strip_markers(r.answer), f"{self.public_url}/golden/{r.id}")
-                     for r in await self.review.all_golden_records()]
+                     for r in await self.review_service.all_golden_records()]
             kb = self.settings.kb
             changed = await asyncio.to_thread(sync_golden, self.embedder, self.vectors(kb), self.kb_dir(kb) / "keywords", pairs)
             if any(changed):
@@ -395,40 +396,7 @@ class Engine:
         an extension of the same name (an app built again on this engine)."""
         self.review_extensions[:] = [e for e in self.review_extensions if e.name != extension.name] + [extension]
 
-    async def post_review_draft(self, answer_id: str, by: str, body: str | None = None) -> dict[str, Any] | None:
-        """Approve the draft a frontend made for this answer (the GitHub App in review mode), which then posts it;
-        what was approved (the audit detail), or None when no extension has a draft for this answer."""
-        from engine.web import DraftConflict
-
-        await self.start()
-        for extension in self.review_extensions:
-            try:
-                posted = await extension.post_draft(answer_id, by, body)
-            except DraftConflict as conflict:  # approved meanwhile (another maintainer, the API), or posted
-                raise ReviewError(str(conflict)) from None
-            if posted is not None:
-                await self.review.audit(by, f"{extension.name}.post", answer_id, posted)
-                return posted
-        return None
-
-    # -- tuning ----------------------------------------------------------------------------
-
-    @staticmethod
-    def _activated(in_force: Iterable[ModelActivation]) -> list[str]:
-        """The activated models in answering order: the newest activation's, then what answered before it
-        (its recorded fallback), then what answered before that, for as long as each kept a fallback."""
-        specs: list[str] = []
-        for activation in in_force:  # newest first
-            specs = specs or [activation.model]
-            if not activation.fallback:
-                break
-            specs.append(activation.fallback)
-        return specs
-
-    def _check_spec(self, spec: str) -> None:
-        if (setting := registry.missing_setting(spec, self.settings)) is not None:
-            kind = registry.kind_of(spec)
-            raise ReviewError(f"{setting} is required to call a {kind.title if kind else spec} model")
+    # -- the models answering (activated through the tuning service) ------------------------
 
     async def _follow_activation(self, *, force: bool = False) -> None:
         """Answer with the models in force in the database, wherever they were activated or rolled back: looked
@@ -438,8 +406,8 @@ class Engine:
         async with self._chain_lock:  # one lookup and one rebuild for all the questions waiting on it
             if not force and time.monotonic() - self._activation_checked < self.settings.activation_check_seconds:
                 return
-            assert self.pipeline is not None
-            specs = self._activated(await self.tuning.in_force())
+            assert self._tuning is not None and self.pipeline is not None
+            specs = await self._tuning.models_in_force()
             self._activation_checked = time.monotonic()
             if specs != self._chain_specs:
                 if self.chain is not None:  # answers under way finish on it; it is closed with the engine
@@ -452,141 +420,11 @@ class Engine:
         await self.start()
         await self._follow_activation(force=True)
 
-    async def current_model(self) -> str:
-        """The model answering now, as the database says it should be."""
+    async def _chain_in_force(self) -> ProviderChain:
+        """The chain answering now, as the database says it should be (what an evaluation compares with)."""
         await self.reload_chain()
         assert self.chain is not None
-        return self.chain.primary.name
-
-    def tuners(self, session: aiohttp.ClientSession) -> dict[str, Any]:
-        return {kind: backend.tuner(self.settings, session) for kind, backend in registry.tuning_backends().items()}
-
-    def tuning_runner(self, session: aiohttp.ClientSession) -> TuningRunner:
-        from engine.tuning.runner import TuningRunner
-
-        s = self.settings
-        return TuningRunner(self, self.tuning, self.tuners(session), poll_seconds=s.tuning_poll_seconds,
-                            holdout=s.tuning_holdout_fraction, variant=s.tuning_variant)
-
-    async def create_tuning(self, alias: object, base_llm: object, golden_records: list[int] | None,
-                            metadata: dict[str, Any], by: str | None = None) -> TuningJob:
-        """Queue a tuning job, after the checks that need no provider (a 400 for the API, a one-line error for the
-        CLI): the alias and hyperparameters as the provider takes them (engine.tuning.request), the golden records."""
-        from engine.tuning.dataset import LIMITS
-        from engine.tuning.request import TuningRequestError, check_request
-
-        try:  # alias and base_llm as a request gave them, checked here
-            name, base = check_request(alias, base_llm)
-        except TuningRequestError as error:
-            raise ReviewError(str(error)) from None
-        await self.start()
-        provider = base["model_provider"]
-        records = await self.review.all_golden_records()
-        if golden_records is not None:
-            known = {r.id for r in records}
-            missing = sorted(set(golden_records) - known)
-            if missing:
-                raise ReviewError(f"unknown golden records: {', '.join(map(str, missing[:10]))}")
-            records = [r for r in records if r.id in set(golden_records)]
-        minimum = LIMITS[provider].min_examples
-        if len(records) < minimum:
-            raise ReviewError(f"too few examples: {len(records)} golden records, {provider} tuning needs at least {minimum}")
-        return await self.tuning.create(name, base, golden_records, metadata, by)
-
-    @staticmethod
-    def _check_granted(job: TuningJob) -> None:
-        if job.grant_state in ("pending", "failed"):
-            raise ReviewError(f"the tuned model is not shared with {job.grantee} yet (grant {job.grant_state}"
-                              + (f": {job.grant_error}" if job.grant_error else "")
-                              + "); retry the grant with POST /api/v1/finetunings/{id}/grant or `firstreply tune grant`")
-
-    async def retry_grant(self, job_id: str) -> TuningJob | None:
-        """Try the permission grant of a job's tuned model again (after it failed), to the grantee configured now
-        (FIRSTREPLY_TUNED_MODEL_GRANTEE, perhaps corrected since); None if none failed."""
-        await self.start()
-        if await self.tuning.job(job_id) is None:
-            raise LookupError(job_id)
-        grantee = self.settings.tuned_model_grantee
-        if grantee is None:
-            raise ReviewError("FIRSTREPLY_TUNED_MODEL_GRANTEE is not set: say who may call the tuned model "
-                              "(everyone, user:EMAIL or group:EMAIL), then retry the grant")
-        return await self.tuning.retry_grant(job_id, grantee)
-
-    async def evaluate_tuning(self, job_id: str) -> dict[str, Any]:
-        """The tuned model against the model answering now, on the job's held-out slice."""
-        from engine.llm.chain import ProviderChain
-        from engine.llm.factory import build_provider
-        from engine.llm.retry import RetryPolicy
-        from engine.tuning.dataset import Example
-        from engine.tuning.evaluation import score
-
-        await self.start()
-        assert self.chain is not None and self.pipeline is not None
-        job = await self.tuning.job(job_id)
-        if job is None:
-            raise LookupError(job_id)
-        if job.status != "succeeded" or not job.model_id:
-            raise ReviewError(f"only a succeeded job can be evaluated (this one is {job.status})")
-        self._check_granted(job)
-        dataset = await self.tuning.dataset(job.dataset_id) if job.dataset_id else None
-        heldout = [Example(**e) for e in (dataset.heldout if dataset else [])]
-        if not heldout:
-            raise ReviewError("the job kept no held-out examples (FIRSTREPLY_TUNING_HOLDOUT_FRACTION is 0?)")
-        spec = f"{job.base_llm['model_provider']}:{job.model_id}"
-        self._check_spec(spec)
-        candidate = ProviderChain([build_provider(spec, self.settings)], RetryPolicy(attempts=self.settings.llm_retries))
-        judge = build_provider(self.settings.tuning_judge, self.settings) if self.settings.tuning_judge else None
-        await self._follow_activation(force=True)  # compared with the model really answering now
-        try:
-            settings = self.pipeline.settings
-            current = await score(self.chain, self.asearch, self.embedder, settings, heldout, judge)
-            tuned = await score(candidate, self.asearch, self.embedder, settings, heldout, judge)
-        finally:
-            await candidate.aclose()
-            if judge is not None:
-                await judge.aclose()
-        evaluation = {"heldout": len(heldout), "current": current.as_dict(), "candidate": tuned.as_dict()}
-        await self.tuning.update(job.id, "succeeded", evaluation=evaluation)
-        return evaluation
-
-    async def activate_tuning(self, job_id: str, by: str, *, fallback: bool = True) -> ModelActivation:
-        """Make a succeeded, evaluated job's model the one every engine process answers with; with ``fallback``, the
-        model that answered until now (and what it fell back to) answers when the tuned one fails."""
-        await self.start()
-        job = await self.tuning.job(job_id)
-        if job is None:
-            raise LookupError(job_id)
-        if job.status != "succeeded" or not job.model_id:
-            raise ReviewError(f"only a succeeded job can be activated (this one is {job.status})")
-        self._check_granted(job)
-        evaluation = job.evaluation or await self.evaluate_tuning(job_id)
-        answering = await self.current_model()
-        previous = answering if fallback and answering != "extractive" else None
-        activation = await self.tuning.activate(f"{job.base_llm['model_provider']}:{job.model_id}", previous, job.id,
-                                                evaluation, by)
-        await self.review.audit(by, "model.activate", job.id, {"model": activation.model, "fallback": previous})
-        await self.reload_chain()
-        return activation
-
-    async def rollback_model(self, by: str) -> ModelActivation | None:
-        await self.start()
-        ended = await self.tuning.roll_back(by)
-        if ended is not None:
-            await self.review.audit(by, "model.rollback", ended.job_id, {"model": ended.model})
-            await self.reload_chain()
-        return ended
-
-    async def training_set(self, provider: str, fmt: str = "jsonl", variant: str | None = None) -> tuple[str, list[dict[str, Any]]]:
-        """Every golden record as the provider's training data (validated), and what was dropped and why."""
-        from engine.tuning.dataset import LIMITS, build_examples, export, validate
-
-        if provider not in LIMITS:
-            raise ReviewError(f"provider must be one of {', '.join(LIMITS)}")
-        await self.start()
-        examples = await build_examples(await self.review.all_golden_records(), self.asearch,
-                                        variant=variant or self.settings.tuning_variant, k=self.settings.search_k)
-        kept, dropped = validate(examples, provider)
-        return export(kept, provider, fmt), dropped
+        return self.chain
 
     def ask(self, question: str, *, kb: str | None = None) -> Answer:
         """Answer once from the command line (opens and closes the database around it). The question is encoded

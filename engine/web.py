@@ -1,9 +1,10 @@
 """The kit for frontends that extend the engine's web app: mount routes on its aiohttp application, and add their
 part to the review pages.
 
-Routes: :func:`read_json` reads a JSON body (raising :class:`BadRequest`, which the engine's middleware turns into
-a 400), :func:`int_query` a bounded integer query parameter, :func:`error_response` writes the one error shape,
-and :func:`actor` says who is acting (the API key's name). Routes under ``/api/v1/`` sit behind the engine's keys.
+Routes: :func:`read_body` reads a raw body within a size limit (a 413 past it), :func:`read_json` a JSON body
+(raising :class:`BadRequest`, which the engine's middleware turns into a 400), :func:`int_query` a bounded integer query parameter, :func:`error_response` writes the one error shape,
+and :func:`actor` says who is acting (the API key's name). Routes under ``/api/v1/`` sit behind the engine's keys;
+:func:`open_route` lets one through without a key, for a route that authenticates by its own means (a webhook).
 
 Review pages: a frontend that keeps something a reviewer acts on beside an answer (the GitHub App's drafts) gives
 the engine a :class:`ReviewExtension` with ``engine.register_review_extension(extension)``; the answer page, the
@@ -16,10 +17,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from engine.api.auth import actor
-from engine.api.http import BadRequest, error_response, int_query, read_json
+from engine.api.auth import actor, open_route
+from engine.api.http import BadRequest, error_response, int_query, read_body, read_json
 
-__all__ = ["BadRequest", "DraftConflict", "ReviewExtension", "actor", "error_response", "int_query", "read_json"]
+__all__ = ["BadRequest", "DraftConflict", "ReviewExtension", "actor", "error_response", "int_query", "open_route", "read_body", "read_json"]
 
 
 class DraftConflict(Exception):

@@ -36,13 +36,13 @@ def _mount_github_app(app: web.Application, engine):
     """Mount the GitHub App when it is configured (a missing or bad App setting raises ConfigError here)."""
     from github_app.config import configured
 
-    if not configured(engine.settings):
+    if not configured(engine.settings.github):
         return None
     from github_app.app import GitHubApp
     from github_app.config import app_config
     from github_app.routes import mount
 
-    github = GitHubApp(app_config(engine.settings), engine)
+    github = GitHubApp(app_config(engine.settings.github), engine)
     mount(app, github)
     app[GITHUB] = github
     return github
@@ -63,10 +63,10 @@ async def _frontends_running(app: web.Application):
         # Its drafts and figures on the review pages, even when its workers run elsewhere (`firstreply github-app`).
         engine.register_review_extension(github.review_extension() if github is not None else GitHubReview(github_store))
 
-        if settings.discord_token is not None:  # the Discord bot runs in this process too
+        if settings.discord.token is not None:  # the Discord bot runs in this process too
             from bot.run import start_bot
 
-            bot = await start_bot(settings, engine)
+            bot = await start_bot(settings.discord, engine)
             app[DISCORD_BOT] = (bot, asyncio.create_task(bot.connect(), name="discord-bot"))
         yield
     finally:

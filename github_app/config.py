@@ -1,37 +1,46 @@
 """The GitHub App's settings, resolved once: credentials checked, the private key read and parsed.
 
-Everything comes from :class:`engine.config.Settings` (``FIRSTREPLY_GITHUB_*``); this module
+Everything comes from its part of the settings, :class:`engine.config.GitHubSettings`
+(``FIRSTREPLY_GITHUB_*``, ``settings.github``), whose defaults are the App's defaults; this module
 turns them into one frozen :class:`AppConfig`, or a :class:`ConfigError` whose one line names
 every missing or bad setting.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from engine.config import ConfigError, Settings
+from engine.config import ConfigError, GitHubSettings
 
-REQUIRED = {
-    "FIRSTREPLY_GITHUB_APP_ID": "github_app_id",
-    "FIRSTREPLY_GITHUB_WEBHOOK_SECRET": "github_webhook_secret",
-    "FIRSTREPLY_GITHUB_APP_SLUG": "github_app_slug",
-}
+#: The settings the App can't run without (besides its private key, given one way or the other).
+REQUIRED = ("app_id", "webhook_secret", "app_slug")
+_DEFAULT = GitHubSettings.default
+
+
+def _categories(names: list[str]) -> frozenset[str]:
+    return frozenset(name.strip().lower() for name in names if name.strip())
 
 
 @dataclass(frozen=True)
 class ReplyPolicy:
     """Which discussions get a reply, and how (the pure decisions in :mod:`github_app.sansio` read it)."""
 
-    categories: frozenset[str] = frozenset({"q-a"})  # lower-cased slugs or names; empty: all
-    opt_in: bool = False
-    opt_in_text: str = "I want an AI-generated answer as a first response"
-    review_categories: frozenset[str] = frozenset()  # "*": all
-    abstain: str = "silent"  # silent | note
-    maintainer_hint: str = "Not what you needed? Reply here and a maintainer will follow up."
+    categories: frozenset[str] = field(default_factory=lambda: _categories(_DEFAULT("categories")))  # empty: all
+    opt_in: bool = _DEFAULT("opt_in")
+    opt_in_text: str = _DEFAULT("opt_in_text")
+    review_categories: frozenset[str] = field(default_factory=lambda: _categories(_DEFAULT("review_categories")))  # "*": all
+    abstain: str = _DEFAULT("abstain")  # silent | note
+    maintainer_hint: str = _DEFAULT("maintainer_hint")
+
+    @classmethod
+    def of(cls, github: GitHubSettings) -> ReplyPolicy:
+        return cls(categories=_categories(github.categories), opt_in=github.opt_in, opt_in_text=github.opt_in_text,
+                   review_categories=_categories(github.review_categories), abstain=github.abstain,
+                   maintainer_hint=github.maintainer_hint)
 
     def answers_category(self, slug: str, name: str) -> bool:
         return not self.categories or bool({slug.lower(), name.lower()} & self.categories)
@@ -49,29 +58,28 @@ class AppConfig:
     api_url: str
     graphql_url: str
     policy: ReplyPolicy
-    workers: int = 2
-    max_attempts: int = 6
-    retry_base_seconds: float = 5.0
-    secondary_limit_seconds: float = 60.0  # GitHub: wait at least a minute after a secondary rate limit
-    lease_seconds: float = 120.0
-    poll_seconds: float = 5.0
-    max_payload_bytes: int = 5 * 1024 * 1024
+    workers: int = _DEFAULT("workers")
+    max_attempts: int = _DEFAULT("max_attempts")
+    retry_base_seconds: float = _DEFAULT("retry_base_seconds")
+    secondary_limit_seconds: float = _DEFAULT("secondary_limit_seconds")
+    lease_seconds: float = _DEFAULT("lease_seconds")
+    poll_seconds: float = _DEFAULT("poll_seconds")
+    max_payload_bytes: int = _DEFAULT("max_payload_bytes")
 
     def __repr__(self) -> str:  # never print the key or the secret
         return f"AppConfig(app_id={self.app_id}, slug={self.slug!r}, api_url={self.api_url!r})"
 
 
-def configured(settings: Settings) -> bool:
+def configured(github: GitHubSettings) -> bool:
     """Whether any GitHub App setting is given (then all the required ones must be)."""
-    return any(getattr(settings, name) is not None for name in (*REQUIRED.values(), "github_private_key",
-                                                                 "github_private_key_file"))
+    return any(getattr(github, name) is not None for name in (*REQUIRED, "private_key", "private_key_file"))
 
 
-def _private_key(settings: Settings) -> str:
-    if settings.github_private_key is not None:
-        name, text = "FIRSTREPLY_GITHUB_PRIVATE_KEY", settings.github_private_key.get_secret_value().replace("\\n", "\n")
+def _private_key(github: GitHubSettings) -> str:
+    if github.private_key is not None:
+        name, text = github.variable("private_key"), github.private_key.get_secret_value().replace("\\n", "\n")
     else:
-        name, path = "FIRSTREPLY_GITHUB_PRIVATE_KEY_FILE", Path(settings.github_private_key_file or "")
+        name, path = github.variable("private_key_file"), Path(github.private_key_file or "")
         try:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as error:
@@ -85,35 +93,28 @@ def _private_key(settings: Settings) -> str:
     return text.strip() + "\n"
 
 
-def app_config(settings: Settings) -> AppConfig:
-    """Resolve the App's settings, or raise :class:`ConfigError` naming what is missing or bad."""
-    missing = [env for env, name in REQUIRED.items() if getattr(settings, name) is None]
-    if settings.github_private_key is None and settings.github_private_key_file is None:
-        missing.append("FIRSTREPLY_GITHUB_PRIVATE_KEY (or FIRSTREPLY_GITHUB_PRIVATE_KEY_FILE)")
+def app_config(github: GitHubSettings) -> AppConfig:
+    """Resolve the App's settings (``settings.github``), or raise :class:`ConfigError` naming what is missing or bad."""
+    missing = [github.variable(name) for name in REQUIRED if getattr(github, name) is None]
+    if github.private_key is None and github.private_key_file is None:
+        missing.append(f"{github.variable('private_key')} (or {github.variable('private_key_file')})")
     if missing:
         raise ConfigError(f"missing setting {', '.join(missing)}: required to run the GitHub App")
-    assert settings.github_app_id is not None and settings.github_webhook_secret is not None
-    api_url = str(settings.github_api_url).rstrip("/")
+    assert github.app_id is not None and github.webhook_secret is not None
+    api_url = str(github.api_url).rstrip("/")
     return AppConfig(
-        app_id=settings.github_app_id,
-        private_key=_private_key(settings),
-        webhook_secret=settings.github_webhook_secret.get_secret_value(),
-        slug=settings.github_app_slug or "",
+        app_id=github.app_id,
+        private_key=_private_key(github),
+        webhook_secret=github.webhook_secret.get_secret_value(),
+        slug=github.app_slug or "",
         api_url=api_url,
-        graphql_url=str(settings.github_graphql_url).rstrip("/") if settings.github_graphql_url else f"{api_url}/graphql",
-        policy=ReplyPolicy(
-            categories=frozenset(c.strip().lower() for c in settings.github_categories if c.strip()),
-            opt_in=settings.github_opt_in,
-            opt_in_text=settings.github_opt_in_text,
-            review_categories=frozenset(c.strip().lower() for c in settings.github_review_categories if c.strip()),
-            abstain=settings.github_abstain,
-            maintainer_hint=settings.github_maintainer_hint,
-        ),
-        workers=settings.github_workers,
-        max_attempts=settings.github_max_attempts,
-        retry_base_seconds=settings.github_retry_base_seconds,
-        secondary_limit_seconds=settings.github_secondary_limit_seconds,
-        lease_seconds=settings.github_lease_seconds,
-        poll_seconds=settings.github_poll_seconds,
-        max_payload_bytes=settings.github_max_payload_bytes,
+        graphql_url=str(github.graphql_url).rstrip("/") if github.graphql_url else f"{api_url}/graphql",
+        policy=ReplyPolicy.of(github),
+        workers=github.workers,
+        max_attempts=github.max_attempts,
+        retry_base_seconds=github.retry_base_seconds,
+        secondary_limit_seconds=github.secondary_limit_seconds,
+        lease_seconds=github.lease_seconds,
+        poll_seconds=github.poll_seconds,
+        max_payload_bytes=github.max_payload_bytes,
     )

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.web import BadRequest, actor, error_response, int_query, read_json
+from engine.protocol import MAX_ANSWER_CHARS
+from engine.web import BadRequest, actor, error_response, int_query, open_route, read_body, read_json
 from github_app.app import GitHubApp
 from github_app.store import ReplyConflict
 
@@ -16,23 +17,10 @@ GITHUB_APP = web.AppKey("github_app", GitHubApp)
 WEBHOOK_PATH = "/github/webhook"
 
 
-async def _body(request: web.Request, limit: int) -> bytes:
-    """Read the raw body (the signature is over these exact bytes), refusing more than ``limit``."""
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def webhook(request: web.Request) -> web.Response:
     github = request.app[GITHUB_APP]
     try:
-        body = await _body(request, github.config.max_payload_bytes)
+        body = await read_body(request, github.config.max_payload_bytes)  # the signature is over these exact bytes
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, f"the payload is larger than {github.config.max_payload_bytes} bytes")
     status, data = await github.receive(request.headers, body)
@@ -83,8 +71,8 @@ async def replies_route(request: web.Request) -> web.Response:
 async def approve_route(request: web.Request) -> web.Response:
     data = await read_json(request)
     body = data.get("body")
-    if body is not None and (not isinstance(body, str) or not body.strip() or len(body) > 65_000):
-        raise BadRequest("'body' must be the corrected reply text (at most 65,000 characters)")
+    if body is not None and (not isinstance(body, str) or not body.strip() or len(body) > MAX_ANSWER_CHARS):
+        raise BadRequest(f"'body' must be the corrected reply text (at most {MAX_ANSWER_CHARS:,} characters)")
     try:
         reply = await request.app[GITHUB_APP].approve(_id(request), actor(request, data), body)
     except ReplyConflict as conflict:
@@ -113,6 +101,7 @@ def mount(app: web.Application, github: GitHubApp, *, admin: bool = True) -> Non
     """Add the webhook, and (``admin``) the maintainer routes, which need an app that checks API keys."""
     app[GITHUB_APP] = github
     app.router.add_post(WEBHOOK_PATH, webhook)
+    open_route(app, WEBHOOK_PATH)  # GitHub sends no API key: the signature authenticates a delivery
     if not admin:
         return
     app.router.add_get("/api/v1/github/jobs", jobs_route)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.config import Settings
+from engine.config import GitHubSettings
 from engine.database import create_engine, migrate
 from engine.protocol import Answerer
 from github_app.app import GitHubApp
@@ -17,8 +17,9 @@ from github_app.routes import mount
 from github_app.store import GitHubStore
 
 
-def build_standalone(settings: Settings, answerer: Answerer) -> web.Application:
-    """The App as its own web application; raises ConfigError at once if a setting is missing or bad."""
+def build_standalone(settings: GitHubSettings, database_url: str, answerer: Answerer) -> web.Application:
+    """The App as its own web application, its queue in ``database_url``; raises ConfigError at once if a setting
+    is missing or bad."""
     github = GitHubApp(app_config(settings), answerer)
     app = web.Application()
     mount(app, github, admin=False)  # no API keys are checked here: maintainers use the engine's routes
@@ -29,7 +30,7 @@ def build_standalone(settings: Settings, answerer: Answerer) -> web.Application:
     app.router.add_get("/healthz", healthz)
 
     async def start(_app: web.Application) -> None:
-        database = create_engine(settings.database)
+        database = create_engine(database_url)
         await migrate(database)
         await answerer.start()
         await github.start(GitHubStore(database))

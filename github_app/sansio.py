@@ -17,11 +17,10 @@ from gidgethub.sansio import Event
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from engine.protocol import Answer
+from engine.protocol import MAX_QUESTION_CHARS, Answer
 from github_app.config import ReplyPolicy
 
 MAX_COMMENT_CHARS = 65_536  # GitHub refuses longer comment bodies
-MAX_QUESTION_CHARS = 8000  # what the engine accepts
 
 
 class Rejected(Exception):

@@ -181,6 +181,19 @@ async def test_bad_input_gets_a_clear_error_and_stores_nothing(api, body, status
     assert await engine.store.count_answers() == 0
 
 
+async def test_a_body_that_does_not_say_its_length_is_refused_past_the_limit(api):
+    url, engine = api
+
+    async def chunks():  # sent chunked: no Content-Length to refuse it by, so the count while reading does
+        for _ in range(40):
+            yield b" " * 4096
+
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}) as http:
+        async with http.post(f"{url}/v1/feedback", data=chunks()) as response:
+            error = (await response.json())["error"]
+    assert response.status == 413 and f"larger than {engine.settings.max_body_bytes} bytes" in error["message"]
+
+
 async def test_feedback_errors(api):
     url, _ = api
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as http:

@@ -98,7 +98,7 @@ async def test_a_cross_site_form_cannot_plant_a_golden_record_in_the_keyless_eng
         for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
             async with http.post(f"{url}/api/v1/golden-records", json=PLANTED, headers=headers) as response:
                 assert response.status == 403, headers
-        assert await engine.review.all_golden_records() == []
+        assert await engine.review_service.all_golden_records() == []
         # A local script (curl, the CLI) still may.
         async with http.post(f"{url}/api/v1/golden-records", json=PLANTED) as response:
             assert response.status == 201
@@ -133,7 +133,7 @@ async def test_a_key_may_only_do_what_its_roles_allow_and_acts_as_itself(make_en
         assert status == 200 and body["reviewed_by"] == "api:review-script"  # not "ada"
         assert (await call("GET", "/api/v1/activations", "sk-admin-key"))[0] == 200
         # A maintainer's own token acts as that maintainer, whatever the body says.
-        token = await engine.review.add_maintainer("grace")
+        token = await engine.review_service.add_maintainer("grace")
         status, body = await call("POST", "/api/v1/golden-records", token, {**PLANTED, "by": "ada"})
         assert status == 201 and body["created_by"] == "grace"
 
@@ -184,7 +184,7 @@ async def test_a_visitor_cannot_write_into_a_bot_thread_or_another_visitors_conv
 
 async def test_sign_out_and_removal_end_sessions_on_the_server(site):
     url, engine, browser = site
-    token = await engine.review.add_maintainer("bob")
+    token = await engine.review_service.add_maintainer("bob")
     await browser.sign_in(token)
     stolen = browser.session.cookie_jar.filter_cookies(url)["firstreply_session"].value
     assert (await browser.get("/review/golden"))[0] == 200
@@ -202,10 +202,10 @@ async def test_sign_out_and_removal_end_sessions_on_the_server(site):
 
     await browser.sign_in(token)
     csrf = await browser.csrf("/review/golden")
-    assert await engine.review.remove_maintainer("bob")
+    assert await engine.review_service.remove_maintainer("bob")
     status, location, _ = await browser.post("/review/golden", {"question": "Q?", "answer": "planted", "csrf_token": csrf})
     assert status == 303 and location.startswith("/review/login")
-    assert await engine.review.all_golden_records() == []
+    assert await engine.review_service.all_golden_records() == []
 
 
 # -- 6: no open redirect after sign-in ---------------------------------------------------------------
@@ -215,7 +215,7 @@ async def test_sign_out_and_removal_end_sessions_on_the_server(site):
                                     "https://evil.example", "javascript:alert(1)", "/\r\n/evil.example", " //evil.example"])
 async def test_sign_in_only_returns_to_a_path_on_this_site(site, target):
     url, engine, browser = site
-    token = await engine.review.add_maintainer("eve")
+    token = await engine.review_service.add_maintainer("eve")
     _, _, page = await browser.get("/review/login?next=" + aiohttp.helpers.quote(target, safe=""))
     assert "evil" not in page
     status, location, _ = await browser.post("/review/login", {"token": token, "csrf_token": await browser.csrf(),
@@ -225,7 +225,7 @@ async def test_sign_in_only_returns_to_a_path_on_this_site(site, target):
 
 async def test_sign_in_returns_to_the_page_that_sent_you(site):
     url, engine, browser = site
-    token = await engine.review.add_maintainer("eve")
+    token = await engine.review_service.add_maintainer("eve")
     status, location, _ = await browser.post("/review/login", {"token": token, "csrf_token": await browser.csrf(),
                                                               "next": "/review/answers?votes=down&page=2"})
     assert status == 303 and location == "/review/answers?votes=down&page=2"
@@ -245,7 +245,7 @@ async def test_a_credential_echoed_by_the_provider_reaches_no_client_and_no_tabl
             plain = await response.text()
         async with http.post(f"{url}/v1/answer", json={"question": CAMERA, "stream": True}) as response:
             streamed = await response.text()
-        records = await engine.review.answers(AnswerFilter())
+        records = await engine.review_service.answers(AnswerFilter())
     assert "fallback_reasons" in plain and gemini.API_KEY not in plain and gemini.API_KEY not in streamed
     stored = json.dumps([r.fallback_reasons for r in records[0]])
     assert "[redacted]" in stored and gemini.API_KEY not in stored
@@ -342,7 +342,7 @@ async def test_hostile_bytes_and_shapes_get_a_4xx(keyless, make_engine):
 
 async def test_huge_ids_and_page_numbers_on_the_review_pages_are_not_errors(site):
     url, engine, browser = site
-    await browser.sign_in(await engine.review.add_maintainer("ada"))
+    await browser.sign_in(await engine.review_service.add_maintainer("ada"))
     for path in (f"/review/golden/{'9' * 40}", f"/review/golden?page={'9' * 40}", f"/review/answers?page={'9' * 40}",
                  f"/review/answers/{'x' * 5000}", "/review/golden/00000000000000000000001"):
         status, _, _ = await browser.get(path)

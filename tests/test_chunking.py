@@ -160,3 +160,29 @@ def test_the_payload_component_table_keeps_its_header_and_lead_in():
         for part in chunk.text.split("\n\n"):
             if part.startswith("|") and "BeforeNavLinks" in part:
                 assert part.startswith("| Path")
+
+
+def test_a_table_whose_rule_row_is_ragged_is_still_split_between_rows():
+    # As in Payload's docs/admin/hooks.mdx: the rule row has a stray empty cell after it.
+    table = "\n".join(["| Property | Description |", "|----------|-------------|          |"]
+                      + [f"| **`prop{i}`** | What property {i} holds, in a few words. |" for i in range(30)])
+    chunks = chunk_document(doc_with([Block("It provides the following:", 1, 1), Block(table, 3, 34)]), words, 80)
+    assert len(chunks) > 2
+    rows = []
+    for chunk in chunks:
+        lines = chunk.text.split("\n\n")[-1].split("\n")
+        assert lines[0] == "| Property | Description |"  # never a piece that starts mid-row
+        assert all(line.startswith("| **`prop") and line.endswith("|") for line in lines[2:])
+        rows += lines[2:]
+    assert len(rows) == 30
+
+
+def test_pieces_of_a_long_paragraph_have_their_own_line_ranges():
+    lines = [f"Sentence number {i} says a few more words about the thing." for i in range(40)]
+    chunks = chunk_document(doc_with([Block("\n".join(lines), 10, 49)]), words, 64)
+    assert len(chunks) > 2
+    for before, after in zip(chunks, chunks[1:]):
+        assert before.end_line < after.start_line  # no two pieces claim the same lines
+    for chunk in chunks:
+        first = int(chunk.text.split("Sentence number ", 2)[1].split()[0])
+        assert chunk.start_line == 10 + first

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -154,7 +155,9 @@ def test_serve_says_the_address_it_really_listens_on_and_starts_quietly(env, sam
         ready = json.load(urllib.request.urlopen(f"{url}/readyz", timeout=30))
         assert ready["status"] == "ready"
         marker = json.loads((Path(env["FIRSTREPLY_DATA_DIR"]) / "serving.json").read_text())
-        assert marker == {"url": url, "pid": server.pid}  # `firstreply ask` finds the server here
+        # `firstreply ask` finds the server here; it checks the instance id (another data folder's server refuses)
+        assert marker.keys() == {"url", "pid", "instance"} and (marker["url"], marker["pid"]) == (url, server.pid)
+        assert re.fullmatch(r"[0-9a-f]{32}", marker["instance"]), marker
     finally:
         server.send_signal(signal.SIGINT)
         _out, err = server.communicate(timeout=30)

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import ConfigError, Settings, load_settings
+from engine.config import FLAT, ConfigError, GitHubSettings, Settings, load_settings, variables
 
 
 def test_defaults_need_no_environment(monkeypatch):
@@ -61,8 +61,40 @@ def test_env_file_is_read(tmp_path, monkeypatch):
 
 
 def test_the_env_example_names_every_setting():
-    from pathlib import Path
-
     example = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
-    missing = [f"FIRSTREPLY_{name.upper()}" for name in Settings.model_fields if f"FIRSTREPLY_{name.upper()}=" not in example]
+    missing = [variable for variable in variables() if f"{variable}=" not in example]
     assert missing == []
+    assert len(variables()) == len(set(variables())) == len(FLAT)
+
+
+def test_each_part_reads_its_own_prefix_and_the_names_stay_as_they_were(monkeypatch):
+    monkeypatch.setenv("FIRSTREPLY_GITHUB_SECONDARY_LIMIT_SECONDS", "90")
+    monkeypatch.setenv("FIRSTREPLY_DISCORD_HELP_CHANNELS", "[1, 2]")
+    monkeypatch.setenv("FIRSTREPLY_MAX_BODY_BYTES", "2048")
+    settings = load_settings(_env_file=None)
+    assert settings.github.secondary_limit_seconds == 90 == settings.github_secondary_limit_seconds
+    assert settings.discord.help_channels == [1, 2] == settings.discord_help_channels
+    assert settings.web.max_body_bytes == 2048
+    assert GitHubSettings(_env_file=None).secondary_limit_seconds == 90  # a frontend can read its part alone
+    assert "FIRSTREPLY_GITHUB_SECONDARY_LIMIT_SECONDS" in variables() and "FIRSTREPLY_DISCORD_TOKEN" in variables()
+
+
+def test_overrides_go_by_flat_name_and_a_misspelt_one_is_refused():
+    settings = load_settings(_env_file=None, github_workers=3, kb="docs")
+    assert (settings.github.workers, settings.core.kb) == (3, "docs")
+    assert settings.replace(kb="other").core.kb == "other" and settings.core.kb == "docs"
+    with pytest.raises(ConfigError, match="FIRSTREPLY_KB"):
+        settings.replace(kb="bad name!")
+    with pytest.raises(TypeError, match="github_worker"):
+        load_settings(_env_file=None, github_worker=3)
+    with pytest.raises(AttributeError):
+        settings.github_worker  # noqa: B018
+
+
+def test_bad_settings_of_several_parts_are_all_named_on_one_line(monkeypatch):
+    monkeypatch.setenv("FIRSTREPLY_GITHUB_WORKERS", "0")
+    monkeypatch.setenv("FIRSTREPLY_PORT", "http")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(_env_file=None)
+    message = str(raised.value)
+    assert "\n" not in message and "FIRSTREPLY_GITHUB_WORKERS" in message and "FIRSTREPLY_PORT" in message

@@ -192,7 +192,7 @@ async def test_thumbs_down_offers_a_comment_modal_and_the_comment_reaches_the_re
             await fake.wait_for(lambda: fake.replies(sent) and "Thanks" in fake.replies(sent)[-1]["content"])
             assert fake.replies(sent)[-1]["flags"] & 64
         assert await engine.store.votes(answer_id) == {"up": 0, "down": 1}  # the same one vote, now with its comment
-        detail = await engine.review.detail(answer_id)
+        detail = await engine.review_service.detail(answer_id)
         assert [(v.vote, v.comment) for v in detail["votes"]] == [(-1, "It should say scene.magnify.")]
 
 
@@ -544,6 +544,26 @@ async def test_a_vote_the_engine_fails_to_store_still_gets_a_response():
         click = await fake.click(message["components"][0]["components"][1]["custom_id"], message=message)
         await fake.wait_for(lambda: fake.replies(click))
     assert [(m["content"], bool(m["flags"] & EPHEMERAL)) for m in fake.replies(click)] == [(APOLOGY, True)]
+
+
+async def test_a_comment_the_engine_fails_to_store_gets_a_private_apology():
+    class FailingComments(Scripted):
+        async def feedback(self, answer_id, user_id, vote, comment=None):
+            if comment is not None:
+                raise EngineError(500, "something went wrong on our side")
+            return True
+
+    async with running(FailingComments()) as (fake, bot):
+        question = await fake.user_message(f"<@{fake.bot_user['id']}> {QUESTION}", mentions_bot=True)
+        message = await answered_message(fake, question["id"])
+        vote = await fake.click(message["components"][0]["components"][1]["custom_id"], message=message, user_id="111")
+        await fake.wait_for(lambda: fake.replies(vote))
+        [[button]] = [row["components"] for row in fake.replies(vote)[0]["components"]]
+        opened = await fake.click(button["custom_id"], message=fake.replies(vote)[0], user_id="111")
+        await fake.wait_for(lambda: fake.modal(opened))
+        sent = await fake.submit_modal(opened, {"What was wrong or missing?": "Wrong method."}, user_id="111")
+        await fake.wait_for(lambda: fake.replies(sent))
+    assert [(m["content"], bool(m["flags"] & EPHEMERAL)) for m in fake.replies(sent)] == [(APOLOGY, True)]
 
 
 # 4. what is meant to be private stays private --------------------------------------------------------------------

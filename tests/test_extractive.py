@@ -173,3 +173,113 @@ def test_a_list_whose_last_item_introduces_code_that_is_not_there_loses_that_sen
     quoted = best_passage(set(keyword_terms("how do I set the admin thumbnail of an image")), thumbnails)
     assert quoted.startswith("You can specify how Payload retrieves admin thumbnails")
     assert quoted.endswith("sends back a full URL to load the thumbnail.")
+
+
+def test_a_lead_in_right_above_its_code_carries_it_as_one_unit():
+    # No blank line between the lead-in and the fence: Markdown still renders a code block, and the answerer
+    # quotes the lead-in with its code (it used to read the two as one paragraph of prose).
+    units = units_of("Install it with:\n```sh\nnpm install payload\n```\n\nThen start it.")
+    assert [u.kind for u in units] == ["lead+code", "prose"]
+    assert units[0].text == "Install it with:\n\n```sh\nnpm install payload\n```"
+
+
+def test_sections_of_one_page_are_one_page_whatever_their_links_look_like():
+    # Links to the engine's own copy of a file carry the lines in the query: "…?lines=a-b#La".
+    importing = ContextPassage(1, "Local API › Accessing payload › Importing it", "/source/kb/docs/local-api/overview.mdx?lines=40-60#L40",
+                               IMPORTING, "docs/local-api/overview.mdx")
+    script = ContextPassage(2, "Local API › Example Script using Local API", "/source/kb/docs/local-api/overview.mdx?lines=80-110#L80",
+                            SCRIPT, "docs/local-api/overview.mdx")
+    text = answer("How to run a REPL or one-off script? Is there a way to just run something and have Payload exit "
+                  "immediately after that?", importing, script)
+    assert "local: true" in text and "Importing it" not in text
+
+
+def test_a_padded_table_keeps_the_rows_that_match_best_not_the_first_that_match():
+    # As written in the docs: every cell padded to the widest one, so a few rows fill a quote.
+    width = 200
+    padded = "\n".join([f"| {'Path':<28} | {'Description':<{width}} |", f"| {'-' * 28} | {'-' * width} |"]
+                       + [f"| {'**`' + name + '`**':<28} | {text:<{width}} |" for name, text in COMPONENT_ROWS])
+    passage = page(1, "Swap in your own React components › Base Component Overrides", f"{COMPONENTS_LEAD}\n\n{padded}",
+                   "docs/admin/components.mdx#L22-L45")
+    text = answer("I need to add a custom button in Nav element, the sidebar in the admin interface. "
+                  "What would be the best way to do that?", passage)
+    quoted = text.split("[1]\n", 1)[1]
+    rows = [line for line in quoted.split("\n") if line.startswith("|")]
+    assert rows[0].startswith("| Path") and set(rows[1]) <= set("|- ")
+    assert "BeforeNavLinks" in quoted and "AfterNavLinks" in quoted
+    assert all(line.rstrip().endswith("|") for line in rows)
+    order = [name for name, _ in COMPONENT_ROWS]
+    shown = [name for name in order if f"`{name}`" in quoted]
+    assert shown == sorted(shown, key=order.index)  # the rows in the table's own order
+
+
+SERVER_OPTIONS = """Here is a list of all properties available to pass through `payload.init`:
+
+**express**
+
+**Required**. This is your Express app as shown above.
+
+**local**
+
+A boolean that when set to `true` tells Payload to start in local-only mode which will bypass setting up API routes. When set to `true`, `express` is not required. This is useful when running scripts that need to use Payload's local-api.
+
+**onInit**
+
+A function that is called immediately following startup that receives the Payload instance as it's only argument."""
+
+
+def test_a_paragraph_under_a_subheading_is_quoted_with_its_subheading():
+    quoted = best_passage(set(keyword_terms("how do I run a one-off script without starting the server routes")), SERVER_OPTIONS)
+    assert quoted.startswith("**local**\n\nA boolean that when set to `true`")
+    paragraphs = quoted.split("\n\n")
+    for i, paragraph in enumerate(paragraphs):  # every option's text comes after its name
+        if paragraph.startswith(("A boolean", "A function", "**Required**.")):
+            assert i > 0 and paragraphs[i - 1].startswith("**") and paragraphs[i - 1].endswith("**")
+
+
+STEPS = """Now that you've got a baseline Payload config, it's time to hook Payload up to an Express server.
+
+1. Run `npm install --save --legacy-peer-deps express` if you have not done so already
+1. Create a new `server.ts` file in the root directory of your app
+1. Add the following code to `server.ts`:
+
+```ts
+import express from "express";
+
+const app = express();
+
+app.listen(3000);
+```
+
+This server doesn't do anything just yet."""
+
+
+def test_numbered_steps_are_quoted_whole_with_the_code_they_end_on():
+    quoted = best_passage(set(keyword_terms("how do I set up an express server for payload")), STEPS)
+    assert all(step in quoted for step in ("1. Run `npm install", "1. Create a new `server.ts`", "1. Add the following code"))
+    assert "app.listen(3000);\n```" in quoted
+
+
+def test_an_example_quoted_besides_the_best_unit_comes_with_its_explanation():
+    # A section given with its subsections: the best unit is in one, a second example in the other.
+    text = ("You can gain access to the currently running `payload` object via two ways:\n\n**Importing it**\n\n"
+            f"{IMPORTING}\n\n**Accessing from the req**\n\nPayload is available anywhere you have access to the Express "
+            "`req` - including within your access control and hook functions.\n\nExample:\n\n```ts\nconst hook = async "
+            "({ req: { payload } }) => {\n  const posts = await payload.find({ collection: \"posts\" });\n};\n```")
+    quoted = best_passage(set(keyword_terms("how do I find posts with payload in a hook")), text)
+    paragraphs = quoted.split("\n\n")
+    for i, paragraph in enumerate(paragraphs):
+        if paragraph == "Example:":
+            assert i > 0 and not paragraphs[i - 1].startswith(("```", "Example:"))  # never an example on its own
+    assert quoted.count("payload.find") >= 1
+
+
+def test_a_long_table_leaves_out_rows_that_only_share_the_word_the_whole_table_is_about():
+    rows = [f"| `option{i}` | Sets how the admin panel shows list number {i} to the editors of the site, with its columns. |"
+            for i in range(12)]
+    rows.insert(6, "| `dateFormat` | Global date format used for all dates in the admin panel. |")
+    table = "| Option | Description |\n| --- | --- |\n" + "\n".join(rows)
+    quoted = best_passage(set(keyword_terms("how do I change the date format in the admin panel")), table)
+    lines = quoted.split("\n")
+    assert lines[:2] == ["| Option | Description |", "| --- | --- |"]
+    assert lines[2].startswith("| `dateFormat`") and "12 more rows in the source" in quoted

@@ -94,7 +94,7 @@ async def test_a_visitor_follows_a_golden_citation_to_the_maintainers_answer(mak
     async with serve(build_app(engine)) as url:
         first = await engine.answer(Question("How do I zoom the camera in?", channel="web"))
         corrected = "Call scene.magnify(3) before render() [1]: it zooms the camera in three times [3]."
-        await engine.review_answer(first.id, "corrected", "ada", text=corrected)
+        await engine.review_service.review(first.id, "corrected", "ada", text=corrected)
         page = await browser.new_page()
         await ask(page, url, "how can I zoom in the camera?")
         await expect(page.locator("#answer-text")).to_contain_text("scene.magnify(3)")
@@ -137,7 +137,7 @@ async def test_the_ask_page_offers_every_ingested_knowledge_base(tmp_path, embed
         await page.click("#send")
         await expect(page.locator("#answer-text")).to_contain_text("four minutes")
         await expect(page.locator("#sources li").first).to_contain_text("Brewing")
-        [row], _more = await engine.review.answers(__import__("engine.store.review", fromlist=["AnswerFilter"]).AnswerFilter())
+        [row], _more = await engine.review_service.answers(__import__("engine.store.review", fromlist=["AnswerFilter"]).AnswerFilter())
         assert row.kb == "teapots"
 
         pinned = Engine(settings, pinned_kb=True)  # `serve --kb tiny`: no selector

@@ -492,7 +492,7 @@ async def test_a_corrected_draft_carries_the_marker_so_a_502_after_github_create
                                                                    "--body-file", str(tmp_path / "fixed.md")])
         assert result.exit_code == 0, result.output
     else:  # what the review page's "post" button calls
-        assert await h.engine.post_review_draft(draft["answer_id"], "ada", rewritten) is not None
+        assert await h.engine.review_service.post_draft(draft["answer_id"], "ada", rewritten) is not None
     jobs = await h.settle()
     post = next(j for j in jobs if j.kind == "post_reply")
     assert post.status == "done" and post.outcome.startswith("already posted"), post.summary()
@@ -636,7 +636,7 @@ async def test_a_burst_of_deliveries_is_queued_in_few_transactions_and_each_deli
 async def test_installation_tokens_are_cached_until_shortly_before_they_expire_and_bad_jwts_refused(rsa_key, tmp_path):
     from datetime import timedelta
 
-    from engine.config import Settings
+    from engine.config import GitHubSettings
     from github_app.api import GitHubClient, PermanentError
     from github_app.config import app_config
 
@@ -646,9 +646,8 @@ async def test_installation_tokens_are_cached_until_shortly_before_they_expire_a
     async with serve(github.app()) as url, aiohttp.ClientSession() as session:
         key_file = tmp_path / "app.pem"
         key_file.write_bytes(rsa_key.private_pem)
-        settings = Settings(github_app_id=APP_ID, github_private_key_file=key_file, github_webhook_secret=SECRET,
-                            github_app_slug=SLUG, github_api_url=url, _env_file=None)
-        client = GitHubClient(app_config(settings), session)
+        settings = dict(app_id=APP_ID, private_key_file=key_file, webhook_secret=SECRET, app_slug=SLUG, _env_file=None)
+        client = GitHubClient(app_config(GitHubSettings(api_url=url, **settings)), session)
         first = await client.installation_token(1)
         assert await client.installation_token(1) == first and github.exchanges == 1
         assert await client.installation_token(2) != first and github.exchanges == 2  # one token per installation
@@ -661,6 +660,6 @@ async def test_installation_tokens_are_cached_until_shortly_before_they_expire_a
         # A JWT signed with another key, or naming another App, is refused: a permanent, explained error.
         other = FakeGitHub(APP_ID + 1, rsa_key.public_pem, SLUG)
         async with serve(other.app()) as other_url:
-            wrong_app = GitHubClient(app_config(settings.model_copy(update={"github_api_url": other_url})), session)
+            wrong_app = GitHubClient(app_config(GitHubSettings(api_url=other_url, **settings)), session)
             with pytest.raises(PermanentError, match="token exchange refused: HTTP 401"):
                 await wrong_app.installation_token(1)

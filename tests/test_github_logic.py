@@ -13,7 +13,7 @@ import pytest
 from graphql import parse, validate
 
 from engine.answer.model import Answer, Citation
-from engine.config import ConfigError, Settings
+from engine.config import ConfigError, GitHubSettings, Settings
 from fakes.github import SCHEMA, github_schema
 from github_app import graphql as documents
 from github_app import sansio
@@ -269,8 +269,8 @@ def test_every_document_is_valid_against_githubs_schema_and_has_no_inline_values
 
 
 def test_missing_app_settings_are_named_in_one_line(tmp_path):
-    partial = Settings(github_app_slug="firstreply", _env_file=None)
-    assert configured(partial) and not configured(Settings(_env_file=None))
+    partial = Settings(github_app_slug="firstreply", _env_file=None).github
+    assert configured(partial) and not configured(GitHubSettings(_env_file=None))
     with pytest.raises(ConfigError) as error:
         app_config(partial)
     message = str(error.value)
@@ -280,14 +280,14 @@ def test_missing_app_settings_are_named_in_one_line(tmp_path):
 
 
 def test_a_bad_private_key_is_a_clear_error_and_secrets_stay_out_of_repr(tmp_path, rsa_key):
-    base = dict(github_app_id=1, github_webhook_secret="s3cret", github_app_slug="firstreply", _env_file=None)
+    base = dict(app_id=1, webhook_secret="s3cret", app_slug="firstreply", _env_file=None)  # the App's part alone
     (tmp_path / "key.pem").write_text("not a key")
     with pytest.raises(ConfigError, match="FIRSTREPLY_GITHUB_PRIVATE_KEY_FILE: not a PEM private key"):
-        app_config(Settings(github_private_key_file=tmp_path / "key.pem", **base))
+        app_config(GitHubSettings(private_key_file=tmp_path / "key.pem", **base))
     with pytest.raises(ConfigError, match="can't read"):
-        app_config(Settings(github_private_key_file=tmp_path / "missing.pem", **base))
+        app_config(GitHubSettings(private_key_file=tmp_path / "missing.pem", **base))
     escaped = rsa_key.private_pem.decode().replace("\n", "\\n")  # as one line in an env file
-    config = app_config(Settings(github_private_key=escaped, **base))
+    config = app_config(GitHubSettings(private_key=escaped, **base))
     assert config.private_key.startswith("-----BEGIN") and "s3cret" not in repr(config)
     assert config.graphql_url == f"{config.api_url}/graphql"  # derived from the REST base unless set
     with pytest.raises(ConfigError, match="FIRSTREPLY_GITHUB_APP_SLUG"):

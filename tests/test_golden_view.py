@@ -17,11 +17,10 @@ async def test_an_approved_answer_becomes_a_golden_record_without_its_old_marker
     async with engine:
         answer = await engine.answer(Question("How do I zoom the camera in?", channel="web"))
         assert re.search(r"\[\d+\]", answer.text)
-        _record, golden = await engine.review_answer(answer.id, "approved", "ada")
+        _record, golden = await engine.review_service.review(answer.id, "approved", "ada")
         assert not re.search(r"\[\d+\]", golden.answer) and "scene.zoom(2)" in golden.answer
         # A record that kept its markers (approved before this fix) is indexed without them too.
-        old = await engine.review.add_golden_record("How to pan?", "Call scene.pan() [3] then render [1].", "ada")
-        await engine.sync_golden()
+        old = await engine.review_service.add_golden_record("How to pan?", "Call scene.pan() [3] then render [1].", "ada")
         chunks = {c.path: c for c in engine.vectors().all_chunks({"source_type": "golden"})}
         assert chunks[f"golden/{old.id}"].text == "Call scene.pan() then render."
         assert chunks[f"golden/{old.id}"].url == f"{engine.public_url}/golden/{old.id}"
@@ -31,14 +30,14 @@ async def test_web_answers_are_logged_with_their_knowledge_base(make_engine):
     engine = make_engine()
     async with engine:
         answer = await engine.answer(Question("How do I zoom the camera in?", channel="web"))
-        detail = await engine.review.detail(answer.id)
+        detail = await engine.review_service.detail(answer.id)
     assert detail["record"].kb == "sample"
 
 
 async def test_a_golden_record_has_a_public_read_only_view(make_engine):
     engine = make_engine(api_keys=["k" * 40])  # keys configured: the API needs one, this view doesn't
     async with serve(build_app(engine)) as url:
-        record = await engine.review.add_golden_record("How do I <b>zoom</b>?", "Call `scene.zoom(2)`.\n\n<script>x()</script>", "ada")
+        record = await engine.review_service.store.add_golden_record("How do I <b>zoom</b>?", "Call `scene.zoom(2)`.\n\n<script>x()</script>", "ada")
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{url}/golden/{record.id}") as response:
                 assert response.status == 200 and response.content_type == "text/html"

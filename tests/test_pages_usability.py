@@ -21,11 +21,11 @@ async def site(make_engine):
     """A served engine with a maintainer, an answered and an abstained question, and a golden record."""
     engine = make_engine(rate_limit_per_minute=10_000)
     async with serve(build_app(engine)) as url:
-        token = await engine.review.add_maintainer("ada")
+        token = await engine.review_service.add_maintainer("ada")
         answered = await engine.answer(Question(CAMERA, channel="discord"))
         abstained = await engine.answer(Question(OFF_TOPIC, channel="web"))
         assert abstained.abstained, "the off-topic question should abstain on the sample project"
-        record = await engine.review.add_golden_record("Line one?\nLine two?", "An answer.", "ada")
+        record = await engine.review_service.store.add_golden_record("Line one?\nLine two?", "An answer.", "ada")
         pages = ["/review/answers", f"/review/answers/{answered.id}", f"/review/answers/{abstained.id}", "/review/golden",
                  f"/review/golden/{record.id}", "/review/overview", "/review/tuning"]
         yield url, token, pages

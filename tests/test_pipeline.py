@@ -172,3 +172,23 @@ async def test_near_the_limit_the_model_s_own_token_count_decides(make_engine, f
         await engine.answer(Question(CAMERA + " " + "Some detail about my scene. " * 100))
     methods = [r["method"] for r in fake_gemini.requests]
     assert methods == ["countTokens", "generateContent"]
+
+
+async def test_the_offline_answerer_reads_the_thread_title_too(make_engine):
+    async with make_engine() as engine:
+        vague = await engine.answer(Question("It does not work for me, what am I missing?", channel="web"))
+        titled = await engine.answer(Question("It does not work for me, what am I missing?", channel="web", title=CAMERA))
+    assert "scene.zoom(2)" not in vague.text
+    assert not titled.abstained and "scene.zoom(2)" in titled.text
+
+
+async def test_answers_are_given_whole_sections_each_once(make_engine):
+    async with make_engine() as engine:
+        hits = await engine.answer_search(CAMERA, k=5)
+        chunks = engine.retriever().keywords.chunks
+    assert hits
+    for hit in hits:
+        same_section = [c for c in chunks if (c.path, c.heading_path) == (hit.chunk.path, hit.chunk.heading_path)]
+        assert all(c.text.strip() in hit.chunk.text for c in same_section)  # every chunk of its section
+    sections = [(h.chunk.path, h.chunk.heading_path) for h in hits]
+    assert len(sections) == len(set(sections))

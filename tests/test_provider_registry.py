@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from engine.config import ConfigError, Settings, load_settings
+from engine.config import FLAT, ConfigError, Settings, load_settings
 from engine.llm import registry
 from engine.llm.base import Generation, GenerationRequest, StreamEvent, estimate_tokens
 from engine.llm.extractive import ExtractiveProvider
@@ -121,9 +121,9 @@ def test_the_openapi_document_lists_a_registered_tunable_provider(toy):
 
 
 def test_tuning_requests_datasets_and_tuners_come_from_a_registered_backend(toy):
-    from engine.service import Engine
     from engine.tuning.dataset import LIMITS, Example, export, validate
     from engine.tuning.request import TuningRequestError, check_request
+    from engine.tuning.service import build_tuners
 
     assert check_request("nick", {"model_provider": "toy", "model_name": "m", "model_parameters": {"rounds": 2}}) == (
         "nick", {"model_provider": "toy", "model_name": "m", "model_parameters": {"n_epochs": 2}})
@@ -135,20 +135,20 @@ def test_tuning_requests_datasets_and_tuners_come_from_a_registered_backend(toy)
     kept, dropped = validate([Example(1, "q", "s", "question", "answer"), Example(2, "q", "s", "x" * 1000, "a")], "toy")
     assert export(kept, "toy") == '{"q": "question", "a": "answer"}\n'
     assert dropped == [{"record_id": 2, "reason": "input longer than 1000 characters"}]
-    tuners = Engine(_settings(openai_api_key="k", openai_base_url="http://127.0.0.1:9/v1")).tuners(None)
+    tuners = build_tuners(_settings(openai_api_key="k", openai_base_url="http://127.0.0.1:9/v1"), None)
     assert isinstance(tuners["toy"], ToyTuner) and tuners["toy"].base_url == "http://127.0.0.1:9/v1"
 
 
 def test_calling_a_model_without_its_key_names_the_setting_and_the_provider(toy):
-    from engine.service import Engine
-    from engine.store.review import ReviewError
+    from engine.tuning.errors import TuningError
+    from engine.tuning.service import require_credentials
 
-    engine = Engine(_settings())
-    with pytest.raises(ReviewError, match="^FIRSTREPLY_GEMINI_API_KEY is required to call a Gemini model$"):
-        engine._check_spec("gemini:tunedModels/x")
-    with pytest.raises(ReviewError, match="^FIRSTREPLY_OPENAI_API_KEY is required to call a Toy model$"):
-        engine._check_spec("toy:tuned")
-    engine._check_spec("openai:gpt-4o-mini")  # an OpenAI-compatible server may need no key
+    settings = _settings()
+    with pytest.raises(TuningError, match="^FIRSTREPLY_GEMINI_API_KEY is required to call a Gemini model$"):
+        require_credentials("gemini:tunedModels/x", settings)
+    with pytest.raises(TuningError, match="^FIRSTREPLY_OPENAI_API_KEY is required to call a Toy model$"):
+        require_credentials("toy:tuned", settings)
+    require_credentials("openai:gpt-4o-mini", settings)  # an OpenAI-compatible server may need no key
 
 
 def test_the_cli_offers_a_registered_tunable_provider(toy):
@@ -171,5 +171,5 @@ def test_the_built_in_providers_register_like_plugins_and_name_real_settings():
     assert registry.tunable_kinds()[:2] == ["gemini", "openai"]
     for kind in kinds.values():
         assert set(kind.required) <= set(kind.settings)
-        assert set(kind.settings) <= set(Settings.model_fields), kind.kind
+        assert set(kind.settings) <= set(FLAT), kind.kind
     assert kinds["extractive"].last_resort and not kinds["extractive"].takes_model

@@ -38,7 +38,7 @@ async def seed(engine) -> dict[str, str]:
 async def test_filters_find_what_a_reviewer_looks_for_and_thumbs_down_come_first(make_engine):
     async with make_engine() as engine:
         ids = await seed(engine)
-        review = engine.review
+        review = engine.review_service
 
         async def found(**kwargs) -> list[str]:
             rows, _ = await review.answers(AnswerFilter(**kwargs))
@@ -67,29 +67,29 @@ async def test_filters_find_what_a_reviewer_looks_for_and_thumbs_down_come_first
 async def test_approve_correct_and_reject_keep_the_original_and_maintain_golden_records(make_engine):
     async with make_engine() as engine:
         ids = await seed(engine)
-        record, golden = await engine.review_answer(ids["web"], "approved", "ada")
+        record, golden = await engine.review_service.review(ids["web"], "approved", "ada")
         # The golden record quotes the answer without its [n] markers (they pointed at that answer's sources).
         assert record.verdict == "approved" and golden.source == "review" and "[1]" in record.text
         assert golden.answer == re.sub(r" ?\[\d+\]", "", record.text)
 
         corrected = "Call `scene.zoom(2.5)` to zoom in; values below 1 zoom out."
-        record, golden2 = await engine.review_answer(ids["web"], "corrected", "grace", text=corrected)
+        record, golden2 = await engine.review_service.review(ids["web"], "corrected", "grace", text=corrected)
         assert golden2.id == golden.id and golden2.answer == corrected  # one golden record per answer
         assert record.corrected_text == corrected and "scene.zoom(2)" in record.text  # the original is kept
 
         with pytest.raises(ReviewError, match="say why"):
-            await engine.review_answer(ids["web"], "rejected", "ada", reason="  ")
+            await engine.review_service.review(ids["web"], "rejected", "ada", reason="  ")
         with pytest.raises(ReviewError, match="corrected text"):
-            await engine.review_answer(ids["web"], "corrected", "ada", text="")
+            await engine.review_service.review(ids["web"], "corrected", "ada", text="")
         with pytest.raises(ReviewError, match="abstention"):
-            await engine.review_answer(ids["abstained"], "approved", "ada")
+            await engine.review_service.review(ids["abstained"], "approved", "ada")
         with pytest.raises(LookupError):
-            await engine.review_answer("nope", "approved", "ada")
+            await engine.review_service.review("nope", "approved", "ada")
 
-        record, gone = await engine.review_answer(ids["web"], "rejected", "ada", reason="wrong method")
+        record, gone = await engine.review_service.review(ids["web"], "rejected", "ada", reason="wrong method")
         assert gone is None and record.review_note == "wrong method"
-        assert await engine.review.golden_record(golden.id) is None
-        actions = [e.action for e in reversed(await engine.review.audit_events())]
+        assert await engine.review_service.golden_record(golden.id) is None
+        actions = [e.action for e in reversed(await engine.review_service.audit_events())]
         assert actions == ["answer.approved", "answer.corrected", "answer.rejected"]
 
 
@@ -97,16 +97,15 @@ async def test_a_corrected_answer_is_what_the_next_similar_question_retrieves(ma
     async with make_engine() as engine:
         ids = await seed(engine)
         corrected = "Use the magnifier: call scene.magnify(3) before render() to zoom the camera in."
-        _record, golden = await engine.review_answer(ids["discord"], "corrected", "ada", text=corrected)
+        _record, golden = await engine.review_service.review(ids["discord"], "corrected", "ada", text=corrected)
         [top, *_] = await engine.asearch("how can I zoom in the camera?")
         assert top.chunk.path == f"golden/{golden.id}" and top.chunk.source_type == "golden"
         assert top.chunk.url == f"{engine.public_url}/golden/{golden.id}"  # the public view, no sign-in
         answer = await engine.answer(Question("how can I zoom in the camera?", channel="discord"))
         assert "scene.magnify(3)" in answer.text
 
-        # Deleting the golden record takes it out of the index again.
-        assert await engine.review.delete_golden_record(golden.id, "ada")
-        await engine.sync_golden()
+        # Deleting the golden record takes it out of the index again (the review service indexes the change).
+        assert await engine.review_service.delete_golden_record(golden.id, "ada")
         hits = await engine.asearch("how can I zoom in the camera?")
         assert all(not h.chunk.path.startswith("golden/") for h in hits)
 
@@ -119,37 +118,36 @@ async def test_golden_records_import_from_csv_and_export_as_jsonl_and_csv(make_e
                     "Missing answer,\n"
                     "How do I install tinyviz?,pip install tinyviz\n")
         await engine.start()
-        result = await engine.review.import_golden_csv(csv_text, "ada")
+        result = await engine.review_service.store.import_golden_csv(csv_text, "ada")
         assert result == {"added": 2, "skipped": [{"line": 4, "reason": "a golden record needs a question and an answer"},
                                                   {"line": 5, "reason": "already a golden record"}]}
         with pytest.raises(ReviewError, match="header row"):
-            await engine.review.import_golden_csv("q,a\nx,y\n", "ada")
-        records = await engine.review.all_golden_records()
-        jsonl = [json.loads(line) for line in engine.review.export_golden(records, "jsonl").splitlines()]
+            await engine.review_service.store.import_golden_csv("q,a\nx,y\n", "ada")
+        jsonl = [json.loads(line) for line in (await engine.review_service.export_golden("jsonl")).splitlines()]
         assert [r["question"] for r in jsonl] == ["How do I install tinyviz?", "Multi-line, quoted?"]
         assert jsonl[1]["answer"] == "Yes,\nlike this"
-        again = await engine.review.import_golden_csv(engine.review.export_golden(records, "csv"), "ada")
+        again = await engine.review_service.store.import_golden_csv(await engine.review_service.export_golden("csv"), "ada")
         assert again["added"] == 0 and len(again["skipped"]) == 2  # a round trip adds nothing twice
 
 
 async def test_maintainer_tokens_are_hashed_at_rest_and_can_be_revoked(make_engine):
     async with make_engine() as engine:
-        token = await engine.review.add_maintainer("ada")
-        assert token.startswith("frm_") and await engine.review.maintainer_for(token) == "ada"
-        assert await engine.review.maintainer_for(token + "x") is None
-        [stored] = await engine.review.maintainers()
+        token = await engine.review_service.add_maintainer("ada")
+        assert token.startswith("frm_") and await engine.review_service.maintainer_for(token) == "ada"
+        assert await engine.review_service.maintainer_for(token + "x") is None
+        [stored] = await engine.review_service.maintainers()
         assert stored.token_hash != token and token not in stored.token_hash and stored.last_seen_at is not None
         with pytest.raises(ReviewError, match="already"):
-            await engine.review.add_maintainer("ada")
-        assert await engine.review.remove_maintainer("ada")
-        assert await engine.review.maintainer_for(token) is None
+            await engine.review_service.add_maintainer("ada")
+        assert await engine.review_service.remove_maintainer("ada")
+        assert await engine.review_service.maintainer_for(token) is None
 
 
 async def test_the_overview_counts_what_happened(make_engine):
     async with make_engine() as engine:
         await seed(engine)
         await engine.answer(Question(OFF_TOPIC, channel="web"))
-        stats = await engine.review.overview(30)
+        stats = await engine.review_service.overview(30)
     assert stats["questions"] == 6 and len(stats["per_day"]) == 30 and stats["per_day"][-1]["questions"] == 6
     assert stats["abstention_rate"] == pytest.approx(2 / 6)
     assert stats["votes"] == {"up": 1, "down": 2, "up_share": pytest.approx(1 / 3)}
@@ -166,7 +164,7 @@ async def site(make_engine):
     engine = make_engine(api_keys=[key_with_every_role(KEY)], rate_limit_per_minute=10_000)
     async with serve(build_app(engine)) as url:
         ids = await seed(engine)
-        token = await engine.review.add_maintainer("ada")
+        token = await engine.review_service.add_maintainer("ada")
         browser = Browser(url)
         try:
             yield url, engine, ids, token, browser

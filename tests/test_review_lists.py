@@ -41,7 +41,7 @@ async def site(make_engine, fake_openai):
     engine = make_engine(rate_limit_per_minute=10_000, openai_base_url=f"{fake_openai.url}/v1",
                          openai_api_key=openai.API_KEY, tuning_poll_seconds=0.05)
     async with serve(build_app(engine)) as url:
-        token = await engine.review.add_maintainer("ada")
+        token = await engine.review_service.add_maintainer("ada")
         client = Browser(url)
         await client.sign_in(token)
         try:
@@ -97,18 +97,18 @@ async def test_an_abstention_is_not_the_start_of_a_correction_and_quoted_answers
 
 async def test_deleting_a_golden_record_asks_first(site):
     engine, client, _, _ = site
-    record = await engine.review.add_golden_record("Q?", "A.", "ada")
+    record = await engine.review_service.store.add_golden_record("Q?", "A.", "ada")  # seeded in the store: not indexed
     path = f"/review/golden/{record.id}"
     csrf = await client.csrf(path)
     status, location, _ = await client.post(path, {"csrf_token": csrf, "action": "delete"})
     assert (status, location) == (303, f"{path}?confirm=delete")
-    assert await engine.review.golden_record(record.id) is not None
+    assert await engine.review_service.golden_record(record.id) is not None
     _, _, page = await client.get(location)
     confirm = _section(page, "confirm-delete")
     assert 'name="confirmed" value="yes"' in confirm and "Yes, delete it" in confirm
     status, location, _ = await client.post(path, {"csrf_token": csrf, "action": "delete", "confirmed": "yes"})
     assert status == 303 and location.startswith("/review/golden?")
-    assert await engine.review.golden_record(record.id) is None
+    assert await engine.review_service.golden_record(record.id) is None
 
 
 async def test_a_golden_question_keeps_its_lines(site):
@@ -117,13 +117,13 @@ async def test_a_golden_question_keeps_its_lines(site):
     status, _, _ = await client.post("/review/golden", {"csrf_token": csrf, "question": "It cannot?\r\nDo I need X?",
                                                         "answer": "Yes.\r\nAlways."})
     assert status == 303
-    [record] = await engine.review.all_golden_records()
+    [record] = await engine.review_service.all_golden_records()
     assert (record.question, record.answer) == ("It cannot?\nDo I need X?", "Yes.\nAlways.")
     _, _, page = await client.get(f"/review/golden/{record.id}")
     assert re.search(r'<textarea name="question"[^>]*>It cannot\?\nDo I need X\?</textarea>', page)
     status, _, _ = await client.post(f"/review/golden/{record.id}", {"csrf_token": csrf, "action": "save",
                                                                      "question": "A?\r\nB?", "answer": "C."})
-    assert status == 303 and (await engine.review.golden_record(record.id)).question == "A?\nB?"
+    assert status == 303 and (await engine.review_service.golden_record(record.id)).question == "A?\nB?"
 
 
 # -- item 10 -----------------------------------------------------------------------------------------
@@ -160,8 +160,8 @@ async def test_answers_and_overview_filter_by_knowledge_base_and_group_repeats(s
     assert "asked 2 times" in page  # the camera question, grouped
     _, _, page = await client.get("/review/answers?kb=javascript:alert(1)")  # not a name: no filter
     assert page.count("<tr>") - 1 == 2 and "payload" in page  # all knowledge bases
-    assert (await engine.review.overview(30, "payload"))["questions"] == 1
-    assert (await engine.review.overview(30, "sample"))["questions"] == 2
+    assert (await engine.review_service.overview(30, "payload"))["questions"] == 1
+    assert (await engine.review_service.overview(30, "sample"))["questions"] == 2
     _, _, page = await client.get("/review/overview?kb=payload")
     assert re.search(r'<div class="kpi"><b>1</b><span>questions</span>', page)
     assert OFF_TOPIC[:40] in page  # unanswered in this knowledge base
@@ -176,7 +176,7 @@ async def test_most_cited_sources_count_pages_not_anchors(site):
                  {"number": 2, "title": "Camera", "heading": "Moving", "url": page + "#L30-L40", "path": "docs/guide/camera.rst"}]
     async with engine.store.session.begin() as session:
         await session.execute(update(AnswerRecord).where(AnswerRecord.id.in_([a.id, b.id])).values(citations=citations))
-    top = (await engine.review.overview(30))["top_sources"]
+    top = (await engine.review_service.overview(30))["top_sources"]
     assert top == [{"url": page, "title": "Camera", "citations": 2}]
 
 
@@ -206,16 +206,16 @@ async def test_a_tuning_job_starts_from_the_tuning_page(site):
     _, _, page = await client.get(location)
     assert "Too few golden records to tune a model yet" in page
     for i in range(10):
-        await engine.review.add_golden_record(f"How do I do thing {i}?", f"Like this: step {i}.", "ada")
+        await engine.review_service.store.add_golden_record(f"How do I do thing {i}?", f"Like this: step {i}.", "ada")
     status, location, _ = await client.post("/review/tuning", {**form, "csrf_token": "forged"})
-    assert status == 403 and await engine.tuning.jobs() == []
+    assert status == 403 and await engine.tuning_service.jobs() == []
     status, location, _ = await client.post("/review/tuning", {**form, "epochs": "two"})
     assert (status, location) == (303, "/review/tuning?error=tuning-form")  # a fixed sentence, never query text
     _, _, page = await client.get(location)
     assert "epochs, batch size and learning rate are numbers" in page
     status, location, _ = await client.post("/review/tuning", form)
     assert (status, location) == (303, "/review/tuning?started=yes")
-    [job] = await engine.tuning.jobs()
+    [job] = await engine.tuning_service.jobs()
     assert (job.alias, job.base_llm["model_name"], job.base_llm["model_parameters"]) == ("docs-1", "gpt-4o-mini", {"n_epochs": 2})
     _, _, page = await client.get(location)
     assert "Tuning job queued" in page and "docs-1" in page
@@ -231,7 +231,7 @@ async def test_a_bad_thumbs_down_comment_is_a_400(site, comment):
     async with client.session.post(url + "/ask/feedback", json={"answer_id": answer_id, "vote": "down", "comment": comment},
                                    headers={"X-CSRF-Token": token, "Origin": url}) as response:
         assert response.status == 400
-    assert (await engine.review.detail(answer_id))["votes"] == []
+    assert (await engine.review_service.detail(answer_id))["votes"] == []
 
 
 # -- item 11, the page part ----------------------------------------------------------------------------
@@ -272,7 +272,7 @@ async def test_thumbs_down_asks_what_was_wrong_and_the_reviewer_reads_it(site):
         await page.click("#send-comment")
         await expect(page.locator("#vote-status")).to_have_text("Thanks, the maintainers will read it.")
         await expect(page.locator("#comment")).to_be_hidden()
-        [asked], _ = await engine.review.answers(AnswerFilter(channel="web"))
+        [asked], _ = await engine.review_service.answers(AnswerFilter(channel="web"))
         answer_id = asked.id
-        votes = (await engine.review.detail(answer_id))["votes"]
+        votes = (await engine.review_service.detail(answer_id))["votes"]
         assert [(v.vote, v.comment) for v in votes] == [(-1, "It should mention scene.magnify too.")]

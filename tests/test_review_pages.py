@@ -50,7 +50,7 @@ async def test_ask_vote_sign_in_filter_correct_and_the_correction_is_retrieved(m
 
     engine = make_engine(rate_limit_per_minute=10_000)
     async with serve(build_app(engine)) as url:
-        token = await engine.review.add_maintainer("ada")
+        token = await engine.review_service.add_maintainer("ada")
         for channel in ("discord", "github", "api"):  # some history to filter
             await engine.answer(Question(CAMERA if channel != "api" else "How do I export a PNG?", channel=channel))
 

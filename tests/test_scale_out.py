@@ -92,7 +92,7 @@ async def test_a_browser_session_made_on_one_replica_works_on_another(postgres_u
                 created.append((await response.json())["created"])
         assert created == [True, False]
 
-        token = await a.review.add_maintainer("ada")
+        token = await a.review_service.add_maintainer("ada")
         async with http.post(f"{url_b}/review/login", data={"token": token, "csrf_token": csrf, "next": "/review/answers"},
                              headers={"Cookie": f"firstreply_session={cookie}"}, allow_redirects=False) as signed_in:
             assert signed_in.status == 303, await signed_in.text()
@@ -257,7 +257,7 @@ def test_pages_and_golden_records_come_back_after_the_chroma_server_lost_its_dat
     async def index_a_golden_record() -> None:
         async with replica(tmp_path, "state", embedder, **settings) as engine:
             await asyncio.to_thread(engine.ingest, sample_project)
-            await engine.review.add_golden_record(purple, "Call `scene.sky('purple')` before rendering.", "ada")
+            await engine.review_service.add_golden_record(purple, "Call `scene.sky('purple')` before rendering.", "ada")
             await engine.sync_golden()
             assert engine.search(purple, k=1)[0].chunk.source_type == "golden"
 

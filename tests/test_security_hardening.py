@@ -49,7 +49,7 @@ async def test_keyless_mode_refuses_a_page_whose_name_was_rebound_to_this_machin
                             headers={"Origin": "http://evil.example"}) as response:
             assert response.status == 403
         await engine.start()
-        assert await engine.review.all_golden_records() == []
+        assert await engine.review_service.all_golden_records() == []
         # This machine, by any of its names, is served.
         for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"api.localhost:{port}", f"[::1]:{port}"):
             async with http.get(f"{url}/v1/search", params={"q": "camera"}, headers={"Host": host}) as response:
@@ -304,9 +304,9 @@ async def test_a_tuning_providers_error_that_echoes_the_key_is_stored_redacted(m
 async def _tuning_fails_with_the_key(make_engine, fake_openai, openai, OPENAI_BASE, drive, golden, openai_settings):
     async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
         await golden(engine)
-        runner = engine.tuning_runner(session)
+        runner = engine.tuning_service.runner(session)
         fake_openai.fail_next = f"Incorrect API key provided: {openai.API_KEY}"
-        job = await engine.create_tuning("helper", OPENAI_BASE, None, {})
+        job = await engine.tuning_service.create("helper", OPENAI_BASE, None, {})
         failed = await drive(engine, runner, job.id, "failed", "succeeded")
     assert failed.status == "failed" and "Incorrect API key provided" in failed.error
     assert openai.API_KEY not in failed.error and "[redacted]" in failed.error
@@ -363,7 +363,7 @@ async def signed_in(make_engine):
     engine = make_engine(api_keys=["sk-hardening-1"], rate_limit_per_minute=100_000)
     async with serve(build_app(engine)) as url:
         browser = Browser(url)
-        token = await engine.review.add_maintainer("ada")
+        token = await engine.review_service.add_maintainer("ada")
         try:
             yield url, engine, browser, token
         finally:
@@ -406,14 +406,14 @@ async def test_signing_in_again_ends_the_session_the_browser_had(signed_in):
 
 async def test_a_maintainer_removed_while_signing_in_gets_a_401_not_a_500(signed_in):
     url, engine, browser, token = signed_in
-    checked = engine.review.maintainer_for
+    checked = engine.review_service.maintainer_for
 
     async def removed_right_after_the_check(given: str):
         name = await checked(given)
-        await engine.review.remove_maintainer(name)
+        await engine.review_service.remove_maintainer(name)
         return name
 
-    engine.review.maintainer_for = removed_right_after_the_check
+    engine.review_service.maintainer_for = removed_right_after_the_check
     status, _, page = await browser.post("/review/login", {"token": token, "csrf_token": await browser.csrf(),
                                                           "next": "/review/answers"})
     assert status == 401 and "not valid" in page
@@ -504,7 +504,7 @@ async def test_a_file_sent_where_a_form_wants_text_is_a_400(signed_in):
     form.add_field("answer", "Scroll.")
     status, _, page = await browser.post("/review/golden", form)
     assert status == 400 and "field must be text, not a file" in page
-    assert await engine.review.all_golden_records() == []
+    assert await engine.review_service.all_golden_records() == []
 
 
 async def test_golden_records_with_text_the_store_cannot_hold_are_refused_not_a_500(database_overrides, make_engine):
@@ -522,11 +522,11 @@ async def test_golden_records_with_text_the_store_cannot_hold_are_refused_not_a_
         browser = Browser(url)
         try:
             await engine.start()
-            await browser.sign_in(await engine.review.add_maintainer("ada"))
+            await browser.sign_in(await engine.review_service.add_maintainer("ada"))
             csrf = await browser.csrf("/review/golden")
             status, location, _ = await browser.post("/review/golden", {"question": "Q\x00?", "answer": "A.",
                                                                          "csrf_token": csrf})
             assert status in (303, 400) and status != 500
         finally:
             await browser.session.close()
-        assert await engine.review.all_golden_records() == []
+        assert await engine.review_service.all_golden_records() == []

@@ -26,9 +26,10 @@ TOPICS = ["zoom the camera in", "zoom out", "save a screenshot", "install tinyvi
 
 
 async def golden(engine, n: int = 24) -> None:
+    """Golden records seeded in the store alone (not indexed: the sample index is shared by the session's tests)."""
     await engine.start()
     for i, topic in enumerate(TOPICS[:n]):
-        await engine.review.add_golden_record(f"How do I {topic}?", f"Here is how to {topic}: step {i}.", "ada")
+        await engine.review_service.store.add_golden_record(f"How do I {topic}?", f"Here is how to {topic}: step {i}.", "ada")
 
 
 @pytest.fixture
@@ -123,7 +124,7 @@ async def drive(engine, runner, job_id: str, *states: str, rounds: int = 60):
     """Run the runner's rounds until the job reaches one of ``states``."""
     for _ in range(rounds):
         await runner.run_due()
-        job = await engine.tuning.job(job_id)
+        job = await engine.tuning_service.job(job_id)
         if job.status in states:
             return job
         await asyncio.sleep(0.06)
@@ -222,34 +223,34 @@ async def test_an_upstream_gemini_failure_ends_the_job_failed_with_googles_reaso
 async def test_cancel_works_queued_and_running_and_not_when_over(make_engine, fake_openai, fake_gemini, fake_tuning):
     async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
         await golden(engine)
-        runner = engine.tuning_runner(session)
+        runner = engine.tuning_service.runner(session)
         body = OPENAI_BASE
-        queued = await engine.create_tuning("a", body, None, {})
-        assert (await engine.tuning.request_cancel(queued.id)).status == "cancelled"  # nothing was sent anywhere
+        queued = await engine.tuning_service.create("a", body, None, {})
+        assert (await engine.tuning_service.store.request_cancel(queued.id)).status == "cancelled"  # nothing was sent anywhere
 
         fake_openai.steps_per_poll = 1
-        running = await engine.create_tuning("b", body, None, {})
+        running = await engine.tuning_service.create("b", body, None, {})
         await drive(engine, runner, running.id, "running")
         await asyncio.sleep(0.06)
         await runner.run_due()
-        job = await engine.tuning.job(running.id)
+        job = await engine.tuning_service.job(running.id)
         assert job.status == "running" and job.provider_progress["step"] >= 1
-        assert (await engine.tuning.request_cancel(running.id)).cancel_requested
+        assert (await engine.tuning_service.store.request_cancel(running.id)).cancel_requested
         await runner.run_due()
-        job = await engine.tuning.job(running.id)
+        job = await engine.tuning_service.job(running.id)
         assert job.status == "cancelled" and fake_openai.jobs[job.provider_job_id]["status"] == "cancelled"
-        assert await engine.tuning.request_cancel(running.id) is None  # already over
+        assert await engine.tuning_service.store.request_cancel(running.id) is None  # already over
 
     async with make_engine(**gemini_settings(fake_gemini, fake_tuning)) as engine, aiohttp.ClientSession() as session:
         await golden(engine)
-        runner = engine.tuning_runner(session)
+        runner = engine.tuning_service.runner(session)
         fake_tuning.step = 10
-        job = await engine.create_tuning("c", CREATE["base_llm"], None, {})
+        job = await engine.tuning_service.create("c", CREATE["base_llm"], None, {})
         await runner.run_due()
-        assert (await engine.tuning.job(job.id)).status == "running"
-        await engine.tuning.request_cancel(job.id)
+        assert (await engine.tuning_service.job(job.id)).status == "running"
+        await engine.tuning_service.store.request_cancel(job.id)
         await runner.run_due()
-        assert (await engine.tuning.job(job.id)).status == "cancelled"
+        assert (await engine.tuning_service.job(job.id)).status == "cancelled"
         [model] = fake_tuning.models.values()
         assert model.deleted  # Gemini has no cancel: the model being tuned is deleted
 
@@ -259,18 +260,18 @@ async def test_a_restart_mid_job_resumes_polling(make_engine, fake_openai, tmp_p
     fake_openai.steps_per_poll = 4
     async with make_engine(database_url=database, **openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as s:
         await golden(engine)
-        job = await engine.create_tuning("r", {"model_provider": "openai", "model_name": "gpt-4o-mini"}, None, {})
-        await engine.tuning_runner(s).run_due()
-        assert (await engine.tuning.job(job.id)).provider_job_id
+        job = await engine.tuning_service.create("r", {"model_provider": "openai", "model_name": "gpt-4o-mini"}, None, {})
+        await engine.tuning_service.runner(s).run_due()
+        assert (await engine.tuning_service.job(job.id)).provider_job_id
     # The process is gone; a new engine on the same database picks the job up and polls it to the end.
     async with make_engine(database_url=database, **openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as s:
-        runner = engine.tuning_runner(s)
+        runner = engine.tuning_service.runner(s)
         for _ in range(10):
             await runner.run_due()
-            if (await engine.tuning.job(job.id)).status == "succeeded":
+            if (await engine.tuning_service.job(job.id)).status == "succeeded":
                 break
             await asyncio.sleep(0.06)
-        assert (await engine.tuning.job(job.id)).status == "succeeded"
+        assert (await engine.tuning_service.job(job.id)).status == "succeeded"
         assert len(fake_openai.jobs) == 1  # polled, not submitted again
 
 
@@ -330,7 +331,7 @@ async def test_the_tuning_page_lists_jobs_and_evaluates_activates_and_rolls_back
     body = {**CREATE, "base_llm": OPENAI_BASE}
     _, job = await api("POST", "/api/v1/finetunings", body)
     await api.until(job["id"], "succeeded")
-    token = await engine.review.add_maintainer("ada")
+    token = await engine.review_service.add_maintainer("ada")
     browser = Browser(api.url)
     try:
         await browser.sign_in(token)
@@ -348,7 +349,7 @@ async def test_the_tuning_page_lists_jobs_and_evaluates_activates_and_rolls_back
         assert "Roll back" in page
         await browser.post("/review/tuning/rollback", {"csrf_token": csrf})
         assert engine.chain.primary.name == "openai:gpt-4o-mini"
-        actions = [e.action for e in await engine.review.audit_events()]
+        actions = [e.action for e in await engine.review_service.audit_events()]
         assert actions[:2] == ["model.rollback", "model.activate"]
     finally:
         await browser.session.close()
@@ -400,11 +401,11 @@ def test_tuning_from_the_command_line(command_line):
 async def test_a_provider_4xx_at_the_first_submit_fails_the_job_at_once_with_the_providers_message(make_engine, fake_openai):
     async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
         await golden(engine)
-        runner = engine.tuning_runner(session)
+        runner = engine.tuning_service.runner(session)
         fake_openai.create_errors = [400]
-        job = await engine.create_tuning("helper", OPENAI_BASE, None, {})
+        job = await engine.tuning_service.create("helper", OPENAI_BASE, None, {})
         await runner.run_due()  # one round: built, uploaded, refused
-        job = await engine.tuning.job(job.id)
+        job = await engine.tuning_service.job(job.id)
         assert job.status == "failed" and "fake error 400" in job.error and job.lease_until is None
         assert fake_openai.jobs == {} and await runner.run_due() == 0  # nothing left to do, nothing resubmitted
 
@@ -413,11 +414,11 @@ async def test_a_provider_4xx_at_the_first_submit_fails_the_job_at_once_with_the
 async def test_a_5xx_or_429_at_the_first_submit_is_retried_with_backoff_and_submitted_once(make_engine, fake_openai, errors):
     async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
         await golden(engine)
-        runner = engine.tuning_runner(session)
+        runner = engine.tuning_service.runner(session)
         fake_openai.create_errors = list(errors)
-        job = await engine.create_tuning("helper", OPENAI_BASE, None, {})
+        job = await engine.tuning_service.create("helper", OPENAI_BASE, None, {})
         await runner.run_due()
-        waiting = await engine.tuning.job(job.id)
+        waiting = await engine.tuning_service.job(job.id)
         assert waiting.status == "validating_files" and "fake error" in waiting.error and waiting.lease_until is not None
         done = await drive(engine, runner, job.id, "succeeded", "failed")
         assert done.status == "succeeded" and done.error is None
@@ -427,10 +428,10 @@ async def test_a_5xx_or_429_at_the_first_submit_is_retried_with_backoff_and_subm
 async def test_retries_of_the_first_submit_are_bounded(make_engine, fake_openai):
     async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
         await golden(engine)
-        runner = engine.tuning_runner(session)
+        runner = engine.tuning_service.runner(session)
         runner.max_retries = 2
         fake_openai.create_errors = [500] * 5
-        job = await engine.create_tuning("helper", OPENAI_BASE, None, {})
+        job = await engine.tuning_service.create("helper", OPENAI_BASE, None, {})
         failed = await drive(engine, runner, job.id, "failed", "succeeded")
         assert "gave up after 3 tries" in failed.error and "fake error 500" in failed.error
         assert fake_openai.jobs == {}
@@ -442,14 +443,14 @@ async def test_a_create_whose_answer_was_lost_is_found_again_not_submitted_twice
             aiohttp.ClientSession() as session:
         await golden(engine)
         fake_openai.lose_next_create = True  # OpenAI made the job, the answer never came back
-        job = await engine.create_tuning("helper", OPENAI_BASE, None, {})
-        done = await drive(engine, engine.tuning_runner(session), job.id, "succeeded", "failed")
+        job = await engine.tuning_service.create("helper", OPENAI_BASE, None, {})
+        done = await drive(engine, engine.tuning_service.runner(session), job.id, "succeeded", "failed")
         assert done.status == "succeeded" and len(fake_openai.jobs) == 1 and done.provider_job_id in fake_openai.jobs
     async with make_engine(**gemini_settings(fake_gemini, fake_tuning)) as engine, aiohttp.ClientSession() as session:
         await golden(engine)
         fake_tuning.lose_next_create = True
-        job = await engine.create_tuning("helper", CREATE["base_llm"], None, {})
-        done = await drive(engine, engine.tuning_runner(session), job.id, "succeeded", "failed")
+        job = await engine.tuning_service.create("helper", CREATE["base_llm"], None, {})
+        done = await drive(engine, engine.tuning_service.runner(session), job.id, "succeeded", "failed")
         assert done.status == "succeeded" and fake_tuning.create_requests == 1 and len(fake_tuning.models) == 1
 
 
@@ -466,14 +467,14 @@ async def test_missing_google_credentials_fail_the_job_with_a_clear_error(api_fo
 async def test_a_job_that_breaks_the_runner_fails_alone_and_the_round_goes_on(make_engine, fake_openai):
     async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
         await golden(engine)
-        runner = engine.tuning_runner(session)
+        runner = engine.tuning_service.runner(session)
         # Written straight to the store, as a job queued before aliases were checked would be.
-        broken = await engine.tuning.create("evil\r\nX-Injected: 1", OPENAI_BASE, None, {}, None)
-        unreadable = await engine.tuning.create("no-provider", {"model_name": "gpt-4o-mini"}, None, {}, None)
-        fine = await engine.create_tuning("fine", OPENAI_BASE, None, {})
+        broken = await engine.tuning_service.store.create("evil\r\nX-Injected: 1", OPENAI_BASE, None, {}, None)
+        unreadable = await engine.tuning_service.store.create("no-provider", {"model_name": "gpt-4o-mini"}, None, {}, None)
+        fine = await engine.tuning_service.create("fine", OPENAI_BASE, None, {})
         await runner.run_due()
-        broken, unreadable = await engine.tuning.job(broken.id), await engine.tuning.job(unreadable.id)
-        fine = await engine.tuning.job(fine.id)
+        broken, unreadable = await engine.tuning_service.job(broken.id), await engine.tuning_service.job(unreadable.id)
+        fine = await engine.tuning_service.job(fine.id)
         assert broken.status == "failed" and "alias" in broken.error and broken.lease_until is None
         assert unreadable.status == "failed" and unreadable.error == "internal error: KeyError: 'model_provider'"
         assert fine.provider_job_id in fake_openai.jobs and fine.error is None
@@ -516,9 +517,9 @@ async def test_gemini_gets_its_own_hyperparameter_names_and_a_learning_rate_stay
     async with make_engine(**gemini_settings(fake_gemini, fake_tuning)) as engine, aiohttp.ClientSession() as session:
         await golden(engine)
         base = {**CREATE["base_llm"], "model_parameters": {"epoch_count": 2, "batch_size": 8, "learning_rate_multiplier": 0.5}}
-        job = await engine.create_tuning("multiplied", base, None, {})
+        job = await engine.tuning_service.create("multiplied", base, None, {})
         assert job.base_llm["model_parameters"] == {"n_epochs": 2, "batch_size": 8, "learning_rate_multiplier": 0.5}
-        await drive(engine, engine.tuning_runner(session), job.id, "succeeded")
+        await drive(engine, engine.tuning_service.runner(session), job.id, "succeeded")
         [model] = fake_tuning.models.values()
         assert model.body["tuningTask"]["hyperparameters"] == {"epochCount": 2, "batchSize": 8, "learningRateMultiplier": 0.5}
 
@@ -545,12 +546,12 @@ async def test_openai_jobs_show_openais_status_and_the_progress_it_reports(api_f
     # The app's own runner, woken by the create, would race this test's steps for the job (it used to: a step taken
     # outside the lease, and each extra poll moves the fake on, so a status was sometimes never seen). One runner only.
     await api.stop_background_runner()
-    runner = engine.tuning_runner(api.session)
+    runner = engine.tuning_service.runner(api.session)
     _, job = await api("POST", "/api/v1/finetunings", {**CREATE, "base_llm": OPENAI_BASE})
     seen = []
     for _ in range(12):
         for _ in range(500):  # each step sets the next look 0.01 s on
-            if (claimed := await engine.tuning.claim(60)) is not None:
+            if (claimed := await engine.tuning_service.store.claim(60)) is not None:
                 break
             await asyncio.sleep(0.01)
         assert claimed is not None, seen
@@ -629,10 +630,10 @@ async def test_an_activation_and_a_rollback_reach_every_engine_on_the_database(m
         question = Question("How do I zoom the camera in?", channel="api")
         assert (await server.answer(question)).model == "openai:gpt-4o"
 
-        job = await tuner.create_tuning("helper", OPENAI_BASE, None, {})
-        done = await drive(tuner, tuner.tuning_runner(session), job.id, "succeeded")
+        job = await tuner.tuning_service.create("helper", OPENAI_BASE, None, {})
+        done = await drive(tuner, tuner.tuning_service.runner(session), job.id, "succeeded")
         tuned = f"openai:{done.model_id}"
-        activation = await tuner.activate_tuning(job.id, "ada")
+        activation = await tuner.tuning_service.activate(job.id, "ada")
         assert activation.fallback == "openai:gpt-4o"  # what answered before, not the base snapshot gpt-4o-mini
 
         answer = await server.answer(question)  # the other engine, from its next question on
@@ -641,7 +642,7 @@ async def test_an_activation_and_a_rollback_reach_every_engine_on_the_database(m
             shown = await response.json()
         assert shown["model"] == tuned and shown["activations"][0]["model"] == tuned
 
-        await tuner.rollback_model("ada")
+        await tuner.tuning_service.rollback("ada")
         assert (await server.answer(question)).model == "openai:gpt-4o"
         assert fake_openai.requests[-1]["model"] == "gpt-4o"
 
@@ -652,13 +653,13 @@ async def test_a_second_activation_falls_back_to_the_first(make_engine, fake_ope
         await golden(engine)
         models = []
         for alias in ("first", "second"):
-            job = await engine.create_tuning(alias, OPENAI_BASE, None, {})
-            models.append(f"openai:{(await drive(engine, engine.tuning_runner(session), job.id, 'succeeded')).model_id}")
-            await engine.activate_tuning(job.id, "ada")
-        [second, first] = await engine.tuning.activations()
+            job = await engine.tuning_service.create(alias, OPENAI_BASE, None, {})
+            models.append(f"openai:{(await drive(engine, engine.tuning_service.runner(session), job.id, 'succeeded')).model_id}")
+            await engine.tuning_service.activate(job.id, "ada")
+        [second, first] = await engine.tuning_service.activations()
         assert second.fallback == models[0] and first.fallback == "openai:gpt-4o"
         assert [p.name for p in engine.chain.providers] == [models[1], models[0], "openai:gpt-4o", "extractive"]
-        await engine.rollback_model("ada")
+        await engine.tuning_service.rollback("ada")
         assert [p.name for p in engine.chain.providers] == [models[0], "openai:gpt-4o", "extractive"]
 
 
@@ -690,9 +691,9 @@ async def test_firstreply_serve_answers_with_a_model_activated_from_the_command_
     async with make_engine(**openai_settings(fake_openai, providers=["openai:gpt-4o"], database_url=database)) as engine, \
             aiohttp.ClientSession() as session:
         await golden(engine)
-        job = await engine.create_tuning("served", OPENAI_BASE, None, {})
-        done = await drive(engine, engine.tuning_runner(session), job.id, "succeeded")
-        await engine.evaluate_tuning(job.id)
+        job = await engine.tuning_service.create("served", OPENAI_BASE, None, {})
+        done = await drive(engine, engine.tuning_service.runner(session), job.id, "succeeded")
+        await engine.tuning_service.evaluate(job.id)
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -760,7 +761,7 @@ async def test_openai_takes_auto_for_its_hyperparameters_and_gets_it_as_given(ap
     status, job = await api("POST", "/api/v1/finetunings", {**CREATE, "base_llm": {**OPENAI_BASE, "model_parameters": auto}})
     assert status == 201 and job["base_llm"]["model_parameters"] == auto, job
     async with aiohttp.ClientSession() as session:
-        await drive(engine, engine.tuning_runner(session), job["id"], "succeeded")
+        await drive(engine, engine.tuning_service.runner(session), job["id"], "succeeded")
     assert fake_openai.job_requests[-1]["method"] == {"type": "supervised", "supervised": {"hyperparameters": auto}}
     status, error = await api("POST", "/api/v1/finetunings", {**CREATE, "base_llm": {
         **CREATE["base_llm"], "model_parameters": {"n_epochs": "auto"}}})
@@ -784,7 +785,7 @@ async def test_a_process_without_the_activated_providers_key_keeps_answering_wit
     async with activator, other:
         before = await other.answer(Question("How do I zoom the camera in?", channel="api"))
         assert before.model == "openai:gpt-4o-mini"
-        await activator.tuning.activate("gemini:tunedModels/tinyviz-helper-abc", "openai:gpt-4o-mini", None, {}, "ada")
+        await activator.tuning_service.store.activate("gemini:tunedModels/tinyviz-helper-abc", "openai:gpt-4o-mini", None, {}, "ada")
         for _ in range(2):  # the first answer after the activation, and the next: neither fails
             answer = await other.answer(Question("How do I zoom the camera in?", channel="api"))
             assert answer.model == "openai:gpt-4o-mini" and not answer.abstained, answer
@@ -803,12 +804,12 @@ async def test_a_lost_create_is_found_by_its_metadata_never_as_another_job_on_th
     fake_openai.honours_metadata_filter = filtered
     async with make_engine(**openai_settings(fake_openai)) as engine, aiohttp.ClientSession() as session:
         await golden(engine)
-        runner = engine.tuning_runner(session)
+        runner = engine.tuning_service.runner(session)
         fake_openai.lose_next_create = True
-        job = await engine.create_tuning("helper", OPENAI_BASE, None, {})
+        job = await engine.tuning_service.create("helper", OPENAI_BASE, None, {})
         await runner.run_due()  # submitted; the answer was lost: a retry is due after a backoff
         [ours] = fake_openai.jobs
-        assert (await engine.tuning.job(job.id)).provider_job_id is None
+        assert (await engine.tuning_service.job(job.id)).provider_job_id is None
         # Meanwhile someone else (another install, a person) fine-tunes the same base model: a newer job on the list.
         for metadata in (None, {"firstreply_job_id": "0d6e5e5e-another-install"}):
             other = f"ftjob-other{len(fake_openai.jobs)}"
@@ -827,11 +828,11 @@ async def test_a_retried_grant_goes_to_the_grantee_configured_now(make_engine, f
     fake_tuning.permission_errors = [404]  # no such user: the team is a group, the operator learns
     async with before, aiohttp.ClientSession() as session:
         await golden(before)
-        job = await before.create_tuning("helper", CREATE["base_llm"], None, {})
-        runner = before.tuning_runner(session)
+        job = await before.tuning_service.create("helper", CREATE["base_llm"], None, {})
+        runner = before.tuning_service.runner(session)
         await drive(before, runner, job.id, "succeeded")
         for _ in range(50):
-            if (done := await before.tuning.job(job.id)).grant_state != "pending":
+            if (done := await before.tuning_service.job(job.id)).grant_state != "pending":
                 break
             await runner.run_due()
             await asyncio.sleep(0.06)
@@ -840,10 +841,10 @@ async def test_a_retried_grant_goes_to_the_grantee_configured_now(make_engine, f
     after = make_engine(**gemini_settings(fake_gemini, fake_tuning, database_url=database,
                                           tuned_model_grantee="group:team@example.com"))
     async with after, aiohttp.ClientSession() as session:
-        retried = await after.retry_grant(job.id)
+        retried = await after.tuning_service.retry_grant(job.id)
         assert retried.grant_state == "pending" and retried.grantee == "group:team@example.com"
-        await after.tuning_runner(session).run_due()
-        granted = await after.tuning.job(job.id)
+        await after.tuning_service.runner(session).run_due()
+        granted = await after.tuning_service.job(job.id)
     [model] = fake_tuning.models.values()
     assert (granted.grant_state, granted.grantee) == ("granted", "group:team@example.com"), granted.grant_error
     assert model.permissions == [{"granteeType": "GROUP", "emailAddress": "team@example.com", "role": "READER"}]
@@ -857,21 +858,21 @@ async def test_a_cancel_made_on_one_replica_while_another_submits_the_job_wins(m
     canceller = make_engine(**openai_settings(fake_openai, database_url=postgres_url))
     async with submitter, canceller, aiohttp.ClientSession() as session:
         await golden(submitter)
-        job = await submitter.create_tuning("helper", OPENAI_BASE, None, {})
+        job = await submitter.tuning_service.create("helper", OPENAI_BASE, None, {})
         fake_openai.create_gate = asyncio.Event()
-        submitting = asyncio.create_task(submitter.tuning_runner(session).run_due())
+        submitting = asyncio.create_task(submitter.tuning_service.runner(session).run_due())
         for _ in range(600):  # until the create is on its way to OpenAI
-            if fake_openai.files and (await submitter.tuning.job(job.id)).submit_attempts:
+            if fake_openai.files and (await submitter.tuning_service.job(job.id)).submit_attempts:
                 break
             await asyncio.sleep(0.05)
         # The other replica: the API's cancel, then its own runner, which finds nothing at OpenAI yet.
-        assert (await canceller.tuning.request_cancel(job.id)).cancel_requested
-        await canceller.tuning_runner(session).run_due()
-        assert (await canceller.tuning.job(job.id)).status == "cancelled" and not fake_openai.jobs
+        assert (await canceller.tuning_service.store.request_cancel(job.id)).cancel_requested
+        await canceller.tuning_service.runner(session).run_due()
+        assert (await canceller.tuning_service.job(job.id)).status == "cancelled" and not fake_openai.jobs
         fake_openai.create_gate.set()  # now OpenAI makes the job and answers the first replica
         await asyncio.wait_for(submitting, 60)
-        await submitter.tuning_runner(session).run_due()
-        ended = await canceller.tuning.job(job.id)
+        await submitter.tuning_service.runner(session).run_due()
+        ended = await canceller.tuning_service.job(job.id)
         [made] = fake_openai.jobs.values()
         assert ended.status == "cancelled" and made["status"] == "cancelled", (ended.status, made["status"])
         assert ended.provider_job_id == made["id"]  # what was made is on record
@@ -879,10 +880,10 @@ async def test_a_cancel_made_on_one_replica_while_another_submits_the_job_wins(m
 
 async def test_an_openai_tuner_refuses_a_grant_it_has_no_way_to_make():
     """OpenAI's fine-tuned models belong to the organisation: a grant (a job left with a grantee) is a clear
-    TuningError the runner records on the job, not a missing method."""
-    from engine.tuning.providers import OpenAITuner, TuningError
+    TuningProviderError the runner records on the job, not a missing method."""
+    from engine.tuning.providers import OpenAITuner, TuningProviderError
 
     async with aiohttp.ClientSession() as session:
         tuner = OpenAITuner("http://127.0.0.1:9/v1", None, session)
-        with pytest.raises(TuningError, match="no access to grant"):
+        with pytest.raises(TuningProviderError, match="no access to grant"):
             await tuner.grant("ft:gpt-4o-mini:org:alias:abc", "everyone")

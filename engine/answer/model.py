@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.index.retriever import Hit
 from engine.store.text import text_problem  # a question must be text the tokenizer and the store take
+
+if TYPE_CHECKING:  # not imported at run time: `firstreply ask` reads a served answer without numpy
+    from engine.index.retriever import Hit
 
 CHANNELS = ("discord", "github", "api", "web")
 

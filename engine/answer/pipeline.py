@@ -60,6 +60,13 @@ def passages_from(hits: list[Hit]) -> list[ContextPassage]:
             for n, h in enumerate(hits, start=1)]
 
 
+def asked(question: Question) -> str:
+    """What the question asks, for a provider that reads it apart from the prompt (the offline answerer): its
+    text, after its thread's title when the text doesn't hold it (the title often says what the text doesn't)."""
+    title = (question.title or "").strip()
+    return f"{title}\n\n{question.text}" if title and title.lower() not in question.text.lower() else question.text
+
+
 def pseudonym(user_id: str | None, salt: str) -> str | None:
     return hashlib.sha256(f"{salt}\0{user_id}".encode()).hexdigest()[:32] if user_id else None
 
@@ -168,7 +175,7 @@ class AnswerPipeline:
 
     def _request(self, prepared: Prepared) -> GenerationRequest:
         assert prepared.prompt is not None
-        return GenerationRequest(prepared.prompt.system, prepared.prompt.prompt, prepared.question.text,
+        return GenerationRequest(prepared.prompt.system, prepared.prompt.prompt, asked(prepared.question),
                                  tuple(prepared.prompt.passages), self.settings.max_output_tokens)
 
     # -- finishing ---------------------------------------------------------------------

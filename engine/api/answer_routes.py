@@ -16,9 +16,8 @@ from engine.api.answer_html import answer_payload
 from engine.api.errors import stream_events
 from engine.api.http import BadRequest, checked_text, error_response, int_query, read_json, text_field
 from engine.api.keys import ENGINE, METRICS, REQUEST_ID
+from engine.protocol import CHANNEL_SETTINGS, MAX_COMMENT_CHARS, MAX_QUESTION_CHARS
 from engine.store.repository import UnknownAnswer
-
-MAX_QUESTION_CHARS = 8000
 
 
 def question_from(data: dict[str, Any], request: web.Request) -> Question:
@@ -105,7 +104,7 @@ async def feedback_route(request: web.Request) -> web.Response:
     data = await read_json(request)
     answer_id = text_field(data, "answer_id", required=True, limit=64) or ""
     user_id = text_field(data, "user_id", required=True, limit=200) or ""
-    comment = text_field(data, "comment", limit=2000)
+    comment = text_field(data, "comment", limit=MAX_COMMENT_CHARS)
     try:
         created = await request.app[ENGINE].feedback(answer_id, user_id, parse_vote(data.get("vote")), comment)
     except UnknownAnswer:
@@ -169,8 +168,8 @@ async def channels_route(request: web.Request) -> web.Response:
 async def set_channel_route(request: web.Request) -> web.Response:
     platform = _platform(request)
     data = await read_json(request)
-    changes = {k: v for k, v in data.items() if k in ("help_channel", "thread_mode")}
-    if set(data) - {"help_channel", "thread_mode", "by"} or not changes:
+    changes = {k: v for k, v in data.items() if k in CHANNEL_SETTINGS}
+    if set(data) - {*CHANNEL_SETTINGS, "by"} or not changes:
         raise BadRequest("send 'help_channel' and/or 'thread_mode' (true, false or null), and optionally 'by'")
     if any(v is not None and not isinstance(v, bool) for v in changes.values()):
         raise BadRequest("'help_channel' and 'thread_mode' must be true, false or null")

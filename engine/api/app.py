@@ -7,8 +7,9 @@ readiness and metrics (:mod:`engine.api.health`); review and golden records unde
 review pages (:mod:`engine.api.pages`); the public source and golden-record views
 (:mod:`engine.api.source_view`, :mod:`engine.api.golden_view`); and ``GET /openapi.json``.
 
-Who may call what (:mod:`engine.api.auth`): ``/healthz``, ``/readyz``, ``/openapi.json`` and the source and
-golden-record views need no credential; the pages use their own maintainer sign-in; every other route needs
+Who may call what (:mod:`engine.api.auth`): ``/healthz``, ``/readyz``, ``/openapi.json``, the source and
+golden-record views, and a route a frontend opens with ``engine.web.open_route`` (the GitHub App's webhook) need
+no credential; the pages use their own maintainer sign-in; every other route needs
 an API key (or a maintainer's token) with a role: ``answer`` for ``/v1/…`` and FURY's ``/api/{provider}/generate``,
 ``review`` for the review routes under ``/api/v1``, ``admin`` for the rest of ``/api/v1`` (fine-tuning,
 activations), and any valid credential for ``/metrics``. With no key configured, a client on this machine
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 from aiohttp import web
 
-from engine.api.answer_routes import MAX_QUESTION_CHARS, mount_answer_routes
+from engine.api.answer_routes import mount_answer_routes
 from engine.api.auth import known_keys
 from engine.api.errors import dependency_down
 from engine.api.golden_view import mount_golden_view
@@ -43,6 +44,7 @@ from engine.api.ratelimit import TokenBuckets
 from engine.api.review_api import mount_review_api
 from engine.api.source_view import mount_source_view
 from engine.api.tuning_api import mount_tuning_api
+from engine.protocol import MAX_QUESTION_CHARS
 
 if TYPE_CHECKING:
     from engine.service import Engine
@@ -70,11 +72,11 @@ def build_app(engine: Engine) -> web.Application:
     settings = engine.settings
     # A search's q may hold 8,000 characters, up to 12 bytes each once percent-encoded: the request line must fit
     # (aiohttp's default, 8,190 bytes, would refuse it with a bare text/plain 400).
-    app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=settings.max_body_bytes,
+    app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=settings.web.max_body_bytes,
                           handler_args={"max_line_size": MAX_REQUEST_LINE})
     app[ENGINE] = engine
     app[METRICS] = engine.metrics
-    app[LIMITS] = TokenBuckets(settings.rate_limit_per_minute)
+    app[LIMITS] = TokenBuckets(settings.web.rate_limit_per_minute)
     app[KEY_DIGESTS] = known_keys(settings)
     app[OPENAPI] = document(with_github=False)
     mount_answer_routes(app)
@@ -83,7 +85,7 @@ def build_app(engine: Engine) -> web.Application:
     mount_tuning_api(app)
     mount_source_view(app)
     mount_golden_view(app)
-    mount_pages(app, engine.session_secret, settings.cookie_secure)  # the key is known once the engine has started
+    mount_pages(app, engine.session_secret, settings.web.cookie_secure)  # the key is known once the engine has started
 
     async def openapi_route(request: web.Request) -> web.Response:
         return web.json_response(request.app[OPENAPI])
@@ -95,7 +97,9 @@ def build_app(engine: Engine) -> web.Application:
 
 async def _engine_running(app: web.Application) -> AsyncIterator[None]:
     """The engine started (the model loaded, golden records checked, the tuning runner running) while the app
-    serves, and closed after; a cleanup context, so that what a composition root starts after it stops first."""
+    serves, and closed after; a cleanup context, so that what a composition root starts after it stops first.
+    The routes rely on it: they use the engine's services (``engine.review_service``, ``engine.tuning_service``)
+    without starting the engine themselves."""
     try:
         await _start(app)
         yield
@@ -118,7 +122,7 @@ async def _start(app: web.Application) -> None:
     import aiohttp
 
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
-    runner = engine.tuning_runner(session)  # tuning jobs move on in the background
+    runner = engine.tuning_service.runner(session)  # tuning jobs move on in the background
     app[TUNING_RUNNER] = runner
     app[TUNING_TASK] = (asyncio.create_task(runner.run_forever(), name="tuning-runner"), session)
 

@@ -14,7 +14,9 @@ Credentials, in the order they are tried:
 
 The actor recorded for a change always comes from the credential, never from the body (only a
 keyless local caller may name itself with ``by``). Each route needs one role (:data:`ROUTE_ROLES`);
-a route not listed there needs ``admin``.
+a route not listed there needs ``admin``. The engine's open routes (:data:`OPEN_ROUTES`: health, readiness, the
+OpenAPI document) need none, nor do the routes a frontend opens with :func:`open_route` because they authenticate
+by their own means (the GitHub App's webhook, by its signature).
 
 The keyless local mode is reachable by any web page the user has open, so a state change
 from it must not come from another site: ``Origin``/``Sec-Fetch-Site`` are checked, and JSON
@@ -34,14 +36,26 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from engine.api.http import client_address, error_response, from_trusted_proxy, proxied, request_host
-from engine.api.keys import CALLER, ENGINE, KEY_DIGESTS
+from engine.api.keys import CALLER, ENGINE, KEY_DIGESTS, OPEN_PATHS
 from engine.api.sessions import same_origin
 from engine.config import ROLES, Settings
 
-OPEN_ROUTES = {"/healthz", "/readyz", "/openapi.json", "/github/webhook"}  # the webhook is authenticated by its signature
+#: The engine's routes that need no credential; a frontend adds its own with :func:`open_route`.
+OPEN_ROUTES = frozenset({"/healthz", "/readyz", "/openapi.json"})
 # Read-only public views that citations link to: an ingested file, a golden record.
 PUBLIC_PREFIXES = ("/source/", "/golden/")
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+def open_route(app: web.Application, path: str) -> None:
+    """Let requests for ``path`` through without a credential: a frontend's route that authenticates by its own
+    means (a webhook's signature). Call it while mounting the route, before the app starts."""
+    app.setdefault(OPEN_PATHS, set(OPEN_ROUTES)).add(path)
+
+
+def is_open(request: web.Request) -> bool:
+    """Whether the request's path needs no credential (:data:`OPEN_ROUTES` and the paths :func:`open_route` added)."""
+    return request.path in request.app.get(OPEN_PATHS, OPEN_ROUTES)
+
 
 #: The role each route needs: the first prefix that matches decides; a route not listed needs ``admin``.
 ROUTE_ROLES: tuple[tuple[str, str | None], ...] = (
@@ -78,7 +92,7 @@ class KnownKey:
 
 def known_keys(settings: Settings) -> list[KnownKey]:
     keys = []
-    for entry in settings.api_keys:
+    for entry in settings.web.api_keys:
         value = entry.key.get_secret_value()
         keys.append(KnownKey(digest(value), entry.name or f"key-{digest(value).hex()[:8]}", frozenset(entry.roles)))
     return keys
@@ -122,7 +136,7 @@ def keyless_refusal(request: web.Request) -> web.Response | None:
         return error_response(403, "this request came through a proxy (X-Forwarded-For or the like): with no API keys "
                                    "only clients on this machine are served (set FIRSTREPLY_API_KEYS, or "
                                    "FIRSTREPLY_TRUSTED_PROXIES for a proxy of yours)")
-    public = request.app[ENGINE].settings.public_url
+    public = request.app[ENGINE].settings.web.public_url
     public_host = public.host if public is not None else None
     origin = _origin_host(request)
     if not local_host(request_host(request), public_host) or (origin is not None and not local_host(origin, public_host)):
@@ -147,9 +161,7 @@ async def identify(request: web.Request) -> Caller | web.Response:
         for key in keys:
             if hmac.compare_digest(given, key.digest):
                 return Caller(f"key:{key.name}", f"api:{key.name}", key.roles)
-        engine = request.app[ENGINE]
-        await engine.start()
-        name = await engine.review.maintainer_for(token)
+        name = await request.app[ENGINE].review_service.maintainer_for(token)
         if name:
             return Caller(f"maintainer:{name}", name, frozenset({"review", "admin"}))
         return error_response(401, "unknown API key")

@@ -37,8 +37,7 @@ MAX_ID = 2**63 - 1
 async def golden_route(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     record_id = int(request.match_info["id"])
-    await engine.start()
-    record = await engine.review.golden_record(record_id) if record_id <= MAX_ID else None
+    record = await engine.review_service.golden_record(record_id) if record_id <= MAX_ID else None
     if record is None:
         raise web.HTTPNotFound(text=f"No golden record {record_id}.")
     question = record.question.strip()

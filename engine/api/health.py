@@ -46,8 +46,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics_route(request: web.Request) -> web.Response:
     """Counters as they are, and the queue gauges read from the database at scrape time."""
     metrics, engine = request.app[METRICS], request.app[ENGINE]
-    await engine.start()
-    for status, count in (await engine.tuning.count_by_status()).items():
+    for status, count in (await engine.tuning_service.count_by_status()).items():
         metrics.tuning_jobs.labels(status).set(count)
     await metrics.refresh()  # gauges frontends read at scrape time (the GitHub App's queue)
     return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")

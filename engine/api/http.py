@@ -36,7 +36,7 @@ def _address(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address
 def from_trusted_proxy(request: web.Request) -> bool:
     """Whether the peer is one of ``FIRSTREPLY_TRUSTED_PROXIES``, so its X-Forwarded-* headers may be believed."""
     peer = _address(request.remote)
-    networks = request.app[ENGINE].settings.trusted_proxies
+    networks = request.app[ENGINE].settings.web.trusted_proxies
     return peer is not None and any(peer in network for network in networks)
 
 
@@ -50,7 +50,7 @@ def client_address(request: web.Request) -> str | None:
     that is not itself a trusted proxy (a client can put anything at the left of that list)."""
     if not from_trusted_proxy(request):
         return request.remote
-    networks = request.app[ENGINE].settings.trusted_proxies
+    networks = request.app[ENGINE].settings.web.trusted_proxies
     chain = [part.strip() for part in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",") if part.strip()]
     for hop in reversed(chain):
         address = _address(hop)
@@ -83,13 +83,31 @@ def require_content_type(request: web.Request, *kinds: str) -> None:
         raise UnsupportedMediaType(f"send the body as {' or '.join(kinds)} (Content-Type), not {request.content_type!r}")
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
-    limit = request.app[ENGINE].settings.max_body_bytes
+async def read_body(request: web.Request, limit: int | None = None, *kinds: str) -> bytes:
+    """The raw body, refusing (413) more than ``limit`` bytes (``FIRSTREPLY_MAX_BODY_BYTES`` when None) before
+    reading any when the request says its length, and as soon as the count passes it when it doesn't; with
+    ``kinds``, a 415 (:func:`require_content_type`) unless the body is one of them. The one size check of every
+    route that takes a body: the app's ``client_max_size`` is the engine's limit, and a route may allow more."""
+    if limit is None:
+        limit = request.app[ENGINE].settings.web.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    require_content_type(request, "application/json")
+    if kinds:
+        require_content_type(request, *kinds)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    body = await read_body(request, None, "application/json")
     try:
-        data = json.loads(await request.text())
+        data = json.loads(body.decode(request.charset or "utf-8"))
     except ValueError:  # not JSON, not UTF-8, or an integer of more digits than Python converts
         raise BadRequest("the body is not valid JSON") from None
     except RecursionError:  # nesting deep enough to exhaust the parser's stack

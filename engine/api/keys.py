@@ -35,6 +35,7 @@ OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 TUNING_RUNNER: web.AppKey[TuningRunner] = web.AppKey("tuning_runner")  # once started
 TUNING_TASK: web.AppKey[tuple[asyncio.Task[None], aiohttp.ClientSession]] = web.AppKey("tuning_task")  # and session
 GOLDEN_REPAIR: web.AppKey[asyncio.Task[None]] = web.AppKey("golden_repair")
+OPEN_PATHS: web.AppKey[set[str]] = web.AppKey("open_paths")  # paths that need no credential (engine.api.auth.open_route)
 
 # -- one request ------------------------------------------------------------------------------------------------
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -16,7 +16,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from engine.api.auth import OPEN_ROUTES, PUBLIC_PREFIXES, SAFE_METHODS, cross_site, identify, required_role
+from engine.api.auth import PUBLIC_PREFIXES, SAFE_METHODS, cross_site, identify, is_open, required_role
 from engine.api.errors import NOT_READY, REQUEST_ID_FORMAT, dependency_down
 from engine.api.http import BadRequest, UnsupportedMediaType, error_response
 from engine.api.keys import CALLER, ENGINE, LIMITS, METRICS, REQUEST_ID, SESSION, SESSIONS
@@ -48,7 +48,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except ConversationConflict as error:
         response = error_response(409, str(error))
     except web.HTTPRequestEntityTooLarge:
-        response = error_response(413, f"the body is larger than {request.app[ENGINE].settings.max_body_bytes} bytes")
+        response = error_response(413, f"the body is larger than {request.app[ENGINE].settings.web.max_body_bytes} bytes")
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -73,7 +73,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     # the pages authenticate with their own sessions
-    if request.path in OPEN_ROUTES or is_page(request.path) or request.path.startswith(PUBLIC_PREFIXES):
+    if is_open(request) or is_page(request.path) or request.path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
     caller = await identify(request)
     if isinstance(caller, web.Response):
@@ -98,9 +98,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     sessions = request.app[SESSIONS]
     session = request[SESSION] = sessions.load(request)
     if session.token:  # signed in: still, on the server?
-        engine = _engine(request)
-        await engine.start()
-        session.maintainer = await engine.review.session_maintainer(session.token)
+        session.maintainer = await _engine(request).review_service.session_maintainer(session.token)
         if session.maintainer is None:
             session.token = None
     try:

@@ -16,6 +16,8 @@ from itertools import combinations
 
 from engine.llm import registry
 from engine.llm.registry import ProviderKind
+from engine.api.review_api import MAX_REASON_CHARS
+from engine.protocol import CHANNEL_SETTINGS, MAX_ANSWER_CHARS, MAX_COMMENT_CHARS, MAX_QUESTION_CHARS
 from engine.tuning.request import INT32_MAX, MODEL_NAME_MAX, PARAMETERS
 
 STRING, BOOLEAN, INTEGER, NUMBER = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}, {"type": "number"}
@@ -61,7 +63,7 @@ SCHEMAS = {
         "type": "object", "required": ["status", "code", "message"],
         "properties": {"status": INTEGER, "code": STRING, "message": STRING}}}},
     "Question": {"type": "object", "required": ["question"], "properties": {
-        "question": _text(8000, required=True),
+        "question": _text(MAX_QUESTION_CHARS, required=True),
         "channel": {"enum": ["discord", "github", "api", "web"]},
         "conversation_id": _text(200), "user_id": _text(200), "title": _text(500), "kb": {"type": "string", "pattern": KB},
         "link": {"type": "string", "maxLength": 500, "pattern": "^https?://[^\\x00]*$", "description": "an http(s) URL"},
@@ -77,7 +79,7 @@ SCHEMAS = {
         "keyword": _nullable(NUMBER), "text": STRING}},
     "Feedback": {"type": "object", "required": ["answer_id", "user_id", "vote"], "properties": {
         "answer_id": _text(64, required=True), "user_id": _text(200, required=True),
-        "vote": {"enum": ["up", "down", "+1", "-1", 1, -1]}, "comment": _text(2000)}},
+        "vote": {"enum": ["up", "down", "+1", "-1", 1, -1]}, "comment": _text(MAX_COMMENT_CHARS)}},
     "DiscordThread": {"type": "object", "required": ["thread_id", "answered", "escalated"], "properties": {
         "thread_id": STRING, "answered": BOOLEAN, "escalated": BOOLEAN}},
     "ReviewedAnswer": {"type": "object", "required": ["id", "question", "text", "verdict", "votes"], "properties": {
@@ -87,11 +89,13 @@ SCHEMAS = {
         "link": _nullable(STRING)}},
     "Review": {"description": "approve; correct, with the corrected text; or reject, saying why", "anyOf": [
         {"type": "object", "required": ["verdict"], "properties": {
-            "verdict": {"const": "approved"}, "text": _text(65_000), "reason": _text(2000), "by": BY}},
+            "verdict": {"const": "approved"}, "text": _text(MAX_ANSWER_CHARS), "reason": _text(MAX_REASON_CHARS), "by": BY}},
         {"type": "object", "required": ["verdict", "text"], "properties": {
-            "verdict": {"const": "corrected"}, "text": _text(65_000, required=True), "reason": _text(2000), "by": BY}},
+            "verdict": {"const": "corrected"}, "text": _text(MAX_ANSWER_CHARS, required=True), "reason": _text(MAX_REASON_CHARS),
+            "by": BY}},
         {"type": "object", "required": ["verdict", "reason"], "properties": {
-            "verdict": {"const": "rejected"}, "text": _text(65_000), "reason": _text(2000, required=True), "by": BY}}]},
+            "verdict": {"const": "rejected"}, "text": _text(MAX_ANSWER_CHARS), "reason": _text(MAX_REASON_CHARS, required=True),
+            "by": BY}}]},
     "GoldenRecord": {"type": "object", "required": ["id", "question", "answer", "source"], "properties": {
         "id": INTEGER, "question": STRING, "answer": STRING, "source": STRING, "answer_id": _nullable(STRING)}},
     "GoldenRecordInput": {"type": "object", "required": ["question", "answer"], "properties": {
@@ -256,7 +260,7 @@ def _document(with_github: bool, kinds: tuple[ProviderKind, ...]) -> dict[str, A
             delta={"type": "object", "required": ["text"], "properties": {"text": STRING}}, answer=_ref("Answer")))},
         "/v1/search": {"get": _operation("Search the knowledge base", {"type": "object", "properties": {
             "query": STRING, "hits": {"type": "array", "items": _ref("Hit")}}}, params=[
-            _query("q", _text(8000, required=True), True),
+            _query("q", _text(MAX_QUESTION_CHARS, required=True), True),
             _query("k", {"type": "integer", "minimum": 1, "maximum": 50}), _query("kb", {"type": "string", "pattern": KB})])},
         "/v1/feedback": {"post": _operation("Vote on an answer", {"type": "object", "properties": {
             "ok": BOOLEAN, "created": BOOLEAN}}, body=_ref("Feedback"), errors=("404",))},
@@ -265,8 +269,8 @@ def _document(with_github: bool, kinds: tuple[ProviderKind, ...]) -> dict[str, A
                                                       params=[_path("platform", {"enum": ["discord", "github"]})])},
         "/v1/channels/{platform}/{channel}": {"put": _operation("Change a channel's settings", OBJECT, body={
             "type": "object", "additionalProperties": False,
-            "properties": {"help_channel": _nullable(BOOLEAN), "thread_mode": _nullable(BOOLEAN), "by": _text(64)},
-            "anyOf": [{"required": ["help_channel"]}, {"required": ["thread_mode"]}]},
+            "properties": {**{name: _nullable(BOOLEAN) for name in CHANNEL_SETTINGS}, "by": _text(64)},
+            "anyOf": [{"required": [name]} for name in CHANNEL_SETTINGS]},
             params=[_path("platform", {"enum": ["discord", "github"]}), _path("channel", DIGITS)])},
         "/v1/discord/threads/{thread}": {
             "get": _operation("Whether the Discord bot answered in this thread, and whether a maintainer was asked",
@@ -279,7 +283,7 @@ def _document(with_github: bool, kinds: tuple[ProviderKind, ...]) -> dict[str, A
         "/api/{provider}/generate": {"post": _operation("FURY's generate route", {"type": "object", "properties": {
             "response": STRING, "references": {"type": "array", "items": STRING}}}, body={
             "type": "object", "required": ["query"], "properties": {
-                "query": _text(8000, required=True), "llm": {**_text(200), "description": "ignored: the engine's chain answers"},
+                "query": _text(MAX_QUESTION_CHARS, required=True), "llm": {**_text(200), "description": "ignored: the engine's chain answers"},
                 "knn": {"type": "integer", "minimum": 1, "maximum": 50}, "stream": BOOLEAN}},
             params=[PROVIDER], also=_events(
                 delta={"type": "object", "required": ["response"], "properties": {"response": STRING}},
@@ -345,7 +349,7 @@ def _document(with_github: bool, kinds: tuple[ProviderKind, ...]) -> dict[str, A
             "/api/v1/github/replies": {"get": _operation("The App's replies", OBJECT, params=[
                 _query("status", STRING), _query("limit", {"type": "integer", "minimum": 1, "maximum": 500})])},
             "/api/v1/github/replies/{id}/approve": {"post": _operation("Approve a draft", OBJECT, body={
-                "type": "object", "properties": {"by": BY, "body": _text(65_000, required=True)}}, params=[ID],
+                "type": "object", "properties": {"by": BY, "body": _text(MAX_ANSWER_CHARS, required=True)}}, params=[ID],
                 errors=("404", "409"))},
             "/api/v1/github/repositories": {"get": _operation("Repositories the App is installed on", OBJECT)},
             "/api/v1/github/repositories/{id}": {"put": _operation("Switch replies on or off", OBJECT, body={

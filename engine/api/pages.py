@@ -29,8 +29,13 @@ from engine.api.errors import stream_events
 from engine.api.http import checked_text, client_address, page_number, read_json, row_id
 from engine.api.keys import ENGINE, LIMITS, METRICS, SESSION, SESSIONS, TEMPLATES, TUNING_RUNNER
 from engine.api.sessions import CsrfRefused, Sessions, WebSession, check_csrf
+from engine.protocol import MAX_COMMENT_CHARS, MAX_QUESTION_CHARS
 from engine.store.repository import UnknownAnswer
-from engine.store.review import MAX_IMPORT_FIELD, VERDICTS, ReviewError
+from engine.review.errors import ReviewError, ReviewNotFound
+from engine.review.service import ReviewService
+from engine.store.review import MAX_IMPORT_FIELD, VERDICTS
+from engine.tuning.errors import TooFewExamples, TuningConflict, TuningError, TuningNotFound
+from engine.tuning.service import TuningService
 
 if TYPE_CHECKING:
     from engine.service import Engine
@@ -38,8 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 PAGE_PREFIXES = ("/ask", "/review", "/static/")
-MAX_QUESTION_CHARS = 8000
-MAX_COMMENT_CHARS = 2000  # as on /v1/feedback
 
 
 #: What a page says after a redirect, by code: ``?error=<code>`` / ``?message=<code>`` pick one of these, and
@@ -116,6 +119,16 @@ def _engine(request: web.Request) -> Engine:
     return request.app[ENGINE]
 
 
+def _review(request: web.Request) -> ReviewService:
+    """The engine's review service (the engine started with the app: see :mod:`engine.api.app`)."""
+    return request.app[ENGINE].review_service
+
+
+def _tuning(request: web.Request) -> TuningService:
+    """The engine's tuning service (the engine started with the app: see :mod:`engine.api.app`)."""
+    return request.app[ENGINE].tuning_service
+
+
 def require_maintainer(request: web.Request) -> str:
     name = request[SESSION].maintainer
     if not name:
@@ -166,14 +179,14 @@ async def home(_request: web.Request) -> web.Response:
 
 async def ask_page(request: web.Request) -> web.Response:
     engine = _engine(request)
-    if not engine.settings.ask_public:
+    if not engine.settings.web.ask_public:
         require_maintainer(request)
-    return render(request, "ask.html", kb=engine.settings.kb, kbs=engine.served_kbs())
+    return render(request, "ask.html", kb=engine.settings.core.kb, kbs=engine.served_kbs())
 
 
 async def _ask_json(request: web.Request) -> dict[str, Any]:
     engine = _engine(request)
-    if not engine.settings.ask_public and not request[SESSION].maintainer:
+    if not engine.settings.web.ask_public and not request[SESSION].maintainer:
         raise web.HTTPUnauthorized(text="sign in to ask")
     check_csrf(request, request[SESSION], request.headers.get("X-CSRF-Token"))
     return await read_json(request)
@@ -278,23 +291,22 @@ async def login(request: web.Request) -> web.Response:
     target = _safe_next(_text(form, "next"))
     if request.app[LIMITS].take(f"login:{client_address(request)}") is not None:
         return render(request, "login.html", status=429, next=target, error="Too many attempts; wait a minute.")
-    engine = _engine(request)
-    await engine.start()
-    name = await engine.review.maintainer_for((_text(form, "token") or "").strip())
+    review = _review(request)
+    name = await review.maintainer_for((_text(form, "token") or "").strip())
     if name is None:
         log.warning("sign-in refused from %s", client_address(request))
         return render(request, "login.html", status=401, next=target, error="That token is not valid.")
     session = request[SESSION]
     if session.token:  # signing in again (as anyone) ends the session this browser had
-        await engine.review.end_session(session.token)
+        await review.end_session(session.token)
         session.token = session.maintainer = None
-    token = await engine.review.open_session(name)
+    token = await review.open_session(name)
     if token is None:  # the maintainer was removed since the token was checked
         log.warning("sign-in refused from %s: the maintainer was removed meanwhile", client_address(request))
         return render(request, "login.html", status=401, next=target, error="That token is not valid.")
     session.token, session.maintainer = token, name
     session.csrf = WebSession().csrf  # a new CSRF token after signing in
-    await engine.review.audit(name, "signin", None, {"from": client_address(request)})
+    await review.audit(name, "signin", None, {"from": client_address(request)})
     raise web.HTTPSeeOther(target)
 
 
@@ -302,8 +314,7 @@ async def logout(request: web.Request) -> web.Response:
     await _form(request)
     session = request[SESSION]
     if session.token:
-        engine = _engine(request)
-        await engine.review.end_session(session.token)
+        await _review(request).end_session(session.token)
     session.token = session.maintainer = None
     raise web.HTTPSeeOther("/review/login")
 
@@ -313,26 +324,23 @@ async def logout(request: web.Request) -> web.Response:
 
 async def answers_page(request: web.Request) -> web.Response:
     require_maintainer(request)
-    engine = _engine(request)
-    await engine.start()
+    review = _review(request)
     selected = review_lists.answer_filter(request.query)
-    rows, more = await engine.review.answers(selected)
+    rows, more = await review.answers(selected)
     params = {k: v for k, v in request.query.items() if k != "page" and v}
 
     def page_link(page: int) -> str:
         return "/review/answers?" + urlencode({**params, "page": page})
 
     return render(request, "answers.html", groups=review_lists.group_repeats(rows), filter=selected, channels=CHANNELS,
-                  verdicts=VERDICTS, kbs=await engine.review.knowledge_bases(),
+                  verdicts=VERDICTS, kbs=await review.knowledge_bases(),
                   previous=page_link(selected.page - 1) if selected.page > 1 else None,
                   next=page_link(selected.page + 1) if more else None)
 
 
 async def answer_page(request: web.Request) -> web.Response:
     require_maintainer(request)
-    engine = _engine(request)
-    await engine.start()
-    detail = await engine.review.detail(request.match_info["id"])
+    detail = await _review(request).detail(request.match_info["id"])
     if detail is None:
         raise web.HTTPNotFound(text="no such answer")
     return render(request, "answer.html", error=page_error(request), error_for=request.query.get("for"),
@@ -352,21 +360,21 @@ DONE = {
 async def answer_action(request: web.Request) -> web.Response:
     name = require_maintainer(request)
     form = await _form(request)
-    engine = _engine(request)
+    review = _review(request)
     answer_id = request.match_info["id"]
     action = _text(form, "action")
     target = f"/review/answers/{answer_id}"
     try:
         if action in ("approve", "correct", "reject"):
             done = {"approve": "approved", "correct": "corrected", "reject": "rejected"}[action]
-            await engine.review_answer(answer_id, done, name, text=_text(form, "text"), reason=_text(form, "reason"))
+            await review.review(answer_id, done, name, text=_text(form, "text"), reason=_text(form, "reason"))
         elif action == "post":
             done = "posted"
-            if await engine.post_review_draft(answer_id, name, _text(form, "body") or None) is None:
+            if await review.post_draft(answer_id, name, _text(form, "body") or None) is None:
                 raise ReviewError("there is no GitHub draft waiting for this answer")
         else:
             raise ReviewError("unknown action")
-    except LookupError:
+    except ReviewNotFound:
         raise web.HTTPNotFound(text="no such answer") from None
     except ReviewError as error:  # shown beside the form it came from (e.g. the reject reason)
         where = {"for": action} if action in ("correct", "reject", "post") else {}
@@ -379,11 +387,9 @@ async def answer_action(request: web.Request) -> web.Response:
 
 async def golden_page(request: web.Request) -> web.Response:
     require_maintainer(request)
-    engine = _engine(request)
-    await engine.start()
     page = page_number(request.query.get("page"))
     text = (request.query.get("q") or "").strip()[:200] or None
-    rows, more = await engine.review.golden_records(text, page)
+    rows, more = await _review(request).golden_records(text, page)
     params = {"q": text} if text else {}
     return render(request, "golden.html", rows=rows, q=text or "", message=page_notice(request),
                   error=page_error(request),
@@ -393,10 +399,8 @@ async def golden_page(request: web.Request) -> web.Response:
 
 async def golden_record_page(request: web.Request) -> web.Response:
     require_maintainer(request)
-    engine = _engine(request)
-    await engine.start()
     record_id = row_id(request.match_info["id"])
-    record = await engine.review.golden_record(record_id) if record_id else None
+    record = await _review(request).golden_record(record_id) if record_id else None
     if record is None:
         raise web.HTTPNotFound(text="no such golden record")
     return render(request, "golden_record.html", record=record, error=page_error(request),
@@ -406,50 +410,42 @@ async def golden_record_page(request: web.Request) -> web.Response:
 async def golden_add(request: web.Request) -> web.Response:
     name = require_maintainer(request)
     form = await _form(request)
-    engine = _engine(request)
     try:
-        await engine.start()
-        await engine.review.add_golden_record(_text(form, "question") or "", _text(form, "answer") or "", name)
+        await _review(request).add_golden_record(_text(form, "question") or "", _text(form, "answer") or "", name)
     except ReviewError as error:
         raise web.HTTPSeeOther(f"/review/golden?{urlencode({'error': error_code(error)})}") from None
-    await engine.sync_golden()
     raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "added"}))
 
 
 async def golden_action(request: web.Request) -> web.Response:
     name = require_maintainer(request)
     form = await _form(request)
-    engine = _engine(request)
-    await engine.start()
+    review = _review(request)
     record_id = row_id(request.match_info["id"])
     if record_id is None:
         raise web.HTTPNotFound(text="no such golden record")
     if form.get("action") == "delete":
         if form.get("confirmed") != "yes":  # deleting asks first: the page shows a confirmation form
             raise web.HTTPSeeOther(f"/review/golden/{record_id}?confirm=delete")
-        if not await engine.review.delete_golden_record(record_id, name):
+        if not await review.delete_golden_record(record_id, name):
             raise web.HTTPNotFound(text="no such golden record")
-        await engine.sync_golden()
         raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "deleted"}))
     try:
-        record = await engine.review.update_golden_record(record_id, _text(form, "question") or "",
-                                                          _text(form, "answer") or "", name)
+        record = await review.update_golden_record(record_id, _text(form, "question") or "",
+                                                    _text(form, "answer") or "", name)
     except ReviewError as error:
         raise web.HTTPSeeOther(f"/review/golden/{record_id}?{urlencode({'error': error_code(error)})}") from None
     if record is None:
         raise web.HTTPNotFound(text="no such golden record")
-    await engine.sync_golden()
     raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "saved"}))
 
 
 async def golden_export(request: web.Request) -> web.Response:
     require_maintainer(request)
-    engine = _engine(request)
-    await engine.start()
     fmt = request.query.get("format", "jsonl")
     if fmt not in ("jsonl", "csv"):
         raise web.HTTPBadRequest(text="format is jsonl or csv")
-    body = engine.review.export_golden(await engine.review.all_golden_records(), fmt)
+    body = await _review(request).export_golden(fmt)
     kind = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
     return web.Response(text=body, content_type=kind, charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="golden-records.{fmt}"'})
@@ -459,17 +455,14 @@ async def golden_import(request: web.Request) -> web.Response:
     name = require_maintainer(request)
     form = await _form(request)
     upload = form.get("file")
-    engine = _engine(request)
-    await engine.start()
     try:
         if not isinstance(upload, FileField):
             raise ReviewError("choose a CSV file to import")
         text = upload.file.read().decode("utf-8-sig")
-        result = await engine.review.import_golden_csv(text, name)
+        result = await _review(request).import_golden_csv(text, name)
     except (ReviewError, UnicodeDecodeError) as error:
         code = error_code(error) if isinstance(error, ReviewError) else "not-utf8"
         raise web.HTTPSeeOther(f"/review/golden?{urlencode({'error': code})}") from None
-    await engine.sync_golden()
     counts = {"added": result["added"], "skipped": len(result["skipped"])}
     raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "imported", **counts}))
 
@@ -479,13 +472,12 @@ async def golden_import(request: web.Request) -> web.Response:
 
 async def overview_page(request: web.Request) -> web.Response:
     require_maintainer(request)
-    engine = _engine(request)
-    await engine.start()
+    review = _review(request)
     kb = review_lists.kb_query(request.query)
-    stats = await engine.review.overview(30, kb)
+    stats = await review.overview(30, kb)
     votes = stats["votes"]
-    audit = await engine.review.audit_events(12)
-    return render(request, "overview.html", stats=stats, kb=kb, kbs=await engine.review.knowledge_bases(),
+    audit = await review.audit_events(12)
+    return render(request, "overview.html", stats=stats, kb=kb, kbs=await review.knowledge_bases(),
                   audit_links={e.id: review_lists.audit_link(e.action, e.target) for e in audit},
                   daily=charts.daily_bars(stats["per_day"]),
                   vote_share=charts.share_bar([("👍", votes["up"], "#10b981"), ("👎", votes["down"], "#ef4444")]),
@@ -499,26 +491,25 @@ async def overview_page(request: web.Request) -> web.Response:
 
 async def tuning_page(request: web.Request) -> web.Response:
     require_maintainer(request)
-    engine = _engine(request)
-    model = await engine.current_model()
-    return render(request, "tuning.html", jobs=await engine.tuning.jobs(), activations=await engine.tuning.activations(),
+    tuning = _tuning(request)
+    model = await tuning.current_model()
+    return render(request, "tuning.html", jobs=await tuning.jobs(), activations=await tuning.activations(),
                   model=model, error=page_error(request), started=request.query.get("started") == "yes",
-                  golden_count=len(await engine.review.all_golden_records()))
+                  golden_count=len(await _review(request).all_golden_records()))
 
 
 async def tuning_create(request: web.Request) -> web.Response:
     """Start a tuning job from the tuning page: the same checks as ``POST /api/v1/finetunings``."""
     name = require_maintainer(request)
     form = await _form(request)
-    engine = _engine(request)
     try:
         alias, base_llm = review_lists.tuning_request(form)
-        await engine.create_tuning(alias, base_llm, None, {"from": "tuning page"}, name)
+        await _tuning(request).create(alias, base_llm, None, {"from": "tuning page"}, name)
     except review_lists.TuningFormError:
         raise web.HTTPSeeOther("/review/tuning?error=tuning-form") from None
-    except ReviewError as error:
+    except TuningError as error:
         log.info("a tuning job from the tuning page was refused: %s", error)
-        code = "too-few" if str(error).startswith("too few examples") else "tuning-form"
+        code = "too-few" if isinstance(error, TooFewExamples) else "tuning-form"
         raise web.HTTPSeeOther(f"/review/tuning?{urlencode({'error': code})}") from None
     runner = request.app.get(TUNING_RUNNER)
     if runner is not None:  # take the new job now rather than at the next poll
@@ -529,25 +520,26 @@ async def tuning_create(request: web.Request) -> web.Response:
 async def tuning_action(request: web.Request) -> web.Response:
     name = require_maintainer(request)
     form = await _form(request)
-    engine = _engine(request)
+    tuning = _tuning(request)
     job_id, action = request.match_info["id"], form.get("action")
     try:
         if action == "evaluate":
-            await engine.evaluate_tuning(job_id)
+            await tuning.evaluate(job_id)
         elif action == "activate":
-            await engine.activate_tuning(job_id, name)
+            await tuning.activate(job_id, name)
         elif action == "grant":
-            if await engine.retry_grant(job_id) is None:
-                raise ReviewError("no failed grant to retry")
+            if await tuning.retry_grant(job_id) is None:
+                raise TuningConflict("no failed grant to retry")
         elif action == "cancel":
-            await engine.start()
-            if await engine.tuning.request_cancel(job_id) is None:
-                raise ReviewError("the job is already over")
+            try:
+                await tuning.cancel(job_id)
+            except (TuningNotFound, TuningConflict):  # the page says the same for both, as it always did
+                raise TuningConflict("the job is already over") from None
         else:
-            raise ReviewError("unknown action")
-    except LookupError:
+            raise TuningError("unknown action")
+    except TuningNotFound:
         raise web.HTTPNotFound(text="no such tuning job") from None
-    except ReviewError as error:
+    except TuningError as error:
         raise web.HTTPSeeOther(f"/review/tuning?{urlencode({'error': error_code(error)})}") from None
     raise web.HTTPSeeOther("/review/tuning")
 
@@ -555,7 +547,7 @@ async def tuning_action(request: web.Request) -> web.Response:
 async def tuning_rollback(request: web.Request) -> web.Response:
     name = require_maintainer(request)
     await _form(request)
-    await _engine(request).rollback_model(name)
+    await _tuning(request).rollback(name)
     raise web.HTTPSeeOther("/review/tuning")
 
 

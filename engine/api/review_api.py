@@ -8,12 +8,17 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from engine.api.auth import actor
-from engine.api.http import (MAX_PAGE, BadRequest, checked_text, error_response, int_query, read_json,
-                             require_content_type, row_id, text_field)
+from engine.api.http import (MAX_PAGE, BadRequest, checked_text, error_response, int_query, read_body, read_json,
+                             row_id, text_field)
 from engine.api.keys import ENGINE
 from engine.answer.model import CHANNELS
 from engine.api.review_lists import answer_filter
-from engine.store.review import VERDICTS, AnswerFilter, ReviewError
+from engine.protocol import MAX_ANSWER_CHARS
+from engine.review.errors import ReviewError, ReviewNotFound
+from engine.review.service import ReviewService
+from engine.store.review import VERDICTS, AnswerFilter
+
+MAX_REASON_CHARS = 2000  # why a maintainer corrected or rejected an answer
 
 if TYPE_CHECKING:
     from engine.service import Engine
@@ -22,6 +27,11 @@ if TYPE_CHECKING:
 
 def _engine(request: web.Request) -> Engine:
     return request.app[ENGINE]
+
+
+def _review(request: web.Request) -> ReviewService:
+    """The engine's review service (the engine started with the app: see :mod:`engine.api.app`)."""
+    return request.app[ENGINE].review_service
 
 
 def answer_view(record: AnswerRecord, *, full: bool = False) -> dict[str, Any]:
@@ -68,16 +78,13 @@ def checked_answer_filter(request: web.Request) -> AnswerFilter:
 
 
 async def list_answers(request: web.Request) -> web.Response:
-    engine = _engine(request)
-    await engine.start()
-    rows, more = await engine.review.answers(checked_answer_filter(request))
+    rows, more = await _review(request).answers(checked_answer_filter(request))
     return web.json_response({"answers": [answer_view(r) for r in rows], "more": more})
 
 
 async def get_answer(request: web.Request) -> web.Response:
     engine = _engine(request)
-    await engine.start()
-    detail = await engine.review.detail(request.match_info["id"])
+    detail = await engine.review_service.detail(request.match_info["id"])
     if detail is None:
         return error_response(404, "no such answer")
     view = answer_view(detail["record"], full=True)
@@ -92,12 +99,11 @@ async def get_answer(request: web.Request) -> web.Response:
 
 async def review_answer(request: web.Request) -> web.Response:
     data = await read_json(request)
-    engine = _engine(request)
     try:
-        record, golden = await engine.review_answer(
+        record, golden = await _review(request).review(
             request.match_info["id"], text_field(data, "verdict", required=True, limit=20) or "", actor(request, data),
-            text=text_field(data, "text", limit=65_000), reason=text_field(data, "reason", limit=2000))
-    except LookupError:
+            text=text_field(data, "text", limit=MAX_ANSWER_CHARS), reason=text_field(data, "reason", limit=MAX_REASON_CHARS))
+    except ReviewNotFound:
         return error_response(404, "no such answer")
     except ReviewError as error:
         return _bad(str(error))
@@ -105,22 +111,17 @@ async def review_answer(request: web.Request) -> web.Response:
 
 
 async def list_golden(request: web.Request) -> web.Response:
-    engine = _engine(request)
-    await engine.start()
-    rows = await engine.review.all_golden_records()
+    rows = await _review(request).all_golden_records()
     return web.json_response({"golden_records": [golden_view(r) for r in rows]})
 
 
 async def add_golden(request: web.Request) -> web.Response:
     data = await read_json(request)
-    engine = _engine(request)
-    await engine.start()
     try:
         question, answer = _pair(data)
-        record = await engine.review.add_golden_record(question, answer, actor(request, data))
+        record = await _review(request).add_golden_record(question, answer, actor(request, data))
     except ReviewError as error:
         return _bad(str(error))
-    await engine.sync_golden()
     return web.json_response(golden_view(record), status=201)
 
 
@@ -138,62 +139,46 @@ def _record_id(request: web.Request) -> int:
 
 async def edit_golden(request: web.Request) -> web.Response:
     data = await read_json(request)
-    engine = _engine(request)
-    await engine.start()
     try:
         question, answer = _pair(data)
-        record = await engine.review.update_golden_record(_record_id(request), question, answer, actor(request, data))
+        record = await _review(request).update_golden_record(_record_id(request), question, answer, actor(request, data))
     except ReviewError as error:
         return _bad(str(error))
     if record is None:
         return error_response(404, "no such golden record")
-    await engine.sync_golden()
     return web.json_response(golden_view(record))
 
 
 async def delete_golden(request: web.Request) -> web.Response:
-    engine = _engine(request)
-    await engine.start()
-    if not await engine.review.delete_golden_record(_record_id(request), actor(request)):
+    if not await _review(request).delete_golden_record(_record_id(request), actor(request)):
         return error_response(404, "no such golden record")
-    await engine.sync_golden()
     return web.json_response({"ok": True})
 
 
 async def export_golden(request: web.Request) -> web.Response:
-    engine = _engine(request)
-    await engine.start()
     fmt = request.query.get("format", "jsonl")
     try:
-        body = engine.review.export_golden(await engine.review.all_golden_records(), fmt)
+        body = await _review(request).export_golden(fmt)
     except ReviewError as error:
         return _bad(str(error))
     return web.Response(text=body, content_type="application/x-ndjson" if fmt == "jsonl" else "text/csv", charset="utf-8")
 
 
 async def import_golden(request: web.Request) -> web.Response:
-    limit = _engine(request).settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    require_content_type(request, "text/csv")
+    body = await read_body(request, None, "text/csv")
     try:
-        text = checked_text("the CSV", (await request.read()).decode("utf-8-sig"))
+        text = checked_text("the CSV", body.decode("utf-8-sig"))
     except UnicodeDecodeError:
         return _bad("the CSV is not UTF-8 text")
-    engine = _engine(request)
-    await engine.start()
     try:
-        result = await engine.review.import_golden_csv(text, actor(request))
+        result = await _review(request).import_golden_csv(text, actor(request))
     except ReviewError as error:
         return _bad(str(error))
-    await engine.sync_golden()
     return web.json_response(result)
 
 
 async def overview(request: web.Request) -> web.Response:
-    engine = _engine(request)
-    await engine.start()
-    return web.json_response(await engine.review.overview(int_query(request, "days", 30, 1, 365)))
+    return web.json_response(await _review(request).overview(int_query(request, "days", 30, 1, 365)))
 
 
 def mount_review_api(app: web.Application) -> None:

@@ -62,7 +62,7 @@ class TuningFormError(ValueError):
 
 
 def tuning_request(form: Mapping[str, object]) -> tuple[str, dict[str, Any]]:
-    """The tuning page's form as ``Engine.create_tuning``'s alias and ``base_llm``; it checks them further."""
+    """The tuning page's form as ``TuningService.create``'s alias and ``base_llm``; it checks them further."""
     alias = str(form.get("alias") or "").strip()
     provider = str(form.get("provider") or "").strip()
     model = str(form.get("model") or "").strip()

@@ -2,7 +2,9 @@
 grant), ``/api/v1/activations`` (history, the model in force, roll back) and the training set export.
 
 What a job may ask of its provider is checked in one place, :mod:`engine.tuning.request`, through
-``Engine.create_tuning``, for this API and the CLI alike."""
+:meth:`engine.tuning.service.TuningService.create`, for this API, the tuning page and the CLI alike. The service's
+refusals map to statuses here: :class:`~engine.tuning.errors.TuningNotFound` is a 404, any other
+:class:`~engine.tuning.errors.TuningError` a 400."""
 
 from __future__ import annotations
 
@@ -13,8 +15,14 @@ from aiohttp import web
 from engine.api.http import BadRequest, error_response, read_json
 from engine.api.keys import ENGINE, TUNING_RUNNER
 from engine.api.auth import actor
-from engine.store.review import ReviewError
+from engine.tuning.errors import TuningConflict, TuningError, TuningNotFound
 from engine.tuning.request import has_lone_surrogates
+from engine.tuning.service import TuningService
+
+
+def _tuning(request: web.Request) -> TuningService:
+    """The engine's tuning service (the engine started with the app: see :mod:`engine.api.app`)."""
+    return request.app[ENGINE].tuning_service
 
 if TYPE_CHECKING:
     from engine.store.models import ModelActivation, TuningJob
@@ -59,7 +67,7 @@ def _whole(value: object) -> int | None:
 
 
 def parse_create(data: dict[str, Any]) -> tuple[object, object, list[int] | None, dict[str, Any]]:
-    """The body's parts; the alias and ``base_llm`` are checked against the provider by ``Engine.create_tuning``.
+    """The body's parts; the alias and ``base_llm`` are checked against the provider by ``TuningService.create``.
     A field it doesn't know is a 400: a misspelt ``golden_records`` must not tune on every record."""
     unknown = sorted(set(data) - BODY_FIELDS) + sorted(f"base_llm.{k}" for k in set(
         data["base_llm"] if isinstance(data.get("base_llm"), dict) else ()) - BASE_LLM_FIELDS)
@@ -86,48 +94,43 @@ async def create(request: web.Request) -> web.Response:
     data = await read_json(request)
     alias, base_llm, records, metadata = parse_create(data)
     try:
-        job = await request.app[ENGINE].create_tuning(alias, base_llm, records, metadata, actor(request, data))
-    except ReviewError as error:
+        job = await _tuning(request).create(alias, base_llm, records, metadata, actor(request, data))
+    except TuningError as error:
         return error_response(400, str(error))
     _wake_runner(request)
     return web.json_response(job_view(job), status=201)
 
 
 async def list_jobs(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    await engine.start()
-    return web.json_response({"finetunings": [job_view(j) for j in await engine.tuning.jobs()]})
+    return web.json_response({"finetunings": [job_view(j) for j in await _tuning(request).jobs()]})
 
 
 async def get_job(request: web.Request) -> web.Response:
     """One job, with its dataset's validation report (kept, dropped and why, held out) once built."""
-    engine = request.app[ENGINE]
-    await engine.start()
-    job = await engine.tuning.job(request.match_info["id"])
+    tuning = _tuning(request)
+    job = await tuning.job(request.match_info["id"])
     if job is None:
         return error_response(404, "no such fine-tuning job")
-    dataset = await engine.tuning.dataset(job.dataset_id) if job.dataset_id else None
-    return web.json_response({**job_view(job), "dataset": dataset.report if dataset else None})
+    return web.json_response({**job_view(job), "dataset": await tuning.dataset_report(job)})
 
 
 async def cancel(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    await engine.start()
-    job = await engine.tuning.request_cancel(request.match_info["id"])
-    if job is None:
-        known = await engine.tuning.job(request.match_info["id"])
-        return error_response(404 if known is None else 400,
-                              "no such fine-tuning job" if known is None else f"the job is already {known.status}")
+    try:
+        job = await _tuning(request).cancel(request.match_info["id"])
+    except TuningNotFound:
+        return error_response(404, "no such fine-tuning job")
+    except TuningConflict as error:  # "the job is already <status>"
+        return error_response(400, str(error))
     _wake_runner(request)
     return web.json_response(job_view(job))
 
 
 async def evaluate(request: web.Request) -> web.Response:
     try:
-        evaluation = await request.app[ENGINE].evaluate_tuning(request.match_info["id"])
-    except LookupError:
+        evaluation = await _tuning(request).evaluate(request.match_info["id"])
+    except TuningNotFound:
         return error_response(404, "no such fine-tuning job")
-    except ReviewError as error:
+    except TuningError as error:
         return error_response(400, str(error))
     return web.json_response(evaluation)
 
@@ -138,11 +141,10 @@ async def activate(request: web.Request) -> web.Response:
     if not isinstance(fallback, bool):
         raise BadRequest("'fallback' must be true or false")
     try:
-        activation = await request.app[ENGINE].activate_tuning(request.match_info["id"], actor(request, data),
-                                                               fallback=fallback)
-    except LookupError:
+        activation = await _tuning(request).activate(request.match_info["id"], actor(request, data), fallback=fallback)
+    except TuningNotFound:
         return error_response(404, "no such fine-tuning job")
-    except ReviewError as error:
+    except TuningError as error:
         return error_response(400, str(error))
     return web.json_response(activation_view(activation))
 
@@ -150,10 +152,10 @@ async def activate(request: web.Request) -> web.Response:
 async def grant(request: web.Request) -> web.Response:
     """Try the failed permission grant of a job's tuned model again; the runner makes it."""
     try:
-        job = await request.app[ENGINE].retry_grant(request.match_info["id"])
-    except LookupError:
+        job = await _tuning(request).retry_grant(request.match_info["id"])
+    except TuningNotFound:
         return error_response(404, "no such fine-tuning job")
-    except ReviewError as error:
+    except TuningError as error:
         return error_response(400, str(error))
     if job is None:
         return error_response(400, "no failed grant to retry on this job")
@@ -163,15 +165,15 @@ async def grant(request: web.Request) -> web.Response:
 
 async def activations(request: web.Request) -> web.Response:
     """The history, and the model in force as the database says (whichever process activated it)."""
-    engine = request.app[ENGINE]
-    model = await engine.current_model()
-    return web.json_response({"activations": [activation_view(a) for a in await engine.tuning.activations()],
+    tuning = _tuning(request)
+    model = await tuning.current_model()
+    return web.json_response({"activations": [activation_view(a) for a in await tuning.activations()],
                               "model": model})
 
 
 async def rollback(request: web.Request) -> web.Response:
     data = await read_json(request) if request.can_read_body else {}
-    ended = await request.app[ENGINE].rollback_model(actor(request, data))
+    ended = await _tuning(request).rollback(actor(request, data))
     if ended is None:
         return error_response(409, "no activation is in force")
     return web.json_response(activation_view(ended))
@@ -183,8 +185,8 @@ async def training_set(request: web.Request) -> web.Response:
     if fmt not in ("jsonl", "csv") or variant not in (None, "rag", "plain"):
         raise BadRequest("format is jsonl or csv; variant is rag or plain")
     try:
-        body, dropped = await request.app[ENGINE].training_set(provider, fmt, variant)
-    except ReviewError as error:
+        body, dropped = await _tuning(request).training_set(provider, fmt, variant)
+    except TuningError as error:
         return error_response(400, str(error))
     return web.Response(text=body, content_type="application/x-ndjson" if fmt == "jsonl" else "text/csv",
                         charset="utf-8", headers={"X-Dropped-Examples": str(len(dropped))})

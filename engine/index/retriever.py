@@ -14,6 +14,7 @@ import numpy as np
 
 from engine.index.batching import MicroBatcher
 from engine.index.query import PreparedQuery, prepare_query
+from engine.index.sections import SectionMap
 from engine.ingest.chunking import Chunk
 
 if TYPE_CHECKING:
@@ -107,6 +108,14 @@ class Retriever:
         self._by_id = {c.id: c for c in keywords.chunks}
         self._page_of = {c.id: c.path for c in keywords.chunks}
         self._dense_batcher: MicroBatcher[str, list[tuple[str, float]]] = MicroBatcher(self._dense_many)
+        self._sections: SectionMap | None = None
+
+    def with_sections(self, hits: Sequence[Hit], k: int) -> list[Hit]:
+        """The first ``k`` hits, each widened to the section of its page it belongs to (see
+        :mod:`engine.index.sections`); hits already inside an earlier one's section are left out."""
+        if self._sections is None:
+            self._sections = SectionMap(self.keywords.chunks)
+        return self._sections.widen(hits, k)
 
     def search(self, question: str, k: int = 5, per_page: int | None = 2, title: str | None = None) -> list[Hit]:
         query = prepare_query(question, title)

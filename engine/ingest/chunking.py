@@ -22,10 +22,11 @@ from engine.ingest.links import LinkBuilder
 TokenCounter = Callable[[str], int]
 #: Bump when what ``Chunk.embedding_text`` produces changes, or how text is cut into chunks: every
 #: file is then chunked and embedded again (3: sizes measured on embedded text, tables and lists split
-#: along rows and items).
-EMBEDDING_TEXT_VERSION = 3
+#: along rows and items; 4: a ragged table rule row is a rule, a prose piece's line range is its own).
+EMBEDDING_TEXT_VERSION = 4
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
+#: A table's rule row: pipes, dashes, colons and spaces only (a stray empty cell after it, "|---|---|   |", as written).
+_TABLE_RULE = re.compile(r"^\s*\|?[\s:|-]*-[\s:|-]*\|?\s*$")
 _LIST_ITEM = re.compile(r"^(\s*)([-*+]|\d{1,9}[.)])(\s+|$)")
 _MARKUP = [
     (re.compile(r"\[([^\]]*)\]\([^)]*\)"), r"\1"),  # [text](target) -> text
@@ -149,7 +150,7 @@ def _split_block(block: Block, budget: int, count: TokenCounter, structured: boo
         units = [(line, block.start_line + i if block.start_line else 0) for i, line in enumerate(block.text.split("\n"))]
         joiner = "\n"
     else:
-        units = [(s, block.start_line) for s in _SENTENCE_END.split(block.text)]
+        units = _sentences_with_lines(block.text, block.start_line)
         joiner = " "
     piece: list[str] = []
     piece_tokens = 0
@@ -162,16 +163,31 @@ def _split_block(block: Block, budget: int, count: TokenCounter, structured: boo
             step = max(1, len(words) * budget // (tokens + 1))
             for i in range(0, len(words), step):
                 yield Block(" ".join(words[i : i + step]), line, line, block.is_code)
-            piece, piece_tokens, piece_start = [], 0, line
+            piece, piece_tokens = [], 0
             continue
         if piece and piece_tokens + tokens > budget:
             yield Block(joiner.join(piece), piece_start, last_line, block.is_code)
-            piece, piece_tokens, piece_start = [], 0, line
+            piece, piece_tokens = [], 0
+        if not piece:
+            piece_start = line
         piece.append(text)
         piece_tokens += tokens
-        last_line = line if block.is_code else block.end_line
+        last_line = line + text.count("\n")
     if piece:
-        yield Block(joiner.join(piece), piece_start, last_line if block.is_code else block.end_line, block.is_code)
+        yield Block(joiner.join(piece), piece_start, last_line, block.is_code)
+
+
+def _sentences_with_lines(text: str, start_line: int) -> list[tuple[str, int]]:
+    """Prose cut into sentences, each with the line it starts on, so a piece's line range is its own."""
+    units, start = [], 0
+    for end in [m.start() for m in _SENTENCE_END.finditer(text)] + [len(text)]:
+        sentence = text[start:end]
+        if sentence:
+            units.append((sentence, start_line + text.count("\n", 0, start)))
+        start = end
+        while start < len(text) and text[start].isspace():
+            start += 1
+    return units
 
 
 def chunk_document(

@@ -1,17 +1,20 @@
 """The offline extractive answerer as a provider: quotes the passages that answer the question.
 
 It needs no model and no key, so it is the default and the last link of every fallback
-chain. It reads each numbered passage of the request as whole *units* — a paragraph
-together with the list, table or code it introduces ("…via two ways:"), a whole list, a
-whole table, a code example — never a fragment of one. Units are scored by the question's
-terms (those of the sentences that ask "…?" count double; words of asking count nothing),
-each weighted by how rare it is among the passages, with a bonus when the passage's heading
-matches. Pages are quoted in retrieval's order, three at most, the weak ones left out
-(retrieval's best page never): from each, its first section's best unit and the code
-example or explanation that belongs with it; a later section of the same page that matches
-the question better follows it, or replaces it when it scores twice as high. Each is cited
-as ``[n]`` like a model would. A table too long to quote keeps its header and the rows that
-match; a quote never ends on a lead-in ("…as follows:") whose list or code isn't quoted.
+chain. Its passages are whole sections (:mod:`engine.index.sections`), and it reads each as
+whole *units* — a paragraph together with the list, table or code it introduces ("…via two
+ways:"), a subheading with what it names, a whole list (a step that ends in ":" with its
+code), a whole table, a code example — never a fragment of one. Units are scored by the
+question's terms (those of the sentences that ask "…?", the thread's title among them, count
+double; words of asking count nothing), each weighted by how rare it is among the passages,
+with a bonus when the passage's heading matches. Pages (one page whatever its links look
+like) are quoted in retrieval's order, three sections at most, the weak ones left out
+(retrieval's best page never): from each, its first section's best unit with the code
+example, explanation or steps that belong with it; a later section of the same page that
+matches the question better follows it, or replaces it when it scores twice as high. Each is
+cited as ``[n]`` like a model would. A table is quoted compacted (no padding), whole when it
+fits, else its header and the rows that match best, in the table's order; a quote never ends
+on a lead-in ("…as follows:") whose list or code isn't quoted.
 
 It abstains (returns no text, so the engine says it couldn't find the answer) when no unit
 shares a meaningful term with the question, or when the question is about a product the
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 from engine.index.keywords import keyword_terms
 from engine.llm.base import ContextPassage, Generation, GenerationRequest, StreamEvent, estimate_tokens
+from engine.markdown import FENCE, split_blocks
 
 if TYPE_CHECKING:
     from engine.llm.registry import ProviderKind
@@ -37,9 +41,13 @@ RELATIVE_FLOOR = 0.3
 HEADING_WEIGHT = 1.5
 #: A page's later section replaces its first when it scores this many times higher (else it follows it).
 SECTION_SWITCH = 2.0
+#: A row of a table too long to quote whole is kept when it scores at least this share of the best row's.
+ROW_FLOOR = 0.3
 
 _LIST_ITEM = re.compile(r"^\s{0,3}([-*+]|\d{1,9}[.)])\s")
 _TABLE_ROW = re.compile(r"^\s*\|")
+#: A line that names what follows it: a Markdown heading, or a whole line in bold ("**`local`**").
+_SUBHEADING = re.compile(r"#{1,6}\s.*|\*\*[^*\n]+\*\*")
 _CAPITALISED = re.compile(r"(?<![\w.@/-])([A-Z][\w.-]*[A-Za-z0-9])(['’]s)?(?![\w/])")
 #: Words before a name that make the question *about* that name ("in Django", "does Contentful").
 _SUBJECT_CUES = {"in", "does", "do", "did", "is", "are", "about"}
@@ -58,47 +66,36 @@ _ASKING = set(keyword_terms(
 @dataclass
 class Unit:
     text: str
-    kind: str  # prose | list | table | code | lead (prose ending in ":" that introduces what follows)
-
-
-def _paragraphs(text: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    in_fence = False
-    for line in text.split("\n"):
-        if line.strip().startswith("```"):
-            in_fence = not in_fence
-        if not line.strip() and not in_fence:
-            if current:
-                parts.append("\n".join(current))
-                current = []
-            continue
-        current.append(line)
-    if current:
-        parts.append("\n".join(current))
-    return parts
+    kind: str  # prose | list | table | code | lead (prose ending in ":" that introduces what follows) | heading
 
 
 def _kind(paragraph: str) -> str:
     first = paragraph.lstrip().split("\n", 1)[0]
-    if first.startswith("```"):
+    if FENCE.match(first):
         return "code"
     if _TABLE_ROW.match(first):
         return "table"
     if _LIST_ITEM.match(first):
         return "list"
+    if "\n" not in paragraph.strip() and _SUBHEADING.fullmatch(paragraph.strip()):
+        return "heading"
     return "lead" if paragraph.rstrip().endswith(":") else "prose"
 
 
 def units_of(text: str) -> list[Unit]:
     """The passage as whole units: a loose list is one list, a lead-in carries what it introduces."""
     units: list[Unit] = []
-    for paragraph in _paragraphs(text):
+    for paragraph in split_blocks(text):
         kind = _kind(paragraph)
         previous = units[-1] if units else None
-        if previous and kind == "list" and previous.kind == "list":
+        if previous and previous.kind == "heading":
+            previous.text += "\n\n" + paragraph  # a subheading and what it names are one unit
+            previous.kind = kind
+        elif previous and kind == "list" and previous.kind == "list":
             previous.text += "\n\n" + paragraph  # the items of a loose list
-        elif previous and previous.kind == "lead" and kind != "prose":
+        elif previous and previous.kind == "list" and kind in {"code", "table"} and previous.text.rstrip().endswith(":"):
+            previous.text += "\n\n" + paragraph  # "1. Add the following code to `server.ts`:" and the code
+        elif previous and previous.kind == "lead" and kind not in {"prose", "heading"}:
             previous.text += "\n\n" + paragraph  # "…via two ways:" and the ways
             previous.kind = f"lead+{kind}"
         elif previous and previous.kind.startswith("lead+") and kind == "code" and previous.kind != "lead+code":
@@ -133,31 +130,49 @@ def _score(text: str, weights: dict[str, float]) -> float:
     return matched / damping
 
 
-def _table_excerpt(table: str, weights: dict[str, float], max_chars: int) -> str:
-    """A table too long to quote whole: its header and the rows that match, whole."""
-    lines = [line for line in table.split("\n") if line.strip()]
+def _compact_row(row: str) -> str:
+    """A table row without the padding that aligns its cells in the source (Markdown renders it the same)."""
+    if set(row.strip()) <= set("|-: "):
+        return re.sub(r"-{3,}", "---", re.sub(r"[ \t]{2,}", " ", row.strip()))
+    return re.sub(r"[ \t]{2,}", " ", row.strip())
+
+
+def _table_excerpt(table: str, weights: dict[str, float], max_chars: int, whole_within: int = 0) -> str:
+    """The table compacted: whole when it fits ``whole_within`` characters, else its header and, within about
+    ``max_chars``, the rows that match the question nearly as well as the best one by the words that tell rows
+    apart (the first rows when none matches), each whole and in the table's own order, and a note of how many
+    rows were left out."""
+    lines = [_compact_row(line) for line in table.split("\n") if line.strip()]
     head, rows = lines[:2], lines[2:]
-    matching = [row for row in rows if _score(row, weights) > 0]
-    kept: list[str] = []
-    size = sum(len(line) for line in head)
-    for row in matching or rows:
-        if kept and size + len(row) > max_chars:
-            break
-        kept.append(row)
-        size += len(row)
+    if sum(len(line) + 1 for line in lines) <= max(max_chars, whole_within):
+        return "\n".join(lines)
+    # A word in most rows is what the whole table is about: it can't tell which row answers.
+    held = [set(keyword_terms(row)) for row in rows]
+    telling = {t: w for t, w in weights.items() if sum(t in terms for terms in held) * 2 <= len(rows)}
+    scores = [_score(row, telling) for row in rows]
+    top = max(scores, default=0.0)
+    # The rows that match nearly as well as the best one; the first rows when none matches.
+    candidates = sorted((i for i in range(len(rows)) if top > 0 and scores[i] >= ROW_FLOOR * top),
+                        key=lambda i: -scores[i]) or range(len(rows))
+    kept: set[int] = set()
+    size = sum(len(line) + 1 for line in head)
+    for i in candidates:
+        if kept and size + len(rows[i]) > max_chars:
+            continue  # a shorter row that matches less may still fit
+        kept.add(i)
+        size += len(rows[i]) + 1
     omitted = len(rows) - len(kept)
     note = [f"\n({omitted} more row{'s' if omitted != 1 else ''} in the source)"] if omitted else []
-    return "\n".join(head + kept + note)
+    return "\n".join(head + [rows[i] for i in sorted(kept)] + note)
 
 
 def _shorten(unit: Unit, weights: dict[str, float], max_chars: int) -> str:
     """A unit within about ``max_chars``, cut only between whole rows, items or sentences."""
+    if "table" in unit.kind:  # its tables compacted, and cut to the rows that match when still too long
+        return "\n\n".join(_table_excerpt(p, weights, max_chars) if _kind(p) == "table" else p
+                             for p in split_blocks(unit.text))
     if len(unit.text) <= max_chars * 2 or unit.kind == "code":
         return unit.text
-    if unit.kind == "table" or unit.kind.startswith("lead+table"):
-        lead, _, table = unit.text.rpartition("\n\n") if unit.kind != "table" else ("", "", unit.text)
-        excerpt = _table_excerpt(table, weights, max_chars)
-        return f"{lead}\n\n{excerpt}" if lead else excerpt
     if unit.kind in {"prose"}:
         sentences = re.split(r"(?<=[.!?])\s+", unit.text)
         kept: list[str] = []
@@ -171,34 +186,43 @@ def _shorten(unit: Unit, weights: dict[str, float], max_chars: int) -> str:
     return unit.text  # a list or a lead with its list: whole, as the steps must be
 
 
+def _with_companions(units: list[Unit], i: int) -> list[int]:
+    """Unit ``i`` and the unit that belongs with it: the explanation an example follows, the example an
+    explanation introduces, the steps a paragraph leads to."""
+    unit = units[i]
+    if unit.kind == "code" and i > 0 and units[i - 1].kind in {"prose", "lead"}:
+        return [i - 1, i]  # the explanation an example belongs to
+    if unit.kind.startswith("lead+") and len(unit.text.split("\n\n", 1)[0]) < 40 and i > 0 \
+            and units[i - 1].kind == "prose":
+        return [i - 1, i]  # "Example:" and its code need the explanation before them
+    if unit.kind in {"prose", "list"} and i + 1 < len(units) and units[i + 1].kind == "code":
+        return [i, i + 1]  # a code example right after an explanation belongs with it
+    if unit.kind == "prose" and i + 1 < len(units) and units[i + 1].kind in {"list", "lead+list"}:
+        return [i, i + 1]  # the steps or items a paragraph introduces, whole
+    return [i]
+
+
 def quote(question_terms: set[str] | dict[str, float], text: str, max_chars: int = MAX_PASSAGE_CHARS) -> tuple[str, float]:
     """The best unit of ``text`` (and the code example that belongs with it) and its score."""
     weights = question_terms if isinstance(question_terms, dict) else {t: 1.0 for t in question_terms}
     units = units_of(text)
     if not units:
         return "", 0.0
-    scores = [_score(u.text, weights) if u.kind != "lead" else 0.0 for u in units]  # a bare lead-in says nothing
+    scores = [_score(u.text, weights) if u.kind not in {"lead", "heading"} else 0.0 for u in units]  # a bare lead-in says nothing
     best = max(range(len(units)), key=lambda i: scores[i])
     if scores[best] <= 0:
         return "", 0.0
-    chosen = [best]
-    unit = units[best]
-    if unit.kind == "code" and best > 0 and units[best - 1].kind in {"prose", "lead"}:
-        chosen.insert(0, best - 1)  # the explanation an example belongs to
-    elif unit.kind.startswith("lead+") and len(unit.text.split("\n\n", 1)[0]) < 40 and best > 0 \
-            and units[best - 1].kind == "prose":
-        chosen.insert(0, best - 1)  # "Example:" and its code need the explanation before them
-    elif unit.kind in {"prose", "list"} and best + 1 < len(units) and units[best + 1].kind == "code":
-        chosen.append(best + 1)  # a code example right after an explanation belongs with it
+    chosen = _with_companions(units, best)
     size = sum(len(units[i].text) for i in chosen)
-    # Room left: the next best units, whole, in their original order.
+    # Room left: the next best units, whole and with what belongs with them, in their original order.
     for i in sorted(range(len(units)), key=lambda i: -scores[i]):
-        if i in chosen or scores[i] < 0.6 * scores[best] or units[i].kind == "lead":
+        if i in chosen or scores[i] < 0.6 * scores[best] or units[i].kind in {"lead", "heading"}:
             continue
-        if size + len(units[i].text) > max_chars:
+        more = [j for j in _with_companions(units, i) if j not in chosen]
+        if size + sum(len(units[j].text) for j in more) > max_chars:
             continue
-        chosen.append(i)
-        size += len(units[i].text)
+        chosen += more
+        size += sum(len(units[j].text) for j in more)
     parts = [_shorten(units[i], weights, max_chars) for i in sorted(chosen)]
     if parts and parts[-1].rstrip().endswith(":"):
         parts[-1] = _without_dangling_lead(parts[-1])  # what it introduces is not quoted
@@ -240,6 +264,12 @@ def foreign_subject(question: str, passages: list[ContextPassage]) -> str | None
     return None
 
 
+def page_of(passage: ContextPassage) -> str:
+    """The page a passage comes from: its path; else its link without the part that names lines or a heading
+    ("…/page.mdx?lines=40-60#L40" and "…/page.mdx#usage" are one page)."""
+    return passage.path or re.split(r"[?#]", passage.url, maxsplit=1)[0]
+
+
 class ExtractiveProvider:
     name = "extractive"
     context_window = 1_000_000
@@ -261,7 +291,7 @@ class ExtractiveProvider:
                 continue
             heading = passage.title.split(" › ", 1)[1] if " › " in passage.title else ""
             score += HEADING_WEIGHT * _score(heading, weights) if heading else 0.0
-            page = passage.url.split("#")[0] or passage.path
+            page = page_of(passage)
             if page not in first_of_page:
                 first_of_page[page] = (score, rank, quoted, passage)
             elif score > max(first_of_page[page][0], better.get(page, (0.0,))[0]):

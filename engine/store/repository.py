@@ -6,13 +6,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.index.batching import MicroBatcher
 from engine.store.database import create_engine, migrate, rowcount, sessions
 from engine.store.models import (AnswerRecord, Base, ChannelSettings, Conversation, DiscordEscalation, DiscordThread, Feedback,
                                  Turn, utcnow)
+
+
+def _dialect_insert(dialect: str):
+    """The dialect's own ``insert`` (it has ON CONFLICT), imported when first used: a cold ``firstreply ask`` on
+    SQLite never loads PostgreSQL's dialect."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
 
 
 class UnknownAnswer(LookupError):
@@ -84,8 +93,7 @@ class Store:
         async with self.session.begin() as session:
             conversation_ids = {r.conversation_id: r.channel for r, _ in items if r.conversation_id}
             if conversation_ids:
-                dialect = self.engine.dialect.name
-                insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+                insert = _dialect_insert(self.engine.dialect.name)
                 now = utcnow()
                 await session.execute(insert(Conversation).values(
                     [{"id": cid, "channel": channel, "created_at": now, "updated_at": now}
@@ -171,8 +179,7 @@ class Store:
     async def _insert_if_absent(self, table: type[Base], **values: Any) -> bool:
         """Insert a row unless its primary key is taken; True if this call inserted it. One statement, so two
         processes racing for the same key can't both win (PostgreSQL and SQLite both say ON CONFLICT DO NOTHING)."""
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
+        statement = _dialect_insert(self.engine.dialect.name)(table).values(**values).on_conflict_do_nothing()
         async with self.session.begin() as session:
             return rowcount(await session.execute(statement)) == 1
 

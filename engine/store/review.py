@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Date, Integer, cast, delete, func, or_, se
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from engine.review.errors import ReviewError, ReviewNotFound
 from engine.store.database import rowcount, sessions
 from engine.store.models import (AnswerRecord, AuditEvent, Feedback, GoldenRecord, Maintainer,
                                  MaintainerSession, Turn, utcnow)
@@ -32,10 +33,6 @@ if TYPE_CHECKING:
 VERDICTS = ("unreviewed", "approved", "corrected", "rejected")
 SESSION_LIFETIME = timedelta(days=7)
 MAX_IMPORT_FIELD = 20_000
-
-
-class ReviewError(ValueError):
-    """A review action that can't be done as asked; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +143,7 @@ class ReviewStore:
         async with self.session.begin() as session:
             record = await session.get(AnswerRecord, answer_id)
             if record is None:
-                raise LookupError(answer_id)
+                raise ReviewNotFound(f"no such answer: {answer_id}")
             if verdict == "approved" and record.abstained:
                 raise ReviewError("an abstention has no answer to approve: correct it with the right answer instead")
             record.verdict, record.reviewed_by, record.reviewed_at = verdict, by, utcnow()

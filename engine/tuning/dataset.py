@@ -32,6 +32,13 @@ PLAIN_SYSTEM = "You are firstreply, a helpful assistant answering questions from
 LIMITS = TuningLimits()
 
 
+def too_few_examples(provider: str, count: int, what: str) -> str | None:
+    """Why ``count`` examples (``what`` they are) can't tune a ``provider`` model, or None when they are enough:
+    the one minimum check, made before a job is queued and again on the examples left after validation."""
+    minimum = LIMITS[provider].min_examples
+    return None if count >= minimum else f"too few examples: {count} {what}, {provider} tuning needs at least {minimum}"
+
+
 @dataclass(frozen=True)
 class Example:
     record_id: int

@@ -32,7 +32,7 @@ GEMINI_TUNING_SCOPE = "https://www.googleapis.com/auth/generative-language.tunin
 JOB_METADATA_KEY = "firstreply_job_id"  # on OpenAI jobs, to find one whose create answer was lost
 
 
-class TuningError(Exception):
+class TuningProviderError(Exception):
     """The provider refused or failed; ``retryable`` when trying again later may help."""
 
     def __init__(self, message: str, *, retryable: bool = False, status: int | None = None,
@@ -82,12 +82,12 @@ async def _json(response: aiohttp.ClientResponse, what: str) -> dict[str, Any]:
     error = data.get("error") if isinstance(data, dict) else None
     message = error.get("message") if isinstance(error, dict) and isinstance(error.get("message"), str) else text[:300]
     if response.status >= 500 or response.status == 429:
-        raise TuningError(f"{what}: HTTP {response.status}: {message}", retryable=True, status=response.status,
+        raise TuningProviderError(f"{what}: HTTP {response.status}: {message}", retryable=True, status=response.status,
                           retry_after=parse_retry_after(response.headers.get("Retry-After")))
     if response.status >= 400:
-        raise TuningError(f"{what}: HTTP {response.status}: {message}", status=response.status)
+        raise TuningProviderError(f"{what}: HTTP {response.status}: {message}", status=response.status)
     if not isinstance(data, dict):
-        raise TuningError(f"{what}: HTTP {response.status}, not a JSON object")
+        raise TuningProviderError(f"{what}: HTTP {response.status}, not a JSON object")
     return data
 
 
@@ -146,7 +146,7 @@ class GeminiTuner:
         try:
             return await asyncio.to_thread(refresh)
         except Exception as error:  # google-auth raises several kinds; all mean "no usable credentials"
-            raise TuningError(f"Gemini tuning needs Google credentials (application-default): {error}") from None
+            raise TuningProviderError(f"Gemini tuning needs Google credentials (application-default): {error}") from None
 
     async def _call(self, method: str, path: str, what: str, body: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {await self._token()}"}
@@ -155,7 +155,7 @@ class GeminiTuner:
                                             headers=headers) as response:
                 return await _json(response, what)
         except aiohttp.ClientError as error:
-            raise TuningError(f"{what}: {error}", retryable=True) from None
+            raise TuningProviderError(f"{what}: {error}", retryable=True) from None
 
     async def upload(self, job_id: str, examples: list[Example]) -> str | None:
         return None  # Gemini takes the examples inline, in the create request
@@ -171,7 +171,7 @@ class GeminiTuner:
         try:
             operation = await self._call("POST", "tunedModels", "creating the tuned model", body,
                                          params={"tunedModelId": tuned_model_id(job_id, alias)})
-        except TuningError as error:
+        except TuningProviderError as error:
             if error.status != 409:
                 raise
             found = await self.find(job_id, alias)  # an earlier create of this job got through after all
@@ -180,14 +180,14 @@ class GeminiTuner:
             return found
         name = operation.get("name")
         if not isinstance(name, str) or "/operations/" not in name:
-            raise TuningError(f"creating the tuned model: no operation in the answer: {str(operation)[:300]}")
+            raise TuningProviderError(f"creating the tuned model: no operation in the answer: {str(operation)[:300]}")
         return name  # tunedModels/<id>/operations/<op>
 
     async def find(self, job_id: str, alias: str) -> str | None:
         model = f"tunedModels/{tuned_model_id(job_id, alias)}"
         try:
             listed = await self._call("GET", f"{model}/operations", "looking for the tuning operation")
-        except TuningError as error:
+        except TuningProviderError as error:
             if error.status == 404:
                 return None
             raise
@@ -234,7 +234,7 @@ class OpenAITuner:
             async with self.session.request(method, f"{self.base}/{path}", headers=self.headers, **kwargs) as response:
                 return await _json(response, what)
         except aiohttp.ClientError as error:
-            raise TuningError(f"{what}: {error}", retryable=True) from None
+            raise TuningProviderError(f"{what}: {error}", retryable=True) from None
 
     async def upload(self, job_id: str, examples: list[Example]) -> str | None:
         form = aiohttp.FormData()
@@ -244,7 +244,7 @@ class OpenAITuner:
         uploaded = await self._call("POST", "files", "uploading the training file", data=form)
         file_id = uploaded.get("id")
         if not isinstance(file_id, str):
-            raise TuningError(f"uploading the training file: no file id in the answer: {str(uploaded)[:300]}")
+            raise TuningProviderError(f"uploading the training file: no file id in the answer: {str(uploaded)[:300]}")
         return file_id
 
     async def create(self, job_id: str, alias: str, base_model: str, parameters: dict[str, Any], examples: list[Example],
@@ -258,7 +258,7 @@ class OpenAITuner:
                                      "metadata": {JOB_METADATA_KEY: job_id}})
         provider_job_id = job.get("id")
         if not isinstance(provider_job_id, str):
-            raise TuningError(f"creating the fine-tuning job: no job id in the answer: {str(job)[:300]}")
+            raise TuningProviderError(f"creating the fine-tuning job: no job id in the answer: {str(job)[:300]}")
         return provider_job_id
 
     async def find(self, job_id: str, alias: str) -> str | None:
@@ -283,7 +283,7 @@ class OpenAITuner:
             error = job.get("error") or {}
             return Progress(status, None, None, error.get("message") or f"the job ended {status}", {"status": status})
         if status not in ("validating_files", "queued", "running"):
-            raise TuningError(f"polling the fine-tuning job: unknown status {str(status)[:40]!r}", retryable=True)
+            raise TuningProviderError(f"polling the fine-tuning job: unknown status {str(status)[:40]!r}", retryable=True)
         detail = {"status": status}
         if status == "running":  # OpenAI reports no share done; its metrics events say which step it trained
             events = await self._call("GET", f"fine_tuning/jobs/{provider_job_id}/events", "reading the job's events",
@@ -298,4 +298,4 @@ class OpenAITuner:
         await self._call("POST", f"fine_tuning/jobs/{provider_job_id}/cancel", "cancelling the fine-tuning job")
 
     async def grant(self, model: str, grantee: str) -> None:
-        raise TuningError("an OpenAI model is the organisation's: there is no access to grant")
+        raise TuningProviderError("an OpenAI model is the organisation's: there is no access to grant")

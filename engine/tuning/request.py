@@ -18,11 +18,12 @@ import unicodedata
 from dataclasses import dataclass
 
 from engine.llm.registry import tunable_kinds, tuning_backend
+from engine.tuning.errors import TuningError
 
 INT32_MAX = 2**31 - 1
 
 
-class TuningRequestError(ValueError):
+class TuningRequestError(TuningError):
     """The job can't be asked of that provider; the message says why."""
 
 

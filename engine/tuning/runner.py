@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from engine.logs import Redactor, secrets_of
 from engine.store.tuning import TERMINAL, TuningStore
-from engine.tuning.dataset import LIMITS, Example, build_examples, split_holdout, validate
-from engine.tuning.providers import Tuner, TuningError
+from engine.tuning.dataset import Example, build_examples, split_holdout, too_few_examples, validate
+from engine.tuning.providers import Tuner, TuningProviderError
 from engine.tuning.request import TuningRequestError, check_request
 
 if TYPE_CHECKING:
-    from engine.service import Engine
-    from engine.store.models import TuningJob
+    from engine.index.retriever import Hit
+    from engine.store.models import GoldenRecord, TuningJob
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 300.0
@@ -38,18 +38,25 @@ MAX_BACKOFF_SECONDS = 1800.0
 
 
 class TuningRunner:
-    def __init__(self, engine: Engine, store: TuningStore, tuners: dict[str, Tuner], *, poll_seconds: float = 30.0,
-                 holdout: float = 0.1, variant: str = "rag", max_retries: int = MAX_RETRIES) -> None:
-        self.engine = engine
+    def __init__(self, store: TuningStore, tuners: dict[str, Tuner], *,
+                 golden_records: Callable[[], Awaitable[list[GoldenRecord]]],
+                 search: Callable[..., Awaitable[list[Hit]]], search_k: int, redact: Callable[[str], str] = str,
+                 poll_seconds: float = 30.0, holdout: float = 0.1, variant: str = "rag",
+                 max_retries: int = MAX_RETRIES) -> None:
+        """``tuners``: provider name -> tuner; ``golden_records``: the review's, read when a job's training set is
+        built; ``search`` (and ``search_k``): the retrieval a ``rag`` example is built with; ``redact``: takes known
+        secrets out of the errors a job keeps. :meth:`engine.tuning.service.TuningService.runner` builds one."""
         self.store = store
-        self.tuners = tuners  # provider name -> tuner
+        self.tuners = tuners
+        self.golden_records = golden_records
+        self.search = search
+        self.search_k = search_k
+        self.redact = redact
         self.poll_seconds = poll_seconds
         self.holdout = holdout
         self.variant = variant
         self.max_retries = max_retries
         self.wake = asyncio.Event()
-        settings = getattr(engine, "settings", None)
-        self.redact = Redactor(secrets_of(settings)).redact if settings is not None else (lambda text: text)
 
     async def _update(self, job_id: str, expect: str, **values: Any) -> TuningJob | None:
         """``store.update`` with known secrets taken out of the errors it keeps: a provider's error may echo
@@ -92,7 +99,7 @@ class TuningRunner:
                 await self._grant(job, self.tuners.get(job.base_llm["model_provider"]))
             else:
                 await self._step(job)
-        except (TuningError, TuningRequestError) as error:
+        except (TuningProviderError, TuningRequestError) as error:
             await self._failed_step(job.id, error)
         except Exception as error:  # a defect, or data of this job's that nothing checked: it fails alone
             log.exception("tuning job %s: unexpected error", job.id)
@@ -101,12 +108,12 @@ class TuningRunner:
             except Exception:  # the database is down too: the lease runs out and the job is looked at again
                 log.exception("tuning job %s: could not record the error", job.id)
 
-    async def _failed_step(self, job_id: str, error: TuningError | TuningRequestError) -> None:
+    async def _failed_step(self, job_id: str, error: TuningProviderError | TuningRequestError) -> None:
         current = await self.store.job(job_id)
         if current is None or current.status in TERMINAL:
             return
         message = str(error)
-        if isinstance(error, TuningError) and error.retryable:  # a request the rules refuse is never retried
+        if isinstance(error, TuningProviderError) and error.retryable:  # a request the rules refuse is never retried
             retries = current.retries + 1
             if retries <= self.max_retries:
                 log.info("tuning job %s: %s; trying again later", job_id, error)
@@ -156,22 +163,19 @@ class TuningRunner:
         provider = base["model_provider"]
         dataset = await self.store.dataset(job.dataset_id) if job.dataset_id else None
         if dataset is None:
-            records = await self.engine.review.all_golden_records()
+            records = await self.golden_records()
             if job.golden_records is not None:
                 wanted = set(job.golden_records)
                 records = [r for r in records if r.id in wanted]
-            examples = await build_examples(records, self.engine.asearch, variant=self.variant, k=self.engine.settings.search_k)
+            examples = await build_examples(records, self.search, variant=self.variant, k=self.search_k)
             kept, dropped = validate(examples, provider)
             train, heldout = split_holdout(kept, self.holdout)
             report = {"examples": len(examples), "kept": len(kept), "dropped": dropped, "train": len(train),
                       "heldout": len(heldout), "variant": self.variant}
-            minimum = LIMITS[provider].min_examples
-            if len(train) < minimum:
+            if refusal := too_few_examples(provider, len(train), "to train on after validation and the held-out slice"):
                 reasons = "; ".join(f"record {d['record_id']}: {d['reason']}" for d in dropped[:5])
                 await self._update(job.id, "validating_files", status="failed",
-                                        error=f"too few examples: {len(train)} to train on after validation and the "
-                                              f"held-out slice, {provider} needs at least {minimum}"
-                                              + (f" (dropped: {reasons})" if reasons else ""))
+                                   error=refusal + (f" (dropped: {reasons})" if reasons else ""))
                 return
             dataset_id = await self.store.save_dataset(provider, self.variant, [e.as_dict() for e in train],
                                                        [e.as_dict() for e in heldout], report)
@@ -245,7 +249,7 @@ class TuningRunner:
             return
         try:
             await tuner.grant(job.model_id, job.grantee)
-        except TuningError as error:
+        except TuningProviderError as error:
             retries = job.retries + 1
             if error.retryable and retries <= self.max_retries:
                 await self._update(job.id, "succeeded", next_in=self._backoff(retries, error.retry_after),

@@ -22,11 +22,15 @@ def _engine(settings: Settings):
     return Engine(settings)
 
 
-def _with_engine(work):
-    """Run ``work(engine)`` with the engine started (database open), then close it."""
+def _with_engine(work, *, unknown: str | None = None, missing: str | None = None):
+    """Run ``work(engine)`` with the engine started (database open), then close it, and return what it returned.
+
+    A refusal (``ReviewError``, ``TuningError``) ends the command with its message; so does a ``LookupError`` with ``unknown`` (what
+    the command names doesn't exist: "no tuning job X"), and a result of None with ``missing``."""
     import asyncio
 
-    from engine.store.review import ReviewError
+    from engine.review.errors import ReviewError
+    from engine.tuning.errors import TuningError
 
     settings = _settings()
 
@@ -36,6 +40,15 @@ def _with_engine(work):
 
     with _failures_as_messages():
         try:
-            return asyncio.run(main())
-        except ReviewError as error:
+            result = asyncio.run(main())
+        except LookupError as error:  # ReviewNotFound and TuningNotFound are LookupErrors too
+            if unknown is not None:
+                raise click.ClickException(unknown) from None
+            if isinstance(error, (ReviewError, TuningError)):
+                raise click.ClickException(str(error)) from None
+            raise
+        except (ReviewError, TuningError) as error:
             raise click.ClickException(str(error)) from None
+    if result is None and missing is not None:
+        raise click.ClickException(missing)
+    return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -69,10 +70,14 @@ def search(query: str, k: int, kb: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 def ask(question: str, kb: str | None, as_json: bool) -> None:
     """Answer QUESTION from the knowledge base, with cited sources."""
+    from engine.answer.model import Answer
+
     settings = _settings(kb=kb)
-    answer = _ask_running_server(settings, question)
-    if answer is None:
-        with _failures_as_messages():
+    served = _ask_running_server(settings, question)
+    if served is not None:
+        answer = Answer.from_dict(served)
+    else:
+        with _failures_as_messages(), _collector_paused():
             answer = _engine(settings).ask(question, kb=settings.kb)
     if as_json:
         click.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
@@ -84,28 +89,39 @@ def ask(question: str, kb: str | None, as_json: bool) -> None:
             click.echo(f"  [{citation.number}] {citation.label()} — {citation.url}")
 
 
-def _ask_running_server(settings: Settings, question: str):
-    """The answer from the server running on this data folder (it has the model loaded: no start-up cost), or
-    None when there is none, or it can't answer (then the CLI answers by itself)."""
-    import asyncio
+@contextmanager
+def _collector_paused():
+    """No cyclic garbage collection while one question is answered in process: importing the engine, Chroma,
+    SQLAlchemy and ONNX Runtime creates hundreds of thousands of objects, and the collections they trigger cost
+    a cold ask about a tenth of its CPU time (``bench/cli_cold.py``); what the one answer leaves is freed after."""
+    import gc
 
-    from firstreply.local_server import running_server
-
-    url = running_server(settings.data_dir)
-    if url is None:
-        return None
-    from engine.answer.model import Question
-    from engine.client import EngineClient, EngineError, EngineUnavailable
-
-    async def once():
-        key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else None
-        async with EngineClient(url, key, timeout=120) as client:
-            return await client.answer(Question(question, channel="api", kb=settings.kb))
-
+    was_enabled = gc.isenabled()
+    gc.disable()
     try:
-        return asyncio.run(once())
-    except (EngineError, EngineUnavailable, OSError, asyncio.TimeoutError) as error:
-        err.print(f"[dim]the server at {url} didn't answer ({error}); answering here[/]", soft_wrap=True)
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _ask_running_server(settings: Settings, question: str) -> dict | None:
+    """The answer (as ``POST /v1/answer`` returns it) from the server running on this data folder, which has the
+    model and the index loaded, or None when there is none or it didn't answer (then the CLI answers by itself).
+    One plain HTTP request: a command answered this way imports no index, store, Chroma, NumPy or aiohttp."""
+    from firstreply import local_server
+
+    server = local_server.find(settings.data_dir)
+    if server is None:
+        return None
+    key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else None
+    try:
+        return local_server.ask(server, question, kb=settings.kb, api_key=key)
+    except local_server.ServerDidNotAnswer as error:
+        from rich.markup import escape
+
+        err.print(f"[dim]the server at {escape(server.url)} didn't answer ({escape(str(error))}); answering here[/]",
+                  soft_wrap=True, highlight=False)
         return None
 
 

@@ -16,7 +16,7 @@ def maintainer_group() -> None:
 @click.argument("name")
 def maintainer_add(name: str) -> None:
     """Create a maintainer and print their sign-in token (shown once: only its hash is kept)."""
-    token = _with_engine(lambda engine: engine.review.add_maintainer(name))
+    token = _with_engine(lambda engine: engine.review_service.add_maintainer(name))
     click.echo(f"maintainer {name!r} added; their sign-in token (it won't be shown again):")
     click.echo(token)
 
@@ -24,7 +24,7 @@ def maintainer_add(name: str) -> None:
 @maintainer_group.command(name="list")
 def maintainer_list() -> None:
     """Every maintainer and when they were last seen."""
-    for m in _with_engine(lambda engine: engine.review.maintainers()):
+    for m in _with_engine(lambda engine: engine.review_service.maintainers()):
         seen = m.last_seen_at.strftime("%Y-%m-%d %H:%M") if m.last_seen_at else "never"
         click.echo(f"{m.name:<30} added {m.created_at:%Y-%m-%d}  last seen {seen}")
 
@@ -33,6 +33,6 @@ def maintainer_list() -> None:
 @click.argument("name")
 def maintainer_remove(name: str) -> None:
     """Revoke a maintainer's token."""
-    if not _with_engine(lambda engine: engine.review.remove_maintainer(name)):
+    if not _with_engine(lambda engine: engine.review_service.remove_maintainer(name)):
         raise click.ClickException(f"no maintainer {name!r}")
     click.echo(f"maintainer {name!r} removed")

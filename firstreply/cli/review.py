@@ -25,7 +25,7 @@ def review_list(channel, verdict, votes, text, page) -> None:
     from engine.store.review import AnswerFilter
 
     chosen = AnswerFilter(channel=channel, verdict=verdict, votes=votes, text=text, page=page)
-    rows, more = _with_engine(lambda engine: engine.review.answers(chosen))
+    rows, more = _with_engine(lambda engine: engine.review_service.answers(chosen))
     for r in rows:
         click.echo(f"{r.id}  {r.verdict:<10} {r.channel:<8} +{r.up_votes}/-{r.down_votes}  {r.question[:80]}")
     if more:
@@ -36,9 +36,7 @@ def review_list(channel, verdict, votes, text, page) -> None:
 @click.argument("answer_id")
 def review_show(answer_id: str) -> None:
     """One answer: question, answer, sources, verdict."""
-    detail = _with_engine(lambda engine: engine.review.detail(answer_id))
-    if detail is None:
-        raise click.ClickException(f"no answer {answer_id}")
+    detail = _with_engine(lambda engine: engine.review_service.detail(answer_id), missing=f"no answer {answer_id}")
     r = detail["record"]
     click.echo(f"{r.channel} · {r.model} · {r.verdict} · +{r.up_votes}/-{r.down_votes} · {r.created_at:%Y-%m-%d %H:%M}")
     click.echo(f"Q: {r.question}\n\nA: {r.text}")
@@ -49,13 +47,8 @@ def review_show(answer_id: str) -> None:
 
 
 def _review(answer_id: str, verdict: str, by: str, text: str | None = None, reason: str | None = None) -> None:
-    async def act(engine):
-        try:
-            return await engine.review_answer(answer_id, verdict, by, text=text, reason=reason)
-        except LookupError:
-            raise click.ClickException(f"no answer {answer_id}") from None
-
-    _record, golden = _with_engine(act)
+    _record, golden = _with_engine(lambda engine: engine.review_service.review(answer_id, verdict, by, text=text, reason=reason),
+                                   unknown=f"no answer {answer_id}")
     click.echo(f"{answer_id}: {verdict}" + (f" (golden record #{golden.id})" if golden else ""))
 
 
@@ -95,10 +88,7 @@ def golden_group() -> None:
 def golden_export(fmt: str) -> None:
     """Print every golden record as JSONL or CSV."""
 
-    async def export(engine):
-        return engine.review.export_golden(await engine.review.all_golden_records(), fmt)
-
-    click.echo(_with_engine(export), nl=False)
+    click.echo(_with_engine(lambda engine: engine.review_service.export_golden(fmt)), nl=False)
 
 
 @golden_group.command(name="import")
@@ -107,12 +97,8 @@ def golden_export(fmt: str) -> None:
 def golden_import(csv_file: Path, by: str) -> None:
     """Add the question/answer pairs of a CSV file (with a header row) and index them."""
 
-    async def load(engine):
-        result = await engine.review.import_golden_csv(csv_file.read_text(encoding="utf-8-sig"), by)
-        await engine.sync_golden()
-        return result
-
-    result = _with_engine(load)
+    text = csv_file.read_text(encoding="utf-8-sig")
+    result = _with_engine(lambda engine: engine.review_service.import_golden_csv(text, by))
     click.echo(f"{result['added']} added, {len(result['skipped'])} skipped")
     for skipped in result["skipped"]:
         click.echo(f"  line {skipped['line']}: {skipped['reason']}")

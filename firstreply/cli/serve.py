@@ -16,7 +16,7 @@ def _bound(message: str, settings: Settings) -> str:
     import re
 
     found = re.findall(r"https?://\S+?(?=[\s)]|$)", message)
-    return ", ".join(found) if found else f"http://{settings.host}:{settings.port}"
+    return ", ".join(found) if found else f"http://{settings.web.host}:{settings.web.port}"
 
 
 def serving_plan(settings: Settings, pinned: bool) -> tuple[Settings, str | None]:
@@ -28,16 +28,16 @@ def serving_plan(settings: Settings, pinned: bool) -> tuple[Settings, str | None
 
     found = ingested_kbs(settings)
     if pinned:
-        if settings.kb in found:
+        if settings.core.kb in found:
             return settings, None
         hint = f" (ingested: {', '.join(found)})" if found else ""
-        return settings, (f"Nothing to answer from: knowledge base {settings.kb!r} has not been ingested{hint}. "
-                          f"Run `firstreply ingest PATH --kb {settings.kb}`; until then every answer abstains.")
+        return settings, (f"Nothing to answer from: knowledge base {settings.core.kb!r} has not been ingested{hint}. "
+                          f"Run `firstreply ingest PATH --kb {settings.core.kb}`; until then every answer abstains.")
     if not found:
-        return settings, (f"Nothing to answer from: no knowledge base has been ingested in {settings.data_dir}. "
+        return settings, (f"Nothing to answer from: no knowledge base has been ingested in {settings.core.data_dir}. "
                           "Run `firstreply ingest PATH --kb NAME`; until then every answer abstains.")
-    if settings.kb not in found:
-        settings = settings.model_copy(update={"kb": found[0]})
+    if settings.core.kb not in found:
+        settings = settings.replace(kb=found[0])
     return settings, None
 
 
@@ -51,29 +51,31 @@ def serve(host: str | None, port: int | None, kb: str | None) -> None:
     from aiohttp import web
 
     from firstreply.serve import build_app
-    from firstreply.local_server import announce, withdraw
+    from firstreply.local_server import announce, guard, withdraw
     from engine.service import Engine
 
     settings, nothing = serving_plan(_settings(host=host, port=port, kb=kb), pinned=kb is not None)
     if nothing:
         err.print(f"[bold red]{nothing}[/]", soft_wrap=True)
-    if settings.embedding_threads is None:
-        settings = settings.model_copy(update={"embedding_threads": 1})
+    if settings.index.embedding_threads is None:
+        settings = settings.replace(embedding_threads=1)
     configure_logging(settings)
-    if not settings.api_keys:
+    if not settings.web.api_keys:
         err.print("[yellow]No FIRSTREPLY_API_KEYS set: only clients on this machine will be served.[/]")
     with _failures_as_messages():
         try:
             app = build_app(Engine(settings, pinned_kb=kb is not None))  # a missing GitHub App setting stops here
+            instance = guard(app)  # refuses an `ask` meant for another data folder's server
+
             def listening(message: str) -> None:
                 bound = _bound(message, settings)
-                announce(settings.data_dir, bound.split(", ")[0])  # `firstreply ask` uses this server from now on
+                announce(settings.data_dir, bound.split(", ")[0], instance)  # `firstreply ask` uses this server now
                 out.print(f"firstreply engine on {bound}", soft_wrap=True)
 
             try:
-                web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=listening)
+                web.run_app(app, host=settings.web.host, port=settings.web.port, access_log=None, print=listening)
             finally:
-                withdraw(settings.data_dir)
+                withdraw(settings.core.data_dir)
         except ConfigError as error:  # e.g. the Discord token, checked at start-up
             raise click.ClickException(str(error)) from None
 
@@ -90,13 +92,13 @@ def discord_command() -> None:
     configure_logging(settings)
 
     async def main() -> None:
-        if settings.engine_url:
-            key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else None
-            async with EngineClient(str(settings.engine_url), key) as client:
-                await run_bot(settings, client)
+        if settings.core.engine_url:
+            key = settings.core.engine_api_key.get_secret_value() if settings.core.engine_api_key else None
+            async with EngineClient(str(settings.core.engine_url), key) as client:
+                await run_bot(settings.discord, client)
         else:
             async with _engine(settings) as engine:
-                await run_bot(settings, engine)
+                await run_bot(settings.discord, engine)
 
     with _failures_as_messages():
         try:
@@ -120,15 +122,15 @@ def github_app_command(host: str | None, port: int | None) -> None:
 
     settings = _settings(host=host, port=port)
     configure_logging(settings)
-    if settings.engine_url:
-        key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else None
-        answerer = EngineClient(str(settings.engine_url), key)
+    if settings.core.engine_url:
+        key = settings.core.engine_api_key.get_secret_value() if settings.core.engine_api_key else None
+        answerer = EngineClient(str(settings.core.engine_url), key)
     else:
         answerer = _engine(settings)
     with _failures_as_messages():
         try:
-            app = build_standalone(settings, answerer)
-            web.run_app(app, host=settings.host, port=settings.port, access_log=None,
-                        print=lambda _: out.print(f"firstreply GitHub App on http://{settings.host}:{settings.port}/github/webhook"))
+            app = build_standalone(settings.github, settings.database, answerer)
+            web.run_app(app, host=settings.web.host, port=settings.web.port, access_log=None,
+                        print=lambda _: out.print(f"firstreply GitHub App on http://{settings.web.host}:{settings.web.port}/github/webhook"))
         except ConfigError as error:
             raise click.ClickException(str(error)) from None

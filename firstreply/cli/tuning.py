@@ -61,14 +61,14 @@ def tune_create(alias, provider, model_name, epochs, batch_size, learning_rate, 
     parameters = {k: v for k, v in {"n_epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                                     "learning_rate_multiplier": learning_rate_multiplier}.items() if v is not None}
     base = {"model_provider": provider, "model_name": model_name, "model_parameters": parameters}
-    job = _with_engine(lambda engine: engine.create_tuning(alias, base, list(records) or None, {}, by))
+    job = _with_engine(lambda engine: engine.tuning_service.create(alias, base, list(records) or None, {}, by))
     click.echo(_job_line(job))
 
 
 @tune_group.command(name="list")
 def tune_list() -> None:
     """Every tuning job, newest first."""
-    for job in _with_engine(lambda engine: engine.tuning.jobs()):
+    for job in _with_engine(lambda engine: engine.tuning_service.jobs()):
         click.echo(_job_line(job))
 
 
@@ -76,9 +76,7 @@ def tune_list() -> None:
 @click.argument("job_id")
 def tune_status(job_id: str) -> None:
     """One job in full, with its evaluation when there is one."""
-    job = _with_engine(lambda engine: engine.tuning.job(job_id))
-    if job is None:
-        raise click.ClickException(f"no tuning job {job_id}")
+    job = _with_engine(lambda engine: engine.tuning_service.job(job_id), missing=f"no tuning job {job_id}")
     click.echo(_job_line(job))
     if job.evaluation:
         click.echo(json.dumps(job.evaluation, indent=2))
@@ -88,30 +86,23 @@ def tune_status(job_id: str) -> None:
 @click.argument("job_id")
 def tune_cancel(job_id: str) -> None:
     """Stop a job (a queued one at once; a running one at the runner's next look)."""
-    job = _with_engine(lambda engine: engine.tuning.request_cancel(job_id))
-    if job is None:
-        raise click.ClickException(f"no unfinished tuning job {job_id}")
-    click.echo(_job_line(job))
+    from engine.tuning.errors import TuningConflict, TuningNotFound
+
+    async def cancel(engine):
+        try:
+            return await engine.tuning_service.cancel(job_id)
+        except (TuningNotFound, TuningConflict):
+            raise click.ClickException(f"no unfinished tuning job {job_id}") from None
+
+    click.echo(_job_line(_with_engine(cancel)))
 
 
 @tune_group.command(name="grant")
 @click.argument("job_id")
 def tune_grant(job_id: str) -> None:
     """Try again to share a job's tuned Gemini model with FIRSTREPLY_TUNED_MODEL_GRANTEE (after the grant failed)."""
-
-    from engine.store.review import ReviewError
-
-    async def grant(engine):
-        try:
-            return await engine.retry_grant(job_id)
-        except LookupError:
-            raise click.ClickException(f"no tuning job {job_id}") from None
-        except ReviewError as error:
-            raise click.ClickException(str(error)) from None
-
-    job = _with_engine(grant)
-    if job is None:
-        raise click.ClickException(f"no failed grant to retry on job {job_id}")
+    job = _with_engine(lambda engine: engine.tuning_service.retry_grant(job_id), unknown=f"no tuning job {job_id}",
+                       missing=f"no failed grant to retry on job {job_id}")
     click.echo(_job_line(job))
 
 
@@ -119,14 +110,8 @@ def tune_grant(job_id: str) -> None:
 @click.argument("job_id")
 def tune_evaluate(job_id: str) -> None:
     """Compare the tuned model with the current one on the job's held-out questions."""
-
-    async def evaluate(engine):
-        try:
-            return await engine.evaluate_tuning(job_id)
-        except LookupError:
-            raise click.ClickException(f"no tuning job {job_id}") from None
-
-    click.echo(json.dumps(_with_engine(evaluate), indent=2))
+    evaluation = _with_engine(lambda engine: engine.tuning_service.evaluate(job_id), unknown=f"no tuning job {job_id}")
+    click.echo(json.dumps(evaluation, indent=2))
 
 
 @tune_group.command(name="activate")
@@ -135,14 +120,8 @@ def tune_evaluate(job_id: str) -> None:
 @click.option("--no-fallback", is_flag=True, help="Don't keep the base model as the first fallback.")
 def tune_activate(job_id: str, by: str, no_fallback: bool) -> None:
     """Make a succeeded job's model the engine's (evaluated first, if it wasn't)."""
-
-    async def activate(engine):
-        try:
-            return await engine.activate_tuning(job_id, by, fallback=not no_fallback)
-        except LookupError:
-            raise click.ClickException(f"no tuning job {job_id}") from None
-
-    activation = _with_engine(activate)
+    activation = _with_engine(lambda engine: engine.tuning_service.activate(job_id, by, fallback=not no_fallback),
+                              unknown=f"no tuning job {job_id}")
     click.echo(f"{activation.model} is now the engine's model" + (f" (fallback {activation.fallback})" if activation.fallback else ""))
 
 
@@ -150,9 +129,7 @@ def tune_activate(job_id: str, by: str, no_fallback: bool) -> None:
 @click.option("--by", required=True)
 def tune_rollback(by: str) -> None:
     """Undo the last activation."""
-    ended = _with_engine(lambda engine: engine.rollback_model(by))
-    if ended is None:
-        raise click.ClickException("no activation is in force")
+    ended = _with_engine(lambda engine: engine.tuning_service.rollback(by), missing="no activation is in force")
     click.echo(f"{ended.model} is no longer the engine's model")
 
 
@@ -162,7 +139,7 @@ def tune_rollback(by: str) -> None:
 @click.option("--variant", type=click.Choice(["rag", "plain"]), help="Default: FIRSTREPLY_TUNING_VARIANT.")
 def tune_export(provider: str, fmt: str, variant: str | None) -> None:
     """Print the training set in the provider's format; what validation dropped goes to stderr."""
-    body, dropped = _with_engine(lambda engine: engine.training_set(provider, fmt, variant))
+    body, dropped = _with_engine(lambda engine: engine.tuning_service.training_set(provider, fmt, variant))
     click.echo(body, nl=False)
     for item in dropped:
         err.print(f"dropped golden record {item['record_id']}: {item['reason']}")
@@ -180,7 +157,7 @@ def tune_run() -> None:
 
     async def main():
         async with _engine(settings) as engine, aiohttp.ClientSession() as session:
-            await engine.tuning_runner(session).run_forever()
+            await engine.tuning_service.runner(session).run_forever()
 
     with _failures_as_messages():
         try:
