@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
@@ -286,7 +287,7 @@ class WebSettings(_Part):
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
-    def _proxies(cls, value):
+    def _proxies(cls, value: object) -> object:
         if isinstance(value, str):
             text = value.strip()
             return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
@@ -294,7 +295,7 @@ class WebSettings(_Part):
 
     @field_validator("api_keys", mode="before")
     @classmethod
-    def _plain_keys(cls, value):
+    def _plain_keys(cls, value: object) -> object:
         if isinstance(value, list):
             return [{"key": item} if isinstance(item, (str, SecretStr)) else item for item in value]
         return value
@@ -326,7 +327,7 @@ class DiscordSettings(_Part):
 
     @field_validator("guild_ids", mode="before")
     @classmethod
-    def _guild_ids(cls, value):
+    def _guild_ids(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
         text = value.strip()
@@ -351,7 +352,7 @@ class GitHubSettings(_Part):
     private_key_file: Path | None = Field(default=None, description="Or a file holding it.")
     webhook_secret: SecretStr | None = Field(default=None, description="Secret every delivery's X-Hub-Signature-256 is checked against.")
     app_slug: str | None = Field(default=None, description="The App's slug: `@<slug>` in a comment asks it a follow-up.")
-    api_url: AnyHttpUrl = Field(default="https://api.github.com", description="REST base (GitHub Enterprise: https://HOST/api/v3).")
+    api_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://api.github.com"), description="REST base (GitHub Enterprise: https://HOST/api/v3).")
     graphql_url: AnyHttpUrl | None = Field(default=None, description="GraphQL endpoint; <api url>/graphql when unset.")
     categories: list[str] = Field(default_factory=lambda: ["q-a"], description="Discussion categories answered (slugs or names); [] for all.")
     opt_in: bool = Field(default=False, description="Answer only when the author ticked the opt-in box in the form.")
@@ -453,7 +454,7 @@ class Settings(BaseModel):
         _check_providers(copy)
         return copy
 
-    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Settings:
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Settings:
         """As :meth:`replace` when given ``update`` (by flat name), so a copy is never left unchecked."""
         return self.replace(**update) if update else super().model_copy(deep=deep)
 
@@ -494,8 +495,8 @@ def _read_parts(values: dict[str, Any], env_file: Any) -> dict[str, _Part]:
         except ValidationError as error:
             problems.extend(_describe(error, cls))
         except SettingsError as error:  # a list or dict setting that is not valid JSON
-            field = re.search(r'field "(\w+)"', str(error))
-            name = cls.variable(field.group(1)) if field else f"a {cls.model_config['env_prefix']} setting"
+            named = re.search(r'field "(\w+)"', str(error))
+            name = cls.variable(named.group(1)) if named else f"a {cls.model_config['env_prefix']} setting"
             problems.append(f"{name}: not valid JSON (lists and objects are written as JSON)")
     if problems:
         raise ConfigError(f"bad setting {'; '.join(problems)}")

@@ -44,7 +44,8 @@ from engine.store.tuning import TuningStore
 from engine.tuning.service import TuningService
 
 if TYPE_CHECKING:  # ingesting is imported when it is used: a cold `firstreply ask` reads no sources
-    from engine.index.build import IngestReport, Progress
+    from engine.index.build import IngestReport
+    from engine.ingest.reader import Progress
     from engine.web import ReviewExtension
 
 
@@ -343,7 +344,7 @@ class Engine:
         return await self.store.channel_settings(platform)
 
     async def set_channel_settings(self, platform: str, channel_id: str, changes: dict[str, bool | None],
-                                   by: str | None = None) -> dict:
+                                   by: str | None = None) -> dict[str, bool | None]:
         check_channel_settings(changes)
         await self.start()
         assert self.store is not None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -13,15 +14,21 @@ from engine.store.database import create_engine, migrate, rowcount, sessions
 from engine.store.models import (AnswerRecord, Base, ChannelSettings, Conversation, DiscordEscalation, DiscordThread, Feedback,
                                  Turn, utcnow)
 
+if TYPE_CHECKING:  # the dialects' modules are imported when first used (below)
+    from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
-def _dialect_insert(dialect: str):
+
+def _dialect_insert(dialect: str) -> Callable[[type[Base]], PostgresInsert | SqliteInsert]:
     """The dialect's own ``insert`` (it has ON CONFLICT), imported when first used: a cold ``firstreply ask`` on
     SQLite never loads PostgreSQL's dialect."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        from sqlalchemy.dialects.postgresql import insert as postgres_insert
+
+        return postgres_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 class UnknownAnswer(LookupError):
