@@ -236,3 +236,29 @@ def test_the_reader_skips_and_counts_generated_files_and_syntax_errors(tmp_path)
     assert reader.skipped[SYNTAX_ERRORS] == 1  # broken.ts: read all the same
     assert reader.skipped[TOO_LARGE] == 1  # package.json
     assert reader.unreadable == []
+
+
+def test_a_typescript_function_is_retrieved_and_cited_at_its_exact_lines(settings, embedder, tmp_path):
+    from engine.service import Engine
+
+    root = tmp_path / "project"
+    (root / "src" / "auth").mkdir(parents=True)
+    shutil.copy(CODE / "session.ts", root / "src" / "auth" / "session.ts")
+    shutil.copy(CODE / "cache.go", root / "src" / "cache.go")
+    shutil.copy(CODE / "widget.js", root / "src" / "widget.js")
+    shutil.copy(CODE / "app.min.js", root / "src" / "app.min.js")
+    (root / "package.json").write_text('{\n  "name": "demo",\n  "scripts": {\n    "test": "vitest run"\n  }\n}\n')
+    engine = Engine(settings)
+    engine.__dict__["embedder"] = embedder
+    report = engine.ingest(root, repo_url="https://github.com/org/demo", ref="v1")
+    assert sorted(report.added) == ["package.json", "src/auth/session.ts", "src/cache.go", "src/widget.js"]
+    assert report.skipped == {GENERATED: 1}
+    hits = engine.search("how do I renew a session token before it expires?", k=3)
+    top = hits[0].chunk
+    assert (top.path, top.start_line, top.end_line) == ("src/auth/session.ts", 22, 26)
+    assert top.heading_path[-2:] == (
+        "SessionManager", "async refreshToken(sessionId: string, ttl: number = DEFAULT_TTL): Promise<string>")
+    assert top.url == "https://github.com/org/demo/blob/v1/src/auth/session.ts#L22-L26"
+    assert "Renews the session token" in top.text
+    scripts = engine.search("which command runs the tests? npm scripts vitest", k=3)
+    assert any(h.chunk.path == "package.json" and h.chunk.source_type == "config" for h in scripts)
