@@ -161,6 +161,18 @@ def test_odd_sources_never_crash(text):
     assert doc.path == "odd.ts"
 
 
+@pytest.mark.parametrize(("path", "text"), [
+    ("deep.cpp", "void top() {}\n" + "namespace a {" * 3000 + "void f() {}" + "}" * 3000),
+    ("deep.rs", "fn top() {}\n" + "mod a {" * 3000 + "fn f() {}" + "}" * 3000),
+    ("deep.ts", "/** Top. */\nfunction top() {}\n" + "namespace a {" * 3000 + "}" * 3000),
+    ("Deep.java", "class A {" * 3000 + "}" * 3000),
+])
+def test_deeply_nested_scopes_stop_at_a_depth_instead_of_exhausting_the_stack(path, text):
+    found, _, _ = extract_units(path, text)
+    assert found  # what is not nested too deep is still read
+    assert max(len(u.scope) for u in found) <= 64
+
+
 def test_a_huge_function_is_cut_by_lines_like_python_units():
     body = "\n".join(f"  total += values[{i}] * weights[{i}]" for i in range(400))
     text = f"/** Sums the weighted values. */\nexport function weighted(values: number[], weights: number[]) {{\n  let total = 0\n{body}\n  return total\n}}\n"

@@ -32,6 +32,9 @@ from engine.ingest.document import Block, ParsedDocument, Section
 #: What :attr:`ParsedDocument.partial` says of a file tree-sitter could only partly parse.
 SYNTAX_ERRORS = "syntax errors (read what parses)"
 _MAX_SIGNATURE = 300
+#: Classes and namespaces nested deeper than this are read as part of the unit around them, so hostile
+#: input (thousands of nested namespaces) can't exhaust Python's stack.
+MAX_NESTING = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,12 +347,14 @@ class _Extractor:
         return None
 
     def visit(self, nodes: list, scope: tuple[str, ...], top: bool, in_container: bool = False,
-              wrapper: tuple[list, int] | None = None) -> list[CodeUnit]:
+              wrapper: tuple[list, int] | None = None, depth: int = 0) -> list[CodeUnit]:
         """Record the units among ``nodes`` (siblings, in order); return those found at this level.
 
         ``wrapper`` is the transparent node these were read out of (``export``, Go's ``type``) as
         (its siblings, its index): the doc comment above it belongs to its first definition."""
         found: list[CodeUnit] = []
+        if depth > MAX_NESTING:
+            return found
         leading = True  # no definition yet among these siblings: the wrapper's doc comment is still unclaimed
         for index, node in enumerate(nodes):
             if not node.is_named or node.type in self.grammar.comments:
@@ -357,7 +362,7 @@ class _Extractor:
             role = self.unit_kind(node, in_container)
             if role is None and node.type in self.grammar.transparent:
                 found += self.visit([c for c in node.children if c.is_named], scope, top, in_container,
-                                    wrapper=(nodes, index))
+                                    wrapper=(nodes, index), depth=depth + 1)
                 leading = False
                 continue
             if role is None:
@@ -380,7 +385,7 @@ class _Extractor:
             if what == "scope":
                 body = node.child_by_field_name("body")
                 if body is not None:
-                    found += self.visit(list(body.children), scope + (name,), top=False)
+                    found += self.visit(list(body.children), scope + (name,), top=False, depth=depth + 1)
                 continue
             qualified = ".".join((*scope, name)) if name else ".".join(scope) or "?"
             signature = _signature(named if node.type == "export_statement" else node, self.source)
@@ -390,7 +395,7 @@ class _Extractor:
                 self.units.append(CodeUnit(kind, qualified, signature, doc, start, end, scope=scope))
                 body = _body(named)
                 members = self.visit(list(body.children) if body is not None else [], scope + (name,), top=False,
-                                     in_container=True)
+                                     in_container=True, depth=depth + 1)
                 text_end = min((m.start_line for m in members), default=end + 1) - 1
                 self.units[position] = CodeUnit(kind, qualified, signature, doc, start, end,
                                                 tuple(m.signature for m in members), max(start, text_end), scope)
