@@ -42,6 +42,7 @@ def test_typescript_class_method_function_interface_and_arrow_function():
         ("interface", "Closable"), ("class", "SessionManager"), ("method", "SessionManager.constructor"),
         ("method", "SessionManager.refreshToken"), ("method", "SessionManager.close"),
         ("function", "hashPassword"), ("function", "formatExpiry"), ("type", "SessionId"),
+        ("class", "LoginCounter"), ("method", "LoginCounter.count"),
     ]
     method = found["SessionManager.refreshToken"]
     assert method.signature == "async refreshToken(sessionId: string, ttl: number = DEFAULT_TTL): Promise<string>"
@@ -70,6 +71,9 @@ def test_typescript_document_mirrors_python_units():
     summary = by_path[("src/auth/session", "class SessionManager implements Closable")][0]
     assert (summary.start_line, summary.end_line) == (10, 16)  # up to its first member, blank lines trimmed
     assert "private store: Store" in summary.text and "// members: constructor(store: Store)" in summary.text
+    counter = by_path[("src/auth/session", "class LoginCounter")]  # fields after a method stay with their class
+    assert [(b.start_line, b.end_line) for b in counter] == [(42, 43), (48, 48), (49, 49)]
+    assert counter[2].text == "  reset = (): void => { this.failures = 0 }"
     module = by_path[("src/auth/session",)]  # top-level statements, less the imports
     assert [b.text for b in module] == ["export const DEFAULT_TTL = 3600"] and module[0].start_line == 3
     for section in doc.sections:  # every block's lines are the file's own

@@ -7,9 +7,10 @@ Python keeps :mod:`engine.ingest.python_source` (``ast``), and the document buil
 - every function, method, interface, struct, trait, enum and type alias is a section whose heading path
   is the module, the names of the classes (or namespaces) around it, then its signature; its one block
   is its source lines, doc comment and decorators included, so a link points at exactly that definition;
-- a class-like container (class, impl, trait, C++ struct) is a section of its own whose block is its
-  doc comment, its lines up to its first member unit and a list of its members' signatures; its members
-  follow as sections of their own, named ``Class.member``;
+- a class-like container (class, impl, trait, C++ struct) is a section of its own whose first block is
+  its doc comment, its lines up to its first member unit and a list of its members' signatures (fields
+  declared after a method follow as blocks of their own); its members follow as sections of their own,
+  named ``Class.member``;
 - what is left at the top level (constants, statements), less imports and comments, is the module's
   section.
 
@@ -147,6 +148,7 @@ class CodeUnit:
     members: tuple[str, ...] = ()  # a container's member signatures
     text_end_line: int = 0  # a container's block ends here (before its first member); else end_line
     scope: tuple[str, ...] = field(default=())  # enclosing class and namespace names, outermost first
+    fields: tuple[tuple[int, int], ...] = ()  # a container's line ranges after its first member that no member holds
 
 
 _parsers = threading.local()
@@ -346,10 +348,12 @@ class _Extractor:
                 return ("class", "container") if value.type == "class" else ("function", "unit")
         return None
 
-    def visit(self, nodes: list, scope: tuple[str, ...], top: bool, in_container: bool = False,
+    def visit(self, nodes: list, scope: tuple[str, ...], loose: list[tuple[int, int]] | None,
+              in_container: bool = False,
               wrapper: tuple[list, int] | None = None, depth: int = 0) -> list[CodeUnit]:
         """Record the units among ``nodes`` (siblings, in order); return those found at this level.
 
+        ``loose`` gathers the line ranges of what is no unit (None: dropped, as inside a namespace);
         ``wrapper`` is the transparent node these were read out of (``export``, Go's ``type``) as
         (its siblings, its index): the doc comment above it belongs to its first definition."""
         found: list[CodeUnit] = []
@@ -361,13 +365,13 @@ class _Extractor:
                 continue
             role = self.unit_kind(node, in_container)
             if role is None and node.type in self.grammar.transparent:
-                found += self.visit([c for c in node.children if c.is_named], scope, top, in_container,
+                found += self.visit([c for c in node.children if c.is_named], scope, loose, in_container,
                                     wrapper=(nodes, index), depth=depth + 1)
                 leading = False
                 continue
             if role is None:
-                if top and node.type not in self.grammar.skipped:
-                    self.leftovers.append((node.start_point[0] + 1, _last_line(node)))
+                if loose is not None and node.type not in self.grammar.skipped:
+                    loose.append((node.start_point[0] + 1, _last_line(node)))
                 if node.type != "decorator":
                     leading = False
                 continue
@@ -385,7 +389,7 @@ class _Extractor:
             if what == "scope":
                 body = node.child_by_field_name("body")
                 if body is not None:
-                    found += self.visit(list(body.children), scope + (name,), top=False, depth=depth + 1)
+                    found += self.visit(list(body.children), scope + (name,), None, depth=depth + 1)
                 continue
             qualified = ".".join((*scope, name)) if name else ".".join(scope) or "?"
             signature = _signature(named if node.type == "export_statement" else node, self.source)
@@ -394,11 +398,13 @@ class _Extractor:
                 position = len(self.units)
                 self.units.append(CodeUnit(kind, qualified, signature, doc, start, end, scope=scope))
                 body = _body(named)
-                members = self.visit(list(body.children) if body is not None else [], scope + (name,), top=False,
+                fields: list[tuple[int, int]] = []
+                members = self.visit(list(body.children) if body is not None else [], scope + (name,), fields,
                                      in_container=True, depth=depth + 1)
-                text_end = min((m.start_line for m in members), default=end + 1) - 1
+                text_end = max(start, min((m.start_line for m in members), default=end + 1) - 1)
+                later = tuple(r for r in fields if r[0] > text_end and r[1] < end)  # fields after the first method
                 self.units[position] = CodeUnit(kind, qualified, signature, doc, start, end,
-                                                tuple(m.signature for m in members), max(start, text_end), scope)
+                                                tuple(m.signature for m in members), text_end, scope, later)
                 found.append(self.units[position])
             else:
                 self.units.append(CodeUnit(kind, qualified, signature, doc, start, end, scope=scope))
@@ -425,7 +431,7 @@ def extract_units(path: str, text: str) -> tuple[list[CodeUnit], list[tuple[int,
     source = text.encode("utf-8")
     tree = _parser(grammar_name).parse(source)
     extractor = _Extractor(GRAMMARS[grammar_name], source)
-    extractor.visit(list(tree.root_node.children), (), top=True)
+    extractor.visit(list(tree.root_node.children), (), extractor.leftovers)
     units = sorted(extractor.units, key=lambda u: (u.start_line, u.end_line))
     return units, extractor.leftovers, tree.root_node.has_error
 
@@ -460,7 +466,9 @@ def parse_code(path: str, text: str, source_type: str = "code") -> ParsedDocumen
             if unit.members:
                 summary += "\n    // members: " + "; ".join(unit.members)
             covered.update(range(unit.start_line, unit.end_line + 1))
-            sections.append(Section(heading, [Block(summary, unit.start_line, end, is_code=True)]))
+            blocks = [Block(summary, unit.start_line, end, is_code=True)]
+            blocks += [Block(source_lines(a, b), a, b, is_code=True) for a, b in unit.fields if source_lines(a, b).strip()]
+            sections.append(Section(heading, blocks))
         else:
             sections.append(Section(heading, [Block(source_lines(unit.start_line, unit.end_line), unit.start_line,
                                                     unit.end_line, is_code=True)]))

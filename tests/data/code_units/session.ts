@@ -38,3 +38,13 @@ export function hashPassword(password: string, salt: string): string {
 export const formatExpiry = (seconds: number): string => `${Math.round(seconds / 60)} min`
 
 export type SessionId = string
+
+/** Counts failed logins. */
+export class LoginCounter {
+  count(): number {
+    return this.failures
+  }
+
+  private failures = 0
+  reset = (): void => { this.failures = 0 }
+}
