@@ -87,7 +87,7 @@ def repo_main(repo: Path, parse_only: bool) -> None:
         print(f"repository        {repo}")
         print(f"read              {files} code files -> {units['code units']} code units; "
               + ", ".join(f"{n} {kind}" for kind, n in sorted(units.items()) if kind not in {"code files", "code units", "parse seconds"}))
-        print(f"skipped           " + (", ".join(f"{n} {why}" for why, n in sorted(skipped.items())) or "nothing"))
+        print("skipped           " + (", ".join(f"{n} {why}" for why, n in sorted(skipped.items())) or "nothing"))
         print(f"chunks            {len(texts)} (all files); parse and chunk {parse_seconds:.2f} s: "
               f"{files / parse_seconds:.1f} code files/s, {units['code units'] / parse_seconds:.1f} units/s "
               f"(inside the parsers {units['parse seconds']:.2f} s; the rest is reading and sizing chunks)")

@@ -13,7 +13,6 @@ from engine.ingest.document import NotRead
 from engine.ingest.links import LinkBuilder
 from engine.ingest.reader import SourceReader
 from engine.ingest.sources import GENERATED, generated_by_path, generated_by_text, parser_for
-
 from tests.conftest import words
 
 CODE = Path(__file__).parent / "data" / "code_units"

@@ -21,8 +21,17 @@ from typing import Callable, Iterator
 from engine.ingest.chunking import Chunk, TokenCounter, chunk_document
 from engine.ingest.document import NotRead, ParsedDocument
 from engine.ingest.links import LinkBuilder
-from engine.ingest.sources import (GENERATED, SourceInfo, UnreadableFile, discover, generated_by_path,
-                                   generated_by_text, looks_binary, parser_for, read_text)
+from engine.ingest.sources import (
+    GENERATED,
+    SourceInfo,
+    UnreadableFile,
+    discover,
+    generated_by_path,
+    generated_by_text,
+    looks_binary,
+    parser_for,
+    read_text,
+)
 
 #: Told each step of a run: the phase ("reading", then the index's own), how far, and out of how many.
 Progress = Callable[[str, int, int], None]
