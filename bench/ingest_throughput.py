@@ -90,7 +90,7 @@ def repo_main(repo: Path, parse_only: bool) -> None:
         print("skipped           " + (", ".join(f"{n} {why}" for why, n in sorted(skipped.items())) or "nothing"))
         print(f"chunks            {len(texts)} (all files); parse and chunk {parse_seconds:.2f} s: "
               f"{files / parse_seconds:.1f} code files/s, {units['code units'] / parse_seconds:.1f} units/s "
-              f"(inside the parsers {units['parse seconds']:.2f} s; the rest is reading and sizing chunks)")
+              f"(inside the parsers {units['parse seconds']:.2f} s; the rest is reading and sizing chunks)", flush=True)
         if parse_only:
             return
         engine.embedder.encode(texts[:256])  # warm up
@@ -98,13 +98,13 @@ def repo_main(repo: Path, parse_only: bool) -> None:
         for start in range(0, len(texts), 256):
             engine.embedder.encode(texts[start : start + 256])
         encode_seconds = time.perf_counter() - started
+        unit_count = units["code units"]
+        print(f"model.encode      {encode_seconds:7.2f} s  {len(texts) / encode_seconds:8.1f} chunks/s  "
+              f"{unit_count / encode_seconds:8.1f} units/s", flush=True)
         started = time.perf_counter()
         report = engine.ingest(repo)
         pipeline_seconds = time.perf_counter() - started
     assert report.chunks_total == len(texts), (report.chunks_total, len(texts))
-    unit_count = units["code units"]
-    print(f"model.encode      {encode_seconds:7.2f} s  {len(texts) / encode_seconds:8.1f} chunks/s  "
-          f"{unit_count / encode_seconds:8.1f} units/s")
     print(f"pipeline          {pipeline_seconds:7.2f} s  {len(texts) / pipeline_seconds:8.1f} chunks/s  "
           f"{unit_count / pipeline_seconds:8.1f} units/s  (embedding and storing inside it: {report.embed_seconds:.2f} s)")
     print(f"efficiency        {encode_seconds / pipeline_seconds:7.3f}  (pipeline / bare model; target >= 0.85)")
