@@ -85,8 +85,8 @@ def repo_main(repo: Path, parse_only: bool) -> None:
         texts, units, skipped, parse_seconds = read_corpus(repo, count, max_tokens)
         files = units["code files"]
         print(f"repository        {repo}")
-        print(f"read              {files} code files -> {units['code units']} code units; "
-              + ", ".join(f"{n} {kind}" for kind, n in sorted(units.items()) if kind not in {"code files", "code units", "parse seconds"}))
+        others = [f"{n} {kind}" for kind, n in sorted(units.items()) if kind not in {"code files", "code units", "parse seconds"}]
+        print(f"read              {files} code files -> {units['code units']} code units" + "; ".join(["", *others]))
         print("skipped           " + (", ".join(f"{n} {why}" for why, n in sorted(skipped.items())) or "nothing"))
         print(f"chunks            {len(texts)} (all files); parse and chunk {parse_seconds:.2f} s: "
               f"{files / parse_seconds:.1f} code files/s, {units['code units'] / parse_seconds:.1f} units/s "
