@@ -148,6 +148,12 @@ def test_c_and_cpp_functions_prototypes_structs_and_namespaces():
         ("vec", "geo", "Point add(const Point &a, const Point &b)")]
 
 
+def test_what_a_namespace_holds_besides_units_stays_in_the_module_section():
+    doc = parse_code("a.cpp", "namespace geo {\nconst int LIMIT = 3;\n/** f */\nint f() { return LIMIT; }\n}\n")
+    assert [(s.heading_path, [(b.start_line, b.end_line) for b in s.blocks]) for s in doc.sections] == [
+        (("a",), [(2, 2)]), (("a", "geo", "int f()"), [(3, 4)])]
+
+
 def test_a_syntax_error_keeps_what_parses_and_says_so():
     units_found, _, broken = extract_units("broken.ts", read("broken.ts"))
     assert broken

@@ -353,7 +353,7 @@ class _Extractor:
               wrapper: tuple[list, int] | None = None, depth: int = 0) -> list[CodeUnit]:
         """Record the units among ``nodes`` (siblings, in order); return those found at this level.
 
-        ``loose`` gathers the line ranges of what is no unit (None: dropped, as inside a namespace);
+        ``loose`` gathers the line ranges of what is no unit: the module's, a namespace's, a class's fields;
         ``wrapper`` is the transparent node these were read out of (``export``, Go's ``type``) as
         (its siblings, its index): the doc comment above it belongs to its first definition."""
         found: list[CodeUnit] = []
@@ -389,7 +389,7 @@ class _Extractor:
             if what == "scope":
                 body = node.child_by_field_name("body")
                 if body is not None:
-                    found += self.visit(list(body.children), scope + (name,), None, depth=depth + 1)
+                    found += self.visit(list(body.children), scope + (name,), loose, depth=depth + 1)
                 continue
             qualified = ".".join((*scope, name)) if name else ".".join(scope) or "?"
             signature = _signature(named if node.type == "export_statement" else node, self.source)
