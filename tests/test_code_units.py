@@ -58,6 +58,8 @@ def test_typescript_class_method_function_interface_and_arrow_function():
     assert found["formatExpiry"].signature == "const formatExpiry = (seconds: number): string =>"
     assert (found["Closable"].start_line, found["Closable"].end_line) == (5, 8)
     assert found["SessionManager.close"].doc == ""
+    (long_type,) = extract_units("t.ts", "type Options = {\n  ttl: number\n}\n")[0]
+    assert (long_type.signature, long_type.start_line, long_type.end_line) == ("type Options", 1, 3)
 
 
 def test_typescript_document_mirrors_python_units():

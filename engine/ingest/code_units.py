@@ -263,7 +263,9 @@ def _signature(node, source: bytes) -> str:
     if body is not None and body.start_byte > node.start_byte:
         text = source[node.start_byte : body.start_byte].decode("utf-8", "replace")
     else:
-        text = _text(node).split("{", 1)[0] if node.type not in {"type_alias_declaration", "type_item"} else _text(node)
+        text = _text(node).split("{", 1)[0]
+        if node.type in {"type_alias_declaration", "type_item"}:  # ``type Options = string``; a long one by its head
+            text = _text(node).splitlines()[0].rstrip().rstrip("{([").rstrip()
     text = re.sub(r"\s+", " ", text).strip().rstrip("{;=").strip()
     if node.type == "type_spec" and not text.startswith("type "):
         text = "type " + text
