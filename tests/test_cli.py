@@ -326,10 +326,12 @@ def test_a_cold_ask_encodes_the_question_without_torch_once_the_graph_is_verifie
     assert any(name.endswith(".onnx.verified") for name in graphs), graphs
     probe = ("import sys\nfrom firstreply.cli import cli\n"
              "try:\n    cli(['ask', 'How do I zoom the camera?', '--kb', 'cold'])\nexcept SystemExit:\n    pass\n"
-             "print('torch loaded:', 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n")
+             "print('torch loaded:', 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
+             "print('scipy loaded:', 'scipy' in sys.modules)\n")
     cold = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
     assert "scene.zoom(2)" in cold.stdout and "Sources:\n  [1] Camera basics" in cold.stdout, cold.stderr
     assert "torch loaded: False False" in cold.stdout
+    assert "scipy loaded: False" in cold.stdout  # bm25s imported without it: scoring needs NumPy only
     warm = subprocess.run([sys.executable, "-c", probe], env={**env, "FIRSTREPLY_QUERY_ENCODER": "torch"},
                           capture_output=True, text=True, timeout=300)
     assert "scene.zoom(2)" in warm.stdout and "torch loaded: True True" in warm.stdout
