@@ -138,7 +138,7 @@ class Embedder:
     def ensure_query_encoder(self) -> None:
         """Be able to encode a question now: an ONNX encoder in use, else the model loaded (here, if need be)."""
         if self._queries is None:
-            self.model
+            _ = self.model  # loaded here
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Like :meth:`encode`, through ONNX Runtime when enabled (the same or nearly the same vectors, less time)."""
