@@ -89,11 +89,16 @@ class Engine:
                         expected_sha256=s.embedding_sha256, threads=s.embedding_threads)
 
     def prepare_queries(self) -> None:
-        """Load the model, and switch question encoding to ONNX Runtime when configured (for serving)."""
+        """Be ready to encode questions (for serving). With ONNX configured and its graph already verified (an
+        ingest or an earlier serve did it), that graph encodes them and torch is loaded only when documents are
+        embedded (an ingest, a golden record); otherwise the model is loaded, and with ONNX configured the graph is
+        exported and verified for next time."""
+        onnx, quantized = self.settings.data_dir / "onnx", self.settings.query_encoder == "onnx-int8"
+        if self.settings.query_encoder != "torch" and self.embedder.use_cold_queries(onnx, quantized):
+            return
         self.embedder.model
         if self.settings.query_encoder != "torch":
-            self.embedder.use_onnx_for_queries(self.settings.data_dir / "onnx",
-                                               quantized=self.settings.query_encoder == "onnx-int8")
+            self.embedder.use_onnx_for_queries(onnx, quantized=quantized)
 
     @cached_property
     def chroma(self) -> Chroma:
