@@ -120,6 +120,9 @@ def _import_bm25s_without_scipy() -> None:
     sys.modules["scipy"] = None  # type: ignore[assignment]  # the documented way to make an import fail
     try:
         import bm25s  # noqa: F401
+    except ImportError:  # a bm25s that needs SciPy after all: forget the half import, the engine imports it whole
+        for name in [name for name in sys.modules if name == "bm25s" or name.startswith("bm25s.")]:
+            del sys.modules[name]
     finally:
         del sys.modules["scipy"]
 
