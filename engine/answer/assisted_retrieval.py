@@ -150,20 +150,22 @@ def rerank_prompt(question: str, passages: Sequence[tuple[str, str]], *, budget:
     return render([]), 0
 
 
-_LIST = re.compile(r"\[[^\[\]]*\]")
+def _first_list(text: str) -> object:
+    """The first JSON value that starts at a ``[`` in ``text`` and decodes, or None."""
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"\[", text):
+        try:
+            return decoder.raw_decode(text, match.start())[0]
+        except json.JSONDecodeError:
+            continue
+    return None
 
 
 def parse_ranking(text: str, shown: int) -> list[int] | None:
     """A rerank reply as 0-based positions, every one of ``range(shown)`` once: the reply's numbers that name a
     shown passage, first mention kept, then the ones it left out in their original order. None when the reply
     holds no JSON list of numbers, or names no shown passage (garbled)."""
-    match = _LIST.search(text.replace("```json", "").replace("```", ""))
-    if match is None:
-        return None
-    try:
-        numbers = json.loads(match.group(0))
-    except json.JSONDecodeError:
-        return None
+    numbers = _first_list(text)
     if not isinstance(numbers, list):
         return None
     order: list[int] = []
