@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from engine.answer.assisted_retrieval import (
-    HYDE_SYSTEM, REWRITE_ALL_SYSTEM, RERANK_SYSTEM, fuse_hits, parse_ranking, rerank_prompt, rewrite_prompt,
+    HYDE_SYSTEM, RERANK_SYSTEM, REWRITE_ALL_SYSTEM, fuse_hits, parse_ranking, rerank_prompt, rewrite_prompt,
 )
 from engine.answer.model import Question
 from engine.llm.base import estimate_tokens
@@ -165,15 +165,16 @@ async def test_hyde_searches_the_drafted_answer_as_a_second_query(make_engine, f
 
 async def test_rerank_through_an_openai_compatible_server(make_engine):
     fake = openai.FakeOpenAI(script=[openai.ChatReply(text="[2, 1]"), openai.ChatReply(text="Zoom with scene.zoom(2) [1].")])
-    async with serve(fake.app()) as url:
-        async with make_engine(providers=["openai:llama-3.1-8b-instant"], openai_api_key=openai.API_KEY,
-                               openai_base_url=url + "/v1", retrieval_rerank=True, retrieval_rerank_tokens=600) as engine:
-            candidates = await engine.answer_search(CAMERA, k=10)
-            answer = await engine.answer(Question(CAMERA))
+    async with serve(fake.app()) as url, make_engine(
+            providers=["openai:llama-3.1-8b-instant"], openai_api_key=openai.API_KEY, openai_base_url=url + "/v1",
+            retrieval_rerank=True, retrieval_rerank_tokens=600) as engine:
+        candidates = await engine.answer_search(CAMERA, k=10)
+        answer = await engine.answer(Question(CAMERA))
     assert ids(answer.hits)[:2] == ids(candidates[1::-1])
     rerank = fake.requests[0]["messages"]
     assert rerank[0]["content"] == RERANK_SYSTEM
-    assert estimate_tokens(rerank[0]["content"]) + estimate_tokens(rerank[1]["content"]) <= 600  # the budget caps it
+    assert estimate_tokens(rerank[0]["content"]) + estimate_tokens(rerank[1]["content"]) <= 600  # the budget caps it:
+    assert " …" in rerank[1]["content"]  # passages were cut to fit
 
 
 # -- the evaluation -------------------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ import logging
 import re
 import secrets
 from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Awaitable, Callable, Sequence
 
 from engine.answer.prompt import fence, shorten
 from engine.index.retriever import Hit, fuse_rankings

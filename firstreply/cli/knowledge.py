@@ -202,5 +202,5 @@ async def _model_rows(engine, settings: Settings, labelled, candidates: int) -> 
                 hits, _ = await assist.retrieve(text, lambda t, n, q=query: engine.asearch(t, k=n, title=q.title), candidates)
                 ranked[query.id] = [h.chunk.path for h in hits]
             skipped = sum(n for (_, outcome), n in assist.outcomes.items() if outcome != "used")
-            rows[name] = (evaluate(labelled, lambda q: ranked[q.id]), skipped)
+            rows[name] = (evaluate(labelled, lambda q, ranked=ranked: ranked[q.id]), skipped)
     return rows
