@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterator
 
+from engine.answer.assisted_retrieval import AssistSettings, StepBudget
 from engine.answer.citations import strip_markers
 from engine.answer.model import Answer, Question
 from engine.answer.pipeline import AnswerPipeline, PipelineSettings, pseudonym
@@ -48,6 +49,16 @@ if TYPE_CHECKING:  # ingesting is imported when it is used: a cold `firstreply a
 
 
 LOCAL_REFRESH_SECONDS = 1.0  # how often a server on an embedded store looks for an ingest another process finished
+
+
+def assist_settings(settings: Settings) -> AssistSettings:
+    """The model-assisted retrieval steps as configured (``FIRSTREPLY_RETRIEVAL_*``)."""
+    a, default = settings.answer, AssistSettings()
+    return AssistSettings(
+        rewrite=StepBudget(a.retrieval_rewrite, a.retrieval_rewrite_tokens, a.retrieval_rewrite_ms, default.rewrite.output_tokens),
+        hyde=StepBudget(a.retrieval_hyde, a.retrieval_hyde_tokens, a.retrieval_hyde_ms, default.hyde.output_tokens),
+        rerank=StepBudget(a.retrieval_rerank, a.retrieval_rerank_tokens, a.retrieval_rerank_ms, default.rerank.output_tokens),
+        rerank_candidates=a.retrieval_rerank_candidates)
 
 
 def ingested_kbs(settings: Settings) -> list[str]:
@@ -256,7 +267,7 @@ class Engine:
         pipeline_settings = PipelineSettings(
             thresholds=s.abstain_thresholds, max_output_tokens=s.max_output_tokens, context_window=s.llm_context_window,
             k=s.search_k, history_turns=s.history_turns, user_salt=self._user_salt(),
-            redact=Redactor(secrets_of(self.settings)).redact)
+            redact=Redactor(secrets_of(self.settings)).redact, assist=assist_settings(s))
         review = ReviewService(ReviewStore(store.engine, self.review_extensions), index_golden=self.sync_golden,
                                extensions=self.review_extensions, quote=strip_markers)
         tuning = TuningService(TuningStore(store.engine), s, golden_records=review.all_golden_records,
