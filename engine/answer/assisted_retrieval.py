@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from engine.answer.prompt import fence, shorten
+from engine.config import AnswerSettings
 from engine.index.retriever import Hit, fuse_rankings
 from engine.llm.base import GenerationRequest, Provider, ProviderError
 
@@ -67,10 +68,13 @@ class StepBudget:
 
 @dataclass(frozen=True)
 class AssistSettings:
-    rewrite: StepBudget = field(default_factory=lambda: StepBudget(tokens=1024, deadline_ms=2000, output_tokens=128))
-    hyde: StepBudget = field(default_factory=lambda: StepBudget(tokens=512, deadline_ms=3000, output_tokens=256))
-    rerank: StepBudget = field(default_factory=lambda: StepBudget(tokens=4096, deadline_ms=3000, output_tokens=128))
-    rerank_candidates: int = 10  # how many of the top passages the rerank orders
+    """Which model-assisted steps run and their budgets; the defaults are those of engine.config.AnswerSettings."""
+
+    rewrite: StepBudget = field(default_factory=lambda: _configured_default("rewrite", output_tokens=128))
+    hyde: StepBudget = field(default_factory=lambda: _configured_default("hyde", output_tokens=256))
+    rerank: StepBudget = field(default_factory=lambda: _configured_default("rerank", output_tokens=128))
+    rerank_candidates: int = field(  # how many of the top passages the rerank orders
+        default_factory=lambda: AnswerSettings.model_fields["retrieval_rerank_candidates"].default)
 
     @property
     def enabled(self) -> list[str]:
@@ -82,6 +86,13 @@ class AssistSettings:
         if unknown:
             raise ValueError(f"unknown retrieval steps: {sorted(unknown)}; the steps are {', '.join(STEPS)}")
         return replace(self, **{step: replace(getattr(self, step), enabled=step in steps) for step in STEPS})
+
+
+def _configured_default(step: str, *, output_tokens: int) -> StepBudget:
+    """A step's budget as ``engine.config.AnswerSettings`` states its defaults (stated once, there)."""
+    fields = AnswerSettings.model_fields
+    return StepBudget(enabled=fields[f"retrieval_{step}"].default, tokens=fields[f"retrieval_{step}_tokens"].default,
+                      deadline_ms=fields[f"retrieval_{step}_ms"].default, output_tokens=output_tokens)
 
 
 class StepSkipped(Exception):
