@@ -175,11 +175,12 @@ class Engine:
 
     async def answer_search(self, question: str, *, k: int | None = None, kb: str | None = None,
                             title: str | None = None) -> list[Hit]:
-        """The evidence an answer is given: ``asearch``'s hits widened to their whole sections (a list of steps,
-        a table, an example whole, not the chunk of it that matched), ``k`` different sections."""
+        """The evidence an answer is given: ``asearch``'s best hit of each page, widened to its whole section (a list
+        of steps, a table, an example whole, not the chunk of it that matched), ``k`` different sections. One per
+        page: the best part of the next page is better evidence than a second section of the first."""
         k = k or self.settings.search_k
         retriever = await self._current_retriever(kb or self.settings.kb)
-        return retriever.with_sections(await retriever.asearch(question, 2 * k, 2, title), k)
+        return retriever.with_sections(await retriever.asearch(question, 2 * k, 1, title), k)
 
     async def _current_retriever(self, kb: str) -> Retriever:
         """The knowledge base's retriever; with a shared Chroma server, rebuilt when another replica changed the vectors."""
