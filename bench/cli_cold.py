@@ -18,6 +18,15 @@ average 7-10 from other work, medians of 3 (wall; CPU of the ``ask`` process):
   2.12 s); what is left is the third-party imports an in-process answer needs (Chroma ~0.6-0.9 s, SQLAlchemy,
   pydantic, bm25s and SciPy, NumPy, ONNX Runtime);
 - at load ~1-4, before: torch 14.3 s, ONNX 3.44 s, via serve 1.05 s, serve start to first answer 9.7 s.
+
+Second round (``serve`` encodes questions with the verified graph and loads torch only to embed documents; a
+cold ask imports bm25s without SciPy): ``--runs 3 --no-torch``, this code and main's alternating, load average
+2.4-4.4 at the start of each (it rose to ~10 during main's last run):
+
+- serve, start to first answer: after 3.98 and 2.87 s, before 18.32 and 49.51 s (``--runs 2``, load 3.7-8.5:
+  after 14.21 and 2.60 s, before 17.15 and 11.34 s);
+- ONNX ask in process, CPU: after 2.30 and 2.03 s, before 2.46 and 2.47 s (``--runs 2``: 2.67 and 1.93 s
+  against 2.34 and 2.15 s); paired runs, 6 each at load ~10: CPU median 3.03 s after, 3.21 s before.
 """
 
 from __future__ import annotations

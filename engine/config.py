@@ -207,6 +207,20 @@ class AnswerSettings(_Part):
         description="Minimum retrieval confidence per channel before a model is asked at all.",
     )
     history_turns: Annotated[int, Field(ge=0, le=200)] = 20
+    # Retrieval that uses the model (engine.answer.assisted_retrieval): each step off unless switched on, each with a
+    # budget for its prompt (tokens) and a deadline (ms); a step over either is cut down or skipped, never an error.
+    retrieval_rewrite: bool = Field(default=False, description="With a model: rewrite every question (not only "
+                                    "follow-ups) into a standalone search query.")
+    retrieval_rewrite_tokens: Annotated[int, Field(ge=64, le=1_000_000)] = 1024
+    retrieval_rewrite_ms: Annotated[int, Field(ge=1, le=600_000)] = 2000
+    retrieval_hyde: bool = Field(default=False, description="With a model: also search with a drafted answer (HyDE).")
+    retrieval_hyde_tokens: Annotated[int, Field(ge=64, le=1_000_000)] = 512
+    retrieval_hyde_ms: Annotated[int, Field(ge=1, le=600_000)] = 3000
+    retrieval_rerank: bool = Field(default=False, description="With a model: reorder the top passages as it ranks them.")
+    retrieval_rerank_tokens: Annotated[int, Field(ge=64, le=1_000_000)] = 4096
+    retrieval_rerank_ms: Annotated[int, Field(ge=1, le=600_000)] = 3000
+    retrieval_rerank_candidates: Annotated[int, Field(ge=2, le=50, description="How many of the top passages the "
+                                                              "rerank orders.")] = 10
 
     @field_validator("providers")
     @classmethod

@@ -33,6 +33,9 @@ class Metrics:
                                            buckets=LATENCY_BUCKETS, registry=self.registry)
         self.provider_latency = Histogram("firstreply_provider_seconds", "Provider chain time for one answer", ["provider"],
                                           buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.retrieval_steps = Counter("firstreply_retrieval_steps_total",
+                                       "Model-assisted retrieval steps (rewrite, hyde, rerank), by outcome: used, "
+                                       "timeout, error, garbled", ["step", "outcome"], registry=self.registry)
         self.discord_events = Counter("firstreply_discord_events_total", "Discord events the bot handled", ["event"],
                                       registry=self.registry)
         self.tuning_jobs = Gauge("firstreply_tuning_jobs", "Tuning jobs, by status", ["status"], registry=self.registry)

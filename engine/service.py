@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, TypeVar
 
+from engine.answer.assisted_retrieval import AssistSettings, StepBudget
 from engine.answer.citations import strip_markers
 from engine.answer.model import Answer, Question
 from engine.answer.pipeline import AnswerPipeline, PipelineSettings, pseudonym
@@ -50,6 +51,16 @@ if TYPE_CHECKING:  # ingesting is imported when it is used: a cold `firstreply a
 
 
 LOCAL_REFRESH_SECONDS = 1.0  # how often a server on an embedded store looks for an ingest another process finished
+
+
+def assist_settings(settings: Settings) -> AssistSettings:
+    """The model-assisted retrieval steps as configured (``FIRSTREPLY_RETRIEVAL_*``)."""
+    a, default = settings.answer, AssistSettings()
+    return AssistSettings(
+        rewrite=StepBudget(a.retrieval_rewrite, a.retrieval_rewrite_tokens, a.retrieval_rewrite_ms, default.rewrite.output_tokens),
+        hyde=StepBudget(a.retrieval_hyde, a.retrieval_hyde_tokens, a.retrieval_hyde_ms, default.hyde.output_tokens),
+        rerank=StepBudget(a.retrieval_rerank, a.retrieval_rerank_tokens, a.retrieval_rerank_ms, default.rerank.output_tokens),
+        rerank_candidates=a.retrieval_rerank_candidates)
 
 
 def ingested_kbs(settings: Settings) -> list[str]:
@@ -94,11 +105,16 @@ class Engine:
                         expected_sha256=s.embedding_sha256, threads=s.embedding_threads)
 
     def prepare_queries(self) -> None:
-        """Load the model, and switch question encoding to ONNX Runtime when configured (for serving)."""
+        """Be ready to encode questions (for serving). With ONNX configured and its graph already verified (an
+        ingest or an earlier serve did it), that graph encodes them and torch is loaded only when documents are
+        embedded (an ingest, a golden record); otherwise the model is loaded, and with ONNX configured the graph is
+        exported and verified for next time."""
+        onnx, quantized = self.settings.data_dir / "onnx", self.settings.query_encoder == "onnx-int8"
+        if self.settings.query_encoder != "torch" and self.embedder.use_cold_queries(onnx, quantized):
+            return
         _ = self.embedder.model  # a cached property: reading it loads the model
         if self.settings.query_encoder != "torch":
-            self.embedder.use_onnx_for_queries(self.settings.data_dir / "onnx",
-                                               quantized=self.settings.query_encoder == "onnx-int8")
+            self.embedder.use_onnx_for_queries(onnx, quantized=quantized)
 
     @cached_property
     def chroma(self) -> Chroma:
@@ -164,11 +180,12 @@ class Engine:
 
     async def answer_search(self, question: str, *, k: int | None = None, kb: str | None = None,
                             title: str | None = None) -> list[Hit]:
-        """The evidence an answer is given: ``asearch``'s hits widened to their whole sections (a list of steps,
-        a table, an example whole, not the chunk of it that matched), ``k`` different sections."""
+        """The evidence an answer is given: ``asearch``'s best hit of each page, widened to its whole section (a list
+        of steps, a table, an example whole, not the chunk of it that matched), ``k`` different sections. One per
+        page: the best part of the next page is better evidence than a second section of the first."""
         k = k or self.settings.search_k
         retriever = await self._current_retriever(kb or self.settings.kb)
-        return retriever.with_sections(await retriever.asearch(question, 2 * k, 2, title), k)
+        return retriever.with_sections(await retriever.asearch(question, 2 * k, 1, title), k)
 
     async def _current_retriever(self, kb: str) -> Retriever:
         """The knowledge base's retriever; with a shared Chroma server, rebuilt when another replica changed the vectors."""
@@ -258,7 +275,7 @@ class Engine:
         pipeline_settings = PipelineSettings(
             thresholds=s.abstain_thresholds, max_output_tokens=s.max_output_tokens, context_window=s.llm_context_window,
             k=s.search_k, history_turns=s.history_turns, user_salt=self._user_salt(),
-            redact=Redactor(secrets_of(self.settings)).redact)
+            redact=Redactor(secrets_of(self.settings)).redact, assist=assist_settings(s))
         review = ReviewService(ReviewStore(store.engine, self.review_extensions), index_golden=self.sync_golden,
                                extensions=self.review_extensions, quote=strip_markers)
         tuning = TuningService(TuningStore(store.engine), s, golden_records=review.all_golden_records,

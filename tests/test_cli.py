@@ -326,10 +326,72 @@ def test_a_cold_ask_encodes_the_question_without_torch_once_the_graph_is_verifie
     assert any(name.endswith(".onnx.verified") for name in graphs), graphs
     probe = ("import sys\nfrom firstreply.cli import cli\n"
              "try:\n    cli(['ask', 'How do I zoom the camera?', '--kb', 'cold'])\nexcept SystemExit:\n    pass\n"
-             "print('torch loaded:', 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n")
+             "print('torch loaded:', 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
+             "print('scipy loaded:', 'scipy' in sys.modules)\n")
     cold = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
     assert "scene.zoom(2)" in cold.stdout and "Sources:\n  [1] Camera basics" in cold.stdout, cold.stderr
     assert "torch loaded: False False" in cold.stdout
+    assert "scipy loaded: False" in cold.stdout  # bm25s imported without it: scoring needs NumPy only
     warm = subprocess.run([sys.executable, "-c", probe], env={**env, "FIRSTREPLY_QUERY_ENCODER": "torch"},
                           capture_output=True, text=True, timeout=300)
     assert "scene.zoom(2)" in warm.stdout and "torch loaded: True True" in warm.stdout
+
+
+SERVE_PROBE = ("import atexit, sys\n"
+               "atexit.register(lambda: print('torch loaded:', 'torch' in sys.modules,\n"
+               "                              'sentence_transformers' in sys.modules, flush=True))\n"
+               "from firstreply.cli import cli\n"
+               "cli(['serve', '--port', '0'])\n")
+
+
+def serve_and_ask(env: dict) -> tuple[dict, dict, str]:
+    """`firstreply serve` run until interrupted, with an exit hook that says whether torch was imported: its
+    /readyz and its answer to one question, and what it printed."""
+    import queue
+    import signal
+    import threading
+    import urllib.request
+
+    server = subprocess.Popen([sys.executable, "-c", SERVE_PROBE], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in server.stdout], daemon=True).start()
+    try:
+        first = lines.get(timeout=300)
+        url = first.split(" on ", 1)[1].split(",")[0].strip()
+        ready = json.load(urllib.request.urlopen(f"{url}/readyz", timeout=60))
+        request = urllib.request.Request(f"{url}/v1/answer", method="POST",
+                                         data=json.dumps({"question": "How do I zoom the camera?"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        answer = json.load(urllib.request.urlopen(request, timeout=60))
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
+    printed = []
+    while not lines.empty():
+        printed.append(lines.get())
+    return ready, answer, "".join(printed)
+
+
+def test_serve_answers_from_the_verified_graph_without_torch_and_falls_back_to_it(env, sample_project):
+    """Issue 15 item 13: once ingest has exported and verified the question graph, `serve` is ready and answers
+    without importing torch or sentence-transformers (only embedding documents needs them). Without a verified
+    graph it loads the model as before, verifies the graph again, and the next serve is torch-free."""
+    env = {**env, "FIRSTREPLY_KB": "served"}
+    ingest = subprocess.run([FIRSTREPLY, "ingest", str(sample_project)], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert ingest.returncode == 0, ingest.stderr
+    onnx = Path(env["FIRSTREPLY_DATA_DIR"]) / "onnx"
+    ready, answer, printed = serve_and_ask(env)
+    assert ready == {"status": "ready", "checks": {"database": "ok", "vectors": "ok", "model": "ok"}}
+    assert "scene.zoom(2)" in answer["text"] and answer["citations"]
+    assert "torch loaded: False False" in printed, printed
+
+    markers = sorted(onnx.glob("*.verified"))
+    assert markers
+    for marker in markers:
+        marker.unlink()  # a graph nobody verified is not used
+    ready, answer, printed = serve_and_ask(env)
+    assert ready["status"] == "ready" and "scene.zoom(2)" in answer["text"]
+    assert "torch loaded: True True" in printed, printed
+    assert sorted(onnx.glob("*.verified")) == markers  # verified again on the way

@@ -180,3 +180,38 @@ async def test_a_question_refused_by_the_server_ends_as_it_does_in_process(folde
     assert len(error) == 1 and error[0].startswith("Error: ") and "Traceback" not in here.output, here.output
     assert served.stderr.strip().splitlines()[-1] == error[0]
     assert "didn't answer (it answered 400: " in served.stderr
+
+
+def test_bm25s_imported_without_scipy_ranks_and_builds_as_with_it(indexed_sample):
+    """A cold in-process ask imports bm25s without SciPy (firstreply.cli.knowledge): the saved index it loads
+    scores questions as it does with SciPy imported, and so does an index built there (the keyword index builds
+    with bm25s's default NumPy backend either way, never SciPy's)."""
+    from engine.index.keywords import KeywordIndex, keyword_terms
+
+    keywords = indexed_sample / "kb" / "sample" / "keywords"
+    questions = ["How do I zoom the camera?", "useFormFields TypeError", "install plugin colour"]
+    probe = ("import json, sys\nfrom pathlib import Path\n"
+             "from firstreply.cli.knowledge import _import_bm25s_without_scipy\n"
+             "_import_bm25s_without_scipy()\n"
+             "import bm25s\n"
+             "from engine.index.keywords import KeywordIndex, keyword_terms\n"
+             f"loaded = KeywordIndex.load(Path({str(keywords)!r}))\n"
+             "built = KeywordIndex.build(loaded.chunks)\n"
+             f"questions = {questions!r}\n"
+             "print(json.dumps({'scipy': 'scipy' in sys.modules, 'available': bm25s.SCIPY_AVAILABLE,\n"
+             "    'loaded': [loaded.model.get_scores(keyword_terms(q)).tolist() for q in questions],\n"
+             "    'built': [built.model.get_scores(keyword_terms(q)).tolist() for q in questions]}))\n")
+    child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=False)
+    assert child.returncode == 0, child.stderr
+    seen = json.loads(child.stdout)
+    assert seen["scipy"] is False and seen["available"] is False
+    import bm25s
+
+    assert bm25s.SCIPY_AVAILABLE  # this process imported it with SciPy
+    here = KeywordIndex.load(keywords)
+    with_scipy = KeywordIndex.build(here.chunks)
+    assert with_scipy.model.csc_backend == "numpy"
+    expected = [here.model.get_scores(keyword_terms(q)).tolist() for q in questions]
+    assert any(max(scores) > 0 for scores in expected)
+    assert seen["loaded"] == expected
+    assert seen["built"] == [with_scipy.model.get_scores(keyword_terms(q)).tolist() for q in questions]

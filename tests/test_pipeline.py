@@ -192,3 +192,13 @@ async def test_answers_are_given_whole_sections_each_once(make_engine):
         assert all(c.text.strip() in hit.chunk.text for c in same_section)  # every chunk of its section
     sections = [(h.chunk.path, h.chunk.heading_path) for h in hits]
     assert len(sections) == len(set(sections))
+
+
+async def test_answers_are_given_the_best_section_of_each_of_the_best_pages(make_engine):
+    # One section per page: a second section of the top page is weaker evidence than the best part of the next
+    # page (on the Payload set: sources R@5 0.415 -> 0.615, false abstentions 9 -> 5 of 337).
+    async with make_engine() as engine:
+        hits = await engine.answer_search(CAMERA, k=3)
+        pages = [h.chunk.path for h in await engine.asearch(CAMERA, k=20, per_page=1)]
+    assert len(pages) >= 3
+    assert [h.chunk.path for h in hits] == pages[:3]

@@ -7,7 +7,7 @@ import pytest
 from engine.evaluation.retrieval import EvalDataError, LabelledQuery, evaluate, load_queries, recall_at, reciprocal_rank
 from engine.index.keywords import keyword_terms
 from engine.index.query import prepare_query
-from engine.index.retriever import collapse_to_pages, fuse_rankings, limit_per_page, page_scores
+from engine.index.retriever import PAGE_RRF_K, Retriever, collapse_to_pages, fuse_rankings, limit_per_page, page_scores
 from tests_support import hit
 
 
@@ -25,6 +25,14 @@ def test_rrf_scores_follow_the_formula():
 def test_rrf_weights():
     order = [item for item, _ in fuse_rankings([["a"], ["b"]], weights=[1.0, 2.0])]
     assert order == ["b", "a"]
+
+
+def test_page_fusion_lets_two_first_places_beat_three_middling_ones():
+    # Pages: dense and chunk BM25 both put "top" first (whole-page BM25 misses it); "middling" is third everywhere.
+    rankings = [["top", "x", "middling"], ["top", "y", "middling"], ["z", "w", "middling"]]
+    order = [page for page, _ in fuse_rankings(rankings, k=PAGE_RRF_K)]
+    assert order.index("top") < order.index("middling")
+    assert Retriever(None, None, type("Keywords", (), {"chunks": []})()).page_rrf_k == PAGE_RRF_K
 
 
 def test_page_scores_take_each_page_s_best_chunks():

@@ -2,9 +2,13 @@
 
 Steps, in order:
 1. With a ``conversation_id``, earlier turns are loaded; a follow-up is rewritten into a
-   standalone question for retrieval (by the LLM when one is configured).
-2. Retrieval; when its confidence is under the channel's threshold the engine abstains
-   without calling a model (a public GitHub reply needs more confidence than a chat answer).
+   standalone question for retrieval (by the LLM when one is configured). With
+   ``FIRSTREPLY_RETRIEVAL_REWRITE`` every question is, within that step's budget
+   (:mod:`engine.answer.assisted_retrieval`).
+2. Retrieval, with HyDE and a listwise rerank when those are switched on and a model is configured
+   (each skipped and counted when over its deadline or unusable); when its confidence is under the
+   channel's threshold the engine abstains without calling a model (a public GitHub reply needs more
+   confidence than a chat answer).
 3. The prompt is built within the token budget and sent down the provider chain.
 4. A model that says the context does not answer makes the engine abstain too.
 5. Citations to passages that were not given are dropped, the rest renumbered 1, 2, 3 in the order they are
@@ -22,6 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Protocol
 
+from engine.answer.assisted_retrieval import AssistSettings, RetrievalAssist
 from engine.answer.citations import Numbering, finish_text
 from engine.answer.model import Answer, Citation, Question
 from engine.answer.prompt import NOT_IN_CONTEXT, BuiltPrompt, build_prompt
@@ -80,6 +85,7 @@ class PipelineSettings:
     history_turns: int = 20
     user_salt: str = ""
     redact: Callable[[str], str] = str  # removes known secrets from text an upstream wrote (its errors)
+    assist: AssistSettings = field(default_factory=AssistSettings)  # model-assisted retrieval, every step off
 
 
 @dataclass
@@ -115,11 +121,17 @@ class AnswerPipeline:
 
     # -- preparation -----------------------------------------------------------------
 
-    async def _standalone(self, question: Question, history: list[HistoryTurn]) -> str:
+    def _assist(self) -> RetrievalAssist:
+        """The model-assisted steps over the chain in force (its language models; none with the keyless default)."""
+        return RetrievalAssist(self.chain.providers[:-1], self.settings.assist, self.metrics)
+
+    async def _standalone(self, question: Question, history: list[HistoryTurn], assist: RetrievalAssist) -> str:
         previous = [t.text for t in history if t.role == "user"]
-        if not previous:
-            return question.text
-        if self.chain.has_llm:
+        if assist.runs("rewrite"):
+            rewritten = await assist.rewrite(question.text, [(t.role, t.text) for t in history])
+            if rewritten:
+                return rewritten
+        elif previous and self.chain.has_llm:
             conversation = "\n".join(f"{t.role}: {t.text}" for t in history[-6:]) + f"\nuser: {question.text}"
             request = GenerationRequest(REWRITE_SYSTEM, conversation, question.text, max_output_tokens=128, temperature=0)
             for provider in self.chain.providers[:-1]:
@@ -131,6 +143,8 @@ class AnswerPipeline:
                 rewritten = generation.text.strip()
                 if rewritten and not generation.blocked:
                     return rewritten
+        if not previous:
+            return question.text
         # Without a model: a short follow-up is searched together with the question before it.
         return question.text if len(question.text.split()) > 12 else f"{previous[-1]} {question.text}"
 
@@ -142,12 +156,17 @@ class AnswerPipeline:
         started = time.perf_counter()
         history = await self.store.history(question.conversation_id, self.settings.history_turns,
                                            channel=question.channel) if question.conversation_id else []
-        search_query = await self._standalone(question, history)
+        assist = self._assist()
+        search_query = await self._standalone(question, history, assist)
         searched = time.perf_counter()
-        hits = await self.search(search_query, k=self.settings.k, kb=question.kb, title=question.title)
+
+        def search(text: str, k: int) -> Awaitable[list[Hit]]:
+            return self.search(text, k=k, kb=question.kb, title=question.title)
+
+        hits, own_confidence = await assist.retrieve(search_query, search, self.settings.k)
         if self.metrics is not None:
             self.metrics.retrieval_latency.observe(time.perf_counter() - searched)
-        confidence = confidence_of(hits)
+        confidence = own_confidence if own_confidence is not None else confidence_of(hits)
         threshold = self.settings.thresholds.get(question.channel, self.settings.thresholds.get("api", 0.3))
         prompt = None
         if hits and confidence >= threshold:

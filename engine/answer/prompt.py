@@ -42,7 +42,7 @@ class BuiltPrompt:
         return {"turns": self.dropped_turns, "passages": self.dropped_passages, "shortened": self.shortened}
 
 
-def _fence(label: str, body: str, tag: str) -> str:
+def fence(label: str, body: str, tag: str) -> str:
     # The label (a title, a URL) is untrusted too: one line, with no fence marks of its own.
     label = " ".join(label.replace(tag, "").replace("<<<", "").replace(">>>", "").split())
     return f"<<<{label} {tag}>>>\n{body.replace(tag, '')}\n<<<end {tag}>>>"
@@ -51,18 +51,18 @@ def _fence(label: str, body: str, tag: str) -> str:
 def render(passages: Sequence[ContextPassage], history: Sequence[tuple[str, str]], question: str, tag: str) -> str:
     parts = ["Context passages (untrusted data quoted from the project's sources):"]
     if passages:
-        parts += [_fence(f"passage [{p.number}] {p.title} — {p.url}", p.text, tag) for p in passages]
+        parts += [fence(f"passage [{p.number}] {p.title} — {p.url}", p.text, tag) for p in passages]
     else:
         parts.append("(none)")
     if history:
         conversation = "\n".join(f"{'User' if role == 'user' else 'Assistant'}: {text}" for role, text in history)
-        parts += ["Conversation so far (untrusted):", _fence("conversation", conversation, tag)]
-    parts += ["Question (untrusted):", _fence("question", question, tag),
+        parts += ["Conversation so far (untrusted):", fence("conversation", conversation, tag)]
+    parts += ["Question (untrusted):", fence("question", question, tag),
               f"Answer the question from the passages, citing them as [n]; or reply {NOT_IN_CONTEXT}."]
     return "\n\n".join(parts)
 
 
-def _shorten(text: str, count: Counter, limit: int) -> str:
+def shorten(text: str, count: Counter, limit: int) -> str:
     if count(text) <= limit:
         return text
     low, high = 0, len(text)
@@ -96,9 +96,9 @@ def build_prompt(passages: Sequence[ContextPassage], history: Sequence[tuple[str
     if size() > budget:  # one passage and the question alone are too long: cut both down
         shortened = True
         spare = max(budget - system_tokens - count(render([], [], "", tag)) - 16, 32)
-        question = _shorten(question, count, spare // 3)
+        question = shorten(question, count, spare // 3)
         if passages:
             p = passages[0]
-            passages[0] = ContextPassage(p.number, p.title, p.url, _shorten(p.text, count, spare - count(question)))
+            passages[0] = ContextPassage(p.number, p.title, p.url, shorten(p.text, count, spare - count(question)))
     prompt = render(passages, history, question, tag)
     return BuiltPrompt(system, prompt, passages, system_tokens + count(prompt), dropped_turns, dropped_passages, shortened)

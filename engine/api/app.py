@@ -110,7 +110,7 @@ async def _engine_running(app: web.Application) -> AsyncIterator[None]:
 async def _start(app: web.Application) -> None:
     engine = app[ENGINE]
     await engine.start()
-    await asyncio.to_thread(engine.prepare_queries)  # load the model before the first question
+    await asyncio.to_thread(engine.prepare_queries)  # questions can be encoded before the first one comes
     # torch, transformers and Chroma leave ~500,000 long-lived objects; a full collection that
     # walks them stalls every request for ~270 ms (measured on a 2-core machine). Freeze them.
     gc.collect()

@@ -1,5 +1,5 @@
 """What operators and orchestrators poll: ``GET /healthz`` (the process is up), ``GET /readyz`` (the
-database, the vector store and the model answer) and ``GET /metrics`` (Prometheus)."""
+database and the vector store answer, and questions can be encoded) and ``GET /metrics`` (Prometheus)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ async def readyz(request: web.Request) -> web.Response:
     # All at once: a hung database and a hung store cost one deadline (READY_SECONDS), not one each.
     await asyncio.gather(check("database", database),
                          check("vectors", lambda: asyncio.to_thread(engine.vectors().count)),
-                         check("model", lambda: asyncio.to_thread(lambda: engine.embedder.model)))
+                         check("model", lambda: asyncio.to_thread(engine.embedder.ensure_query_encoder)))
     checks = {name: checks[name] for name in ("database", "vectors", "model")}  # in the same order every time
     ready = all(v == "ok" for v in checks.values())
     return web.json_response({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)

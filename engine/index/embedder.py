@@ -128,13 +128,15 @@ class Embedder:
             return False
         return True
 
-    def use_cold_queries(self, cache_dir: Path) -> bool:
+    def use_cold_queries(self, cache_dir: Path, quantized: bool | None = None) -> bool:
         """Encode queries with an already verified ONNX graph, without loading torch or sentence-transformers (a
-        one-question process); False, and nothing changed, when there is none for these weights."""
+        one-question process, or a server until something embeds documents); False, and nothing changed, when
+        there is none for these weights. ``quantized``: only the int8 graph (True), only the full one (False),
+        or either, full first (None)."""
         from engine.index.onnx_queries import ColdQueryEncoder, verified_graph
 
         # The graph was exported from these weights after their SHA-256 was checked, and verified against them.
-        graph = verified_graph(cache_dir, self._expected_sha256)
+        graph = verified_graph(cache_dir, self._expected_sha256, quantized)
         if graph is None or "model" in self.__dict__:
             return False
         try:
@@ -143,6 +145,11 @@ class Embedder:
             log.info("cold query encoder unavailable: %s", error)
             return False
         return True
+
+    def ensure_query_encoder(self) -> None:
+        """Be able to encode a question now: an ONNX encoder in use, else the model loaded (here, if need be)."""
+        if self._queries is None:
+            _ = self.model  # loaded here
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Like :meth:`encode`, through ONNX Runtime when enabled (the same or nearly the same vectors, less time)."""

@@ -227,14 +227,16 @@ def mark_verified(graph: Path) -> None:
     verified_marker(graph).write_text(json.dumps(_stamp(graph)), encoding="utf-8")
 
 
-def verified_graph(cache_dir: Path, weights_sha256: str | None) -> Path | None:
-    """The verified graph of these weights in ``cache_dir`` (full precision first), or None."""
+def verified_graph(cache_dir: Path, weights_sha256: str | None, quantized: bool | None = None) -> Path | None:
+    """The verified graph of these weights in ``cache_dir``, or None: the int8 one (``quantized`` True), the full
+    precision one (False), or either, full precision first (None)."""
     import json
 
     if not weights_sha256:
         return None
     key = weights_sha256[:16]
-    for graph in (cache_dir / f"{key}.onnx", cache_dir / f"{key}.int8.onnx"):
+    graphs = {False: cache_dir / f"{key}.onnx", True: cache_dir / f"{key}.int8.onnx"}
+    for graph in ([graphs[quantized]] if quantized is not None else [graphs[False], graphs[True]]):
         try:
             if json.loads(verified_marker(graph).read_text(encoding="utf-8")) == _stamp(graph):
                 return graph

@@ -26,6 +26,10 @@ K = TypeVar("K", bound=Hashable)
 
 #: The constant from Cormack et al.'s reciprocal rank fusion.
 RRF_K = 60
+#: The constant for fusing the three page rankings (dense, chunk BM25, whole-page BM25). Small, so that a page
+#: two rankings put first beats one all three rank in the middle: on the 55 labelled Payload questions k=2 gave
+#: page R@5 0.615 / MRR@10 0.442 against 0.588 / 0.437 for k=5 (0.533 / 0.435 for k=60).
+PAGE_RRF_K = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +103,8 @@ class Retriever:
     over several sections). Within a page, chunks are ordered by their own fused rank.
     """
 
-    def __init__(self, embedder: Embedder, vectors: VectorStore, keywords: KeywordIndex, *, candidates: int = 100, page_rrf_k: int = 5) -> None:
+    def __init__(self, embedder: Embedder, vectors: VectorStore, keywords: KeywordIndex, *, candidates: int = 100,
+                 page_rrf_k: int = PAGE_RRF_K) -> None:
         self.embedder = embedder
         self.vectors = vectors
         self.keywords = keywords

@@ -28,10 +28,17 @@ class Section:
 class ParsedDocument:
     path: str  # relative to the source root, POSIX separators
     title: str
-    source_type: str  # docs | example | code | text | notebook | qa
+    source_type: str  # docs | example | code | config | text | notebook | qa
     sections: list[Section]
     description: str = ""
     has_lines: bool = True  # False where line anchors mean nothing (notebooks)
+    #: Why only part of the file could be read (source with syntax errors: what parsed is kept); "" for all of it.
+    partial: str = ""
+
+
+class NotRead(Exception):
+    """A parser declines a file it recognises (a config file too large to be a small document); the
+    message is the reason, and the file is skipped and counted under it rather than listed as unreadable."""
 
 
 class SectionBuilder:

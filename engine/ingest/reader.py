@@ -4,9 +4,10 @@ This is where ingestion ends and the index begins: :class:`SourceReader` finds t
 (:func:`~engine.ingest.sources.discover`), reads each one it has a parser for, and hands it out with a
 fingerprint of its text and of every setting that shapes its chunks, so whoever keeps an index can tell an
 unchanged file without parsing it again; :meth:`SourceReader.chunks` parses and chunks a file when asked.
-What could not be read (binary files, unsupported formats, links out of the source, files that are not
-UTF-8 or that a parser fails on) is counted in :attr:`SourceReader.skipped` and listed in
-:attr:`SourceReader.unreadable`. Nothing here knows about vectors, manifests or keyword indexes.
+What was not read (binary files, unsupported formats, links out of the source, generated, minified or
+vendored files, config files too large to be small documents, source read only in part for its syntax
+errors) is counted in :attr:`SourceReader.skipped`; files that are not UTF-8 or that a parser fails on are
+listed in :attr:`SourceReader.unreadable`. Nothing here knows about vectors, manifests or keyword indexes.
 """
 
 from __future__ import annotations
@@ -18,9 +19,19 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from engine.ingest.chunking import Chunk, TokenCounter, chunk_document
-from engine.ingest.document import ParsedDocument
+from engine.ingest.document import NotRead, ParsedDocument
 from engine.ingest.links import LinkBuilder
-from engine.ingest.sources import SourceInfo, UnreadableFile, discover, looks_binary, parser_for, read_text
+from engine.ingest.sources import (
+    GENERATED,
+    SourceInfo,
+    UnreadableFile,
+    discover,
+    generated_by_path,
+    generated_by_text,
+    looks_binary,
+    parser_for,
+    read_text,
+)
 
 #: Told each step of a run: the phase ("reading", then the index's own), how far, and out of how many.
 Progress = Callable[[str, int, int], None]
@@ -73,6 +84,9 @@ class SourceReader:
         for index, rel_path in enumerate(paths):
             if progress:
                 progress("reading", index + 1, len(paths))
+            if generated_by_path(rel_path):  # node_modules/, dist/, vendor/, target/, *.min.js
+                self._skip(GENERATED)
+                continue
             parser = parser_for(rel_path)
             if parser is None:
                 self._skip("binary" if looks_binary(root, rel_path) else "unsupported format")
@@ -85,13 +99,24 @@ class SourceReader:
             if text is None:
                 self._skip("binary")
                 continue
+            if generated_by_text(rel_path, text):  # minified bundles, ``Code generated … DO NOT EDIT.``
+                self._skip(GENERATED)
+                continue
             yield SourceFile(rel_path, text, file_fingerprint(text, self.settings_key), self.links.served(rel_path),
                              parser)
 
     def chunks(self, file: SourceFile) -> list[Chunk] | None:
-        """The file's chunks, or None (and the file listed as unreadable) when its parser fails on it."""
+        """The file's chunks, or None: skipped and counted when its parser declines it (a config file too
+        large), listed as unreadable when its parser fails on it. Source with syntax errors keeps what
+        parsed and is counted too (under :data:`~engine.ingest.code_units.SYNTAX_ERRORS`)."""
         try:
-            return chunk_document(file.parser(file.path, file.text), self.count_tokens, self.max_tokens, self.links)
+            doc = file.parser(file.path, file.text)
+            if doc.partial:
+                self._skip(doc.partial)
+            return chunk_document(doc, self.count_tokens, self.max_tokens, self.links)
+        except NotRead as declined:
+            self._skip(str(declined))
+            return None
         except Exception as error:  # a parser bug must not stop the run; say which file
             self.unreadable.append((file.path, f"could not parse: {type(error).__name__}: {error}"))
             return None

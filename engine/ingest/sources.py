@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from engine.ingest.code_units import grammar_for, parse_code
+from engine.ingest.config_files import is_config_file, parse_config_file
 from engine.ingest.document import ParsedDocument
 from engine.ingest.markdown import parse_markdown
 from engine.ingest.notebook import parse_notebook
@@ -31,6 +33,18 @@ from engine.ingest.rst import parse_rst
 
 #: Folders never worth reading in a plain folder walk.
 SKIPPED_DIRS = {"node_modules", "__pycache__", "venv", "site-packages", "build", "dist", "_build"}
+#: Hidden names a plain folder walk still reads: CI workflows and the example environment file.
+VISIBLE_DOTNAMES = {".github", ".env.example", ".env.sample", ".env.template"}
+#: Folders of dependencies and build output: skipped and counted, in a checkout too (where they are tracked).
+GENERATED_DIRS = {"node_modules", "dist", "vendor", "target", "bower_components"}
+GENERATED = "generated, minified or vendored"
+#: Bundles and minified files, by name.
+GENERATED_SUFFIXES = (".min.js", ".min.mjs", ".min.css", ".bundle.js", ".js.map", ".d.ts.map")
+#: A source file whose lines are this long on average, or that has one line this long, is minified or data.
+MAX_MEAN_LINE = 250
+MAX_LINE = 10_000
+#: Go's convention (``// Code generated … DO NOT EDIT.``) and ``@generated``, in a file's first lines.
+_GENERATED_MARKER = re.compile(r"^\s*(//|#|/\*|\*)\s*(Code generated .* DO NOT EDIT\.|@generated\b)", re.MULTILINE)
 EXAMPLE_DIRS = {"example", "examples", "tutorial", "tutorials", "demos", "samples", "gallery"}
 MAX_FILE_BYTES = 2_000_000
 MAX_DEPTH = 64  # folders below the source's root; deeper ones are skipped and counted
@@ -46,10 +60,32 @@ def _is_example(rel_path: str) -> bool:
     return any(part.lower() in EXAMPLE_DIRS for part in rel_path.split("/")[:-1])
 
 
+def generated_by_path(rel_path: str) -> bool:
+    """Whether a file is dependency or build output by where it lies or what it is called (``*.min.js``)."""
+    *folders, name = rel_path.split("/")
+    return any(part in GENERATED_DIRS for part in folders) or name.lower().endswith(GENERATED_SUFFIXES)
+
+
+def generated_by_text(rel_path: str, text: str) -> bool:
+    """Whether a source file's text is minified or generated: very long lines, or a generated-code marker.
+
+    Only source code and config files are judged: prose formats put a paragraph on one line."""
+    if grammar_for(rel_path) is None and not is_config_file(rel_path):
+        return False
+    lines = text.count("\n") + 1
+    if len(text) > 2000 and (len(text) / lines > MAX_MEAN_LINE or max(map(len, text.splitlines())) > MAX_LINE):
+        return True
+    return _GENERATED_MARKER.search(text[:2000]) is not None
+
+
 def parser_for(rel_path: str) -> Callable[[str, str], ParsedDocument] | None:
     """The parser for a file, or None when the format is not one firstreply reads."""
     name = rel_path.rsplit("/", 1)[-1].lower()
     suffix = name.rsplit(".", 1)[-1] if "." in name else ""
+    if is_config_file(rel_path):
+        return parse_config_file
+    if grammar_for(rel_path) is not None:
+        return lambda p, t: parse_code(p, t, "example" if _is_example(p) else "code")
     if suffix in {"md", "mdx", "markdown"}:
         return lambda p, t: parse_markdown(p, t, "example" if _is_example(p) else "docs")
     if suffix == "rst":
@@ -212,10 +248,13 @@ def _walk(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
             skipped.append((rel_dir or ".", f"unreadable folder ({error.strerror or error})"))
             continue
         for entry in listed:
-            if entry.name.startswith("."):
+            if entry.name.startswith(".") and entry.name not in VISIBLE_DOTNAMES:
                 continue
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             if entry.is_dir(follow_symlinks=False):
+                if entry.name in GENERATED_DIRS:
+                    skipped.append((rel, GENERATED))  # counted once for the folder; never walked
+                    continue
                 if entry.name in SKIPPED_DIRS:
                     continue
                 if depth + 1 > MAX_DEPTH:

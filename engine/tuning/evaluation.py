@@ -83,7 +83,8 @@ async def score(chain: ProviderChain, search: Callable[..., Awaitable[list[Hit]]
             similarities.append(0.0)
             continue
         cited += bool(answer.citations)
-        vectors = np.asarray(embedder.encode([answer.text, example.output]), dtype=float)
+        # Off the event loop: a server loads the model (torch) only when something first embeds documents.
+        vectors = np.asarray(await embedder.aencode([answer.text, example.output]), dtype=float)
         a, b = vectors[0], vectors[1]
         similarities.append(float(a @ b / ((np.linalg.norm(a) * np.linalg.norm(b)) or 1.0)))
         if judge is not None and (grade := await judge_agreement(judge, example.question, example.output, answer.text)):

@@ -78,6 +78,7 @@ def ask(question: str, kb: str | None, as_json: bool) -> None:
         answer = Answer.from_dict(served)
     else:
         with _failures_as_messages(), _collector_paused():
+            _import_bm25s_without_scipy()
             answer = _engine(settings).ask(question, kb=settings.kb)
     if as_json:
         click.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
@@ -103,6 +104,27 @@ def _collector_paused():
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _import_bm25s_without_scipy() -> None:
+    """Import bm25s without letting it import SciPy (~0.2 s of a cold ask's CPU time, ``bench/cli_cold.py``).
+
+    bm25s imports ``scipy.sparse`` only to offer it as an optional backend for building an index's matrix
+    (``csc_backend="scipy"``), which the keyword index does not use (it builds with bm25s's default, NumPy);
+    loading a saved index and scoring a question use NumPy alone. Nothing is changed when SciPy or bm25s is
+    already imported, and SciPy can be imported normally afterwards."""
+    import sys
+
+    if "bm25s" in sys.modules or "scipy" in sys.modules:
+        return
+    sys.modules["scipy"] = None  # type: ignore[assignment]  # the documented way to make an import fail
+    try:
+        import bm25s  # noqa: F401
+    except ImportError:  # a bm25s that needs SciPy after all: forget the half import, the engine imports it whole
+        for name in [name for name in sys.modules if name == "bm25s" or name.startswith("bm25s.")]:
+            del sys.modules[name]
+    finally:
+        del sys.modules["scipy"]
 
 
 def _ask_running_server(settings: Settings, question: str) -> dict | None:
@@ -138,12 +160,22 @@ def eval_group() -> None:
 @click.option("--kb", help="Knowledge base to ingest the corpus into (default: eval-<corpus folder name>).")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--per-query", is_flag=True, help="With --json: include each question's ranking.")
-def eval_retrieval(corpus: Path, queries: Path, qrels: Path, k: int, kb: str | None, as_json: bool, per_query: bool) -> None:
-    """Ingest CORPUS (incrementally) and report page-level Recall@1/3/5/10 and MRR@10."""
+@click.option("--with-model", is_flag=True, help="Also report the figures with each model-assisted retrieval step "
+              "(rewrite, hyde, rerank, then all three) on the configured provider, within the steps' budgets.")
+def eval_retrieval(corpus: Path, queries: Path, qrels: Path, k: int, kb: str | None, as_json: bool, per_query: bool,
+                   with_model: bool) -> None:
+    """Ingest CORPUS (incrementally) and report page-level Recall@1/3/5/10 and MRR@10.
+
+    With --with-model, one more row per retrieval step that uses the model (FIRSTREPLY_PROVIDERS must name one),
+    each with how many times the step was skipped (over its deadline, failed, or an unusable reply)."""
+    import asyncio
+
     from engine.evaluation.retrieval import evaluate, load_queries
 
     kb = kb or f"eval-{corpus.resolve().parent.name}-{corpus.resolve().name}"[:64].strip("-_")
     settings = _settings(kb=kb)
+    if with_model and not settings.providers:
+        raise click.UsageError("--with-model needs a model: set FIRSTREPLY_PROVIDERS (and its key)")
     with _failures_as_messages():
         labelled = load_queries(queries, qrels)
         engine = _engine(settings)
@@ -151,10 +183,46 @@ def eval_retrieval(corpus: Path, queries: Path, qrels: Path, k: int, kb: str | N
             engine.ingest(corpus, progress=progress)
         # Retrieve more chunks than pages asked for, so ten distinct pages can be ranked.
         report = evaluate(labelled, lambda q: [h.chunk.path for h in engine.search(q.question, k=max(k, 10) * 3, title=q.title)])
+        rows = asyncio.run(_model_rows(engine, settings, labelled, max(k, 10) * 3)) if with_model else {}
     if as_json:
-        click.echo(json.dumps(report.as_dict(with_queries=per_query), indent=2))
+        data = report.as_dict(with_queries=per_query)
+        if with_model:
+            data["with_model"] = {name: {**row.as_dict(with_queries=per_query), "skipped": skipped}
+                                  for name, (row, skipped) in rows.items()}
+        click.echo(json.dumps(data, indent=2))
         return
     out.print(f"{report.queries} labelled questions on {corpus}")
-    for cutoff, value in report.recall.items():
-        out.print(f"  Recall@{cutoff:<3} {value:.3f}")
-    out.print(f"  MRR@10    {report.mrr_at_10:.3f}")
+    if not with_model:
+        for cutoff, value in report.recall.items():
+            out.print(f"  Recall@{cutoff:<3} {value:.3f}")
+        out.print(f"  MRR@10    {report.mrr_at_10:.3f}")
+        return
+    out.print("  " + " " * 14 + "".join(f"R@{cutoff:<5}" for cutoff in report.recall) + "MRR@10  skipped")
+    for name, (row, skipped) in {"without model": (report, 0), **rows}.items():
+        out.print(f"  {name:<14}" + "".join(f"{value:<7.3f}" for value in row.recall.values())
+                  + f"{row.mrr_at_10:<8.3f}{skipped}")
+
+
+#: The rows ``eval retrieval --with-model`` adds: each step alone, then all of them.
+MODEL_ROWS = {"rewrite": ("rewrite",), "hyde": ("hyde",), "rerank": ("rerank",), "all three": ("rewrite", "hyde", "rerank")}
+
+
+async def _model_rows(engine, settings: Settings, labelled, candidates: int) -> dict:
+    """Each of :data:`MODEL_ROWS` scored as the baseline is (the same search, as many chunks), with its steps on
+    over the configured models: name -> (report, times a step was skipped)."""
+    from engine.answer.assisted_retrieval import RetrievalAssist
+    from engine.evaluation.retrieval import evaluate
+    from engine.service import assist_settings
+
+    rows = {}
+    async with engine:
+        for name, steps in MODEL_ROWS.items():
+            assist = RetrievalAssist(engine.chain.providers[:-1], assist_settings(settings).only(*steps))
+            ranked: dict[str, list[str]] = {}
+            for query in labelled:
+                text = await assist.rewrite(query.question) or query.question
+                hits, _ = await assist.retrieve(text, lambda t, n, q=query: engine.asearch(t, k=n, title=q.title), candidates)
+                ranked[query.id] = [h.chunk.path for h in hits]
+            skipped = sum(n for (_, outcome), n in assist.outcomes.items() if outcome != "used")
+            rows[name] = (evaluate(labelled, lambda q, ranked=ranked: ranked[q.id]), skipped)
+    return rows
