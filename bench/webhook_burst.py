@@ -36,13 +36,13 @@ sys.path.insert(0, str(ROOT / "tests"))  # the loopback fake GitHub lives with t
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
-
-from firstreply.serve import build_app  # noqa: E402
-from engine.config import Settings  # noqa: E402
-from engine.service import Engine  # noqa: E402
-from github_app.store import GitHubStore  # noqa: E402
 from fakes.github import FakeGitHub  # noqa: E402
 from fakes.server import serve  # noqa: E402
+
+from engine.config import Settings  # noqa: E402
+from engine.service import Engine  # noqa: E402
+from firstreply.serve import build_app  # noqa: E402
+from github_app.store import GitHubStore  # noqa: E402
 
 SECRET, SLUG, APP_ID, REPO = "bench-secret", "bench-app", 4242, "org/project"
 QUESTIONS = ["How do I index my project's documentation?", "Which settings does firstreply have?",

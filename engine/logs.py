@@ -12,8 +12,8 @@ import contextvars
 import json
 import logging
 import sys
-from typing import TYPE_CHECKING, TextIO
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, TextIO
 
 from pydantic import BaseModel, SecretStr
 

@@ -37,8 +37,8 @@ from engine.llm.factory import build_chain
 from engine.logs import Redactor, secrets_of
 from engine.metrics import Metrics
 from engine.protocol import check_channel_settings
-from engine.store.repository import Store
 from engine.review.service import ReviewService
+from engine.store.repository import Store
 from engine.store.review import ReviewStore
 from engine.store.shared_secrets import SharedSecrets
 from engine.store.tuning import TuningStore

@@ -3,14 +3,13 @@
 import asyncio
 import random
 
-
 from engine.answer.citations import resolve_citations
 from engine.answer.mentions import defuse_mentions
 from engine.answer.prompt import NOT_IN_CONTEXT, SYSTEM_INSTRUCTION, build_prompt, render
+from engine.index.keywords import keyword_terms
 from engine.llm.base import ContextPassage, Generation, GenerationRequest, ProviderError, StreamEvent, estimate_tokens
 from engine.llm.chain import ProviderChain
 from engine.llm.extractive import ExtractiveProvider, best_passage
-from engine.index.keywords import keyword_terms
 from engine.llm.retry import RetryPolicy, parse_retry_after, with_retries
 
 

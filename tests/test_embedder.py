@@ -137,11 +137,11 @@ def test_queries_stay_on_pytorch_when_onnx_cannot_be_used(tmp_path, monkeypatch,
 
 def test_the_cold_query_encoder_gives_the_models_vectors_from_a_verified_graph_only(embedder, tmp_path):
     """Issue 15 item 13: the torch-free encoder of `firstreply ask` uses only a graph that agreed with PyTorch."""
+    from pathlib import Path
+
     import numpy as np
 
     from engine.index.embedder import Embedder
-    from pathlib import Path
-
     from engine.index.onnx_queries import ColdQueryEncoder, OnnxQueryEncoder, verified_graph
 
     cache = tmp_path / "onnx"

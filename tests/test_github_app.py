@@ -15,16 +15,16 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from fakes.github import SCHEMA, FakeGitHub, Fault, secondary_limit
+from fakes.server import serve
 from sqlalchemy import func, select
+from tests_support import key_with_every_role
 
-from firstreply.serve import build_app
 from engine.store.models import AnswerRecord
+from firstreply.serve import build_app
+from github_app import sansio
 from github_app.models import GitHubInstallation, GitHubJob, GitHubReply, GitHubRepository
 from github_app.store import GitHubStore
-from tests_support import key_with_every_role
-from fakes.github import SCHEMA, Fault, FakeGitHub, secondary_limit
-from fakes.server import serve
-from github_app import sansio
 
 PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "github" / "payload-examples" / "api.github.com"
 SECRET = "webhook-secret-for-tests"

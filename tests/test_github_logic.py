@@ -10,11 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
+from fakes.github import SCHEMA, github_schema
 from graphql import parse, validate
 
 from engine.answer.model import Answer, Citation
 from engine.config import ConfigError, GitHubSettings, Settings
-from fakes.github import SCHEMA, github_schema
 from github_app import graphql as documents
 from github_app import sansio
 from github_app.api import is_rate_limited, is_secondary_limit, retry_after

@@ -9,15 +9,15 @@ import itertools
 import aiohttp
 import jsonschema
 import pytest
+from fakes.server import serve
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-
-from firstreply.serve import build_app
-from engine.api.openapi import document
-from engine.api.auth import PUBLIC_PREFIXES
-from engine.api.pages import is_page
 from tests_support import key_with_every_role
-from fakes.server import serve
+
+from engine.api.auth import PUBLIC_PREFIXES
+from engine.api.openapi import document
+from engine.api.pages import is_page
+from firstreply.serve import build_app
 
 KEY = "sk-openapi"
 

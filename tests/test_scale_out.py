@@ -16,14 +16,14 @@ import threading
 
 import aiohttp
 import pytest
+from fakes.server import serve
+from test_chroma_server import chroma_process, chroma_server  # noqa: F401 - the fixtures
 
 from engine.answer.model import Question
 from engine.answer.pipeline import pseudonym
-from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.config import ConfigError, Settings
 from engine.service import Engine
-from fakes.server import serve
-from test_chroma_server import chroma_process, chroma_server  # noqa: F401 - the fixtures
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 
 CAMERA = "How do I zoom the camera in?"
 HANG_GUARD = aiohttp.ClientTimeout(total=30)  # a request that hangs fails the test instead of stalling it

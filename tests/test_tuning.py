@@ -8,14 +8,14 @@ import json
 
 import aiohttp
 import pytest
-
-from firstreply.serve import build_app  # the app `firstreply serve` runs
-from engine.api.keys import TUNING_TASK
-from engine.tuning.dataset import Example, export, split_holdout, validate
 from fakes import gemini, openai
 from fakes.gemini_tuning import FakeGeminiTuning
 from fakes.server import serve
 from tests_support import key_with_every_role
+
+from engine.api.keys import TUNING_TASK
+from engine.tuning.dataset import Example, export, split_holdout, validate
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 
 KEY = "sk-tuning"
 TOPICS = ["zoom the camera in", "zoom out", "save a screenshot", "install tinyviz", "install from source",

@@ -11,9 +11,8 @@ open in a new tab. A pure function of the text: no I/O.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
-
 import re
+from typing import TYPE_CHECKING, Any, Sequence
 
 import nh3
 from markdown_it import MarkdownIt

@@ -5,9 +5,8 @@ already call."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 from aiohttp import web
 

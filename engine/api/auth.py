@@ -25,12 +25,11 @@ routes accept only ``application/json`` bodies, which a cross-site form cannot s
 
 from __future__ import annotations
 
-from typing import Any
-
 import hashlib
 import hmac
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web

@@ -5,9 +5,8 @@ Pure functions from numbers to markup; every label is escaped.
 
 from __future__ import annotations
 
-from typing import Any
-
 from html import escape
+from typing import Any
 
 from markupsafe import Markup
 

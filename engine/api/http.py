@@ -3,10 +3,9 @@ parameters, and server-sent events (the app's keys are :mod:`engine.api.keys`').
 
 from __future__ import annotations
 
-from typing import Any
-
 import ipaddress
 import json
+from typing import Any
 
 from aiohttp import web
 

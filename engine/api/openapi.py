@@ -9,14 +9,13 @@ says it the same way, so a generated request is refused exactly when the documen
 
 from __future__ import annotations
 
-from typing import Any
-
 from functools import lru_cache
 from itertools import combinations
+from typing import Any
 
+from engine.api.review_api import MAX_REASON_CHARS
 from engine.llm import registry
 from engine.llm.registry import ProviderKind
-from engine.api.review_api import MAX_REASON_CHARS
 from engine.protocol import CHANNEL_SETTINGS, MAX_ANSWER_CHARS, MAX_COMMENT_CHARS, MAX_QUESTION_CHARS
 from engine.tuning.request import INT32_MAX, MODEL_NAME_MAX, PARAMETERS
 

@@ -23,17 +23,17 @@ from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 
 from engine.answer.model import CHANNELS, Question
-from engine.store.text import text_problem
 from engine.api import answer_html, charts, review_lists
 from engine.api.errors import stream_events
 from engine.api.http import checked_text, client_address, page_number, read_json, row_id
 from engine.api.keys import ENGINE, LIMITS, METRICS, SESSION, SESSIONS, TEMPLATES, TUNING_RUNNER
 from engine.api.sessions import CsrfRefused, Sessions, WebSession, check_csrf
 from engine.protocol import MAX_COMMENT_CHARS, MAX_QUESTION_CHARS
-from engine.store.repository import UnknownAnswer
 from engine.review.errors import ReviewError, ReviewNotFound
 from engine.review.service import ReviewService
+from engine.store.repository import UnknownAnswer
 from engine.store.review import MAX_IMPORT_FIELD, VERDICTS
+from engine.store.text import text_problem
 from engine.tuning.errors import TooFewExamples, TuningConflict, TuningError, TuningNotFound
 from engine.tuning.service import TuningService
 

@@ -7,11 +7,20 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from engine.api.auth import actor
-from engine.api.http import (MAX_PAGE, BadRequest, checked_text, error_response, int_query, read_body, read_json,
-                             row_id, text_field)
-from engine.api.keys import ENGINE
 from engine.answer.model import CHANNELS
+from engine.api.auth import actor
+from engine.api.http import (
+    MAX_PAGE,
+    BadRequest,
+    checked_text,
+    error_response,
+    int_query,
+    read_body,
+    read_json,
+    row_id,
+    text_field,
+)
+from engine.api.keys import ENGINE
 from engine.api.review_lists import answer_filter
 from engine.protocol import MAX_ANSWER_CHARS
 from engine.review.errors import ReviewError, ReviewNotFound

@@ -5,9 +5,8 @@ and ``/api/v1/answers`` (:mod:`engine.api.review_api`) call them."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from engine.answer.model import CHANNELS
 from engine.api.http import page_number

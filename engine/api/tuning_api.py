@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from engine.api.auth import actor
 from engine.api.http import BadRequest, error_response, read_json
 from engine.api.keys import ENGINE, TUNING_RUNNER
-from engine.api.auth import actor
 from engine.tuning.errors import TuningConflict, TuningError, TuningNotFound
 from engine.tuning.request import has_lone_surrogates
 from engine.tuning.service import TuningService

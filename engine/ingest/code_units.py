@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Callable
 

@@ -4,8 +4,8 @@ with neither — the engine's own read-only copy of the file (``/source/<kb>/<pa
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 
 def slugify(heading: str) -> str:

@@ -11,8 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.index.batching import MicroBatcher
 from engine.store.database import create_engine, migrate, rowcount, sessions
-from engine.store.models import (AnswerRecord, Base, ChannelSettings, Conversation, DiscordEscalation, DiscordThread, Feedback,
-                                 Turn, utcnow)
+from engine.store.models import (
+    AnswerRecord,
+    Base,
+    ChannelSettings,
+    Conversation,
+    DiscordEscalation,
+    DiscordThread,
+    Feedback,
+    Turn,
+    utcnow,
+)
 
 if TYPE_CHECKING:  # the dialects' modules are imported when first used (below)
     from sqlalchemy.dialects.postgresql import Insert as PostgresInsert

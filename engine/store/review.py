@@ -23,8 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.review.errors import ReviewError, ReviewNotFound
 from engine.store.database import rowcount, sessions
-from engine.store.models import (AnswerRecord, AuditEvent, Feedback, GoldenRecord, Maintainer,
-                                 MaintainerSession, Turn, utcnow)
+from engine.store.models import (
+    AnswerRecord,
+    AuditEvent,
+    Feedback,
+    GoldenRecord,
+    Maintainer,
+    MaintainerSession,
+    Turn,
+    utcnow,
+)
 from engine.store.text import text_problem
 
 if TYPE_CHECKING:

@@ -12,10 +12,10 @@ also takes ``"auto"`` for each of its three (its default: chosen from the traini
 
 from __future__ import annotations
 
-from typing import Any
 import math
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from engine.llm.registry import tunable_kinds, tuning_backend
 from engine.tuning.errors import TuningError
