@@ -12,7 +12,7 @@ TORCH_INDEX ?=
 # The port `make run` serves on (FIRSTREPLY_PORT when set, else 8080); its closing message names this one.
 PORT ?= $(or $(FIRSTREPLY_PORT),8080)
 
-.PHONY: install browser run test bench eval-payload clean
+.PHONY: install browser run lint test bench eval-payload clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,12 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is not installed here: the browser tests will be skipped"; fi; }
 
-test: $(STAMP) browser
+# ruff (pyflakes, isort, bugbear) over the tree and mypy --strict on the typed modules; pyproject.toml configures both.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

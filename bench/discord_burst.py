@@ -24,11 +24,12 @@ import yarl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the fake Discord lives with the tests
 
+from fakes.discord import FakeDiscord  # noqa: E402
+from fakes.server import serve  # noqa: E402
+
 from bot.client import BotConfig, FirstReplyBot  # noqa: E402
 from engine.config import Settings  # noqa: E402
 from engine.service import Engine  # noqa: E402
-from fakes.discord import FakeDiscord  # noqa: E402
-from fakes.server import serve  # noqa: E402
 
 QUESTIONS = ["How do I index my project's documentation?", "Which settings does firstreply have?",
              "How do I run the Discord bot?", "How do I review answers?"]

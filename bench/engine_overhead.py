@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 from engine.config import IndexSettings
 

@@ -29,10 +29,10 @@ from aiohttp import web
 
 from engine.metrics import Metrics
 from engine.store.database import create_engine, migrate
-from github_app.store import GitHubStore
 from github_app.app import GitHubApp
 from github_app.config import AppConfig, ReplyPolicy
 from github_app.routes import mount
+from github_app.store import GitHubStore
 
 SECRET = "bench-secret"
 

@@ -36,13 +36,13 @@ sys.path.insert(0, str(ROOT / "tests"))  # the loopback fake GitHub lives with t
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
-
-from firstreply.serve import build_app  # noqa: E402
-from engine.config import Settings  # noqa: E402
-from engine.service import Engine  # noqa: E402
-from github_app.store import GitHubStore  # noqa: E402
 from fakes.github import FakeGitHub  # noqa: E402
 from fakes.server import serve  # noqa: E402
+
+from engine.config import Settings  # noqa: E402
+from engine.service import Engine  # noqa: E402
+from firstreply.serve import build_app  # noqa: E402
+from github_app.store import GitHubStore  # noqa: E402
 
 SECRET, SLUG, APP_ID, REPO = "bench-secret", "bench-app", 4242, "org/project"
 QUESTIONS = ["How do I index my project's documentation?", "Which settings does firstreply have?",
@@ -155,7 +155,7 @@ async def run(args, postgres: str | None) -> None:
           f"{len(statuses) - statuses.count(202) - statuses.count(200)} other")
     print(f"  ack latency p50 {statistics.median(ordered) * 1000:.1f} ms, p99 {ordered[int(0.99 * (len(ordered) - 1))] * 1000:.1f} ms, "
           f"max {ordered[-1] * 1000:.1f} ms")
-    later = sorted(latency for latency, first in zip(latencies, first_round) if not first)
+    later = sorted(latency for latency, first in zip(latencies, first_round, strict=True) if not first)
     if later:  # the first round pays for connections being opened and caches being filled
         print(f"  after the first {args.senders} acknowledgements: p50 {statistics.median(later) * 1000:.1f} ms, "
               f"p99 {later[int(0.99 * (len(later) - 1))] * 1000:.1f} ms")

@@ -26,7 +26,8 @@ def _split_long(block: str, limit: int, first_limit: int | None = None) -> list[
         body = block.split("\n")[1:-1]
         full_room = limit - len(opener) - len(closer) - 2
         room = full_room if first_limit is None else first_limit - len(opener) - len(closer) - 2
-        pieces, current = [], []
+        pieces: list[list[str]] = []
+        current: list[str] = []
         for line in body:
             while len(line) > room:
                 if current:
@@ -44,21 +45,22 @@ def _split_long(block: str, limit: int, first_limit: int | None = None) -> list[
         if current:
             pieces.append(current)
         return [f"{opener}\n" + "\n".join(p) + f"\n{closer}" for p in pieces]
-    pieces, current = [], ""
+    parts: list[str] = []
+    run = ""
     for word in re.split(r"(?<=\s)", block):
         while len(word) > limit:
-            if current:
-                pieces.append(current)
-                current = ""
-            pieces.append(word[:limit])
+            if run:
+                parts.append(run)
+                run = ""
+            parts.append(word[:limit])
             word = word[limit:]
-        if len(current) + len(word) > limit:
-            pieces.append(current)
-            current = ""
-        current += word
-    if current:
-        pieces.append(current)
-    return [p.strip() for p in pieces if p.strip()]
+        if len(run) + len(word) > limit:
+            parts.append(run)
+            run = ""
+        run += word
+    if run:
+        parts.append(run)
+    return [p.strip() for p in parts if p.strip()]
 
 
 def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["Engine"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type[Engine]:
     if name == "Engine":
         from engine.service import Engine
 

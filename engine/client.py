@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import aiohttp
 
@@ -46,17 +46,17 @@ class EngineClient:
     async def __aenter__(self) -> "EngineClient":
         return await self.start()
 
-    async def __aexit__(self, *_exc) -> None:
+    async def __aexit__(self, *_exc: object) -> None:
         await self.close()
 
     @staticmethod
-    def _body(question: Question, stream: bool) -> dict:
+    def _body(question: Question, stream: bool) -> dict[str, Any]:
         body = {"question": question.text, "channel": question.channel, "conversation_id": question.conversation_id,
                 "user_id": question.user_id, "title": question.title, "kb": question.kb, "link": question.link,
                 "stream": stream}
         return {k: v for k, v in body.items() if v is not None}
 
-    async def _request(self, method: str, path: str, body: dict | None = None,
+    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None,
                        request_id: str | None = None) -> aiohttp.ClientResponse:
         """Send one request; connection failures and 502-504 become EngineUnavailable, other errors EngineError."""
         headers = {"X-Request-Id": request_id} if request_id else {}
@@ -75,16 +75,18 @@ class EngineClient:
             raise EngineError(response.status, message)
         return response
 
-    async def _json(self, method: str, path: str, body: dict | None = None):
+    async def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The engine's JSON reply (every route it calls answers with an object)."""
         async with await self._request(method, path, body) as response:
-            return await response.json()
+            data: dict[str, Any] = await response.json()
+            return data
 
     async def answer(self, question: Question) -> Answer:
         response = await self._request("POST", "/v1/answer", self._body(question, False), question.request_id)
         async with response:
             return Answer.from_dict(await response.json())
 
-    async def answer_stream(self, question: Question) -> AsyncIterator[dict]:
+    async def answer_stream(self, question: Question) -> AsyncIterator[dict[str, Any]]:
         response = await self._request("POST", "/v1/answer", self._body(question, True), question.request_id)
         event = None
         try:
@@ -105,14 +107,14 @@ class EngineClient:
         finally:
             response.release()
 
-    async def status(self) -> dict:
+    async def status(self) -> dict[str, Any]:
         return await self._json("GET", "/v1/status")
 
-    async def channel_settings(self, platform: str) -> dict[str, dict]:
+    async def channel_settings(self, platform: str) -> dict[str, dict[str, bool | None]]:
         return await self._json("GET", f"/v1/channels/{platform}")
 
     async def set_channel_settings(self, platform: str, channel_id: str, changes: dict[str, bool | None],
-                                   by: str | None = None) -> dict:
+                                   by: str | None = None) -> dict[str, bool | None]:
         check_channel_settings(changes)
         body = dict(changes, **({"by": by} if by else {}))
         return await self._json("PUT", f"/v1/channels/{platform}/{channel_id}", body)
@@ -136,7 +138,7 @@ class EngineClient:
     async def feedback(self, answer_id: str, user_id: str, vote: int, comment: str | None = None) -> bool:
         if vote not in (1, -1):
             raise ValueError("vote must be 1 or -1")
-        body = {"answer_id": answer_id, "user_id": user_id, "vote": vote}
+        body: dict[str, Any] = {"answer_id": answer_id, "user_id": user_id, "vote": vote}
         if comment is not None:
             body["comment"] = comment
         try:

@@ -23,10 +23,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -51,6 +61,11 @@ class ConfigError(Exception):
 #: What an API key may be allowed to do: ask and vote (frontends), review answers and golden
 #: records, administer (fine-tuning, activations, the GitHub App's switches).
 ROLES = ("answer", "review", "admin")
+Role = Literal["answer", "review", "admin"]
+
+
+def _answer_role_only() -> list[Role]:
+    return ["answer"]
 
 
 class ApiKey(BaseModel):
@@ -60,7 +75,7 @@ class ApiKey(BaseModel):
 
     key: SecretStr
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")] | None = None
-    roles: list[Literal["answer", "review", "admin"]] = Field(default_factory=lambda: ["answer"], min_length=1)
+    roles: list[Role] = Field(default_factory=_answer_role_only, min_length=1)
 
     @field_validator("key")
     @classmethod
@@ -189,7 +204,7 @@ class AnswerSettings(_Part):
     gemini_api_key: SecretStr | None = None
     gemini_base_url: AnyHttpUrl | None = Field(default=None, description="Override the Gemini API endpoint.")
     openai_api_key: SecretStr | None = None
-    openai_base_url: AnyHttpUrl = Field(default="https://api.openai.com/v1", description="Any OpenAI-compatible server.")
+    openai_base_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://api.openai.com/v1"), description="Any OpenAI-compatible server.")
     llm_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
     llm_retries: Annotated[int, Field(ge=1, le=10)] = 3
     llm_context_window: Annotated[int, Field(ge=512)] | None = Field(
@@ -295,7 +310,7 @@ class WebSettings(_Part):
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
-    def _proxies(cls, value):
+    def _proxies(cls, value: object) -> object:
         if isinstance(value, str):
             text = value.strip()
             return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
@@ -303,7 +318,7 @@ class WebSettings(_Part):
 
     @field_validator("api_keys", mode="before")
     @classmethod
-    def _plain_keys(cls, value):
+    def _plain_keys(cls, value: object) -> object:
         if isinstance(value, list):
             return [{"key": item} if isinstance(item, (str, SecretStr)) else item for item in value]
         return value
@@ -335,7 +350,7 @@ class DiscordSettings(_Part):
 
     @field_validator("guild_ids", mode="before")
     @classmethod
-    def _guild_ids(cls, value):
+    def _guild_ids(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
         text = value.strip()
@@ -360,7 +375,7 @@ class GitHubSettings(_Part):
     private_key_file: Path | None = Field(default=None, description="Or a file holding it.")
     webhook_secret: SecretStr | None = Field(default=None, description="Secret every delivery's X-Hub-Signature-256 is checked against.")
     app_slug: str | None = Field(default=None, description="The App's slug: `@<slug>` in a comment asks it a follow-up.")
-    api_url: AnyHttpUrl = Field(default="https://api.github.com", description="REST base (GitHub Enterprise: https://HOST/api/v3).")
+    api_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://api.github.com"), description="REST base (GitHub Enterprise: https://HOST/api/v3).")
     graphql_url: AnyHttpUrl | None = Field(default=None, description="GraphQL endpoint; <api url>/graphql when unset.")
     categories: list[str] = Field(default_factory=lambda: ["q-a"], description="Discussion categories answered (slugs or names); [] for all.")
     opt_in: bool = Field(default=False, description="Answer only when the author ticked the opt-in box in the form.")
@@ -462,7 +477,7 @@ class Settings(BaseModel):
         _check_providers(copy)
         return copy
 
-    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Settings:
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Settings:
         """As :meth:`replace` when given ``update`` (by flat name), so a copy is never left unchecked."""
         return self.replace(**update) if update else super().model_copy(deep=deep)
 
@@ -503,8 +518,8 @@ def _read_parts(values: dict[str, Any], env_file: Any) -> dict[str, _Part]:
         except ValidationError as error:
             problems.extend(_describe(error, cls))
         except SettingsError as error:  # a list or dict setting that is not valid JSON
-            field = re.search(r'field "(\w+)"', str(error))
-            name = cls.variable(field.group(1)) if field else f"a {cls.model_config['env_prefix']} setting"
+            named = re.search(r'field "(\w+)"', str(error))
+            name = cls.variable(named.group(1)) if named else f"a {cls.model_config['env_prefix']} setting"
             problems.append(f"{name}: not valid JSON (lists and objects are written as JSON)")
     if problems:
         raise ConfigError(f"bad setting {'; '.join(problems)}")
@@ -528,6 +543,6 @@ def _describe(error: ValidationError, part: type[_Part]) -> list[str]:
     return parts
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:  # Any: pydantic validates each one
     """Read and validate the settings; raise :class:`ConfigError` with one line if any is bad."""
     return Settings(**overrides)

@@ -13,19 +13,23 @@ import json
 import logging
 import sys
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, TextIO
 
 from pydantic import BaseModel, SecretStr
 
-CORRELATION = contextvars.ContextVar("firstreply_correlation_id", default=None)
+if TYPE_CHECKING:
+    from engine.config import Settings
+
+CORRELATION: contextvars.ContextVar[str | None] = contextvars.ContextVar("firstreply_correlation_id", default=None)
 REDACTED = "[redacted]"
 QUIET_UNLESS_DEBUGGING = ("httpx", "alembic", "sentence_transformers")
 
 
-def secrets_of(settings) -> list[str]:
+def secrets_of(settings: Settings) -> list[str]:
     """Every secret value the settings hold (keys, tokens, the webhook secret, the private key)."""
     values: list[str] = []
 
-    def collect(value) -> None:
+    def collect(value: object) -> None:
         if isinstance(value, SecretStr):
             if value.get_secret_value():
                 values.append(value.get_secret_value())
@@ -61,7 +65,7 @@ class ContextFilter(logging.Filter):
         self.redact = Redactor(secrets).redact
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.correlation_id = CORRELATION.get()
+        record.__dict__["correlation_id"] = CORRELATION.get()  # an extra attribute, as logging's `extra=` sets
         message = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
@@ -75,8 +79,9 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
                  "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
-        if getattr(record, "correlation_id", None):
-            entry["id"] = record.correlation_id
+        correlation = getattr(record, "correlation_id", None)
+        if correlation:
+            entry["id"] = correlation
         if record.exc_text:
             entry["exception"] = record.exc_text
         return json.dumps(entry, ensure_ascii=False)
@@ -92,7 +97,7 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{correlation}]" if correlation else line
 
 
-def configure(settings, stream=None) -> logging.Handler:
+def configure(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
     """Send every logger's records through one handler; returns it (tests read what it wrote)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ContextFilter(secrets_of(settings)))

@@ -6,9 +6,12 @@ jobs and queue, in ``github_app.metrics``), and gauges it reads at scrape time t
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from engine.answer.model import Answer
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -47,7 +50,7 @@ class Metrics:
         for hook in self._scrape_hooks:
             await hook()
 
-    def answered(self, answer, channel: str) -> None:
+    def answered(self, answer: Answer, channel: str) -> None:
         self.answers.labels(channel, answer.model, str(answer.abstained).lower()).inc()
         if answer.abstained:
             self.abstentions.labels(channel).inc()

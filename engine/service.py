@@ -20,7 +20,7 @@ import dataclasses
 import time
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, TypeVar
 
 from engine.answer.assisted_retrieval import AssistSettings, StepBudget
 from engine.answer.citations import strip_markers
@@ -37,15 +37,17 @@ from engine.llm.factory import build_chain
 from engine.logs import Redactor, secrets_of
 from engine.metrics import Metrics
 from engine.protocol import check_channel_settings
-from engine.store.repository import Store
 from engine.review.service import ReviewService
+from engine.store.repository import Store
 from engine.store.review import ReviewStore
 from engine.store.shared_secrets import SharedSecrets
 from engine.store.tuning import TuningStore
 from engine.tuning.service import TuningService
 
 if TYPE_CHECKING:  # ingesting is imported when it is used: a cold `firstreply ask` reads no sources
-    from engine.index.build import IngestReport, Progress
+    from engine.index.build import IngestReport
+    from engine.ingest.reader import Progress
+    from engine.web import ReviewExtension
 
 
 LOCAL_REFRESH_SECONDS = 1.0  # how often a server on an embedded store looks for an ingest another process finished
@@ -69,6 +71,9 @@ def ingested_kbs(settings: Settings) -> list[str]:
     return sorted(p.name for p in root.iterdir() if KB_NAME.match(p.name) and (p / "manifest.json").is_file())
 
 
+T = TypeVar("T")
+
+
 class Engine:
     def __init__(self, settings: Settings | None = None, *, pinned_kb: bool = False) -> None:
         self.settings = settings or load_settings()
@@ -81,7 +86,7 @@ class Engine:
         self.chain: ProviderChain | None = None
         self.pipeline: AnswerPipeline | None = None
         self._review: ReviewService | None = None
-        self.review_extensions: list = []  # frontends' parts of the review pages (engine.web.ReviewExtension)
+        self.review_extensions: list[ReviewExtension] = []  # frontends' parts of the review pages
         self._tuning: TuningService | None = None
         self.metrics = Metrics()
         self._golden_lock = asyncio.Lock()
@@ -107,7 +112,7 @@ class Engine:
         onnx, quantized = self.settings.data_dir / "onnx", self.settings.query_encoder == "onnx-int8"
         if self.settings.query_encoder != "torch" and self.embedder.use_cold_queries(onnx, quantized):
             return
-        self.embedder.model
+        _ = self.embedder.model  # a cached property: reading it loads the model
         if self.settings.query_encoder != "torch":
             self.embedder.use_onnx_for_queries(onnx, quantized=quantized)
 
@@ -184,7 +189,9 @@ class Engine:
 
     async def _current_retriever(self, kb: str) -> Retriever:
         """The knowledge base's retriever; with a shared Chroma server, rebuilt when another replica changed the vectors."""
-        retriever = self._retrievers.get(kb) or await asyncio.to_thread(self.retriever, kb)  # first use loads it
+        retriever = self._retrievers.get(kb)
+        if retriever is None:  # first use loads it
+            retriever = await asyncio.to_thread(self.retriever, kb)
         if self.settings.chroma_url is None:
             return await self._current_local_retriever(kb, retriever)
         now = time.monotonic()
@@ -281,7 +288,8 @@ class Engine:
         self.chain = build_chain(self.settings, self._chain_specs)
         self.pipeline = AnswerPipeline(self.answer_search, self.chain, self.store, pipeline_settings, metrics=self.metrics)
 
-    def _started(self, part):
+    @staticmethod
+    def _started(part: T | None) -> T:
         if part is None:
             raise RuntimeError("start() the engine first: its services open with the database")
         return part
@@ -307,7 +315,7 @@ class Engine:
     async def __aenter__(self) -> "Engine":
         return await self.start()
 
-    async def __aexit__(self, *_exc) -> None:
+    async def __aexit__(self, *_exc: object) -> None:
         await self.close()
 
     def _in_kb(self, question: Question) -> Question:
@@ -320,7 +328,7 @@ class Engine:
         assert self.pipeline is not None
         return await self.pipeline.answer(self._in_kb(question))
 
-    async def answer_stream(self, question: Question) -> AsyncIterator[dict]:
+    async def answer_stream(self, question: Question) -> AsyncIterator[dict[str, Any]]:
         await self.start()
         await self._follow_activation()
         assert self.pipeline is not None
@@ -338,7 +346,7 @@ class Engine:
         return await self.store.vote(answer_id, pseudonym(user_id, self._user_salt()) or "", vote, comment,
                                      conversation_prefix)
 
-    async def status(self) -> dict:
+    async def status(self) -> dict[str, Any]:
         """What an admin wants at a glance: index size, the model answering, answers logged."""
         await self.start()
         await self._follow_activation()
@@ -347,13 +355,13 @@ class Engine:
         return {"kb": self.settings.kb, "index_chunks": chunks, "model": self.chain.primary.name,
                 "providers": [p.name for p in self.chain.providers], "answers": await self.store.count_answers()}
 
-    async def channel_settings(self, platform: str) -> dict[str, dict]:
+    async def channel_settings(self, platform: str) -> dict[str, dict[str, bool | None]]:
         await self.start()
         assert self.store is not None
         return await self.store.channel_settings(platform)
 
     async def set_channel_settings(self, platform: str, channel_id: str, changes: dict[str, bool | None],
-                                   by: str | None = None) -> dict:
+                                   by: str | None = None) -> dict[str, bool | None]:
         check_channel_settings(changes)
         await self.start()
         assert self.store is not None
@@ -400,7 +408,7 @@ class Engine:
                 self._retrievers.pop(kb, None)
             return changed
 
-    def register_review_extension(self, extension) -> None:
+    def register_review_extension(self, extension: ReviewExtension) -> None:
         """Add a frontend's part to the review pages (an :class:`engine.web.ReviewExtension`, e.g. the GitHub
         App's drafts): its detail beside each answer, its figures in the overview, its "post" action. It replaces
         an extension of the same name (an app built again on this engine)."""

@@ -38,13 +38,13 @@ class ReviewExtension(Protocol):
     async def detail(self, answer_id: str) -> Any | None:
         """What the answer page shows about this answer (an object with attributes), or None."""
 
-    def summary(self, part: Any) -> dict:
+    def summary(self, part: Any) -> dict[str, Any]:
         """What an answer's JSON (``GET /api/v1/answers/{id}``) shows of ``detail``'s result."""
 
-    async def overview(self, since: datetime) -> dict:
+    async def overview(self, since: datetime) -> dict[str, Any]:
         """The overview's figures since ``since``."""
 
-    async def post_draft(self, answer_id: str, by: str, body: str | None = None) -> dict | None:
+    async def post_draft(self, answer_id: str, by: str, body: str | None = None) -> dict[str, Any] | None:
         """Approve the draft made for this answer (``body``: a maintainer's corrected text) and have it posted;
         returns the audit record's detail (e.g. ``{"reply": 12}``), None when no draft was made for this answer,
         or raises :class:`DraftConflict` when the draft is no longer waiting."""

@@ -133,7 +133,7 @@ class GitHubClient:
                                                            app_id=str(self.config.app_id), private_key=self.config.private_key)
             except gidgethub.BadRequest as error:
                 if is_rate_limited(int(error.status_code), error.headers):
-                    raise TransientError(f"token exchange rate-limited", status=int(error.status_code),
+                    raise TransientError("token exchange rate-limited", status=int(error.status_code),
                                          retry_after=retry_after(error.headers)) from None
                 raise PermanentError(f"installation {installation_id}: token exchange refused: "
                                      f"HTTP {int(error.status_code)} {error}") from None

@@ -11,9 +11,11 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 from gidgethub.sansio import Event
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from engine.protocol import MAX_QUESTION_CHARS, Answer
 from github_app.config import ReplyPolicy
@@ -48,7 +50,7 @@ def verify_signature(body: bytes, signature: str, secret: str) -> None:
         raise Rejected(401, "the signature does not match the webhook secret")
 
 
-def parse_delivery(headers, body: bytes, secret: str) -> Event:
+def parse_delivery(headers: Mapping[str, str], body: bytes, secret: str) -> Event:
     """Verify ``X-Hub-Signature-256`` over the raw body, then decode it; raise :class:`Rejected` otherwise.
 
     ``headers`` is any mapping with case-insensitive (or lower-case) keys.
@@ -92,19 +94,19 @@ class Route:
 
 def is_own(login: str | None, slug: str) -> bool:
     """Whether a login is this App's bot (``slug[bot]`` in webhooks and REST, ``slug`` in GraphQL)."""
-    return bool(login) and login.lower() in {slug, f"{slug}[bot]"}
+    return bool(login and login.lower() in {slug, f"{slug}[bot]"})
 
 
-def is_bot(user: dict | None) -> bool:
+def is_bot(user: dict[str, Any] | None) -> bool:
     user = user if isinstance(user, dict) else {}
     return user.get("type") == "Bot" or user.get("__typename") == "Bot" or str(user.get("login", "")).endswith("[bot]")
 
 
-def _object(value) -> dict:
+def _object(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def route(event: str, payload: dict, slug: str) -> Route:
+def route(event: str, payload: dict[str, Any], slug: str) -> Route:
     """Decide from the delivery alone what work it asks for (the worker decides the rest with fresh data)."""
     action = payload.get("action")
     if event == "ping":
@@ -133,7 +135,7 @@ def route(event: str, payload: dict, slug: str) -> Route:
     return Route(None, f"event {event!r} is not handled")
 
 
-def job_key(event: str, payload: dict) -> str | None:
+def job_key(event: str, payload: dict[str, Any]) -> str | None:
     """Work on one discussion, or one installation, is done in order: this names which one."""
     discussion, installation = _object(payload.get("discussion")), _object(payload.get("installation"))
     if event in ("discussion", "discussion_comment") and discussion.get("node_id"):
@@ -162,7 +164,7 @@ class Discussion:
     author_is_bot: bool
 
     @classmethod
-    def from_graphql(cls, node: dict) -> "Discussion":
+    def from_graphql(cls, node: dict[str, Any]) -> "Discussion":
         author = node.get("author") or {}
         category = node.get("category") or {}
         return cls(node["id"], node["number"], node.get("title") or "", node.get("body") or "", node.get("url") or "",
@@ -259,12 +261,12 @@ def _code_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return spans
 
 
-def _code_ranges(text: str, tokens=None) -> list[tuple[int, int]]:
+def _code_ranges(text: str, tokens: Sequence[Token] | None = None) -> list[tuple[int, int]]:
     """Where ``text`` (newlines normalised) is code when rendered: fenced and indented blocks, code spans."""
     starts = [0]
     for line in text.split("\n"):
         starts.append(starts[-1] + len(line) + 1)
-    ranges = []
+    ranges: list[tuple[int, int]] = []
     for token in tokens if tokens is not None else _MARKDOWN.parse(text):
         if token.map is None:
             continue
@@ -276,8 +278,9 @@ def _code_ranges(text: str, tokens=None) -> list[tuple[int, int]]:
     return sorted(ranges)
 
 
-def _outside_code(text: str, change, ranges: list[tuple[int, int]]) -> str:
-    pieces, last = [], 0
+def _outside_code(text: str, change: Callable[[str], str], ranges: list[tuple[int, int]]) -> str:
+    pieces: list[str] = []
+    last = 0
     for begin, finish in ranges:
         if begin < last:
             continue
@@ -300,7 +303,7 @@ def _without_code(text: str) -> str:
 # -- mentions of the App ----------------------------------------------------------------------------
 
 
-def _mention(slug: str) -> re.Pattern:
+def _mention(slug: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w@/.-])@{re.escape(slug)}(?:\[bot\])?(?![\w-])", re.IGNORECASE)
 
 
@@ -324,7 +327,7 @@ _AT_ENTITY = re.compile(r"&(?:#0*64|#[xX]0*40|commat);")  # renders as "@"
 _RAW_HTML = re.compile(r"<(?=[A-Za-z/!?])(?![A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*>)(?![^\s<>@]+@[^\s<>@]+>)")
 
 
-def _rendered(text: str) -> tuple[list, str]:
+def _rendered(text: str) -> tuple[list[Token], str]:
     """markdown-it's tokens for ``text``, and the text it renders outside code (for the checks below)."""
     tokens = _MARKDOWN.parse(text)
     words = []
@@ -385,7 +388,7 @@ def with_marker(body: str, trigger_id: str) -> str:
     return f"{body}\n\n{tag}"
 
 
-def has_reply(comments: list[dict], trigger_id: str, slug: str) -> dict | None:
+def has_reply(comments: list[dict[str, Any]], trigger_id: str, slug: str) -> dict[str, Any] | None:
     """The App's existing reply to this trigger among ``comments`` (GraphQL nodes), if any."""
     tag = marker(trigger_id)
     for comment in comments:

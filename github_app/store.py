@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import and_, case, exists, func, or_, select, update
-from sqlalchemy.orm import aliased
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import aliased
 
 from engine.database import MicroBatcher, mark_answer_accepted, sessions, utcnow
 from github_app.models import GitHubInstallation, GitHubJob, GitHubReply, GitHubRepository

@@ -8,11 +8,11 @@ import re
 
 import aiohttp
 import pytest
+from fakes.server import serve
+from pages_support import chromium, needs_chromium
 
 from engine.api.answer_html import allowed_href, render, strip_components
 from firstreply.serve import build_app  # the app `firstreply serve` runs
-from fakes.server import serve
-from pages_support import chromium, needs_chromium
 
 
 def test_markdown_becomes_html_lists_code_and_emphasis():

@@ -3,15 +3,13 @@
 import asyncio
 import random
 
-import pytest
-
 from engine.answer.citations import resolve_citations
 from engine.answer.mentions import defuse_mentions
 from engine.answer.prompt import NOT_IN_CONTEXT, SYSTEM_INSTRUCTION, build_prompt, render
+from engine.index.keywords import keyword_terms
 from engine.llm.base import ContextPassage, Generation, GenerationRequest, ProviderError, StreamEvent, estimate_tokens
 from engine.llm.chain import ProviderChain
 from engine.llm.extractive import ExtractiveProvider, best_passage
-from engine.index.keywords import keyword_terms
 from engine.llm.retry import RetryPolicy, parse_retry_after, with_retries
 
 
@@ -91,7 +89,7 @@ def test_retry_delays_are_jittered_capped_and_honour_retry_after():
     rng = random.Random(1)
     retryable = ProviderError("busy", provider="p", retryable=True)
     delays = [policy.delay(n, retryable, rng) for n in (1, 2, 3)]
-    assert all(0 <= d <= cap for d, cap in zip(delays, (1.0, 2.0, 3.0)))
+    assert all(0 <= d <= cap for d, cap in zip(delays, (1.0, 2.0, 3.0), strict=True))
     assert policy.delay(4, retryable) is None  # attempts used up
     assert policy.delay(1, ProviderError("bad request", provider="p", retryable=False)) is None
     assert policy.delay(1, ProviderError("429", provider="p", retryable=True, retry_after=7)) == 7

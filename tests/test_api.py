@@ -5,14 +5,14 @@ import json
 
 import aiohttp
 import pytest
+from fakes import gemini
+from fakes.server import serve
 
 from engine.answer.model import Question
-from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.api.ratelimit import TokenBuckets
 from engine.client import EngineClient, EngineUnavailable
 from engine.protocol import Answerer, UnknownAnswer
-from fakes import gemini
-from fakes.server import serve
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 
 KEY = "sk-test-123"
 CAMERA = "How do I zoom the camera in?"

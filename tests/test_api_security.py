@@ -8,12 +8,12 @@ import json
 
 import aiohttp
 import pytest
-
-from engine.answer.model import Question
-from firstreply.serve import build_app  # the app `firstreply serve` runs
-from engine.store.review import AnswerFilter
 from fakes.server import serve
 from tests_support import Browser
+
+from engine.answer.model import Question
+from engine.store.review import AnswerFilter
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 
 KEY = "sk-security-1"
 CAMERA = "How do I zoom the camera in?"

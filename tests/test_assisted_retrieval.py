@@ -6,16 +6,22 @@ import json
 import threading
 
 import pytest
+from fakes import gemini, openai
+from fakes.server import serve
 from sqlalchemy import select
 
 from engine.answer.assisted_retrieval import (
-    HYDE_SYSTEM, RERANK_SYSTEM, REWRITE_ALL_SYSTEM, fuse_hits, parse_ranking, rerank_prompt, rewrite_prompt,
+    HYDE_SYSTEM,
+    RERANK_SYSTEM,
+    REWRITE_ALL_SYSTEM,
+    fuse_hits,
+    parse_ranking,
+    rerank_prompt,
+    rewrite_prompt,
 )
 from engine.answer.model import Question
 from engine.llm.base import estimate_tokens
 from engine.store.models import AnswerRecord
-from fakes import gemini, openai
-from fakes.server import serve
 
 CAMERA = "How do I zoom the camera in?"
 

@@ -2,7 +2,8 @@
 
 import re
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.messages import DISCORD_LIMIT, answer_messages, split_message
 from bot.triggers import Incoming, TriggerConfig, decide, strip_mention

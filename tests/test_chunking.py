@@ -181,7 +181,7 @@ def test_pieces_of_a_long_paragraph_have_their_own_line_ranges():
     lines = [f"Sentence number {i} says a few more words about the thing." for i in range(40)]
     chunks = chunk_document(doc_with([Block("\n".join(lines), 10, 49)]), words, 64)
     assert len(chunks) > 2
-    for before, after in zip(chunks, chunks[1:]):
+    for before, after in zip(chunks, chunks[1:], strict=False):
         assert before.end_line < after.start_line  # no two pieces claim the same lines
     for chunk in chunks:
         first = int(chunk.text.split("Sentence number ", 2)[1].split()[0])

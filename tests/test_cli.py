@@ -271,8 +271,8 @@ def test_a_full_disk_during_ingest_says_the_disk_is_full(env, sample_project, mo
 
 def test_serve_answers_from_what_was_ingested_and_says_loudly_when_nothing_was(tmp_path):
     """Issue 15 item 2: `serve` answered from an empty "default" knowledge base without a word."""
-    from firstreply.cli.serve import serving_plan
     from engine.config import Settings
+    from firstreply.cli.serve import serving_plan
 
     settings = Settings(data_dir=tmp_path / "state", _env_file=None)
     same, warning = serving_plan(settings, pinned=False)
@@ -294,9 +294,10 @@ async def test_ask_uses_the_server_running_on_the_same_data_folder(make_engine, 
     loading torch and the model again; a marker left by a dead server is ignored."""
     import asyncio
 
-    from firstreply.serve import build_app  # the app `firstreply serve` runs
-    from firstreply.local_server import MARKER, announce, running_server
     from fakes.server import serve
+
+    from firstreply.local_server import MARKER, announce, running_server
+    from firstreply.serve import build_app  # the app `firstreply serve` runs
 
     state = tmp_path / "cli-state"
     monkeypatch.chdir(tmp_path)

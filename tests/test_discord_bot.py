@@ -6,11 +6,11 @@ import contextlib
 import discord
 import pytest
 import yarl
+from fakes.discord import FRAMES, FakeDiscord
+from fakes.server import serve
 
 from bot.client import APOLOGY, BotConfig, FirstReplyBot
 from engine.client import EngineClient
-from fakes.discord import FRAMES, FakeDiscord
-from fakes.server import serve
 
 pytestmark = pytest.mark.skipif(not FRAMES.is_dir(), reason="../shared/fixtures/discord is absent")
 
@@ -289,8 +289,8 @@ async def test_firstreply_discord_runs_the_bot_and_a_bad_token_is_one_line(index
 
 
 async def test_serve_starts_the_bot_when_a_token_is_set_and_refuses_a_bad_one(make_engine):
-    from firstreply.serve import build_app
     from engine.config import ConfigError
+    from firstreply.serve import build_app
 
     fake = FakeDiscord(token="good-token")
     base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
@@ -383,9 +383,9 @@ async def test_admins_see_status_and_turn_a_help_channel_on_for_good(make_engine
 
 async def test_the_sharded_bot_answers_the_same_way(make_engine):
     """FIRSTREPLY_DISCORD_SHARD_COUNT makes the bot an AutoShardedClient; the gateway sees the shard in IDENTIFY."""
-    from bot.client import ShardedFirstReplyBot
-
     from fakes.discord import shard_of
+
+    from bot.client import ShardedFirstReplyBot
 
     async with make_engine() as engine, running(engine, bot_class=ShardedFirstReplyBot, shard_count=2) as (fake, bot):
         assert isinstance(bot, discord.AutoShardedClient) and bot.shard_count == 2
@@ -397,9 +397,10 @@ async def test_the_sharded_bot_answers_the_same_way(make_engine):
 
 # -- what the real Discord refuses (issue 14): each of these failed against the strict fake before the fix ------------
 
+from fakes.discord import EPHEMERAL  # noqa: E402
+
 from engine.answer.model import Answer, Citation  # noqa: E402
 from engine.client import EngineError, EngineUnavailable  # noqa: E402
-from fakes.discord import EPHEMERAL  # noqa: E402
 
 
 class Scripted(AnswererDouble):

@@ -11,8 +11,17 @@ import zlib
 
 import aiohttp
 import pytest
-
-from fakes.discord import FRAMES, EPHEMERAL, GUILD_MEMBERS, GUILD_MESSAGES, GUILDS, MESSAGE_CONTENT, FakeDiscord, NotRegistered, shard_of
+from fakes.discord import (
+    EPHEMERAL,
+    FRAMES,
+    GUILD_MEMBERS,
+    GUILD_MESSAGES,
+    GUILDS,
+    MESSAGE_CONTENT,
+    FakeDiscord,
+    NotRegistered,
+    shard_of,
+)
 from fakes.server import serve
 
 pytestmark = pytest.mark.skipif(not FRAMES.is_dir(), reason="../shared/fixtures/discord is absent")

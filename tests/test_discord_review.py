@@ -14,13 +14,23 @@ import types
 
 import aiohttp
 import pytest
+from fakes.discord import (
+    CREATE_PUBLIC_THREADS,
+    EMBED_LINKS,
+    EPHEMERAL,
+    FRAMES,
+    MANAGE_THREADS,
+    SEND_MESSAGES,
+    SEND_MESSAGES_IN_THREADS,
+    VIEW_CHANNEL,
+    FakeDiscord,
+    NotRegistered,
+)
+from fakes.server import serve
+from test_discord_bot import QUESTION, Scripted, answered_message, running
 
 from bot.client import BotConfig
 from engine.answer.model import Answer
-from fakes.discord import (CREATE_PUBLIC_THREADS, EMBED_LINKS, EPHEMERAL, FRAMES, MANAGE_THREADS, SEND_MESSAGES,
-                           SEND_MESSAGES_IN_THREADS, VIEW_CHANNEL, FakeDiscord, NotRegistered)
-from fakes.server import serve
-from test_discord_bot import QUESTION, Scripted, answered_message, running
 
 pytestmark = pytest.mark.skipif(not FRAMES.is_dir(), reason="../shared/fixtures/discord is absent")
 

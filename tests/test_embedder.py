@@ -25,13 +25,13 @@ def test_tampered_weights_are_refused_before_loading(tmp_path):
         handle.seek(1000)
         handle.write(b"\x00\x01\x02")
     with pytest.raises(EmbeddingModelError, match="have SHA-256"):
-        Embedder(str(copy), expected_sha256=PACKAGED_WEIGHTS_SHA256).model
+        _ = Embedder(str(copy), expected_sha256=PACKAGED_WEIGHTS_SHA256).model  # loading checks the weights
 
 
 def test_an_unknown_model_name_fails_without_downloading(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
     with pytest.raises(EmbeddingModelError, match="can't load embedding model"):
-        Embedder("someone/not-a-local-model").model
+        _ = Embedder("someone/not-a-local-model").model  # loading looks for it
     assert not any((tmp_path / "hf").rglob("*.safetensors"))
 
 
@@ -137,11 +137,11 @@ def test_queries_stay_on_pytorch_when_onnx_cannot_be_used(tmp_path, monkeypatch,
 
 def test_the_cold_query_encoder_gives_the_models_vectors_from_a_verified_graph_only(embedder, tmp_path):
     """Issue 15 item 13: the torch-free encoder of `firstreply ask` uses only a graph that agreed with PyTorch."""
+    from pathlib import Path
+
     import numpy as np
 
     from engine.index.embedder import Embedder
-    from pathlib import Path
-
     from engine.index.onnx_queries import ColdQueryEncoder, OnnxQueryEncoder, verified_graph
 
     cache = tmp_path / "onnx"

@@ -8,8 +8,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import SHARED
+
 from firstreply.cli import cli
 
 PAYLOAD = SHARED / "eval" / "payload"

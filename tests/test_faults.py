@@ -9,15 +9,15 @@ import subprocess
 
 import aiohttp
 import pytest
-
-from engine.answer.model import Question
-from firstreply.serve import build_app  # the app `firstreply serve` runs
-from engine.config import Settings
-from engine.index.vectors import VectorStore
-from engine.service import Engine
 from fakes import gemini
 from fakes.server import serve
 from test_chroma_server import CHROMA, chroma_server, free_port  # noqa: F401 - the fixture
+
+from engine.answer.model import Question
+from engine.config import Settings
+from engine.index.vectors import VectorStore
+from engine.service import Engine
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 
 CAMERA = "How do I zoom the camera in?"
 

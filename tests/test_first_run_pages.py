@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from fakes.server import serve
 
 from firstreply.serve import build_app  # the app `firstreply serve` runs
-from fakes.server import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [

@@ -15,16 +15,16 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from fakes.github import SCHEMA, FakeGitHub, Fault, secondary_limit
+from fakes.server import serve
 from sqlalchemy import func, select
+from tests_support import key_with_every_role
 
-from firstreply.serve import build_app
 from engine.store.models import AnswerRecord
+from firstreply.serve import build_app
+from github_app import sansio
 from github_app.models import GitHubInstallation, GitHubJob, GitHubReply, GitHubRepository
 from github_app.store import GitHubStore
-from tests_support import key_with_every_role
-from fakes.github import SCHEMA, Fault, FakeGitHub, secondary_limit
-from fakes.server import serve
-from github_app import sansio
 
 PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "github" / "payload-examples" / "api.github.com"
 SECRET = "webhook-secret-for-tests"
@@ -382,7 +382,7 @@ async def test_who_and_what_is_not_answered(app_harness):
         "D_locked": (qa_discussion("D_locked", 11, locked=True), "skipped: the discussion is locked"),
         "D_bot": (qa_discussion("D_bot", 12, user={"login": "renovate[bot]", "type": "Bot"}), "skipped: the author is a bot"),
     }
-    for node_id, (data, _) in cases.items():
+    for data, _ in cases.values():
         h.github.add_discussion_from_payload(data)
         await h.deliver("discussion", data)
     outcomes = {j.payload["discussion"]["node_id"]: j.outcome for j in await h.settle()}
@@ -628,7 +628,7 @@ async def test_a_burst_of_deliveries_is_queued_in_few_transactions_and_each_deli
         assert ids[60:] == [None, None, None]
         jobs = await store.jobs(limit=500)
         assert len(jobs) == 61 and sorted(j.delivery_id for j in jobs) == sorted(["early", *deliveries[:60]])
-        assert {j.id: j.payload["n"] for j in jobs if j.delivery_id != "early"} == dict(zip(ids[:60], range(60)))
+        assert {j.id: j.payload["n"] for j in jobs if j.delivery_id != "early"} == dict(zip(ids[:60], range(60), strict=True))
     finally:
         await database.dispose()
 

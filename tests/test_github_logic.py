@@ -10,11 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
+from fakes.github import SCHEMA, github_schema
 from graphql import parse, validate
 
 from engine.answer.model import Answer, Citation
 from engine.config import ConfigError, GitHubSettings, Settings
-from fakes.github import SCHEMA, github_schema
 from github_app import graphql as documents
 from github_app import sansio
 from github_app.api import is_rate_limited, is_secondary_limit, retry_after
@@ -230,7 +230,7 @@ def test_a_huge_answer_is_cut_to_fit_githubs_comment_limit():
 def test_backoff_grows_is_jittered_capped_and_honours_retry_after():
     rng = random.Random(7)
     delays = [backoff(n, 2.0, rng=rng) for n in range(1, 6)]
-    assert all(2.0 * 2 ** (n - 1) * 0.5 <= d <= 2.0 * 2 ** (n - 1) for n, d in zip(range(1, 6), delays))
+    assert all(2.0 * 2 ** (n - 1) * 0.5 <= d <= 2.0 * 2 ** (n - 1) for n, d in zip(range(1, 6), delays, strict=True))
     assert backoff(40, 2.0, rng=rng) <= MAX_BACKOFF_SECONDS
     assert backoff(1, 2.0, 60.0, rng=rng) == 60.0
 
@@ -252,7 +252,7 @@ def test_a_secondary_rate_limit_is_recognised_by_its_message_and_waited_out_for_
     assert not is_secondary_limit(403, {"retry-after": "30"}, message)  # GitHub said how long: Retry-After rules
     assert not is_secondary_limit(403, {"x-ratelimit-remaining": "0"}, message)  # the primary limit: wait for the reset
     waits = [secondary_limit_wait(n, 60.0) for n in range(1, 5)]
-    assert waits[0] >= 60.0 and all(b >= 2 * a * 0.99 for a, b in zip(waits, waits[1:]))
+    assert waits[0] >= 60.0 and all(b >= 2 * a * 0.99 for a, b in zip(waits, waits[1:], strict=False))  # each with the next
     assert secondary_limit_wait(40, 60.0) <= MAX_BACKOFF_SECONDS
 
 

@@ -18,14 +18,15 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-
-from firstreply.serve import build_app
-from engine.store.database import create_engine
-from github_app.store import GitHubStore
-from tests_support import key_with_every_role
 from fakes.github import FakeGitHub
 from fakes.server import serve
-from test_github_app import APP_ID, KEY, SECRET, SLUG, pytestmark as needs_fixtures, qa_discussion, sign
+from test_github_app import APP_ID, KEY, SECRET, SLUG, qa_discussion, sign
+from test_github_app import pytestmark as needs_fixtures
+from tests_support import key_with_every_role
+
+from engine.store.database import create_engine
+from firstreply.serve import build_app
+from github_app.store import GitHubStore
 
 pytestmark = [pytest.mark.subprocess, needs_fixtures]
 FIRSTREPLY = Path(sys.executable).with_name("firstreply")

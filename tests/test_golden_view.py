@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import aiohttp
+from fakes.server import serve
 
 from engine.answer.model import Question
 from firstreply.serve import build_app  # the app `firstreply serve` runs
-from fakes.server import serve
 
 
 async def test_an_approved_answer_becomes_a_golden_record_without_its_old_markers(make_engine):

@@ -1,7 +1,6 @@
 """Ingest the sample project into embedded Chroma with the real model, then search and answer it."""
 
 import subprocess
-from pathlib import Path
 
 import pytest
 

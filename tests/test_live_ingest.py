@@ -12,10 +12,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-
-from firstreply.serve import build_app  # the app `firstreply serve` runs
-from engine.config import Settings
 from fakes.server import serve
+
+from engine.config import Settings
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 
 FIRSTREPLY = str(Path(sys.executable).with_name("firstreply"))
 pytestmark = pytest.mark.subprocess

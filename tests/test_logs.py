@@ -8,12 +8,12 @@ import logging
 
 import aiohttp
 import pytest
-
-from firstreply.serve import build_app  # the app `firstreply serve` runs
-from engine.config import Settings
-from engine.logs import CORRELATION, REDACTED, configure
 from fakes import gemini
 from fakes.server import serve
+
+from engine.config import Settings
+from engine.logs import CORRELATION, REDACTED, configure
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 
 
 @pytest.fixture

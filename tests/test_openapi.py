@@ -9,15 +9,15 @@ import itertools
 import aiohttp
 import jsonschema
 import pytest
+from fakes.server import serve
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-
-from firstreply.serve import build_app
-from engine.api.openapi import document
-from engine.api.auth import PUBLIC_PREFIXES
-from engine.api.pages import is_page
 from tests_support import key_with_every_role
-from fakes.server import serve
+
+from engine.api.auth import PUBLIC_PREFIXES
+from engine.api.openapi import document
+from engine.api.pages import is_page
+from firstreply.serve import build_app
 
 KEY = "sk-openapi"
 
@@ -139,33 +139,37 @@ async def test_generated_requests_agree_with_the_document(api):
     headers = {"Authorization": f"Bearer {KEY}"}
     failures: list[str] = []
 
+    def fuzz_operation(operation, mode, leave_out) -> int:
+        calls = 0
+
+        @settings(max_examples=10, deadline=None, database=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy(mode))
+        def call(case) -> None:
+            nonlocal calls
+            response = case.call(base_url=url, headers=headers, timeout=60)
+            calls += 1
+            try:
+                case.validate_response(response, checks=every, excluded_checks=leave_out, headers=headers)
+            except BaseException as group:  # schemathesis raises a FailureGroup, a BaseExceptionGroup
+                for failure in getattr(group, "exceptions", [group]):
+                    if refused_for_state(operation.label, failure, response):
+                        continue
+                    failures.append(f"{operation.label} ({mode.value}) -> {response.status_code}: "
+                                    f"{type(failure).__name__}: {str(getattr(failure, 'message', failure))[:300]}"
+                                    f"\n    {case.method} {case.formatted_path} query={case.query} body={str(case.body)[:200]}")
+
+        try:
+            call()
+        except Unsatisfiable:  # nothing to get wrong (e.g. GET /healthz has no input): no invalid requests
+            assert mode == schemathesis.GenerationMode.NEGATIVE
+        return calls
+
     def fuzz() -> int:
         calls = 0
         for result, mode in itertools.product(list(schema.get_all_operations()), schemathesis.GenerationMode):
             operation = result.ok()
-            leave_out = excluded.get(operation.label, [])
-
-            @settings(max_examples=10, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
-            @given(case=operation.as_strategy(mode))
-            def call(case) -> None:
-                nonlocal calls
-                response = case.call(base_url=url, headers=headers, timeout=60)
-                calls += 1
-                try:
-                    case.validate_response(response, checks=every, excluded_checks=leave_out, headers=headers)
-                except BaseException as group:  # schemathesis raises a FailureGroup, a BaseExceptionGroup
-                    for failure in getattr(group, "exceptions", [group]):
-                        if refused_for_state(operation.label, failure, response):
-                            continue
-                        failures.append(f"{operation.label} ({mode.value}) -> {response.status_code}: "
-                                        f"{type(failure).__name__}: {str(getattr(failure, 'message', failure))[:300]}"
-                                        f"\n    {case.method} {case.formatted_path} query={case.query} body={str(case.body)[:200]}")
-
-            try:
-                call()
-            except Unsatisfiable:  # nothing to get wrong (e.g. GET /healthz has no input): no invalid requests
-                assert mode == schemathesis.GenerationMode.NEGATIVE
+            calls += fuzz_operation(operation, mode, excluded.get(operation.label, []))
         return calls
 
     calls = await asyncio.to_thread(fuzz)

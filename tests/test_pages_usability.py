@@ -5,11 +5,11 @@ phone (390 px) nothing is wider than the screen and the whole navigation is reac
 from __future__ import annotations
 
 import pytest
+from fakes.server import serve
+from pages_support import browser_only, chromium, horizontal_overflow, low_contrast, sign_in, unnamed_controls
 
 from engine.answer.model import Question
 from firstreply.serve import build_app  # the app `firstreply serve` runs
-from fakes.server import serve
-from pages_support import browser_only, chromium, horizontal_overflow, low_contrast, sign_in, unnamed_controls
 
 pytestmark = browser_only
 CAMERA = "How do I zoom the camera in?"

@@ -1,8 +1,9 @@
 """Parsers take whatever a repository holds: on any text they return blocks inside the file, never raise."""
 
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from conftest import words
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from engine.ingest.chunking import chunk_document
 from engine.ingest.markdown import parse_markdown
 from engine.ingest.plaintext import parse_text

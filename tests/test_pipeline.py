@@ -1,13 +1,13 @@
 """The answer pipeline end to end: retrieval, prompt, providers (loopback fakes), log, conversations, votes."""
 
 import pytest
+from fakes import gemini
 from sqlalchemy import select
 
 from engine.answer.model import Question
 from engine.answer.pipeline import ABSTAIN_TEXT, REWRITE_SYSTEM
 from engine.store.models import AnswerRecord, Feedback, Turn
 from engine.store.repository import UnknownAnswer
-from fakes import gemini
 
 CAMERA = "How do I zoom the camera in?"
 

@@ -1,16 +1,15 @@
 """The real google-genai client and the aiohttp OpenAI-compatible client against loopback fakes."""
 
-import asyncio
 
 import pytest
+from fakes import gemini, openai
+from fakes.server import serve
 
 from engine.llm.base import ContextPassage, GenerationRequest, ProviderError
 from engine.llm.chain import ProviderChain
 from engine.llm.gemini import GeminiProvider
 from engine.llm.openai_compat import OpenAICompatibleProvider
 from engine.llm.retry import RetryPolicy
-from fakes import gemini, openai
-from fakes.server import serve
 
 REQUEST = GenerationRequest(
     system="Answer from the passages.", prompt="[1] Zoom with scene.zoom(2).\nQuestion: how do I zoom?",

@@ -3,12 +3,12 @@
 import json
 
 import pytest
+from tests_support import hit
 
 from engine.evaluation.retrieval import EvalDataError, LabelledQuery, evaluate, load_queries, recall_at, reciprocal_rank
 from engine.index.keywords import keyword_terms
 from engine.index.query import prepare_query
 from engine.index.retriever import PAGE_RRF_K, Retriever, collapse_to_pages, fuse_rankings, limit_per_page, page_scores
-from tests_support import hit
 
 
 def test_rrf_rewards_agreement_between_rankings():

@@ -8,14 +8,14 @@ import re
 
 import aiohttp
 import pytest
+from fakes.server import serve
 from sqlalchemy import func, select
+from tests_support import Browser, key_with_every_role
 
 from engine.answer.model import Question
-from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.store.models import AnswerRecord, AuditEvent, GoldenRecord
 from engine.store.review import AnswerFilter, ReviewError
-from fakes.server import serve
-from tests_support import Browser, key_with_every_role
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 
 KEY = "sk-review"
 CAMERA = "How do I zoom the camera in?"

@@ -10,18 +10,18 @@ import re
 from html import unescape
 
 import pytest
+from fakes import openai
+from fakes.server import serve
+from pages_support import chromium, needs_chromium
 from sqlalchemy import update
+from tests_support import Browser
 
 from engine.answer.model import Question
-from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.api.charts import daily_bars
 from engine.api.review_lists import audit_link, group_repeats, question_key
 from engine.store.models import AnswerRecord
 from engine.store.review import AnswerFilter
-from fakes import openai
-from fakes.server import serve
-from pages_support import chromium, needs_chromium
-from tests_support import Browser
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 
 CAMERA = "How do I zoom the camera in?"
 OFF_TOPIC = "What is the capital of Mongolia and its population in 1920?"

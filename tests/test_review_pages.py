@@ -12,10 +12,10 @@ import re
 from pathlib import Path
 
 import pytest
+from fakes.server import serve
 
 from engine.answer.model import Question
 from firstreply.serve import build_app  # the app `firstreply serve` runs
-from fakes.server import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [

@@ -16,14 +16,14 @@ import threading
 
 import aiohttp
 import pytest
+from fakes.server import serve
+from test_chroma_server import chroma_process, chroma_server  # noqa: F401 - the fixtures
 
 from engine.answer.model import Question
 from engine.answer.pipeline import pseudonym
-from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.config import ConfigError, Settings
 from engine.service import Engine
-from fakes.server import serve
-from test_chroma_server import chroma_process, chroma_server  # noqa: F401 - the fixtures
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 
 CAMERA = "How do I zoom the camera in?"
 HANG_GUARD = aiohttp.ClientTimeout(total=30)  # a request that hangs fails the test instead of stalling it
@@ -196,7 +196,7 @@ def test_opening_a_hung_chroma_server_gives_up_after_the_timeout():
     assert len(outcome) == 1 and isinstance(outcome[0], VectorStoreError), outcome
 
 
-async def test_a_hung_chroma_server_is_a_quick_503_while_healthz_answers(chroma_process, tmp_path, embedder,
+async def test_a_hung_chroma_server_is_a_quick_503_while_healthz_answers(chroma_process, tmp_path, embedder,  # noqa: F811 - the fixture imported above
                                                                         sample_project):
     settings = dict(kb="hung", chroma_url=chroma_process.url, chroma_timeout_seconds=2, keyword_refresh_seconds=0)
     engine = replica(tmp_path, "served", embedder, **settings)
@@ -244,7 +244,7 @@ async def test_a_hung_chroma_server_is_a_quick_503_while_healthz_answers(chroma_
 
 
 @pytest.mark.chroma_server
-def test_pages_and_golden_records_come_back_after_the_chroma_server_lost_its_data(chroma_process, tmp_path, embedder,
+def test_pages_and_golden_records_come_back_after_the_chroma_server_lost_its_data(chroma_process, tmp_path, embedder,  # noqa: F811 - the fixture imported above
                                                                                    sample_project, monkeypatch):
     import chromadb
     from click.testing import CliRunner
@@ -369,7 +369,7 @@ class AnotherModel:
 
 
 @pytest.mark.chroma_server
-async def test_a_serving_replica_keeps_answering_while_an_ingest_replaces_the_collection(chroma_server, tmp_path,
+async def test_a_serving_replica_keeps_answering_while_an_ingest_replaces_the_collection(chroma_server, tmp_path,  # noqa: F811 - the fixture imported above
                                                                                          embedder, sample_project):
     settings = dict(kb="swap", chroma_url=chroma_server)
     replica(tmp_path, "first-ingest", embedder, **settings).ingest(sample_project)
@@ -403,7 +403,7 @@ async def test_a_serving_replica_keeps_answering_while_an_ingest_replaces_the_co
 
 
 @pytest.mark.chroma_server
-def test_readers_never_see_a_collection_being_dropped(chroma_server, tmp_path):
+def test_readers_never_see_a_collection_being_dropped(chroma_server, tmp_path):  # noqa: F811 - the fixture imported above
     """Readers query without pause, following the pointer as replicas do, while the collection is replaced again
     and again. Measured: a collection dropped in the middle of a call fails with "not found" or "Missing metadata
     segment", or answers empty; no reader may see any of that."""

@@ -4,11 +4,11 @@ line anchors, rendered Markdown or highlighted code); a checkout still links to 
 from __future__ import annotations
 
 import aiohttp
+from fakes.server import serve
 
 from engine.answer.model import Question
-from firstreply.serve import build_app  # the app `firstreply serve` runs
 from engine.config import Settings
-from fakes.server import serve
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 
 
 def plain_engine(tmp_path, embedder, **overrides):

@@ -8,6 +8,7 @@ from engine.store.database import DatabaseError, create_engine, migrate
 from engine.store.models import AnswerRecord
 from engine.store.repository import HistoryTurn, Store
 
+
 def record(answer_id: str, conversation: str | None = "thread-1") -> AnswerRecord:
     return AnswerRecord(id=answer_id, channel="discord", conversation_id=conversation, user_hash="u", kb="kb",
                         question="q?", search_query="q?", text="a [1]", abstained=False, confidence=0.5,

@@ -8,14 +8,14 @@ import json
 
 import aiohttp
 import pytest
-
-from firstreply.serve import build_app  # the app `firstreply serve` runs
-from engine.api.keys import TUNING_TASK
-from engine.tuning.dataset import Example, export, split_holdout, validate
 from fakes import gemini, openai
 from fakes.gemini_tuning import FakeGeminiTuning
 from fakes.server import serve
 from tests_support import key_with_every_role
+
+from engine.api.keys import TUNING_TASK
+from engine.tuning.dataset import Example, export, split_holdout, validate
+from firstreply.serve import build_app  # the app `firstreply serve` runs
 
 KEY = "sk-tuning"
 TOPICS = ["zoom the camera in", "zoom out", "save a screenshot", "install tinyviz", "install from source",
@@ -876,3 +876,14 @@ async def test_a_cancel_made_on_one_replica_while_another_submits_the_job_wins(m
         [made] = fake_openai.jobs.values()
         assert ended.status == "cancelled" and made["status"] == "cancelled", (ended.status, made["status"])
         assert ended.provider_job_id == made["id"]  # what was made is on record
+
+
+async def test_an_openai_tuner_refuses_a_grant_it_has_no_way_to_make():
+    """OpenAI's fine-tuned models belong to the organisation: a grant (a job left with a grantee) is a clear
+    TuningProviderError the runner records on the job, not a missing method."""
+    from engine.tuning.providers import OpenAITuner, TuningProviderError
+
+    async with aiohttp.ClientSession() as session:
+        tuner = OpenAITuner("http://127.0.0.1:9/v1", None, session)
+        with pytest.raises(TuningProviderError, match="no access to grant"):
+            await tuner.grant("ft:gpt-4o-mini:org:alias:abc", "everyone")

@@ -27,11 +27,17 @@ import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, TypeVar
 
 from engine.answer.prompt import fence, shorten
 from engine.config import AnswerSettings
 from engine.index.retriever import Hit, fuse_rankings
 from engine.llm.base import GenerationRequest, Provider, ProviderError
+
+if TYPE_CHECKING:
+    from engine.metrics import Metrics
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -203,10 +209,10 @@ def fuse_hits(first: Sequence[Hit], second: Sequence[Hit]) -> list[Hit]:
 class RetrievalAssist:
     """The three steps over a list of language-model providers (tried in order within a step's deadline)."""
 
-    def __init__(self, providers: Sequence[Provider], settings: AssistSettings, metrics=None) -> None:
+    def __init__(self, providers: Sequence[Provider], settings: AssistSettings, metrics: Metrics | None = None) -> None:
         self.providers = list(providers)
         self.settings = settings
-        self.metrics = metrics  # engine.metrics.Metrics, or None
+        self.metrics = metrics
         self.outcomes: Counter[tuple[str, str]] = Counter()  # (step, used | timeout | error | garbled) -> count
 
     def runs(self, step: str) -> bool:
@@ -241,7 +247,7 @@ class RetrievalAssist:
             raise StepSkipped("timeout", f"over its {budget.deadline_ms} ms deadline") from None
         raise StepSkipped("error", "; ".join(failures))
 
-    async def _step(self, step: str, run: Callable[[], Awaitable]):
+    async def _step(self, step: str, run: Callable[[], Awaitable[T]]) -> T | None:
         """``run()``'s result, or None when the step was skipped (logged and counted)."""
         try:
             result = await run()
@@ -300,7 +306,8 @@ class RetrievalAssist:
 
     def _room(self, step: str, system: str) -> int:
         """The step's prompt budget less its system instruction."""
-        return max(32, getattr(self.settings, step).tokens - self.count(system))
+        budget: StepBudget = getattr(self.settings, step)
+        return max(32, budget.tokens - self.count(system))
 
     async def retrieve(self, query: str, search: Search, k: int) -> tuple[list[Hit], float | None]:
         """Search ``query`` with HyDE and rerank as switched on: the hits (``k`` at most) and the confidence of the

@@ -76,7 +76,7 @@ def resolve_citations(text: str, passages: Sequence[ContextPassage],
     shown = numbering.shown
     cited: list[int] = []
 
-    def keep(match: re.Match) -> str:
+    def keep(match: re.Match[str]) -> str:
         if not _MARKER_INNER.fullmatch(match.group(1)):
             return match.group(0)  # brackets around digits, but not a marker: "[ 1]", "[1,,2]"
         numbers = [int(n) for n in re.split(r"\s*,\s*", match.group(1))]
@@ -102,7 +102,7 @@ def strip_markers(text: str) -> str:
     """The text without its [n] markers (and the space before each), code left alone: for an answer quoted
     away from the sources it once cited, such as a golden record."""
     numbering = Numbering()
-    def drop(match: re.Match) -> str:
+    def drop(match: re.Match[str]) -> str:
         return "" if _MARKER_INNER.fullmatch(match.group(1)) else match.group(0)
 
     return "".join(piece if code else re.sub(r"[ \t]*" + _MARKER.pattern, drop, piece)

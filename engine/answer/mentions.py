@@ -44,7 +44,7 @@ def _spells_a_crowd(word: str) -> bool:
     return False
 
 
-def _defuse_crowd(match: re.Match) -> str:
+def _defuse_crowd(match: re.Match[str]) -> str:
     at, word = match.group(1), match.group(2)
     if word.startswith(ZERO_WIDTH_SPACE) or not _spells_a_crowd(word):
         return match.group(0)

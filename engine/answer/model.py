@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.store.text import text_problem  # a question must be text the tokenizer and the store take
 
@@ -60,7 +60,7 @@ class Answer:
     fallback_reasons: list[str] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "text": self.text,
@@ -78,7 +78,7 @@ class Answer:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Answer":
+    def from_dict(cls, data: dict[str, Any]) -> "Answer":
         return cls(
             text=data["text"], abstained=data["abstained"], confidence=data["confidence"], model=data["model"],
             id=data.get("id"), conversation_id=data.get("conversation_id"), escalation=data.get("escalation"),

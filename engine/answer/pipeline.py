@@ -24,18 +24,21 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Protocol
 
 from engine.answer.assisted_retrieval import AssistSettings, RetrievalAssist
 from engine.answer.citations import Numbering, finish_text
-from engine.answer.model import Answer, Question
+from engine.answer.model import Answer, Citation, Question
 from engine.answer.prompt import NOT_IN_CONTEXT, BuiltPrompt, build_prompt
 from engine.answer.streaming import HeldBackText
 from engine.index.retriever import Hit
 from engine.llm.base import Attempt, ContextPassage, GenerationRequest, ProviderError
 from engine.llm.chain import ProviderChain
 from engine.store.models import AnswerRecord
-from engine.store.repository import HistoryTurn, Store
+from engine.store.repository import HistoryTurn
+
+if TYPE_CHECKING:
+    from engine.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +100,19 @@ class Prepared:
     failures: list[Attempt] = field(default_factory=list)
 
 
+class AnswerLog(Protocol):
+    """Where the pipeline reads a conversation's earlier turns and logs each answer: the engine's
+    :class:`~engine.store.repository.Store`, or nothing at all (an evaluation's answers are no users')."""
+
+    async def history(self, conversation_id: str, limit: int = 50, *,
+                      channel: str | None = None) -> list[HistoryTurn]: ...
+
+    async def log_answer(self, record: AnswerRecord, turns: list[HistoryTurn]) -> None: ...
+
+
 class AnswerPipeline:
-    def __init__(self, search: Callable[..., Awaitable[list[Hit]]], chain: ProviderChain, store: Store,
-                 settings: PipelineSettings, metrics=None) -> None:
+    def __init__(self, search: Callable[..., Awaitable[list[Hit]]], chain: ProviderChain, store: AnswerLog,
+                 settings: PipelineSettings, metrics: Metrics | None = None) -> None:
         self.search = search
         self.chain = chain
         self.store = store
@@ -191,7 +204,7 @@ class AnswerPipeline:
         question = prepared.question
         passages = prepared.prompt.passages if prepared.prompt else []
         abstained = prepared.prompt is None or not text.strip() or text.strip().startswith(NOT_IN_CONTEXT)
-        citations = []
+        citations: list[Citation] = []
         if abstained:
             text = ABSTAIN_TEXT
         else:
@@ -235,7 +248,7 @@ class AnswerPipeline:
         g = result.generation
         return await self._finish(prepared, g.text, result.provider, g.prompt_tokens, g.output_tokens)
 
-    async def answer_stream(self, question: Question) -> AsyncIterator[dict]:
+    async def answer_stream(self, question: Question) -> AsyncIterator[dict[str, Any]]:
         """Events: ``{"type": "delta", "text"}`` as the answer grows, then ``{"type": "answer", "answer"}``."""
         prepared = await self._prepare(question)
         if prepared.prompt is None:
@@ -243,11 +256,13 @@ class AnswerPipeline:
             yield {"type": "answer", "answer": answer}
             return
         pieces: list[str] = []
-        held = ""  # hold back the start until it can't be the NOT_IN_CONTEXT reply
+        held: str | None = ""  # hold back the start until it can't be the NOT_IN_CONTEXT reply
         passages = prepared.prompt.passages
         numbering = Numbering()  # shared by the pieces, so they are renumbered as the whole answer is
         shown = HeldBackText(lambda text: finish_text(text, passages, numbering)[0])
-        model, prompt_tokens, output_tokens = "extractive", None, None
+        model = "extractive"
+        prompt_tokens: int | None = None
+        output_tokens: int | None = None
         asked = time.perf_counter()
         async for event in self.chain.stream(self._request(prepared), prepared.failures):
             if event.text:

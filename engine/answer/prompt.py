@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from engine.llm.base import ContextPassage
 
@@ -38,7 +38,7 @@ class BuiltPrompt:
     shortened: bool = False
     notes: list[str] = field(default_factory=list)
 
-    def trimmed(self) -> dict:
+    def trimmed(self) -> dict[str, Any]:
         return {"turns": self.dropped_turns, "passages": self.dropped_passages, "shortened": self.shortened}
 
 

@@ -12,9 +12,14 @@ open in a new tab. A pure function of the text: no I/O.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any, Sequence
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+if TYPE_CHECKING:
+    from engine.answer.model import Answer
 
 # The tags markdown-it produces for CommonMark plus tables and strikethrough; nothing else survives.
 TAGS = {"p", "br", "hr", "strong", "em", "del", "s", "code", "pre", "blockquote", "ul", "ol", "li", "a",
@@ -79,7 +84,7 @@ def _attribute(tag: str, name: str, value: str) -> str | None:
     return value
 
 
-def _unlink_refused(tokens) -> None:
+def _unlink_refused(tokens: Sequence[Token]) -> None:
     """Links to anywhere else (another scheme, a path relative to the docs' own folder that would 404
     here) are reduced to their text."""
     for token in tokens:
@@ -101,7 +106,7 @@ def _unlink_refused(tokens) -> None:
 
 def render(text: str) -> str:
     """The answer ``text`` (Markdown, maybe MDX) as sanitised HTML."""
-    env: dict = {}
+    env: dict[str, Any] = {}
     tokens = _markdown.parse(strip_components(text or ""), env)
     _unlink_refused(tokens)
     html = _markdown.renderer.render(tokens, _markdown.options, env)
@@ -110,6 +115,6 @@ def render(text: str) -> str:
                      set_tag_attribute_values={"a": {"target": "_blank"}}, strip_comments=True)
 
 
-def answer_payload(answer) -> dict:
+def answer_payload(answer: Answer) -> dict[str, Any]:
     """An answer as the API and the Ask page send it: its fields, and ``html``, its text rendered."""
     return {**answer.as_dict(), "html": render(answer.text)}

@@ -6,6 +6,7 @@ already call."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from aiohttp import web
 
@@ -18,7 +19,7 @@ from engine.protocol import CHANNEL_SETTINGS, MAX_COMMENT_CHARS, MAX_QUESTION_CH
 from engine.store.repository import UnknownAnswer
 
 
-def question_from(data: dict, request: web.Request) -> Question:
+def question_from(data: dict[str, Any], request: web.Request) -> Question:
     channel = data.get("channel", "api")
     if channel not in CHANNELS:
         raise BadRequest(f"'channel' must be one of {', '.join(CHANNELS)}")
@@ -34,7 +35,7 @@ def question_from(data: dict, request: web.Request) -> Question:
     )
 
 
-def _link(value) -> str | None:
+def _link(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > 500 or not value.startswith(("https://", "http://")):
@@ -42,7 +43,7 @@ def _link(value) -> str | None:
     return value
 
 
-def _kb(value) -> str | None:
+def _kb(value: object) -> str | None:
     from engine.config import KB_NAME
 
     if value is None:
@@ -62,7 +63,7 @@ async def answer_route(request: web.Request) -> web.StreamResponse:
         metrics.answered(answer, question.channel)
         return web.json_response(answer_payload(answer))
 
-    def render(event: dict) -> tuple[str, dict]:
+    def render(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if event["type"] == "delta":
             return "delta", {"text": event["text"]}
         metrics.answered(event["answer"], question.channel)
@@ -71,7 +72,7 @@ async def answer_route(request: web.Request) -> web.StreamResponse:
     return await stream_events(request, engine.answer_stream(question), render)
 
 
-def streamed(data: dict) -> bool:
+def streamed(data: dict[str, Any]) -> bool:
     """The body's ``stream``: true or false (absent: false); anything else is a 400, not a guess."""
     stream = data.get("stream", False)
     if not isinstance(stream, bool):
@@ -91,7 +92,7 @@ async def search_route(request: web.Request) -> web.Response:
     return web.json_response({"query": query, "hits": [h.as_dict() for h in hits]})
 
 
-def parse_vote(value) -> int:
+def parse_vote(value: object) -> int:
     votes = {"up": 1, "down": -1, 1: 1, -1: -1, "+1": 1, "-1": -1}
     if isinstance(value, bool) or value not in votes:
         raise BadRequest("'vote' must be 'up' or 'down' (or 1 / -1)")
@@ -134,7 +135,7 @@ async def fury_generate_route(request: web.Request) -> web.StreamResponse:
         request.app[METRICS].answered(answer, "api")
         return web.json_response({"response": answer.text, "references": references(answer)})
 
-    def render(event: dict) -> tuple[str, dict]:
+    def render(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if event["type"] == "delta":
             return "delta", {"response": event["text"]}
         request.app[METRICS].answered(event["answer"], "api")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from typing import TYPE_CHECKING, AsyncIterator
 
 from aiohttp import web
 
@@ -45,12 +46,15 @@ from engine.api.source_view import mount_source_view
 from engine.api.tuning_api import mount_tuning_api
 from engine.protocol import MAX_QUESTION_CHARS
 
+if TYPE_CHECKING:
+    from engine.service import Engine
+
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_LINE = 16 * 1024 + 12 * MAX_QUESTION_CHARS  # GET /v1/search?q=<8,000 characters, percent-encoded>&…
 
 
-async def restore_golden_records(engine) -> None:
+async def restore_golden_records(engine: Engine) -> None:
     try:
         added, removed = await engine.sync_golden()
     except Exception as error:
@@ -63,7 +67,7 @@ async def restore_golden_records(engine) -> None:
         log.info("golden records brought back into the index: %d added, %d removed", added, removed)
 
 
-def build_app(engine) -> web.Application:
+def build_app(engine: Engine) -> web.Application:
     """The engine's application: its routes and pages, started with the engine and stopped before it closes."""
     settings = engine.settings
     # A search's q may hold 8,000 characters, up to 12 bytes each once percent-encoded: the request line must fit
@@ -91,7 +95,7 @@ def build_app(engine) -> web.Application:
     return app
 
 
-async def _engine_running(app: web.Application):
+async def _engine_running(app: web.Application) -> AsyncIterator[None]:
     """The engine started (the model loaded, golden records checked, the tuning runner running) while the app
     serves, and closed after; a cleanup context, so that what a composition root starts after it stops first.
     The routes rely on it: they use the engine's services (``engine.review_service``, ``engine.tuning_service``)

@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -36,7 +37,7 @@ from aiohttp import web
 from engine.api.http import client_address, error_response, from_trusted_proxy, proxied, request_host
 from engine.api.keys import CALLER, ENGINE, KEY_DIGESTS, OPEN_PATHS
 from engine.api.sessions import same_origin
-from engine.config import ROLES
+from engine.config import ROLES, Settings
 
 #: The engine's routes that need no credential; a frontend adds its own with :func:`open_route`.
 OPEN_ROUTES = frozenset({"/healthz", "/readyz", "/openapi.json"})
@@ -88,7 +89,7 @@ class KnownKey:
     roles: frozenset[str]
 
 
-def known_keys(settings) -> list[KnownKey]:
+def known_keys(settings: Settings) -> list[KnownKey]:
     keys = []
     for entry in settings.web.api_keys:
         value = entry.key.get_secret_value()
@@ -171,7 +172,7 @@ async def identify(request: web.Request) -> Caller | web.Response:
     return error_response(401, "no API keys are configured (FIRSTREPLY_API_KEYS); only local clients are served")
 
 
-def actor(request: web.Request, data: dict | None = None) -> str:
+def actor(request: web.Request, data: dict[str, Any] | None = None) -> str:
     """Who is acting: the credential's name; only a keyless local caller may name itself with ``by``."""
     caller: Caller | None = request.get(CALLER)
     if caller is None:

@@ -6,6 +6,7 @@ Pure functions from numbers to markup; every label is escaped.
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 from markupsafe import Markup
 
@@ -24,7 +25,7 @@ def _ticks(top: int) -> list[int]:
         power *= 10
 
 
-def daily_bars(days: list[dict], *, width: int = 720, height: int = 200) -> Markup:
+def daily_bars(days: list[dict[str, Any]], *, width: int = 720, height: int = 200) -> Markup:
     """Questions per day as bars, the abstained share of each in amber; both axes labelled: counts on
     the left with grid lines, a date under every seventh day and the last, and the axes' titles."""
     if not days:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
 
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -49,8 +49,8 @@ def dependency_down(error: BaseException) -> bool:
     return type(error).__name__ in UNAVAILABLE
 
 
-async def stream_events(request: web.Request, events: AsyncIterator[dict],
-                        render: Callable[[dict], tuple[str, dict]]) -> web.StreamResponse:
+async def stream_events(request: web.Request, events: AsyncIterator[dict[str, Any]],
+                        render: Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]) -> web.StreamResponse:
     """Serve an answer's events as server-sent events, each as ``render`` names and shapes it.
 
     The first event is awaited before the response starts, so what fails while the answer is prepared

@@ -4,6 +4,7 @@ database and the vector store answer, and questions can be encoded) and ``GET /m
 from __future__ import annotations
 
 import asyncio
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
@@ -21,15 +22,20 @@ async def readyz(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     checks: dict[str, str] = {}
 
-    async def check(name: str, probe) -> None:
+    async def check(name: str, probe: Callable[[], Awaitable[object]]) -> None:
         try:
             await asyncio.wait_for(probe(), READY_SECONDS)
             checks[name] = "ok"
         except Exception as error:  # readiness reports every failure, whatever it is
             checks[name] = f"failing: {type(error).__name__}"
 
+    async def database() -> None:
+        if engine.store is None:
+            raise RuntimeError("the engine has not started")
+        await engine.store.ping()
+
     # All at once: a hung database and a hung store cost one deadline (READY_SECONDS), not one each.
-    await asyncio.gather(check("database", lambda: engine.store.ping()),
+    await asyncio.gather(check("database", database),
                          check("vectors", lambda: asyncio.to_thread(engine.vectors().count)),
                          check("model", lambda: asyncio.to_thread(engine.embedder.ensure_query_encoder)))
     checks = {name: checks[name] for name in ("database", "vectors", "model")}  # in the same order every time

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from typing import Any
 
 from aiohttp import web
 
@@ -15,7 +16,7 @@ ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                409: "conflict", 413: "too_large", 415: "unsupported_media_type", 429: "rate_limited", 500: "internal", 503: "unavailable"}
 
 
-def error_response(status: int, message: str, headers: dict | None = None) -> web.Response:
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     body = {"error": {"status": status, "code": ERROR_CODES.get(status, "error"), "message": message}}
     return web.json_response(body, status=status, headers=headers)
 
@@ -92,7 +93,8 @@ async def read_body(request: web.Request, limit: int | None = None, *kinds: str)
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     if kinds:
         require_content_type(request, *kinds)
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit:
@@ -101,7 +103,7 @@ async def read_body(request: web.Request, limit: int | None = None, *kinds: str)
     return b"".join(chunks)
 
 
-async def read_json(request: web.Request) -> dict:
+async def read_json(request: web.Request) -> dict[str, Any]:
     body = await read_body(request, None, "application/json")
     try:
         data = json.loads(body.decode(request.charset or "utf-8"))
@@ -145,7 +147,7 @@ def int_query(request: web.Request, name: str, default: int, low: int, high: int
     return value
 
 
-def text_field(data: dict, field: str, *, required: bool = False, limit: int = 500) -> str | None:
+def text_field(data: dict[str, Any], field: str, *, required: bool = False, limit: int = 500) -> str | None:
     value = data.get(field)
     if value is None:
         if required:
@@ -173,5 +175,5 @@ async def sse_response(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def send_event(response: web.StreamResponse, event: str, data: dict) -> None:
+async def send_event(response: web.StreamResponse, event: str, data: dict[str, Any]) -> None:
     await response.write(f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode())

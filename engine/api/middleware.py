@@ -14,6 +14,7 @@ import time
 import uuid
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from engine.api.auth import PUBLIC_PREFIXES, SAFE_METHODS, cross_site, identify, is_open, required_role
 from engine.api.errors import NOT_READY, REQUEST_ID_FORMAT, dependency_down
@@ -27,16 +28,17 @@ log = logging.getLogger("engine.api.errors")  # a failed request is logged under
 
 
 @web.middleware
-async def errors_middleware(request: web.Request, handler):
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     given = request.headers.get("X-Request-Id")
     request[REQUEST_ID] = given if given is not None and REQUEST_ID_FORMAT.fullmatch(given) else uuid.uuid4().hex
     CORRELATION.set(request[REQUEST_ID])
     if given is not None and given != request[REQUEST_ID]:  # the store keeps 64 characters; say so rather than lose the answer
-        response = error_response(400, "X-Request-Id must be 1-64 letters, digits or -_.:/")
-        response.headers["X-Request-Id"] = request[REQUEST_ID]
-        return response
+        refusal = error_response(400, "X-Request-Id must be 1-64 letters, digits or -_.:/")
+        refusal.headers["X-Request-Id"] = request[REQUEST_ID]
+        return refusal
     started = time.perf_counter()
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    response: web.StreamResponse
     try:
         response = await handler(request)
     except BadRequest as error:
@@ -69,7 +71,7 @@ async def errors_middleware(request: web.Request, handler):
 
 
 @web.middleware
-async def auth_middleware(request: web.Request, handler):
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     # the pages authenticate with their own sessions
     if is_open(request) or is_page(request.path) or request.path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
@@ -90,7 +92,7 @@ async def auth_middleware(request: web.Request, handler):
 
 
 @web.middleware
-async def session_middleware(request: web.Request, handler):
+async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not is_page(request.path) or request.path.startswith("/static/"):
         return await handler(request)
     sessions = request.app[SESSIONS]

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from itertools import combinations
+from typing import Any
 
+from engine.api.review_api import MAX_REASON_CHARS
 from engine.llm import registry
 from engine.llm.registry import ProviderKind
-from engine.api.review_api import MAX_REASON_CHARS
 from engine.protocol import CHANNEL_SETTINGS, MAX_ANSWER_CHARS, MAX_COMMENT_CHARS, MAX_QUESTION_CHARS
 from engine.tuning.request import INT32_MAX, MODEL_NAME_MAX, PARAMETERS
 
@@ -22,11 +23,11 @@ STRING, BOOLEAN, INTEGER, NUMBER = {"type": "string"}, {"type": "boolean"}, {"ty
 OBJECT = {"type": "object"}
 
 
-def _nullable(schema: dict) -> dict:
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-def _ref(name: str) -> dict:
+def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
@@ -48,7 +49,7 @@ KB = "^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,62}[a-zA-Z0-9])?$"  # engine.config.KB_NAME
 BY = {"description": "who did it, for a keyless local caller (a key's or a token's own name is recorded otherwise)"}
 
 
-def _text(limit: int, *, required: bool = False) -> dict:
+def _text(limit: int, *, required: bool = False) -> dict[str, Any]:
     """A text field as ``engine.api.http.text_field`` takes it: at most ``limit`` characters, no NUL, and (when
     required) not blank."""
     if required:
@@ -113,14 +114,14 @@ SCHEMAS = {
 }
 
 
-def _parameter_schema(canonical: str) -> dict:
+def _parameter_schema(canonical: str) -> dict[str, Any]:
     """A hyperparameter as engine.tuning.request.check_parameters takes it (an OpenAI "auto" is left undocumented)."""
     if PARAMETERS[canonical].whole:
         return {"type": "integer", "minimum": 1, "maximum": INT32_MAX}
     return {"type": "number", "exclusiveMinimum": 0}
 
 
-def _fine_tuning_request(kinds: list[ProviderKind]) -> dict:
+def _fine_tuning_request(kinds: list[ProviderKind]) -> dict[str, Any]:
     """The tuning request as the tunable providers in the registry take it: the union of their hyperparameter
     names, and, for each provider, the names it takes, its caps and its alias's length, where they are narrower."""
     backends = {kind.kind: kind.tuning for kind in kinds if kind.tuning is not None}
@@ -143,10 +144,10 @@ def _fine_tuning_request(kinds: list[ProviderKind]) -> dict:
     alias_max = max((backend.alias_max for backend in backends.values()), default=64)
     narrower = []
     for kind, backend in backends.items():
-        then: dict = {}
+        then: dict[str, Any] = {}
         if backend.alias_max < alias_max:
             then["alias"] = {"maxLength": backend.alias_max}
-        parameters: dict = {}
+        parameters: dict[str, Any] = {}
         if set(backend.parameters) != set(accepted):
             parameters["propertyNames"] = {"enum": list(backend.parameters)}
         if caps := {name: {"maximum": backend.highs[target]} for name, target in backend.parameters.items()
@@ -179,20 +180,21 @@ ERRORS = {"400": "bad request", "401": "no or unknown API key", "403": "the key 
           "415": "the body is not sent as the documented content type", "429": "rate limited"}
 
 
-def _json(schema: dict) -> dict:
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _operation(summary: str, ok: dict | None = None, *, body: dict | None = None, status: str = "200",
-               params: list[dict] | None = None, errors: tuple[str, ...] = (), content: str = "application/json",
-               also: dict[str, dict] | None = None, optional_body: bool = False, secured: bool = True) -> dict:
+def _operation(summary: str, ok: dict[str, Any] | None = None, *, body: dict[str, Any] | None = None,
+               status: str = "200", params: list[dict[str, Any]] | None = None, errors: tuple[str, ...] = (),
+               content: str = "application/json", also: dict[str, dict[str, Any]] | None = None,
+               optional_body: bool = False, secured: bool = True) -> dict[str, Any]:
     """One operation; ``ok`` is the success body's schema as ``content``, and ``also`` maps other media types the
     success may be sent as (a stream, an export format) to theirs."""
     media = {content: {"schema": ok}, **{kind: {"schema": schema} for kind, schema in (also or {}).items()}}
     responses = {status: {"description": "OK", **({"content": media} if ok is not None else {})}}
     for code in (*(("400", "401", "403", "429") if secured else ()), *(("413", "415") if body else ()), *errors):
         responses[code] = {"description": ERRORS.get(code, "see the message"), **_json(_ref("Error"))}
-    operation: dict = {"summary": summary, "responses": dict(sorted(responses.items()))}
+    operation: dict[str, Any] = {"summary": summary, "responses": dict(sorted(responses.items()))}
     if body is not None:
         operation["requestBody"] = {"required": not optional_body, **_json(body)}
     if params:
@@ -202,11 +204,11 @@ def _operation(summary: str, ok: dict | None = None, *, body: dict | None = None
     return operation
 
 
-def _query(name: str, schema: dict, required: bool = False) -> dict:
+def _query(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
 
-def _path(name: str, schema: dict | None = None) -> dict:
+def _path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema or STRING}
 
 
@@ -224,7 +226,7 @@ STREAM_ERROR = {"type": "object", "required": ["status", "code", "message"],
                 "properties": {"status": INTEGER, "code": STRING, "message": STRING}}
 
 
-def _events(**events: dict) -> dict:
+def _events(**events: dict[str, Any]) -> dict[str, Any]:
     """Server-sent events (with ``"stream": true``): the schema of each one, by its name; every ``data`` is JSON."""
     return {"text/event-stream": {"oneOf": [
         {"type": "object", "required": ["event", "data"], "properties": {
@@ -239,15 +241,15 @@ PROVIDER = _path("provider", {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64
                               "description": "any provider name: the engine's own provider chain answers"})
 
 
-def document(with_github: bool = True) -> dict:
+def document(with_github: bool = True) -> dict[str, Any]:
     """The document for the providers registered now (a provider module adds its kind to the enums)."""
     return _document(with_github, tuple(registry.kinds().values()))
 
 
 @lru_cache(maxsize=4)
-def _document(with_github: bool, kinds: tuple[ProviderKind, ...]) -> dict:
+def _document(with_github: bool, kinds: tuple[ProviderKind, ...]) -> dict[str, Any]:
     tunable = [kind.kind for kind in kinds if kind.tuning is not None]
-    paths: dict[str, dict] = {
+    paths: dict[str, dict[str, Any]] = {
         "/healthz": {"get": _operation("The process is up", OBJECT, secured=False)},
         "/readyz": {"get": _operation("Database, vector store and model all answer", OBJECT, secured=False, errors=("503",))},
         "/metrics": {"get": _operation("Prometheus metrics", STRING, content="text/plain")},

@@ -12,28 +12,33 @@ import logging
 import re
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlencode
 
 import jinja2
 import markupsafe
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 
 from engine.answer.model import CHANNELS, Question
-from engine.store.text import text_problem
 from engine.api import answer_html, charts, review_lists
 from engine.api.errors import stream_events
 from engine.api.http import checked_text, client_address, page_number, read_json, row_id
 from engine.api.keys import ENGINE, LIMITS, METRICS, SESSION, SESSIONS, TEMPLATES, TUNING_RUNNER
 from engine.api.sessions import CsrfRefused, Sessions, WebSession, check_csrf
 from engine.protocol import MAX_COMMENT_CHARS, MAX_QUESTION_CHARS
-from engine.store.repository import UnknownAnswer
 from engine.review.errors import ReviewError, ReviewNotFound
 from engine.review.service import ReviewService
+from engine.store.repository import UnknownAnswer
 from engine.store.review import MAX_IMPORT_FIELD, VERDICTS
+from engine.store.text import text_problem
 from engine.tuning.errors import TooFewExamples, TuningConflict, TuningError, TuningNotFound
 from engine.tuning.service import TuningService
+
+if TYPE_CHECKING:
+    from engine.service import Engine
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -90,7 +95,7 @@ def is_page(path: str) -> bool:
     return path == "/" or path.startswith(PAGE_PREFIXES)
 
 
-def render(request: web.Request, name: str, status: int = 200, **context) -> web.Response:
+def render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
     session = request[SESSION]
     page = request.app[TEMPLATES].get_template(name).render(
         maintainer=session.maintainer, csrf=session.csrf, path=request.path, **context)
@@ -100,7 +105,7 @@ def render(request: web.Request, name: str, status: int = 200, **context) -> web
                                  "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})
 
 
-def safe_href(url) -> str:
+def safe_href(url: object) -> str:
     """``url`` if a page may link to it (http(s), or a path on this site), else "": a knowledge base's
     folder named ``javascript:alert(1)`` must never become a link, nor a path with a backslash in it."""
     if not isinstance(url, str) or "\\" in url or not url.isprintable() or url != url.strip():
@@ -110,7 +115,7 @@ def safe_href(url) -> str:
     return ""
 
 
-def _engine(request: web.Request):
+def _engine(request: web.Request) -> Engine:
     return request.app[ENGINE]
 
 
@@ -131,7 +136,19 @@ def require_maintainer(request: web.Request) -> str:
     return name
 
 
-async def _form(request: web.Request):
+Form = MultiDictProxy[str | bytes | bytearray | FileField]  # what aiohttp's request.post() reads
+
+
+def _text(form: Form, name: str) -> str | None:
+    """A text field of the form, or None. A file where text belongs (only a hand-made multipart body sends one)
+    is a 400, not a file object handed on as text."""
+    value = form.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise web.HTTPBadRequest(text=f"the form's {name!r} field must be text, not a file")
+
+
+async def _form(request: web.Request) -> Form:
     """The posted form, checked: from this site with this session's CSRF token, readable, and holding only
     text that can be stored. A body that can't be read as a form (bytes that aren't UTF-8, a multipart body
     without its boundary or cut short, an unknown charset) is a 400; one over the body limit is aiohttp's 413."""
@@ -141,7 +158,8 @@ async def _form(request: web.Request):
         raise
     except (ValueError, LookupError, AssertionError, RuntimeError, HttpProcessingError):  # UnicodeDecodeError: a ValueError
         raise web.HTTPBadRequest(text="the form could not be read: send it from the page") from None
-    check_csrf(request, request[SESSION], form.get("csrf_token") if isinstance(form.get("csrf_token"), str) else None)
+    token = form.get("csrf_token")
+    check_csrf(request, request[SESSION], token if isinstance(token, str) else None)
     for value in form.values():
         if isinstance(value, str) and text_problem(value):
             raise web.HTTPBadRequest(text=f"a field of the form {text_problem(value)}")
@@ -166,7 +184,7 @@ async def ask_page(request: web.Request) -> web.Response:
     return render(request, "ask.html", kb=engine.settings.core.kb, kbs=engine.served_kbs())
 
 
-async def _ask_json(request: web.Request) -> dict:
+async def _ask_json(request: web.Request) -> dict[str, Any]:
     engine = _engine(request)
     if not engine.settings.web.ask_public and not request[SESSION].maintainer:
         raise web.HTTPUnauthorized(text="sign in to ask")
@@ -191,7 +209,7 @@ async def ask_answer(request: web.Request) -> web.StreamResponse:
     session = request[SESSION]
     conversation = _page_conversation(data.get("conversation_id"), session)
 
-    def render(event: dict) -> tuple[str, dict]:
+    def render(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if event["type"] == "delta":
             return "delta", {"text": event["text"]}
         request.app[METRICS].answered(event["answer"], "web")
@@ -205,7 +223,7 @@ async def ask_answer(request: web.Request) -> web.StreamResponse:
     return await stream_events(request, _engine(request).answer_stream(question), render)
 
 
-def _page_conversation(given, session: WebSession) -> str:
+def _page_conversation(given: object, session: WebSession) -> str:
     """The Ask page's conversations are the server's: a new one, or one this visitor was given before.
 
     An id of anyone else's (another visitor, a Discord thread, a GitHub discussion) is refused, so a
@@ -224,7 +242,8 @@ async def ask_feedback(request: web.Request) -> web.Response:
         data = await _ask_json(request)
     except CsrfRefused as error:
         return _json_refusal(error)
-    vote = {"up": 1, "down": -1}.get(data.get("vote"))
+    given = data.get("vote")
+    vote = {"up": 1, "down": -1}.get(given) if isinstance(given, str) else None
     answer_id = data.get("answer_id")
     if vote is None or not isinstance(answer_id, str) or len(answer_id) > 64:
         raise web.HTTPBadRequest(text="send answer_id and vote ('up' or 'down')")
@@ -269,11 +288,11 @@ async def login_page(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     form = await _form(request)
-    target = _safe_next(form.get("next"))
+    target = _safe_next(_text(form, "next"))
     if request.app[LIMITS].take(f"login:{client_address(request)}") is not None:
         return render(request, "login.html", status=429, next=target, error="Too many attempts; wait a minute.")
     review = _review(request)
-    name = await review.maintainer_for(str(form.get("token", "")).strip())
+    name = await review.maintainer_for((_text(form, "token") or "").strip())
     if name is None:
         log.warning("sign-in refused from %s", client_address(request))
         return render(request, "login.html", status=401, next=target, error="That token is not valid.")
@@ -343,15 +362,15 @@ async def answer_action(request: web.Request) -> web.Response:
     form = await _form(request)
     review = _review(request)
     answer_id = request.match_info["id"]
-    action = form.get("action")
+    action = _text(form, "action")
     target = f"/review/answers/{answer_id}"
     try:
         if action in ("approve", "correct", "reject"):
             done = {"approve": "approved", "correct": "corrected", "reject": "rejected"}[action]
-            await review.review(answer_id, done, name, text=form.get("text"), reason=form.get("reason"))
+            await review.review(answer_id, done, name, text=_text(form, "text"), reason=_text(form, "reason"))
         elif action == "post":
             done = "posted"
-            if await review.post_draft(answer_id, name, form.get("body") or None) is None:
+            if await review.post_draft(answer_id, name, _text(form, "body") or None) is None:
                 raise ReviewError("there is no GitHub draft waiting for this answer")
         else:
             raise ReviewError("unknown action")
@@ -392,7 +411,7 @@ async def golden_add(request: web.Request) -> web.Response:
     name = require_maintainer(request)
     form = await _form(request)
     try:
-        await _review(request).add_golden_record(form.get("question", ""), form.get("answer", ""), name)
+        await _review(request).add_golden_record(_text(form, "question") or "", _text(form, "answer") or "", name)
     except ReviewError as error:
         raise web.HTTPSeeOther(f"/review/golden?{urlencode({'error': error_code(error)})}") from None
     raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "added"}))
@@ -412,7 +431,8 @@ async def golden_action(request: web.Request) -> web.Response:
             raise web.HTTPNotFound(text="no such golden record")
         raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "deleted"}))
     try:
-        record = await review.update_golden_record(record_id, form.get("question", ""), form.get("answer", ""), name)
+        record = await review.update_golden_record(record_id, _text(form, "question") or "",
+                                                    _text(form, "answer") or "", name)
     except ReviewError as error:
         raise web.HTTPSeeOther(f"/review/golden/{record_id}?{urlencode({'error': error_code(error)})}") from None
     if record is None:
@@ -436,7 +456,7 @@ async def golden_import(request: web.Request) -> web.Response:
     form = await _form(request)
     upload = form.get("file")
     try:
-        if not hasattr(upload, "file"):
+        if not isinstance(upload, FileField):
             raise ReviewError("choose a CSV file to import")
         text = upload.file.read().decode("utf-8-sig")
         result = await _review(request).import_golden_csv(text, name)

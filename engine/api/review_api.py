@@ -3,13 +3,24 @@ or a maintainer's token, whose name is then recorded as who did it)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from aiohttp import web
 
-from engine.api.auth import actor
-from engine.api.http import (MAX_PAGE, BadRequest, checked_text, error_response, int_query, read_body, read_json,
-                             row_id, text_field)
-from engine.api.keys import ENGINE
 from engine.answer.model import CHANNELS
+from engine.api.auth import actor
+from engine.api.http import (
+    MAX_PAGE,
+    BadRequest,
+    checked_text,
+    error_response,
+    int_query,
+    read_body,
+    read_json,
+    row_id,
+    text_field,
+)
+from engine.api.keys import ENGINE
 from engine.api.review_lists import answer_filter
 from engine.protocol import MAX_ANSWER_CHARS
 from engine.review.errors import ReviewError, ReviewNotFound
@@ -18,8 +29,12 @@ from engine.store.review import VERDICTS, AnswerFilter
 
 MAX_REASON_CHARS = 2000  # why a maintainer corrected or rejected an answer
 
+if TYPE_CHECKING:
+    from engine.service import Engine
+    from engine.store.models import AnswerRecord, GoldenRecord
 
-def _engine(request: web.Request):
+
+def _engine(request: web.Request) -> Engine:
     return request.app[ENGINE]
 
 
@@ -28,8 +43,8 @@ def _review(request: web.Request) -> ReviewService:
     return request.app[ENGINE].review_service
 
 
-def answer_view(record, *, full: bool = False) -> dict:
-    view = {"id": record.id, "created_at": record.created_at.isoformat(), "channel": record.channel,
+def answer_view(record: AnswerRecord, *, full: bool = False) -> dict[str, Any]:
+    view: dict[str, Any] = {"id": record.id, "created_at": record.created_at.isoformat(), "channel": record.channel,
             "conversation_id": record.conversation_id, "question": record.question, "text": record.text,
             "abstained": record.abstained, "verdict": record.verdict, "corrected_text": record.corrected_text,
             "review_note": record.review_note, "reviewed_by": record.reviewed_by,
@@ -42,7 +57,7 @@ def answer_view(record, *, full: bool = False) -> dict:
     return view
 
 
-def golden_view(record) -> dict:
+def golden_view(record: GoldenRecord) -> dict[str, Any]:
     return {"id": record.id, "question": record.question, "answer": record.answer, "source": record.source,
             "answer_id": record.answer_id, "created_by": record.created_by, "updated_by": record.updated_by,
             "updated_at": record.updated_at.isoformat()}
@@ -119,7 +134,7 @@ async def add_golden(request: web.Request) -> web.Response:
     return web.json_response(golden_view(record), status=201)
 
 
-def _pair(data: dict) -> tuple[str, str]:
+def _pair(data: dict[str, Any]) -> tuple[str, str]:
     return (text_field(data, "question", required=True, limit=20_000) or "",
             text_field(data, "answer", required=True, limit=20_000) or "")
 

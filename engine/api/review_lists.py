@@ -6,9 +6,11 @@ and ``/api/v1/answers`` (:mod:`engine.api.review_api`) call them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from engine.answer.model import CHANNELS
 from engine.api.http import page_number
+from engine.store.models import AnswerRecord
 from engine.store.review import VERDICTS, AnswerFilter
 
 
@@ -20,15 +22,15 @@ def question_key(question: str) -> str:
 @dataclass
 class QuestionGroup:
     """The first row (in the list's order) of a question, and the other answers to the same question."""
-    row: object
-    repeats: list = field(default_factory=list)
+    row: AnswerRecord
+    repeats: list[AnswerRecord] = field(default_factory=list)
 
     @property
     def times(self) -> int:
         return 1 + len(self.repeats)
 
 
-def group_repeats(rows: list) -> list[QuestionGroup]:
+def group_repeats(rows: list[AnswerRecord]) -> list[QuestionGroup]:
     """One group per distinct question on the page, in the order its first row came."""
     groups: dict[str, QuestionGroup] = {}
     for row in rows:
@@ -58,12 +60,12 @@ class TuningFormError(ValueError):
     """The tuning form was filled in a way no job can be made from; the message says how."""
 
 
-def tuning_request(form) -> tuple[str, dict]:
+def tuning_request(form: Mapping[str, object]) -> tuple[str, dict[str, Any]]:
     """The tuning page's form as ``TuningService.create``'s alias and ``base_llm``; it checks them further."""
     alias = str(form.get("alias") or "").strip()
     provider = str(form.get("provider") or "").strip()
     model = str(form.get("model") or "").strip()
-    parameters: dict = {}
+    parameters: dict[str, Any] = {}
     epochs = str(form.get("epochs") or "").strip()
     if epochs:
         if not epochs.isdigit() or len(epochs) > 6:
@@ -76,14 +78,14 @@ def _flag(value: str | None) -> bool | None:
     return {"yes": True, "no": False}.get(value or "")
 
 
-def kb_query(query) -> str | None:
+def kb_query(query: Mapping[str, str]) -> str | None:
     from engine.config import KB_NAME
 
     value = query.get("kb")
     return value if isinstance(value, str) and KB_NAME.match(value) else None
 
 
-def answer_filter(query) -> AnswerFilter:
+def answer_filter(query: Mapping[str, str]) -> AnswerFilter:
     """The list's filters from a query string; anything unknown is ignored, not an error."""
     page = page_number(query.get("page"))
     return AnswerFilter(

@@ -102,7 +102,9 @@ def render_code(name: str, text: str, lines: tuple[int, int] | None) -> tuple[st
         marked = " hl" if lines and lines[0] <= number <= lines[1] else ""
         rows.append(f'<span class="line{marked}" id="L{number}"><a class="ln" href="#L{number}" '
                     f'aria-label="line {number}">{number}</a>{line}</span>')
-    return f'<pre class="code">{"".join(rows)}</pre>', HtmlFormatter().get_style_defs(".source-file .code")
+    # types-Pygments leaves get_style_defs unannotated
+    styles = HtmlFormatter().get_style_defs(".source-file .code")  # type: ignore[no-untyped-call]
+    return f'<pre class="code">{"".join(rows)}</pre>', styles
 
 
 def render_markdown(text: str, lines: tuple[int, int] | None) -> str:

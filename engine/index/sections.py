@@ -57,7 +57,7 @@ class SectionMap:
     def __init__(self, chunks: Iterable[Chunk], max_chars: int = MAX_SECTION_CHARS) -> None:
         self.max_chars = max_chars
         self._sections: dict[tuple[str, tuple[str, ...]], list[Chunk]] = {}
-        for order, chunk in sorted(enumerate(chunks), key=lambda pair: (pair[1].path, pair[1].start_line, pair[0])):
+        for _order, chunk in sorted(enumerate(chunks), key=lambda pair: (pair[1].path, pair[1].start_line, pair[0])):
             self._sections.setdefault((chunk.path, chunk.heading_path), []).append(chunk)
         self._headings: dict[str, list[tuple[str, ...]]] = {}
         for path, heading in self._sections:

@@ -26,33 +26,41 @@ import uuid
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Concatenate, Iterable, Mapping, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
 
 from engine.ingest.chunking import Chunk
 
+if TYPE_CHECKING:  # chromadb is imported on first use (it is slow to import)
+    from chromadb.api import ClientAPI
+    from chromadb.api.collection_configuration import CreateCollectionConfiguration
+    from chromadb.api.models.Collection import Collection
+    from chromadb.api.types import GetResult, Include, Where
+    from chromadb.config import Settings
+
 BATCH = 1000
-COSINE = {"hnsw": {"space": "cosine"}}
+COSINE: CreateCollectionConfiguration = {"hnsw": {"space": "cosine"}}
 REVISION_KEY = "firstreply_revision"  # on the pointer: changes whenever the index does
 COLLECTION_KEY = "firstreply_collection"  # on the pointer: the collection that holds the vectors now
 EMBEDDING_KEY = "firstreply_embedding"  # on a collection: the kind of vectors it holds (model and text version)
 SOURCE_KEY = "source"  # on a chunk: the ingested folder it came from
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class VectorStoreError(RuntimeError):
     """The vector store can't be reached or refused an operation."""
 
 
-def _chroma_settings():
-    import chromadb
+def _chroma_settings() -> Settings:
+    from chromadb.config import Settings
 
-    return chromadb.Settings(anonymized_telemetry=False, allow_reset=False)
+    return Settings(anonymized_telemetry=False, allow_reset=False)
 
 
-def open_client(persist_dir: Path | None = None, url: str | None = None, timeout: float | None = None):
+def open_client(persist_dir: Path | None = None, url: str | None = None, timeout: float | None = None) -> ClientAPI:
     """A Chroma client: ``HttpClient`` for ``url`` (each HTTP request, those made while opening it included, limited
     to ``timeout`` s), else embedded."""
     import chromadb
@@ -92,12 +100,13 @@ def _open_with_timeout() -> None:
     made with ``timeout=None``: opening a hung server would wait for ever, holding the lock every later
     call waits on. The session is given the timeout of the thread opening it (see :func:`open_client`)."""
     from chromadb.api.fastapi import FastAPI
+    from chromadb.config import System
 
     if getattr(FastAPI.__init__, "firstreply_timeout", False):
         return
     original = FastAPI.__init__
 
-    def __init__(self, system) -> None:
+    def __init__(self: FastAPI, system: System) -> None:
         original(self, system)
         timeout = getattr(_opening, "timeout", None)
         if timeout is not None:
@@ -105,11 +114,12 @@ def _open_with_timeout() -> None:
 
             self._session.timeout = httpx.Timeout(timeout)
 
-    __init__.firstreply_timeout = True
-    FastAPI.__init__ = __init__
+    # A patch of a third-party class, made once per process: set as attributes, as the patch is dynamic.
+    setattr(__init__, "firstreply_timeout", True)  # noqa: B010
+    setattr(FastAPI, "__init__", __init__)  # noqa: B010
 
 
-def _limit_requests(client, timeout: float) -> None:
+def _limit_requests(client: ClientAPI, timeout: float) -> None:
     """Give the client's HTTP session a timeout.
 
     chromadb (1.5) builds its httpx session with ``timeout=None`` and has no setting for it. Every
@@ -135,26 +145,26 @@ class Chroma:
         self.persist_dir = persist_dir
         self.url = url
         self.timeout = timeout
-        self._client = None
+        self._client: ClientAPI | None = None
         self._opening = threading.Lock()
         self._hung = False
         self._probing = False
         self._probe_lock = threading.Lock()
 
-    def client(self):
+    def client(self) -> ClientAPI:
         with self._opening:
             if self._client is None:
                 self._client = open_client(self.persist_dir, self.url, self.timeout)
             return self._client
 
-    def call(self, operation: Callable[[object], T]) -> T:
+    def call(self, operation: Callable[[ClientAPI], T]) -> T:
         """``operation(client)``, under the deadline when the store is a server."""
         if self.url is None:
             return operation(self.client())
         if self._hung:
             self._probe()
             raise VectorStoreError(f"Chroma at {self.url} is not answering (a call took over {self.timeout:g} s)")
-        future: Future = Future()
+        future: Future[T] = Future()
 
         def run() -> None:
             if not future.set_running_or_notify_cancel():
@@ -209,7 +219,7 @@ def chunk_metadata(chunk: Chunk, source: str | None = None) -> dict[str, str | i
     return metadata
 
 
-def chunk_from_record(chunk_id: str, text: str, meta: dict) -> Chunk:
+def chunk_from_record(chunk_id: str, text: str, meta: Mapping[str, Any]) -> Chunk:
     return Chunk(
         id=chunk_id,
         path=str(meta["path"]),
@@ -224,11 +234,11 @@ def chunk_from_record(chunk_id: str, text: str, meta: dict) -> Chunk:
     )
 
 
-def _store_errors(method):
+def _store_errors(method: Callable[Concatenate[VectorStore, P], T]) -> Callable[Concatenate[VectorStore, P], T]:
     """A Chroma server that is down or refuses becomes a :class:`VectorStoreError` (the API's 503), not a crash."""
 
     @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: VectorStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return method(self, *args, **kwargs)
         except VectorStoreError:
@@ -260,12 +270,12 @@ class VectorStore:
         self.name = f"firstreply-{kb}"  # the first collection, before any replacement (kb names have no dots)
         self.pointer = f"{self.name}.current"
         self._fixed = collection
-        self._collection = None
+        self._collection: Collection | None = None
         self._resolving = threading.Lock()
 
     # -- finding the current collection ------------------------------------------------------------------
 
-    def _read_pointer(self, client) -> dict | None:
+    def _read_pointer(self, client: ClientAPI) -> dict[str, Any] | None:
         try:
             return dict(client.get_collection(self.pointer, embedding_function=None).metadata or {})
         except Exception as error:
@@ -273,10 +283,10 @@ class VectorStore:
                 return None
             raise
 
-    def _resolve(self, client):
+    def _resolve(self, client: ClientAPI) -> Collection:
         if self._fixed is not None:
             return client.get_collection(self._fixed, embedding_function=None)
-        missing = None
+        missing: str | None = None
         for _ in range(3):
             pointer = self._read_pointer(client)
             if pointer is None or COLLECTION_KEY not in pointer:
@@ -294,25 +304,26 @@ class VectorStore:
                 missing = name if _not_found(error) else None
         raise VectorStoreError(f"the collection of knowledge base {self.kb!r} keeps changing")
 
-    def _pointed_at(self, client) -> str | None:
-        return (self._read_pointer(client) or {}).get(COLLECTION_KEY)
+    def _pointed_at(self, client: ClientAPI) -> str | None:
+        pointed = (self._read_pointer(client) or {}).get(COLLECTION_KEY)
+        return None if pointed is None else str(pointed)
 
-    def _current(self, client):
+    def _current(self, client: ClientAPI) -> Collection:
         with self._resolving:
             if self._collection is None:
                 self._collection = self._resolve(client)
             return self._collection
 
-    def _forget(self, collection=None) -> None:
+    def _forget(self, collection: Collection | None = None) -> None:
         with self._resolving:
             if collection is None or self._collection is collection:
                 self._collection = None
 
-    def _on_collection(self, operation: Callable[[object], T]) -> T:
+    def _on_collection(self, operation: Callable[[Collection], T]) -> T:
         """``operation(collection)`` under the store's deadline; if another process replaced the collection
         meanwhile (it is gone), the new one is found and the operation runs once more there."""
 
-        def run(client):
+        def run(client: ClientAPI) -> T:
             collection = self._current(client)
             try:
                 return operation(collection)
@@ -328,8 +339,8 @@ class VectorStore:
 
         return self.chroma.call(run)
 
-    def _set_pointer(self, client, collection: str, revision: str | None) -> None:
-        metadata = {COLLECTION_KEY: collection, **({REVISION_KEY: revision} if revision else {})}
+    def _set_pointer(self, client: ClientAPI, collection: str, revision: str | None) -> None:
+        metadata: dict[str, Any] = {COLLECTION_KEY: collection, **({REVISION_KEY: revision} if revision else {})}
         pointer = client.get_or_create_collection(self.pointer, embedding_function=None, metadata=metadata)
         if dict(pointer.metadata or {}) != metadata:
             pointer.modify(metadata=metadata)
@@ -341,14 +352,15 @@ class VectorStore:
         """The index's revision as the last writer stamped it, read afresh (another replica may have written);
         when the pointer moved to another collection, this store follows it."""
 
-        def read(client):
+        def read(client: ClientAPI) -> str | None:
             pointer = self._read_pointer(client)
             if pointer is None:  # written by an earlier version, or never: the revision is on the collection
                 self._forget()
-                return (self._current(client).metadata or {}).get(REVISION_KEY)
-            if self._collection is not None and self._collection.name != pointer.get(COLLECTION_KEY):
+                pointer = dict(self._current(client).metadata or {})
+            elif self._collection is not None and self._collection.name != pointer.get(COLLECTION_KEY):
                 self._forget()
-            return pointer.get(REVISION_KEY)
+            revision = pointer.get(REVISION_KEY)
+            return None if revision is None else str(revision)
 
         return self.chroma.call(read)
 
@@ -369,7 +381,7 @@ class VectorStore:
         collection that a replacement may drop.
         """
 
-        def check(client) -> str | None:
+        def check(client: ClientAPI) -> str | None:
             self._forget()  # read the collection's metadata afresh: another process may have stamped it
             current = self._current(client)
             metadata = dict(current.metadata or {})
@@ -396,16 +408,17 @@ class VectorStore:
         The collection it replaces is kept until the next replacement: dropping one while a replica reads it
         makes that read fail, or (measured on a Chroma server) come back empty without an error.
         """
-        assert replacement._fixed is not None, "only a store from prepare_for() replaces one"
+        fixed = replacement._fixed
+        assert fixed is not None, "only a store from prepare_for() replaces one"
         revision = uuid.uuid4().hex
 
-        def switch(client) -> None:
+        def switch(client: ClientAPI) -> None:
             replaced = self._pointed_at(client)
-            self._set_pointer(client, replacement._fixed, revision)
+            self._set_pointer(client, fixed, revision)
             for collection in client.list_collections():
                 name = collection.name
                 ours = name == self.name or name.startswith(self.name + ".")
-                if ours and name not in (self.pointer, replacement._fixed, replaced):
+                if ours and name not in (self.pointer, fixed, replaced):
                     try:
                         client.delete_collection(name)
                     except Exception as error:
@@ -417,6 +430,8 @@ class VectorStore:
         return revision
 
     # -- the vectors ----------------------------------------------------------------------------------------
+    # Each batch's call is made by a method of its own, so the closure handed to _on_collection (which may run
+    # it in a worker thread) holds that batch's values, never a loop variable.
 
     @_store_errors
     def count(self) -> int:
@@ -425,50 +440,63 @@ class VectorStore:
     @_store_errors
     def upsert(self, chunks: list[Chunk], embeddings: np.ndarray, source: str | None = None) -> None:
         for start in range(0, len(chunks), BATCH):
-            batch = chunks[start : start + BATCH]
-            self._on_collection(lambda c: c.upsert(
-                ids=[x.id for x in batch],
-                embeddings=embeddings[start : start + BATCH],
-                documents=[x.text for x in batch],
-                metadatas=[chunk_metadata(x, source) for x in batch],
-            ))
+            self._upsert_batch(chunks[start : start + BATCH], embeddings[start : start + BATCH], source)
+
+    def _upsert_batch(self, batch: list[Chunk], embeddings: np.ndarray, source: str | None) -> None:
+        self._on_collection(lambda c: c.upsert(
+            ids=[x.id for x in batch],
+            embeddings=embeddings,
+            documents=[x.text for x in batch],
+            metadatas=[chunk_metadata(x, source) for x in batch],
+        ))
 
     @_store_errors
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)
         for start in range(0, len(ids), BATCH):
-            self._on_collection(lambda c: c.delete(ids=ids[start : start + BATCH]))
+            self._delete_batch(ids[start : start + BATCH])
+
+    def _delete_batch(self, batch: list[str]) -> None:
+        self._on_collection(lambda c: c.delete(ids=batch))
 
     @_store_errors
     def existing(self, ids: list[str]) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(ids), BATCH):
-            found.update(self._on_collection(lambda c: c.get(ids=ids[start : start + BATCH], include=[])["ids"]))
+            found.update(self._existing_batch(ids[start : start + BATCH]))
         return found
 
+    def _existing_batch(self, batch: list[str]) -> list[str]:
+        return self._on_collection(lambda c: c.get(ids=batch, include=[])["ids"])
+
     @_store_errors
-    def ids(self, where: dict) -> set[str]:
+    def ids(self, where: Where) -> set[str]:
         """The ids of every chunk whose metadata matches ``where`` (e.g. ``{"source": "/src/project"}``)."""
         found: set[str] = set()
         offset = 0
         while True:
-            page = self._on_collection(lambda c: c.get(where=where, include=[], limit=BATCH, offset=offset))["ids"]
+            page = self._page(where, [], offset)["ids"]
             found.update(page)
             if len(page) < BATCH:
                 return found
             offset += BATCH
 
     @_store_errors
-    def all_chunks(self, where: dict | None = None) -> list[Chunk]:
+    def all_chunks(self, where: Where | None = None) -> list[Chunk]:
         chunks: list[Chunk] = []
         offset = 0
         while True:
-            page = self._on_collection(
-                lambda c: c.get(where=where, include=["documents", "metadatas"], limit=BATCH, offset=offset))
-            chunks.extend(chunk_from_record(i, d or "", m or {}) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"]))
+            page = self._page(where, ["documents", "metadatas"], offset)
+            documents, metadatas = page["documents"], page["metadatas"]
+            assert documents is not None and metadatas is not None  # both asked for in `include`
+            chunks.extend(chunk_from_record(i, d or "", m or {})
+                          for i, d, m in zip(page["ids"], documents, metadatas, strict=True))
             if len(page["ids"]) < BATCH:
                 return chunks
             offset += BATCH
+
+    def _page(self, where: Where | None, include: Include, offset: int) -> GetResult:
+        return self._on_collection(lambda c: c.get(where=where, include=include, limit=BATCH, offset=offset))
 
     def query(self, embedding: np.ndarray, k: int) -> list[tuple[str, float]]:
         """The ``k`` nearest chunk ids with their cosine similarity."""
@@ -480,12 +508,16 @@ class VectorStore:
         if len(embeddings) == 0:
             return []
         result = self._on_collection(lambda c: c.query(query_embeddings=embeddings, n_results=k, include=["distances"]))
-        return [[(i, 1.0 - float(d)) for i, d in zip(ids, distances)]
-                for ids, distances in zip(result["ids"], result["distances"])]
+        distances = result["distances"]
+        assert distances is not None  # asked for in `include`
+        return [[(i, 1.0 - float(d)) for i, d in zip(ids, row, strict=True)]
+                for ids, row in zip(result["ids"], distances, strict=True)]
 
     @_store_errors
     def update_metadata(self, chunks: list[Chunk], source: str | None = None) -> None:
         for start in range(0, len(chunks), BATCH):
-            batch = chunks[start : start + BATCH]
-            self._on_collection(lambda c: c.update(ids=[x.id for x in batch],
-                                                   metadatas=[chunk_metadata(x, source) for x in batch]))
+            self._update_batch(chunks[start : start + BATCH], source)
+
+    def _update_batch(self, batch: list[Chunk], source: str | None) -> None:
+        self._on_collection(lambda c: c.update(ids=[x.id for x in batch],
+                                               metadatas=[chunk_metadata(x, source) for x in batch]))

@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from engine.ingest.document import Block, ParsedDocument, Section
+
+if TYPE_CHECKING:  # tree_sitter is imported when a code file is first parsed
+    from tree_sitter import Language, Node, Parser
 
 #: What :attr:`ParsedDocument.partial` says of a file tree-sitter could only partly parse.
 SYNTAX_ERRORS = "syntax errors (read what parses)"
@@ -155,14 +159,14 @@ _parsers = threading.local()
 
 
 @cache
-def _language(name: str) -> object:
+def _language(name: str) -> Language:
     from tree_sitter import Language
 
     return Language(GRAMMARS[name].language())
 
 
-def _parser(name: str):  # tree_sitter.Parser: one per thread, as a parser is not safe to share
-    cached = getattr(_parsers, name, None)
+def _parser(name: str) -> Parser:  # one per thread, as a parser is not safe to share
+    cached: Parser | None = getattr(_parsers, name, None)
     if cached is None:
         from tree_sitter import Parser
 
@@ -177,11 +181,11 @@ def grammar_for(path: str) -> str | None:
     return SUFFIXES.get(name.rsplit(".", 1)[-1]) if "." in name else None
 
 
-def _text(node) -> str:
-    return node.text.decode("utf-8", "replace")
+def _text(node: Node) -> str:
+    return (node.text or b"").decode("utf-8", "replace")
 
 
-def _last_line(node) -> int:
+def _last_line(node: Node) -> int:
     """A node's last 1-based line; a node that ends at column 0 (a ``///`` comment and its newline) ends above."""
     row, column = node.end_point
     return row if column == 0 and row > node.start_point[0] else row + 1
@@ -200,7 +204,7 @@ def _doc_text(comments: list[str]) -> str:
     return "\n".join(lines).strip()
 
 
-def _declarator_name(node) -> str:
+def _declarator_name(node: Node | None) -> str:
     """The name in a C/C++ declarator chain (``*f(int)``, ``Foo::bar()``, ``(*fp)[3]``)."""
     while node is not None:
         if node.type in {"identifier", "field_identifier", "type_identifier", "destructor_name",
@@ -213,7 +217,7 @@ def _declarator_name(node) -> str:
     return ""
 
 
-def _name(node, grammar: Grammar) -> str:
+def _name(node: Node, grammar: Grammar) -> str:
     if grammar.name == "rust" and node.type == "impl_item":
         return _text(node.child_by_field_name("type") or node).split("<", 1)[0]
     named = node.child_by_field_name("name")
@@ -227,7 +231,7 @@ def _name(node, grammar: Grammar) -> str:
     return ""
 
 
-def _go_receiver(node) -> str:
+def _go_receiver(node: Node) -> str:
     receiver = node.child_by_field_name("receiver")
     if receiver is None:
         return ""
@@ -235,7 +239,7 @@ def _go_receiver(node) -> str:
     return _text(names[0]) if names else ""
 
 
-def _walk(node):
+def _walk(node: Node) -> Iterator[Node]:
     stack = [node]
     while stack:
         current = stack.pop()
@@ -243,7 +247,7 @@ def _walk(node):
         stack.extend(reversed(current.named_children))
 
 
-def _body(node):
+def _body(node: Node) -> Node | None:
     body = node.child_by_field_name("body")
     if body is not None:
         return body
@@ -258,7 +262,7 @@ def _body(node):
     return None
 
 
-def _signature(node, source: bytes) -> str:
+def _signature(node: Node, source: bytes) -> str:
     body = _body(node)
     if body is not None and body.start_byte > node.start_byte:
         text = source[node.start_byte : body.start_byte].decode("utf-8", "replace")
@@ -275,7 +279,7 @@ def _signature(node, source: bytes) -> str:
 _FUNCTION_VALUES = {"arrow_function", "function_expression", "function", "generator_function"}
 
 
-def _function_declarator(node) -> bool:
+def _function_declarator(node: Node) -> bool:
     """A C/C++ declaration that declares a function (a prototype), not a variable."""
     declarator = node.child_by_field_name("declarator")
     while declarator is not None:
@@ -292,7 +296,7 @@ class _Extractor:
         self.units: list[CodeUnit] = []
         self.leftovers: list[tuple[int, int]] = []  # top-level line ranges that are no unit
 
-    def doc_and_start(self, node, siblings: list, index: int) -> tuple[str, int]:
+    def doc_and_start(self, node: Node, siblings: list[Node], index: int) -> tuple[str, int]:
         """The doc comment directly above ``siblings[index]`` and the line its unit starts on."""
         start = node.start_point[0] + 1
         comments: list[str] = []
@@ -318,7 +322,7 @@ class _Extractor:
             i -= 1
         return _doc_text(comments), start
 
-    def unit_kind(self, node, in_container: bool) -> tuple[str, str] | None:
+    def unit_kind(self, node: Node, in_container: bool) -> tuple[str, str] | None:
         """(kind, role) of a node: role is "unit", "container" or "scope"; None when it is none of them."""
         grammar = self.grammar
         if in_container and node.type in grammar.members:
@@ -350,9 +354,9 @@ class _Extractor:
                 return ("class", "container") if value.type == "class" else ("function", "unit")
         return None
 
-    def visit(self, nodes: list, scope: tuple[str, ...], loose: list[tuple[int, int]] | None,
+    def visit(self, nodes: list[Node], scope: tuple[str, ...], loose: list[tuple[int, int]] | None,
               in_container: bool = False,
-              wrapper: tuple[list, int] | None = None, depth: int = 0) -> list[CodeUnit]:
+              wrapper: tuple[list[Node], int] | None = None, depth: int = 0) -> list[CodeUnit]:
         """Record the units among ``nodes`` (siblings, in order); return those found at this level.
 
         ``loose`` gathers the line ranges of what is no unit: the module's, a namespace's, a class's fields;
@@ -414,7 +418,7 @@ class _Extractor:
         return found
 
     @staticmethod
-    def _named(node):
+    def _named(node: Node) -> Node:
         """The node that carries the name and body: an ``export default``'s value, a ``const``'s declarator."""
         if node.type == "export_statement":
             return node.child_by_field_name("value") or node

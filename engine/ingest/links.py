@@ -4,8 +4,8 @@ with neither — the engine's own read-only copy of the file (``/source/<kb>/<pa
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 
 def slugify(heading: str) -> str:
@@ -42,7 +42,7 @@ class LinkBuilder:
             if start_line:
                 return f"{base}#L{start_line}-L{end_line}" if end_line > start_line else f"{base}#L{start_line}"
             return base
-        if self.served(path):
+        if self.source_base is not None and self.served(path):
             base = f"{self.source_base.rstrip('/')}/{quote(path)}"
             if start_line:
                 return f"{base}?lines={start_line}-{max(start_line, end_line)}#L{start_line}"

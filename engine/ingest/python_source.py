@@ -33,9 +33,9 @@ def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> s
     return f"{prefix} {node.name}({ast.unparse(node.args)}){returns}"
 
 
-def _first_line(node: ast.AST) -> int:
-    decorators = getattr(node, "decorator_list", [])
-    return min([d.lineno for d in decorators] + [node.lineno])  # type: ignore[attr-defined]
+def _first_line(node: ast.stmt) -> int:
+    decorators: list[ast.expr] = getattr(node, "decorator_list", [])
+    return min([d.lineno for d in decorators] + [node.lineno])
 
 
 def _docstring_title(docstring: str | None) -> str:
@@ -59,8 +59,8 @@ def parse_python_module(path: str, text: str) -> ParsedDocument:
     if docstring:
         module_section.blocks.append(Block(f'"""{docstring}"""', 1, tree.body[0].end_lineno or 1))
 
-    def source(node: ast.AST) -> Block:
-        start, end = _first_line(node), node.end_lineno or node.lineno  # type: ignore[attr-defined]
+    def source(node: ast.stmt) -> Block:
+        start, end = _first_line(node), node.end_lineno or node.lineno
         return Block("\n".join(lines[start - 1 : end]), start, end, is_code=True)
 
     def visit(body: list[ast.stmt], path_parts: tuple[str, ...]) -> None:

@@ -6,8 +6,9 @@ result says which provider answered and why the ones before it did not.
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from engine.llm.base import Attempt, ChainResult, Generation, GenerationRequest, Provider, ProviderError, StreamEvent
 from engine.llm.extractive import ExtractiveProvider
@@ -31,7 +32,7 @@ class ProviderChain:
     def has_llm(self) -> bool:
         return len(self.providers) > 1
 
-    def _retrying(self, provider: Provider):
+    def _retrying(self, provider: Provider) -> Callable[[ProviderError, float], None]:
         def note(error: ProviderError, wait: float) -> None:
             log.warning("provider %s failed (%s); retrying in %.2f s", provider.name, error, wait)
 
@@ -41,7 +42,7 @@ class ProviderChain:
         failures: list[Attempt] = []
         for provider in self.providers:
             try:
-                generation = await with_retries(lambda p=provider: p.generate(request), self.policy, self._retrying(provider))
+                generation = await with_retries(functools.partial(provider.generate, request), self.policy, self._retrying(provider))
             except ProviderError as error:
                 log.warning("provider %s gave up: %s", provider.name, error)
                 failures.append(Attempt(provider.name, str(error)))

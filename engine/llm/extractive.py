@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 from engine.index.keywords import keyword_terms
 from engine.llm.base import ContextPassage, Generation, GenerationRequest, StreamEvent, estimate_tokens
 from engine.markdown import FENCE, split_blocks
+
+if TYPE_CHECKING:
+    from engine.llm.registry import ProviderKind
 
 MAX_PASSAGES = 3
 MAX_PASSAGE_CHARS = 1200  # what one page's quote aims at; a whole unit may run to twice that
@@ -123,7 +126,8 @@ def _weights(question: dict[str, float], texts: list[str]) -> dict[str, float]:
 def _score(text: str, weights: dict[str, float]) -> float:
     terms = set(keyword_terms(text))
     matched = sum(w for t, w in weights.items() if t in terms)
-    return matched / (1 + len(terms)) ** 0.25
+    damping: float = (1 + len(terms)) ** 0.25
+    return matched / damping
 
 
 def _compact_row(row: str) -> str:
@@ -150,7 +154,8 @@ def _table_excerpt(table: str, weights: dict[str, float], max_chars: int, whole_
     # The rows that match nearly as well as the best one; the first rows when none matches.
     candidates = sorted((i for i in range(len(rows)) if top > 0 and scores[i] >= ROW_FLOOR * top),
                         key=lambda i: -scores[i]) or range(len(rows))
-    kept, size = set(), sum(len(line) + 1 for line in head)
+    kept: set[int] = set()
+    size = sum(len(line) + 1 for line in head)
     for i in candidates:
         if kept and size + len(rows[i]) > max_chars:
             continue  # a shorter row that matches less may still fit
@@ -170,7 +175,8 @@ def _shorten(unit: Unit, weights: dict[str, float], max_chars: int) -> str:
         return unit.text
     if unit.kind in {"prose"}:
         sentences = re.split(r"(?<=[.!?])\s+", unit.text)
-        kept, size = [], 0
+        kept: list[str] = []
+        size = 0
         for sentence in sentences:
             if kept and size + len(sentence) > max_chars:
                 break
@@ -322,7 +328,7 @@ class ExtractiveProvider:
         return None
 
 
-def register_providers(register) -> None:
+def register_providers(register: Callable[[ProviderKind], None]) -> None:
     """The offline answerer: no model, no key; it ends every fallback chain by itself (engine.llm.chain)."""
     from engine.llm.registry import ProviderKind
 

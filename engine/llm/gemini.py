@@ -10,17 +10,26 @@ can move on when a model stays down.
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 from engine.llm.base import Generation, GenerationRequest, ProviderError, StreamEvent, estimate_tokens
 from engine.llm.retry import parse_retry_after
+
+if TYPE_CHECKING:
+    import aiohttp
+    from google.genai import types as genai_types
+
+    from engine.config import Settings
+    from engine.llm.registry import ProviderKind
+    from engine.tuning.dataset import Example
+    from engine.tuning.providers import GeminiTuner
 
 RETRYABLE = {408, 429, 500, 502, 503, 504}
 BLOCKING_FINISH = {"SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "RECITATION", "IMAGE_SAFETY", "MODEL_ARMOR"}
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/"
 
 
-def _retry_delay(details) -> float | None:
+def _retry_delay(details: object) -> float | None:
     error = details.get("error", {}) if isinstance(details, dict) else {}
     for item in error.get("details", []) or []:
         if isinstance(item, dict) and "retryDelay" in item:
@@ -47,7 +56,7 @@ class GeminiProvider:
             ),
         )
 
-    def _config(self, request: GenerationRequest):
+    def _config(self, request: GenerationRequest) -> genai_types.GenerateContentConfig:
         return self._types.GenerateContentConfig(
             system_instruction=request.system,
             max_output_tokens=request.max_output_tokens,
@@ -68,7 +77,7 @@ class GeminiProvider:
             return ProviderError(f"no answer within {self.timeout:g} s", provider=self.name, retryable=True)
         return ProviderError(f"{type(error).__name__}: {error}", provider=self.name, retryable=True)
 
-    def _generation(self, response, text: str | None = None) -> Generation:
+    def _generation(self, response: genai_types.GenerateContentResponse, text: str | None = None) -> Generation:
         usage = response.usage_metadata
         prompt_tokens = usage.prompt_token_count if usage else None
         output_tokens = usage.candidates_token_count if usage else None
@@ -135,26 +144,26 @@ class GeminiProvider:
             await close()
 
 
-def _build(model: str, settings) -> GeminiProvider:
+def _build(model: str, settings: Settings) -> GeminiProvider:
     assert settings.gemini_api_key is not None  # checked when settings load
     return GeminiProvider(model, settings.gemini_api_key.get_secret_value(),
                           base_url=str(settings.gemini_base_url) if settings.gemini_base_url else None,
                           timeout=settings.llm_timeout)
 
 
-def _tuner(settings, session):
+def _tuner(settings: Settings, session: aiohttp.ClientSession) -> GeminiTuner:
     from engine.tuning.providers import GeminiTuner
 
     base = settings.gemini_tuning_base_url or settings.gemini_base_url or DEFAULT_BASE_URL
     return GeminiTuner(str(base), session, grantee=settings.tuned_model_grantee)
 
 
-def training_rows(examples) -> list[dict]:
+def training_rows(examples: list[Example]) -> list[dict[str, str]]:
     """Gemini tuning takes one text input: the system instruction goes in front."""
     return [{"text_input": f"{e.system}\n\n{e.input}", "output": e.output} for e in examples]
 
 
-def register_providers(register) -> None:
+def register_providers(register: Callable[[ProviderKind], None]) -> None:
     from engine.llm.registry import Limits, ProviderKind, TuningBackend
 
     register(ProviderKind(

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 import aiohttp
 
 from engine.llm.base import Generation, GenerationRequest, ProviderError, StreamEvent, estimate_tokens
 from engine.llm.retry import parse_retry_after
+
+if TYPE_CHECKING:
+    from engine.config import Settings
+    from engine.llm.registry import ProviderKind
+    from engine.tuning.dataset import Example
+    from engine.tuning.providers import OpenAITuner
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
 FINISH = {"stop": "stop", "length": "max_tokens", "content_filter": "blocked"}
@@ -31,8 +37,8 @@ class OpenAICompatibleProvider:
             self._session = aiohttp.ClientSession(headers=self._headers, timeout=aiohttp.ClientTimeout(total=self.timeout))
         return self._session
 
-    def _body(self, request: GenerationRequest, stream: bool) -> dict:
-        body = {
+    def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": "system", "content": request.system}, {"role": "user", "content": request.prompt}],
             "max_tokens": request.max_output_tokens,
@@ -73,7 +79,8 @@ class OpenAICompatibleProvider:
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         response = await self._post(request, stream=True)
         pieces: list[str] = []
-        finish, usage = "stop", {}
+        finish = "stop"
+        usage: dict[str, Any] = {}
         try:
             async for raw in response.content:
                 line = raw.decode("utf-8", "replace").strip()
@@ -109,25 +116,25 @@ class OpenAICompatibleProvider:
             await self._session.close()
 
 
-def _build(model: str, settings) -> OpenAICompatibleProvider:
+def _build(model: str, settings: Settings) -> OpenAICompatibleProvider:
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     return OpenAICompatibleProvider(model, str(settings.openai_base_url), key, timeout=settings.llm_timeout)
 
 
-def _tuner(settings, session):
+def _tuner(settings: Settings, session: aiohttp.ClientSession) -> OpenAITuner:
     from engine.tuning.providers import OpenAITuner
 
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     return OpenAITuner(str(settings.openai_base_url), key, session)
 
 
-def training_rows(examples) -> list[dict]:
+def training_rows(examples: list[Example]) -> list[dict[str, Any]]:
     """OpenAI's chat fine-tuning format: the system, user and assistant messages of each example."""
     return [{"messages": [{"role": "system", "content": e.system}, {"role": "user", "content": e.input},
                           {"role": "assistant", "content": e.output}]} for e in examples]
 
 
-def register_providers(register) -> None:
+def register_providers(register: Callable[[ProviderKind], None]) -> None:
     from engine.llm.registry import Limits, ProviderKind, TuningBackend
 
     register(ProviderKind(

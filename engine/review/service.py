@@ -11,15 +11,19 @@ Everything it refuses is a :class:`~engine.review.errors.ReviewError`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from engine.review.errors import ReviewConflict
 from engine.store.models import AnswerRecord, AuditEvent, GoldenRecord, Maintainer
 from engine.store.review import AnswerFilter, ReviewStore
 
+if TYPE_CHECKING:
+    from engine.web import ReviewExtension
+
 
 class ReviewService:
     def __init__(self, store: ReviewStore, *, index_golden: Callable[[], Awaitable[object]],
-                 extensions: Sequence = (), quote: Callable[[str], str] = str) -> None:
+                 extensions: Sequence[ReviewExtension] = (), quote: Callable[[str], str] = str) -> None:
         """``index_golden``: brings the index in line with the golden records (run after each change to them);
         ``extensions``: the frontends' parts of the review (a live list: one registered later takes part);
         ``quote``: how an approved answer's text becomes a golden record's (the engine strips its [n] markers)."""
@@ -34,14 +38,14 @@ class ReviewService:
         """One page of answers matching the filter, and whether another page follows."""
         return await self.store.answers(selected)
 
-    async def detail(self, answer_id: str) -> dict | None:
+    async def detail(self, answer_id: str) -> dict[str, Any] | None:
         """An answer with its conversation, votes, golden record and each extension's part (None: no such answer)."""
         return await self.store.detail(answer_id)
 
     async def knowledge_bases(self) -> list[str]:
         return await self.store.knowledge_bases()
 
-    async def overview(self, days: int = 30, kb: str | None = None) -> dict:
+    async def overview(self, days: int = 30, kb: str | None = None) -> dict[str, Any]:
         return await self.store.overview(days, kb)
 
     async def review(self, answer_id: str, verdict: str, by: str, *, text: str | None = None,
@@ -52,7 +56,7 @@ class ReviewService:
         await self._index_golden()
         return record, golden
 
-    async def post_draft(self, answer_id: str, by: str, body: str | None = None) -> dict | None:
+    async def post_draft(self, answer_id: str, by: str, body: str | None = None) -> dict[str, Any] | None:
         """Approve the draft a frontend made for this answer (the GitHub App in review mode), which then posts it;
         what was approved (the audit detail), or None when no extension has a draft for this answer. Raises
         :class:`~engine.review.errors.ReviewConflict` when the draft is no longer waiting."""
@@ -98,7 +102,7 @@ class ReviewService:
             await self._index_golden()
         return deleted
 
-    async def import_golden_csv(self, text: str, by: str) -> dict:
+    async def import_golden_csv(self, text: str, by: str) -> dict[str, Any]:
         """Add the question/answer pairs of a CSV text: ``{"added": n, "skipped": [{"line", "reason"}, …]}``."""
         result = await self.store.import_golden_csv(text, by)
         await self._index_golden()
@@ -134,7 +138,7 @@ class ReviewService:
     async def end_session(self, token: str) -> None:
         await self.store.end_session(token)
 
-    async def audit(self, actor: str, action: str, target: str | None = None, detail: dict | None = None) -> None:
+    async def audit(self, actor: str, action: str, target: str | None = None, detail: dict[str, Any] | None = None) -> None:
         await self.store.audit(actor, action, target, detail)
 
     async def audit_events(self, limit: int = 50) -> list[AuditEvent]:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.engine import Connection, CursorResult, Result, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK = 7_130_001  # any constant shared by every firstreply process
@@ -48,7 +51,7 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(connection, _record):  # WAL lets readers work while one writer writes
+        def _sqlite_pragmas(connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:  # WAL lets readers work while one writer writes
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
@@ -59,11 +62,17 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def sessions(engine: AsyncEngine) -> async_sessionmaker:
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def _is_current(connection) -> bool:
+def rowcount(result: Result[Any]) -> int:
+    """The rows an INSERT, UPDATE or DELETE touched. Its result is a ``CursorResult``, which has the count;
+    ``AsyncSession.execute`` is typed as returning any ``Result``, which has not."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def _is_current(connection: Connection) -> bool:
     """Whether the schema is already at :data:`HEAD_REVISION` (no Alembic needed to say so)."""
     try:
         rows = connection.execute(text("SELECT version_num FROM alembic_version")).fetchall()
@@ -72,7 +81,7 @@ def _is_current(connection) -> bool:
     return [row[0] for row in rows] == [HEAD_REVISION]
 
 
-def _upgrade(connection) -> None:
+def _upgrade(connection: Connection) -> None:
     from alembic import command
     from alembic.config import Config
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -59,14 +60,14 @@ class AnswerRecord(Base):
     text: Mapped[str] = mapped_column(Text)
     abstained: Mapped[bool] = mapped_column(Boolean, default=False)
     confidence: Mapped[float] = mapped_column(Float, default=0.0)
-    sources: Mapped[list] = mapped_column(JSON, default=list)  # what retrieval gave the model, with scores
-    citations: Mapped[list] = mapped_column(JSON, default=list)
+    sources: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # what retrieval gave the model, with scores
+    citations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     model: Mapped[str] = mapped_column(String(200))
-    fallback_reasons: Mapped[list] = mapped_column(JSON, default=list)
+    fallback_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     output_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
-    trimmed: Mapped[dict] = mapped_column(JSON, default=dict)  # what the token budget dropped
+    trimmed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # what the token budget dropped
     link: Mapped[str | None] = mapped_column(String(500), nullable=True)  # where the question was asked
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # chosen as the answer on GitHub
     # review: unreviewed | approved | corrected | rejected
@@ -193,7 +194,7 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(40))
     target: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 # -- tuning -------------------------------------------------------------------------------------
@@ -217,9 +218,9 @@ class TuningJob(Base):
     alias: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), default="queued")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    base_llm: Mapped[dict] = mapped_column(JSON)  # {model_provider, model_name, model_parameters}
-    golden_records: Mapped[list | None] = mapped_column(JSON, nullable=True)  # ids, or None for all
-    job_metadata: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    base_llm: Mapped[dict[str, Any]] = mapped_column(JSON)  # {model_provider, model_name, model_parameters}
+    golden_records: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)  # ids, or None for all
+    job_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     dataset_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     provider_file_id: Mapped[str | None] = mapped_column(String(300), nullable=True)  # OpenAI's uploaded training file
     provider_job_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
@@ -227,12 +228,12 @@ class TuningJob(Base):
     retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # transient failures in a row
     model_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
     progress: Mapped[float | None] = mapped_column(Float, nullable=True, default=0.0)  # 0..100; None: not reported
-    provider_progress: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # the provider's own figures
+    provider_progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # the provider's own figures
     grantee: Mapped[str | None] = mapped_column(String(330), nullable=True)  # everyone | user:EMAIL | group:EMAIL
     grant_state: Mapped[str | None] = mapped_column(String(20), nullable=True)  # pending | granted | failed
     grant_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    evaluation: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -247,9 +248,9 @@ class TuningDataset(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     provider: Mapped[str] = mapped_column(String(20))
     variant: Mapped[str] = mapped_column(String(10))  # rag | plain
-    train: Mapped[list] = mapped_column(JSON)  # [{record_id, system, input, output}]
-    heldout: Mapped[list] = mapped_column(JSON)
-    report: Mapped[dict] = mapped_column(JSON)  # kept, dropped (with reasons), held out
+    train: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{record_id, system, input, output}]
+    heldout: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)  # kept, dropped (with reasons), held out
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -262,7 +263,7 @@ class ModelActivation(Base):
     model: Mapped[str] = mapped_column(String(300))  # a provider spec, e.g. gemini:tunedModels/abc
     fallback: Mapped[str | None] = mapped_column(String(300), nullable=True)  # the model that answered before it
     job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    evaluation: Mapped[dict] = mapped_column(JSON, default=dict)
+    evaluation: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     activated_by: Mapped[str] = mapped_column(String(100))
     activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     rolled_back_by: Mapped[str | None] = mapped_column(String(100), nullable=True)

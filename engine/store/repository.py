@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.index.batching import MicroBatcher
-from engine.store.database import create_engine, migrate, sessions
-from engine.store.models import (AnswerRecord, ChannelSettings, Conversation, DiscordEscalation, DiscordThread, Feedback,
-                                 Turn, utcnow)
+from engine.store.database import create_engine, migrate, rowcount, sessions
+from engine.store.models import (
+    AnswerRecord,
+    Base,
+    ChannelSettings,
+    Conversation,
+    DiscordEscalation,
+    DiscordThread,
+    Feedback,
+    Turn,
+    utcnow,
+)
+
+if TYPE_CHECKING:  # the dialects' modules are imported when first used (below)
+    from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
 
-def _dialect_insert(dialect: str):
+def _dialect_insert(dialect: str) -> Callable[[type[Base]], PostgresInsert | SqliteInsert]:
     """The dialect's own ``insert`` (it has ON CONFLICT), imported when first used: a cold ``firstreply ask`` on
     SQLite never loads PostgreSQL's dialect."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        from sqlalchemy.dialects.postgresql import insert as postgres_insert
+
+        return postgres_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 class UnknownAnswer(LookupError):
@@ -92,7 +109,7 @@ class Store:
         async with self.session.begin() as session:
             conversation_ids = {r.conversation_id: r.channel for r, _ in items if r.conversation_id}
             if conversation_ids:
-                insert = _dialect_insert(session.bind.dialect.name)
+                insert = _dialect_insert(self.engine.dialect.name)
                 now = utcnow()
                 await session.execute(insert(Conversation).values(
                     [{"id": cid, "channel": channel, "created_at": now, "updated_at": now}
@@ -154,14 +171,14 @@ class Store:
         counts = {vote: n for vote, n in rows}
         return {"up": counts.get(1, 0), "down": counts.get(-1, 0)}
 
-    async def channel_settings(self, platform: str) -> dict[str, dict]:
+    async def channel_settings(self, platform: str) -> dict[str, dict[str, bool | None]]:
         """Every channel's overrides on a platform: channel id -> {"help_channel", "thread_mode"} (None: default)."""
         async with self.session() as session:
             rows = (await session.execute(select(ChannelSettings).where(ChannelSettings.platform == platform))).scalars()
             return {r.channel_id: {"help_channel": r.help_channel, "thread_mode": r.thread_mode} for r in rows}
 
     async def set_channel_settings(self, platform: str, channel_id: str, changes: dict[str, bool | None],
-                                   by: str | None = None) -> dict:
+                                   by: str | None = None) -> dict[str, bool | None]:
         async with self.session.begin() as session:
             row = await session.get(ChannelSettings, (platform, channel_id))
             if row is None:
@@ -175,12 +192,12 @@ class Store:
 
     # -- Discord threads ---------------------------------------------------------------------------
 
-    async def _insert_if_absent(self, table, **values) -> bool:
+    async def _insert_if_absent(self, table: type[Base], **values: Any) -> bool:
         """Insert a row unless its primary key is taken; True if this call inserted it. One statement, so two
         processes racing for the same key can't both win (PostgreSQL and SQLite both say ON CONFLICT DO NOTHING)."""
         statement = _dialect_insert(self.engine.dialect.name)(table).values(**values).on_conflict_do_nothing()
         async with self.session.begin() as session:
-            return (await session.execute(statement)).rowcount == 1
+            return rowcount(await session.execute(statement)) == 1
 
     async def mark_discord_thread_answered(self, thread_id: str) -> None:
         await self._insert_if_absent(DiscordThread, thread_id=thread_id, answered_at=utcnow())

@@ -15,17 +15,28 @@ import secrets
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from sqlalchemy import Date, Integer, cast, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Date, Integer, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.review.errors import ReviewError, ReviewNotFound
-from engine.store.database import sessions
-from engine.store.models import (AnswerRecord, AuditEvent, Feedback, GoldenRecord, Maintainer,
-                                 MaintainerSession, Turn, utcnow)
+from engine.store.database import rowcount, sessions
+from engine.store.models import (
+    AnswerRecord,
+    AuditEvent,
+    Feedback,
+    GoldenRecord,
+    Maintainer,
+    MaintainerSession,
+    Turn,
+    utcnow,
+)
 from engine.store.text import text_problem
+
+if TYPE_CHECKING:
+    from engine.web import ReviewExtension
 
 VERDICTS = ("unreviewed", "approved", "corrected", "rejected")
 SESSION_LIFETIME = timedelta(days=7)
@@ -51,7 +62,7 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _every_day(since: datetime, days: int, counted: dict[str, tuple[int, int]]) -> list[dict]:
+def _every_day(since: datetime, days: int, counted: dict[str, tuple[int, int]]) -> list[dict[str, Any]]:
     """One entry per day of the window, days without questions included (a chart needs the gaps)."""
     first = since.date() + timedelta(days=1)
     out = []
@@ -63,7 +74,7 @@ def _every_day(since: datetime, days: int, counted: dict[str, tuple[int, int]]) 
 
 
 class ReviewStore:
-    def __init__(self, engine: AsyncEngine, extensions: Sequence = ()) -> None:
+    def __init__(self, engine: AsyncEngine, extensions: Sequence[ReviewExtension] = ()) -> None:
         self.engine = engine
         self.session = sessions(engine)
         #: Frontends' parts of the review (``engine.web.ReviewExtension``), e.g. the GitHub App's drafts.
@@ -94,7 +105,7 @@ class ReviewStore:
             pattern = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             query = query.where(or_(AnswerRecord.question.ilike(pattern, escape="\\"),
                                     AnswerRecord.text.ilike(pattern, escape="\\")))
-        order = [AnswerRecord.created_at.desc(), AnswerRecord.id.desc()]
+        order: list[ColumnElement[Any]] = [AnswerRecord.created_at.desc(), AnswerRecord.id.desc()]
         if f.order == "down":
             order.insert(0, AnswerRecord.down_votes.desc())
         query = query.order_by(*order).offset((f.page - 1) * f.per_page).limit(f.per_page + 1)
@@ -102,7 +113,7 @@ class ReviewStore:
             rows = list((await session.execute(query)).scalars())
         return rows[: f.per_page], len(rows) > f.per_page
 
-    async def detail(self, answer_id: str) -> dict | None:
+    async def detail(self, answer_id: str) -> dict[str, Any] | None:
         """An answer with everything a reviewer needs: its conversation, votes, golden record, and each review
         extension's part under its name (the GitHub App's reply: ``"github"``)."""
         async with self.session() as session:
@@ -218,11 +229,11 @@ class ReviewStore:
     async def delete_golden_record(self, record_id: int, by: str) -> bool:
         async with self.session.begin() as session:
             deleted = await session.execute(delete(GoldenRecord).where(GoldenRecord.id == record_id))
-            if deleted.rowcount:
+            if rowcount(deleted):
                 session.add(AuditEvent(actor=by, action="golden.delete", target=str(record_id), detail={}))
-            return bool(deleted.rowcount)
+            return bool(rowcount(deleted))
 
-    async def import_golden_csv(self, text: str, by: str) -> dict:
+    async def import_golden_csv(self, text: str, by: str) -> dict[str, Any]:
         """Add question/answer pairs from CSV (a header row naming ``question`` and ``answer``).
 
         Rows without both, and pairs already present, are skipped and reported; nothing is half-imported.
@@ -290,9 +301,9 @@ class ReviewStore:
             await session.execute(delete(MaintainerSession).where(
                 MaintainerSession.maintainer_id.in_(select(Maintainer.id).where(Maintainer.name == name))))
             removed = await session.execute(delete(Maintainer).where(Maintainer.name == name))
-            if removed.rowcount:
+            if rowcount(removed):
                 session.add(AuditEvent(actor="cli", action="maintainer.remove", target=name, detail={}))
-            return bool(removed.rowcount)
+            return bool(rowcount(removed))
 
     async def maintainers(self) -> list[Maintainer]:
         async with self.session() as session:
@@ -339,7 +350,7 @@ class ReviewStore:
             await session.execute(update(MaintainerSession).where(MaintainerSession.token_hash == token_digest(token))
                                   .values(ended_at=utcnow()))
 
-    async def audit(self, actor: str, action: str, target: str | None = None, detail: dict | None = None) -> None:
+    async def audit(self, actor: str, action: str, target: str | None = None, detail: dict[str, Any] | None = None) -> None:
         async with self.session.begin() as session:
             session.add(AuditEvent(actor=actor, action=action, target=target, detail=detail or {}))
 
@@ -355,12 +366,12 @@ class ReviewStore:
             return [kb for kb in (await session.execute(
                 select(AnswerRecord.kb).distinct().order_by(AnswerRecord.kb))).scalars() if kb]
 
-    async def overview(self, days: int = 30, kb: str | None = None) -> dict:
+    async def overview(self, days: int = 30, kb: str | None = None) -> dict[str, Any]:
         """The last ``days`` days' figures, of one knowledge base's answers or of all of them."""
         since = datetime.now(timezone.utc) - timedelta(days=days)
         in_kb = [AnswerRecord.kb == kb] if kb is not None else []
         async with self.session() as session:
-            dialect = session.bind.dialect.name
+            dialect = self.engine.dialect.name
             day = func.date(AnswerRecord.created_at) if dialect == "sqlite" else cast(AnswerRecord.created_at, Date)
             per_day = (await session.execute(
                 select(day.label("day"), func.count(), func.sum(cast(AnswerRecord.abstained, Integer)))
@@ -383,7 +394,7 @@ class ReviewStore:
                 select(AnswerRecord.verdict, func.count()).where(AnswerRecord.created_at >= since, *in_kb)
                 .group_by(AnswerRecord.verdict)
             )).all())
-        sources: Counter = Counter()
+        sources: Counter[str] = Counter()
         titles: dict[str, str] = {}
         for citations in cited:
             pages = set()  # one page counts once per answer, however many of its sections were cited

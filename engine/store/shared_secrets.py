@@ -69,12 +69,14 @@ class SharedSecrets:
         folder can't come back as the shared one."""
         own = configured.get_secret_value() if configured is not None else None
         value = None if own is not None else secrets.token_hex(generated_bytes)
+        kept = own if own is not None else value
+        assert kept is not None  # one of the two is set
         async with self.session.begin() as session:
             stored = await session.get(SharedSecret, name)
             if stored is not None:
                 await session.delete(stored)
                 await session.flush()
-            session.add(SharedSecret(name=name, value=value, fingerprint=fingerprint(own if own is not None else value)))
+            session.add(SharedSecret(name=name, value=value, fingerprint=fingerprint(kept)))
 
     async def _insert_if_absent(self, row: SharedSecret) -> SharedSecret:
         """Insert ``row`` unless another replica got there first; returns the one that won either way."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.store.database import sessions
+from engine.store.database import rowcount, sessions
 from engine.store.models import ModelActivation, TuningDataset, TuningJob, utcnow
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -19,7 +20,7 @@ class TuningStore:
         self.engine = engine
         self.session = sessions(engine)
 
-    async def create(self, alias: str, base_llm: dict, golden_records: list[int] | None, metadata: dict,
+    async def create(self, alias: str, base_llm: dict[str, Any], golden_records: list[int] | None, metadata: dict[str, Any],
                      by: str | None) -> TuningJob:
         async with self.session.begin() as session:
             job = TuningJob(id=str(uuid.uuid4()), alias=alias, status="queued", base_llm=base_llm,
@@ -53,11 +54,11 @@ class TuningStore:
             async with self.session.begin() as session:
                 taken = await session.execute(update(TuningJob).where(TuningJob.id == job_id, due)
                                               .values(lease_until=now + timedelta(seconds=lease_seconds)))
-                if taken.rowcount == 1:
+                if rowcount(taken) == 1:
                     return await session.get(TuningJob, job_id)
         return None
 
-    async def update(self, job_id: str, expect: str, *, next_in: float | None = None, **values) -> TuningJob | None:
+    async def update(self, job_id: str, expect: str, *, next_in: float | None = None, **values: Any) -> TuningJob | None:
         """Move a job on from status ``expect`` (compare-and-set: None if it changed meanwhile, e.g. was
         cancelled); ``next_in``: seconds before the runner looks at it again (None: at once)."""
         values["lease_until"] = utcnow() + timedelta(seconds=next_in) if next_in else None
@@ -65,7 +66,7 @@ class TuningStore:
         async with self.session.begin() as session:
             changed = await session.execute(update(TuningJob).where(TuningJob.id == job_id, TuningJob.status == expect)
                                             .values(**values))
-            return await session.get(TuningJob, job_id) if changed.rowcount == 1 else None
+            return await session.get(TuningJob, job_id) if rowcount(changed) == 1 else None
 
     async def request_cancel(self, job_id: str) -> TuningJob | None:
         """Ask for a job to stop; a job not yet submitted is cancelled at once. None if it is already over."""
@@ -86,9 +87,9 @@ class TuningStore:
             changed = await session.execute(update(TuningJob).where(TuningJob.id == job_id, TuningJob.grant_state == "failed")
                                             .values(grant_state="pending", grantee=grantee, grant_error=None, retries=0,
                                                     lease_until=None, updated_at=utcnow()))
-            return await session.get(TuningJob, job_id) if changed.rowcount == 1 else None
+            return await session.get(TuningJob, job_id) if rowcount(changed) == 1 else None
 
-    async def save_dataset(self, provider: str, variant: str, train: list[dict], heldout: list[dict], report: dict) -> str:
+    async def save_dataset(self, provider: str, variant: str, train: list[dict[str, Any]], heldout: list[dict[str, Any]], report: dict[str, Any]) -> str:
         async with self.session.begin() as session:
             dataset = TuningDataset(id=str(uuid.uuid4()), provider=provider, variant=variant, train=train,
                                     heldout=heldout, report=report)
@@ -111,7 +112,7 @@ class TuningStore:
         async with self.session() as session:
             return list((await session.execute(select(ModelActivation).order_by(ModelActivation.id.desc()).limit(limit))).scalars())
 
-    async def activate(self, model: str, fallback: str | None, job_id: str | None, evaluation: dict, by: str) -> ModelActivation:
+    async def activate(self, model: str, fallback: str | None, job_id: str | None, evaluation: dict[str, Any], by: str) -> ModelActivation:
         async with self.session.begin() as session:
             activation = ModelActivation(model=model, fallback=fallback, job_id=job_id, evaluation=evaluation, activated_by=by)
             session.add(activation)

@@ -13,11 +13,16 @@ import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
 from engine.answer.pipeline import passages_from
 from engine.answer.prompt import SYSTEM_INSTRUCTION, build_prompt
 from engine.index.golden import GOLDEN_PREFIX
 from engine.llm.registry import TuningLimits, tuning_backend
+
+if TYPE_CHECKING:
+    from engine.index.retriever import Hit
+    from engine.store.models import GoldenRecord
 
 VARIANTS = ("rag", "plain")
 PLAIN_SYSTEM = "You are firstreply, a helpful assistant answering questions from the community of an open-source project."
@@ -42,12 +47,17 @@ class Example:
     input: str
     output: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-async def build_examples(records, search, *, variant: str = "rag", k: int = 5, budget: int = 6000,
-                         count=lambda text: len(text) // 4) -> list[Example]:
+def _rough_tokens(text: str) -> int:
+    return len(text) // 4
+
+
+async def build_examples(records: Iterable[GoldenRecord], search: Callable[..., Awaitable[list[Hit]]], *,
+                         variant: str = "rag", k: int = 5, budget: int = 6000,
+                         count: Callable[[str], int] = _rough_tokens) -> list[Example]:
     """One example per golden record (``records``: objects with id, question, answer)."""
     examples = []
     for record in records:
@@ -63,7 +73,7 @@ async def build_examples(records, search, *, variant: str = "rag", k: int = 5, b
     return examples
 
 
-def validate(examples: list[Example], provider: str) -> tuple[list[Example], list[dict]]:
+def validate(examples: list[Example], provider: str) -> tuple[list[Example], list[dict[str, Any]]]:
     """Keep what the provider accepts; every dropped example comes with its reason."""
     limits = LIMITS[provider]
     kept, dropped, seen = [], [], set()
@@ -99,7 +109,7 @@ def split_holdout(examples: list[Example], fraction: float) -> tuple[list[Exampl
     return ([e for e in examples if e.record_id not in heldout_ids], [e for e in examples if e.record_id in heldout_ids])
 
 
-def provider_rows(examples: list[Example], provider: str) -> list[dict]:
+def provider_rows(examples: list[Example], provider: str) -> list[dict[str, Any]]:
     """Each provider's own example shape: the dataset format its tuning backend declares."""
     return tuning_backend(provider).rows(examples)
 

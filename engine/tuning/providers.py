@@ -18,11 +18,15 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
 from engine.llm.retry import parse_retry_after
 from engine.tuning.dataset import Example, provider_rows
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
 
 GEMINI_TUNING_SCOPE = "https://www.googleapis.com/auth/generative-language.tuning"
 JOB_METADATA_KEY = "firstreply_job_id"  # on OpenAI jobs, to find one whose create answer was lost
@@ -45,10 +49,31 @@ class Progress:
     percent: float | None = None  # None where the provider reports no share done
     model_id: str | None = None
     error: str | None = None
-    detail: dict | None = None  # the provider's own figures (steps, loss, tokens), as it reports them
+    detail: dict[str, Any] | None = None  # the provider's own figures (steps, loss, tokens), as it reports them
 
 
-async def _json(response: aiohttp.ClientResponse, what: str) -> dict:
+class Tuner(Protocol):
+    """A provider's tuning service, as the runner (engine.tuning.runner) drives it; see the module docstring."""
+
+    name: str
+    submitted_state: str  # the job's status once the provider took it
+    grantee: str | None  # who is granted access to a tuned model, where the provider shares models
+
+    async def upload(self, job_id: str, examples: list[Example]) -> str | None: ...
+
+    async def create(self, job_id: str, alias: str, base_model: str, parameters: dict[str, Any],
+                     examples: list[Example], file_id: str | None) -> str: ...
+
+    async def find(self, job_id: str, alias: str) -> str | None: ...
+
+    async def poll(self, provider_job_id: str) -> Progress: ...
+
+    async def grant(self, model: str, grantee: str) -> None: ...
+
+    async def cancel(self, provider_job_id: str) -> None: ...
+
+
+async def _json(response: aiohttp.ClientResponse, what: str) -> dict[str, Any]:
     text = await response.text()
     try:
         data = json.loads(text) if text else {}
@@ -75,14 +100,14 @@ def tuned_model_id(job_id: str, alias: str) -> str:
     return f"{words[:27].strip('-')}-{job_id.replace('-', '')[:12]}"
 
 
-def gemini_hyperparameters(parameters: dict) -> dict:
+def gemini_hyperparameters(parameters: dict[str, Any]) -> dict[str, Any]:
     """The canonical names (engine.tuning.request) as TuningTask.hyperparameters, in proto JSON."""
     names = {"n_epochs": "epochCount", "batch_size": "batchSize", "learning_rate": "learningRate",
              "learning_rate_multiplier": "learningRateMultiplier"}
     return {names[name]: value for name, value in parameters.items() if name in names}
 
 
-def permission_body(grantee: str) -> dict:
+def permission_body(grantee: str) -> dict[str, Any]:
     """A Permission (READER) for ``everyone``, ``user:EMAIL`` or ``group:EMAIL`` (checked when settings load)."""
     if grantee == "everyone":
         return {"granteeType": "EVERYONE", "role": "READER"}
@@ -95,7 +120,7 @@ class GeminiTuner:
     submitted_state = "running"  # a created tuned model is CREATING: tuning has begun
 
     def __init__(self, base_url: str, session: aiohttp.ClientSession, *, grantee: str | None = None,
-                 credentials=None) -> None:
+                 credentials: Credentials | None = None) -> None:
         self.base = base_url.rstrip("/") + "/v1beta"
         self.session = session
         self.grantee = grantee  # everyone | user:EMAIL | group:EMAIL: who may call the finished model (READER)
@@ -111,15 +136,19 @@ class GeminiTuner:
             if self._credentials is None:
                 self._credentials, _project = google.auth.default(scopes=[GEMINI_TUNING_SCOPE])
             if not self._credentials.valid:
-                self._credentials.refresh(google.auth.transport.requests.Request())
-            return self._credentials.token
+                # google-auth leaves Credentials.refresh unannotated
+                self._credentials.refresh(google.auth.transport.requests.Request())  # type: ignore[no-untyped-call]
+            token = self._credentials.token
+            if not isinstance(token, str):
+                raise ValueError("the credentials gave no access token")
+            return token
 
         try:
             return await asyncio.to_thread(refresh)
         except Exception as error:  # google-auth raises several kinds; all mean "no usable credentials"
             raise TuningProviderError(f"Gemini tuning needs Google credentials (application-default): {error}") from None
 
-    async def _call(self, method: str, path: str, what: str, body: dict | None = None, params: dict | None = None) -> dict:
+    async def _call(self, method: str, path: str, what: str, body: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {await self._token()}"}
         try:
             async with self.session.request(method, f"{self.base}/{path}", json=body, params=params,
@@ -131,10 +160,10 @@ class GeminiTuner:
     async def upload(self, job_id: str, examples: list[Example]) -> str | None:
         return None  # Gemini takes the examples inline, in the create request
 
-    async def create(self, job_id: str, alias: str, base_model: str, parameters: dict, examples: list[Example],
+    async def create(self, job_id: str, alias: str, base_model: str, parameters: dict[str, Any], examples: list[Example],
                      file_id: str | None) -> str:
         rows = [{"textInput": row["text_input"], "output": row["output"]} for row in provider_rows(examples, "gemini")]
-        task: dict = {"trainingData": {"examples": {"examples": rows}}}
+        task: dict[str, Any] = {"trainingData": {"examples": {"examples": rows}}}
         if hyper := gemini_hyperparameters(parameters):
             task["hyperparameters"] = hyper
         body = {"displayName": alias, "description": f"firstreply tuning job {job_id}",
@@ -200,7 +229,7 @@ class OpenAITuner:
         self.session = session
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
-    async def _call(self, method: str, path: str, what: str, **kwargs) -> dict:
+    async def _call(self, method: str, path: str, what: str, **kwargs: Any) -> dict[str, Any]:
         try:
             async with self.session.request(method, f"{self.base}/{path}", headers=self.headers, **kwargs) as response:
                 return await _json(response, what)
@@ -213,22 +242,24 @@ class OpenAITuner:
         lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in provider_rows(examples, "openai"))
         form.add_field("file", lines.encode(), filename=f"firstreply-{job_id}.jsonl", content_type="application/jsonl")
         uploaded = await self._call("POST", "files", "uploading the training file", data=form)
-        if not isinstance(uploaded.get("id"), str):
+        file_id = uploaded.get("id")
+        if not isinstance(file_id, str):
             raise TuningProviderError(f"uploading the training file: no file id in the answer: {str(uploaded)[:300]}")
-        return uploaded["id"]
+        return file_id
 
-    async def create(self, job_id: str, alias: str, base_model: str, parameters: dict, examples: list[Example],
+    async def create(self, job_id: str, alias: str, base_model: str, parameters: dict[str, Any], examples: list[Example],
                      file_id: str | None) -> str:
         hyper = {name: parameters[name] for name in ("n_epochs", "batch_size", "learning_rate_multiplier") if name in parameters}
-        method: dict = {"type": "supervised"}
+        method: dict[str, Any] = {"type": "supervised"}
         if hyper:
             method["supervised"] = {"hyperparameters": hyper}
         job = await self._call("POST", "fine_tuning/jobs", "creating the fine-tuning job",
                                json={"model": base_model, "training_file": file_id, "suffix": alias, "method": method,
                                      "metadata": {JOB_METADATA_KEY: job_id}})
-        if not isinstance(job.get("id"), str):
+        provider_job_id = job.get("id")
+        if not isinstance(provider_job_id, str):
             raise TuningProviderError(f"creating the fine-tuning job: no job id in the answer: {str(job)[:300]}")
-        return job["id"]
+        return provider_job_id
 
     async def find(self, job_id: str, alias: str) -> str | None:
         """Our job, by the job id in its metadata. OpenAI filters the list by it; a server that ignores the filter
@@ -236,9 +267,10 @@ class OpenAITuner:
         listed = await self._call("GET", "fine_tuning/jobs", "looking for the fine-tuning job",
                                   params={f"metadata[{JOB_METADATA_KEY}]": job_id, "limit": "100"})
         for job in listed.get("data") or []:
-            if (isinstance(job, dict) and isinstance(job.get("id"), str) and isinstance(job.get("metadata"), dict)
+            found = job.get("id") if isinstance(job, dict) else None
+            if (isinstance(found, str) and isinstance(job.get("metadata"), dict)
                     and job["metadata"].get(JOB_METADATA_KEY) == job_id):
-                return job["id"]
+                return found
         return None
 
     async def poll(self, provider_job_id: str) -> Progress:
@@ -264,3 +296,6 @@ class OpenAITuner:
 
     async def cancel(self, provider_job_id: str) -> None:
         await self._call("POST", f"fine_tuning/jobs/{provider_job_id}/cancel", "cancelling the fine-tuning job")
+
+    async def grant(self, model: str, grantee: str) -> None:
+        raise TuningProviderError("an OpenAI model is the organisation's: there is no access to grant")

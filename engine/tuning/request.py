@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from engine.llm.registry import tunable_kinds, tuning_backend
 from engine.tuning.errors import TuningError
@@ -47,7 +48,7 @@ def _has_control_characters(text: str) -> bool:
     return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text)
 
 
-def has_lone_surrogates(value) -> bool:
+def has_lone_surrogates(value: object) -> bool:
     """Whether ``value`` (a JSON value: text, or lists and objects of them) holds half of a UTF-16 pair.
 
     JSON's ``\\ud800`` escapes decode to such halves; they are no characters, can't be written as UTF-8, and
@@ -61,13 +62,13 @@ def has_lone_surrogates(value) -> bool:
     return False
 
 
-def check_text(value, what: str) -> None:
+def check_text(value: object, what: str) -> None:
     if has_lone_surrogates(value):
         raise TuningRequestError(f"{what} holds an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape): "
                                  "that is no character")
 
 
-def check_alias(alias, provider: str) -> str:
+def check_alias(alias: object, provider: str) -> str:
     if not isinstance(alias, str) or not alias.strip():
         raise TuningRequestError("'alias' must be a non-empty name")
     check_text(alias, "'alias'")
@@ -81,7 +82,7 @@ def check_alias(alias, provider: str) -> str:
     return alias
 
 
-def check_parameters(parameters, provider: str) -> dict:
+def check_parameters(parameters: object, provider: str) -> dict[str, Any]:
     """The hyperparameters under their canonical names, or the reason they can't be sent to ``provider``."""
     if parameters is None:
         return {}
@@ -89,7 +90,7 @@ def check_parameters(parameters, provider: str) -> dict:
         raise TuningRequestError("'model_parameters' must be an object")
     backend = tuning_backend(provider)
     accepted = backend.parameters
-    canonical: dict = {}
+    canonical: dict[str, Any] = {}
     for name, value in parameters.items():
         if name not in accepted:
             if name == "learning_rate":
@@ -122,7 +123,7 @@ def check_parameters(parameters, provider: str) -> dict:
     return canonical
 
 
-def check_request(alias, base_llm) -> tuple[str, dict]:
+def check_request(alias: object, base_llm: object) -> tuple[str, dict[str, Any]]:
     """The alias and ``base_llm`` (model_provider, model_name, model_parameters) as a job keeps them."""
     if not isinstance(base_llm, dict):
         raise TuningRequestError("'base_llm' must be an object with model_provider, model_name and model_parameters")

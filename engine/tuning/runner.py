@@ -20,11 +20,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from engine.store.tuning import TERMINAL, TuningStore
 from engine.tuning.dataset import Example, build_examples, split_holdout, too_few_examples, validate
-from engine.tuning.providers import TuningProviderError
+from engine.tuning.providers import Tuner, TuningProviderError
 from engine.tuning.request import TuningRequestError, check_request
+
+if TYPE_CHECKING:
+    from engine.index.retriever import Hit
+    from engine.store.models import GoldenRecord, TuningJob
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 300.0
@@ -33,8 +38,9 @@ MAX_BACKOFF_SECONDS = 1800.0
 
 
 class TuningRunner:
-    def __init__(self, store: TuningStore, tuners: dict, *, golden_records: Callable[[], Awaitable[list]],
-                 search: Callable[..., Awaitable[list]], search_k: int, redact: Callable[[str], str] = str,
+    def __init__(self, store: TuningStore, tuners: dict[str, Tuner], *,
+                 golden_records: Callable[[], Awaitable[list[GoldenRecord]]],
+                 search: Callable[..., Awaitable[list[Hit]]], search_k: int, redact: Callable[[str], str] = str,
                  poll_seconds: float = 30.0, holdout: float = 0.1, variant: str = "rag",
                  max_retries: int = MAX_RETRIES) -> None:
         """``tuners``: provider name -> tuner; ``golden_records``: the review's, read when a job's training set is
@@ -52,7 +58,7 @@ class TuningRunner:
         self.max_retries = max_retries
         self.wake = asyncio.Event()
 
-    async def _update(self, job_id: str, expect: str, **values):
+    async def _update(self, job_id: str, expect: str, **values: Any) -> TuningJob | None:
         """``store.update`` with known secrets taken out of the errors it keeps: a provider's error may echo
         the credential, and a job's error is stored and shown by the API and the tuning page."""
         for name in ("error", "grant_error"):
@@ -83,10 +89,10 @@ class TuningRunner:
         return done
 
     def _backoff(self, retries: int, retry_after: float | None) -> float:
-        wait = min(self.poll_seconds * 2 ** (retries - 1), MAX_BACKOFF_SECONDS)
+        wait: float = min(self.poll_seconds * 2 ** (retries - 1), MAX_BACKOFF_SECONDS)
         return max(wait, min(retry_after, MAX_BACKOFF_SECONDS)) if retry_after else wait
 
-    async def step(self, job) -> None:
+    async def step(self, job: TuningJob) -> None:
         """One step of one job; whatever fails is recorded on that job, from the status it has now."""
         try:
             if job.status == "succeeded" and job.grant_state == "pending":
@@ -102,20 +108,21 @@ class TuningRunner:
             except Exception:  # the database is down too: the lease runs out and the job is looked at again
                 log.exception("tuning job %s: could not record the error", job.id)
 
-    async def _failed_step(self, job_id: str, error: Exception) -> None:
+    async def _failed_step(self, job_id: str, error: TuningProviderError | TuningRequestError) -> None:
         current = await self.store.job(job_id)
         if current is None or current.status in TERMINAL:
             return
-        if getattr(error, "retryable", False):
+        message = str(error)
+        if isinstance(error, TuningProviderError) and error.retryable:  # a request the rules refuse is never retried
             retries = current.retries + 1
             if retries <= self.max_retries:
                 log.info("tuning job %s: %s; trying again later", job_id, error)
                 await self._update(job_id, current.status, next_in=self._backoff(retries, error.retry_after),
-                                        retries=retries, error=str(error))
+                                        retries=retries, error=message)
                 return
-            error = f"gave up after {retries} tries: {error}"
-        log.warning("tuning job %s failed: %s", job_id, error)
-        await self._update(job_id, current.status, status="failed", error=str(error), retries=0)
+            message = f"gave up after {retries} tries: {error}"
+        log.warning("tuning job %s failed: %s", job_id, message)
+        await self._update(job_id, current.status, status="failed", error=message, retries=0)
 
     async def _give_up(self, job_id: str, message: str) -> None:
         current = await self.store.job(job_id)
@@ -126,7 +133,7 @@ class TuningRunner:
         elif current.status not in TERMINAL:
             await self._update(job_id, current.status, status="failed", error=message, retries=0)
 
-    async def _step(self, job) -> None:
+    async def _step(self, job: TuningJob) -> None:
         provider = job.base_llm["model_provider"]
         tuner = self.tuners.get(provider)
         if job.cancel_requested:
@@ -138,7 +145,7 @@ class TuningRunner:
         else:
             await self._poll(job, tuner)
 
-    async def _cancel(self, job, tuner) -> None:
+    async def _cancel(self, job: TuningJob, tuner: Tuner | None) -> None:
         provider_job_id = job.provider_job_id
         if not provider_job_id and job.submit_attempts and tuner is not None:  # an earlier create may have got through
             provider_job_id = await tuner.find(job.id, job.alias)
@@ -146,11 +153,12 @@ class TuningRunner:
             await tuner.cancel(provider_job_id)
         await self._update(job.id, job.status, status="cancelled", error=job.error or "cancelled")
 
-    async def _prepare_and_submit(self, job, tuner) -> None:
+    async def _prepare_and_submit(self, job: TuningJob, tuner: Tuner) -> None:
         if job.status == "queued":
-            job = await self._update(job.id, "queued", next_in=LEASE_SECONDS, status="validating_files")
-            if job is None:  # cancelled meanwhile
+            updated = await self._update(job.id, "queued", next_in=LEASE_SECONDS, status="validating_files")
+            if updated is None:  # cancelled meanwhile
                 return
+            job = updated
         alias, base = check_request(job.alias, job.base_llm)  # the rules may have changed since it was queued
         provider = base["model_provider"]
         dataset = await self.store.dataset(job.dataset_id) if job.dataset_id else None
@@ -171,21 +179,26 @@ class TuningRunner:
                 return
             dataset_id = await self.store.save_dataset(provider, self.variant, [e.as_dict() for e in train],
                                                        [e.as_dict() for e in heldout], report)
-            job = await self._update(job.id, "validating_files", next_in=LEASE_SECONDS, dataset_id=dataset_id)
-            if job is None or job.cancel_requested:
+            updated = await self._update(job.id, "validating_files", next_in=LEASE_SECONDS, dataset_id=dataset_id)
+            if updated is None or updated.cancel_requested:
                 return
+            job = updated
             dataset = await self.store.dataset(dataset_id)
+        assert dataset is not None  # found, or saved just now
         train = [Example(**e) for e in dataset.train]
         if job.provider_file_id is None and (file_id := await tuner.upload(job.id, train)):
-            job = await self._update(job.id, job.status, next_in=LEASE_SECONDS, provider_file_id=file_id, retries=0)
-            if job is None:
+            updated = await self._update(job.id, job.status, next_in=LEASE_SECONDS, provider_file_id=file_id, retries=0)
+            if updated is None:
                 return
+            job = updated
         # Counted before the call: if its answer is lost, the next attempt looks for the job instead of making another.
         provider_job_id = await tuner.find(job.id, alias) if job.submit_attempts else None
         if provider_job_id is None:
-            job = await self._update(job.id, job.status, next_in=LEASE_SECONDS, submit_attempts=job.submit_attempts + 1)
-            if job is None:
+            updated = await self._update(job.id, job.status, next_in=LEASE_SECONDS,
+                                         submit_attempts=job.submit_attempts + 1)
+            if updated is None:
                 return
+            job = updated
             provider_job_id = await tuner.create(job.id, alias, base["model_name"], base["model_parameters"], train,
                                                  job.provider_file_id)
         log.info("tuning job %s submitted to %s as %s (%d examples)", job.id, provider, provider_job_id, len(train))
@@ -194,7 +207,7 @@ class TuningRunner:
         if submitted is None or submitted.cancel_requested:  # cancelled (perhaps by another process) while it was sent
             await self._cancel_submitted(job.id, provider_job_id, tuner)
 
-    async def _cancel_submitted(self, job_id: str, provider_job_id: str, tuner) -> None:
+    async def _cancel_submitted(self, job_id: str, provider_job_id: str, tuner: Tuner) -> None:
         """A cancel came while the create was on its way: it wins. The provider's job is stopped and kept on record."""
         current = await self.store.job(job_id)
         if current is None or not current.cancel_requested:
@@ -206,15 +219,17 @@ class TuningRunner:
         else:
             await self._cancel(current, tuner)
 
-    async def _poll(self, job, tuner) -> None:
+    async def _poll(self, job: TuningJob, tuner: Tuner) -> None:
+        assert job.provider_job_id is not None  # _step polls only submitted jobs
         progress = await tuner.poll(job.provider_job_id)
         if progress.state == "succeeded":
             log.info("tuning job %s succeeded: %s", job.id, progress.model_id)
             grant = {"grantee": tuner.grantee, "grant_state": "pending", "grant_error": None} if tuner.grantee else {}
-            job = await self._update(job.id, job.status, status="succeeded", progress=100.0, model_id=progress.model_id,
-                                          provider_progress=progress.detail, error=None, retries=0, **grant)
-            if job is not None and job.grant_state == "pending":
-                await self._grant(job, tuner)
+            succeeded = await self._update(job.id, job.status, status="succeeded", progress=100.0,
+                                           model_id=progress.model_id, provider_progress=progress.detail, error=None,
+                                           retries=0, **grant)
+            if succeeded is not None and succeeded.grant_state == "pending":
+                await self._grant(succeeded, tuner)
         elif progress.state in TERMINAL:
             await self._update(job.id, job.status, status=progress.state, progress=progress.percent,
                                     provider_progress=progress.detail, error=progress.error, retries=0)
@@ -222,12 +237,13 @@ class TuningRunner:
             await self._update(job.id, job.status, next_in=self.poll_seconds, status=progress.state,
                                     progress=progress.percent, provider_progress=progress.detail, error=None, retries=0)
 
-    async def _grant(self, job, tuner) -> None:
+    async def _grant(self, job: TuningJob, tuner: Tuner | None) -> None:
         """Share the tuned model with the grantee; a refusal keeps the model and shows on the job, to retry."""
         if tuner is not None and tuner.grantee and tuner.grantee != job.grantee:  # the setting changed since: use it now
-            job = await self._update(job.id, "succeeded", next_in=LEASE_SECONDS, grantee=tuner.grantee)
-            if job is None:
+            updated = await self._update(job.id, "succeeded", next_in=LEASE_SECONDS, grantee=tuner.grantee)
+            if updated is None:
                 return
+            job = updated
         if tuner is None or not job.grantee or not job.model_id:
             await self._update(job.id, "succeeded", grant_state="failed", grant_error="nothing to grant access to")
             return

@@ -14,7 +14,7 @@ chain in force, and a rebuild after an activation). Everything it refuses is a
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.answer.pipeline import PipelineSettings
 from engine.config import Settings
@@ -30,7 +30,17 @@ from engine.tuning.errors import TooFewExamples, TuningConflict, TuningError, Tu
 from engine.tuning.evaluation import score
 from engine.tuning.request import check_request
 
-Search = Callable[..., Awaitable[list]]
+if TYPE_CHECKING:
+    import aiohttp
+
+    from engine.index.embedder import Embedder
+    from engine.index.retriever import Hit
+    from engine.llm.base import Provider
+    from engine.store.models import GoldenRecord
+    from engine.tuning.providers import Tuner
+    from engine.tuning.runner import TuningRunner
+
+Search = Callable[..., Awaitable[list["Hit"]]]
 
 
 def activated(in_force: list[ModelActivation]) -> list[str]:
@@ -45,7 +55,8 @@ def activated(in_force: list[ModelActivation]) -> list[str]:
     return specs
 
 
-def build_tuners(settings: Settings, session, backends: dict | None = None) -> dict:
+def build_tuners(settings: Settings, session: aiohttp.ClientSession,
+                 backends: dict[str, registry.TuningBackend] | None = None) -> dict[str, Tuner]:
     """Each tunable provider's tuner (by provider kind), built from the registry's tuning backends."""
     backends = registry.tuning_backends() if backends is None else backends
     return {kind: backend.tuner(settings, session) for kind, backend in backends.items()}
@@ -54,20 +65,21 @@ def build_tuners(settings: Settings, session, backends: dict | None = None) -> d
 def require_credentials(spec: str, settings: Settings) -> None:
     """Refuse (a :class:`TuningError` naming the setting) to call a model whose provider lacks its credential."""
     if (setting := registry.missing_setting(spec, settings)) is not None:
-        raise TuningError(f"{setting} is required to call a {registry.kind_of(spec).title} model")
+        kind = registry.kind_of(spec)
+        raise TuningError(f"{setting} is required to call a {kind.title if kind else spec} model")
 
 
 class TuningService:
     def __init__(self, store: TuningStore, settings: Settings, *,
-                 golden_records: Callable[[], Awaitable[list]],
+                 golden_records: Callable[[], Awaitable[list[GoldenRecord]]],
                  audit: Callable[..., Awaitable[None]],
                  search: Search,
-                 embedder: Callable[[], Any],
+                 embedder: Callable[[], Embedder],
                  pipeline_settings: PipelineSettings,
                  chain_in_force: Callable[[], Awaitable[ProviderChain]],
                  reload_chain: Callable[[], Awaitable[None]],
-                 tuning_backends: Callable[[], dict] = registry.tuning_backends,
-                 provider: Callable[[str, Settings], Any] = build_provider) -> None:
+                 tuning_backends: Callable[[], dict[str, registry.TuningBackend]] = registry.tuning_backends,
+                 provider: Callable[[str, Settings], Provider] = build_provider) -> None:
         """``golden_records``/``audit``: the review's; ``search``: the pipeline's (``answer_search``: hits widened to sections); ``embedder``: returns
         the embedder (loaded when first called); ``chain_in_force``: the chain answering now as the database says;
         ``reload_chain``: answer with the activated models from now on; ``tuning_backends`` and ``provider``: the
@@ -86,7 +98,7 @@ class TuningService:
 
     # -- jobs -----------------------------------------------------------------------------------------
 
-    async def create(self, alias: Any, base_llm: Any, golden_records: list[int] | None, metadata: dict,
+    async def create(self, alias: Any, base_llm: Any, golden_records: list[int] | None, metadata: dict[str, Any],
                      by: str | None = None) -> TuningJob:
         """Queue a tuning job, after the checks that need no provider: the alias and hyperparameters as the provider
         takes them (:mod:`engine.tuning.request`), the golden records asked for, and enough of them."""
@@ -110,7 +122,7 @@ class TuningService:
     async def job(self, job_id: str) -> TuningJob | None:
         return await self.store.job(job_id)
 
-    async def dataset_report(self, job: TuningJob) -> dict | None:
+    async def dataset_report(self, job: TuningJob) -> dict[str, Any] | None:
         """The validation report of a job's dataset (kept, dropped and why, held out), once the runner built it."""
         dataset = await self.store.dataset(job.dataset_id) if job.dataset_id else None
         return dataset.report if dataset else None
@@ -152,7 +164,7 @@ class TuningService:
 
     # -- evaluation and activation ---------------------------------------------------------------------
 
-    async def evaluate(self, job_id: str) -> dict:
+    async def evaluate(self, job_id: str) -> dict[str, Any]:
         """The tuned model against the model answering now, on the job's held-out slice (kept on the job)."""
         job = await self._known(job_id)
         if job.status != "succeeded" or not job.model_id:
@@ -176,7 +188,7 @@ class TuningService:
             await candidate.aclose()
             if judge is not None:
                 await judge.aclose()
-        evaluation = {"heldout": len(heldout), "current": current.as_dict(), "candidate": tuned.as_dict()}
+        evaluation: dict[str, Any] = {"heldout": len(heldout), "current": current.as_dict(), "candidate": tuned.as_dict()}
         await self.store.update(job.id, "succeeded", evaluation=evaluation)
         return evaluation
 
@@ -219,7 +231,7 @@ class TuningService:
 
     # -- training data and the runner -------------------------------------------------------------------
 
-    async def training_set(self, provider: str, fmt: str = "jsonl", variant: str | None = None) -> tuple[str, list[dict]]:
+    async def training_set(self, provider: str, fmt: str = "jsonl", variant: str | None = None) -> tuple[str, list[dict[str, Any]]]:
         """Every golden record as the provider's training data (validated), and what was dropped and why."""
         if provider not in LIMITS:
             raise TuningError(f"provider must be one of {', '.join(LIMITS)}")
@@ -228,11 +240,11 @@ class TuningService:
         kept, dropped = validate(examples, provider)
         return export(kept, provider, fmt), dropped
 
-    def tuners(self, session) -> dict:
+    def tuners(self, session: aiohttp.ClientSession) -> dict[str, Tuner]:
         """Each tunable provider's tuner, calling out through ``session`` (an ``aiohttp.ClientSession``)."""
         return build_tuners(self.settings, session, self._tuning_backends())
 
-    def runner(self, session):
+    def runner(self, session: aiohttp.ClientSession) -> TuningRunner:
         """The background runner that moves this service's jobs along (see :mod:`engine.tuning.runner`)."""
         from engine.tuning.runner import TuningRunner
 

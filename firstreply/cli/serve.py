@@ -50,9 +50,9 @@ def serve(host: str | None, port: int | None, kb: str | None) -> None:
 
     from aiohttp import web
 
-    from firstreply.serve import build_app
-    from firstreply.local_server import announce, guard, withdraw
     from engine.service import Engine
+    from firstreply.local_server import announce, guard, withdraw
+    from firstreply.serve import build_app
 
     settings, nothing = serving_plan(_settings(host=host, port=port, kb=kb), pinned=kb is not None)
     if nothing:

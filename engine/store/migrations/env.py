@@ -6,13 +6,15 @@ models don't, so it never proposes dropping the App's tables, whatever was impor
 """
 
 from alembic import context
+from sqlalchemy.schema import SchemaItem, Table
 
 from engine.store.models import Base
 
 
-def include_object(obj, name, type_, reflected, compare_to):
+def include_object(obj: SchemaItem, name: str | None, type_: str, reflected: bool,
+                   compare_to: SchemaItem | None) -> bool:
     """Leave alone tables (and their parts) with no model in the engine's metadata: a frontend owns them."""
-    table = obj if type_ == "table" else getattr(obj, "table", None)
+    table = obj if isinstance(obj, Table) else getattr(obj, "table", None)  # a table, or a column's or index's
     return not (reflected and table is not None and table.name not in Base.metadata.tables)
 
 

@@ -4,9 +4,8 @@ Revision ID: 0008
 Revises: 0006
 Create Date: 2026-12-05 10:00:00.000000
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0008'
 down_revision = '0006'
