@@ -165,10 +165,11 @@ class Engine:
 
     def retriever(self, kb: str | None = None) -> Retriever:
         kb = kb or self.settings.kb
-        if kb not in self._retrievers:
+        retriever = self._retrievers.get(kb)  # read once: the event loop may drop the entry while this thread runs
+        if retriever is None:
             keywords = KeywordIndex.load(self.kb_dir(kb) / "keywords")
-            self._retrievers[kb] = Retriever(self.embedder, self.vectors(kb), keywords)
-        return self._retrievers[kb]
+            retriever = self._retrievers[kb] = Retriever(self.embedder, self.vectors(kb), keywords)
+        return retriever
 
     def search(self, question: str, *, k: int | None = None, kb: str | None = None, title: str | None = None) -> list[Hit]:
         return self.retriever(kb).search(question, k=k or self.settings.search_k, title=title)
@@ -214,17 +215,20 @@ class Engine:
         saved = await asyncio.to_thread(KeywordIndex.saved_revision, self.kb_dir(kb) / "keywords")
         if saved == retriever.keywords.revision:
             return retriever
-        fresh = await asyncio.to_thread(KeywordIndex.load, self.kb_dir(kb) / "keywords")
-        if self._retrievers.get(kb) is retriever:  # unless something else replaced it meanwhile
-            self._retrievers[kb] = Retriever(self.embedder, self.vectors(kb), fresh)
-        return self._retrievers[kb]
+        fresh = Retriever(self.embedder, self.vectors(kb), await asyncio.to_thread(KeywordIndex.load,
+                                                                                   self.kb_dir(kb) / "keywords"))
+        current = self._retrievers.get(kb)
+        if current is retriever or current is None:  # a golden re-index may have dropped it meanwhile: ours is newer
+            self._retrievers[kb] = fresh
+            return fresh
+        return current  # something else put a newer one in place meanwhile
 
     def _rebuild_keywords(self, kb: str, revision: str | None) -> Retriever:
         vectors = self.vectors(kb)
         keywords = KeywordIndex.build(vectors.all_chunks())
         keywords.save(self.kb_dir(kb) / "keywords", revision)
-        self._retrievers[kb] = Retriever(self.embedder, vectors, keywords)
-        return self._retrievers[kb]
+        retriever = self._retrievers[kb] = Retriever(self.embedder, vectors, keywords)
+        return retriever
 
     def index_size(self, kb: str | None = None) -> int:
         return len(self.retriever(kb).keywords.chunks)
