@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import AsyncIterator, Awaitable, Callable
 
-from github_app.api import GitHubAPI, TransientError, graphql
+from github_app.api import GitHubAPI, PermanentError, TransientError, graphql
 from github_app.graphql import DISCUSSION_HISTORY
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class DiscussionHistory:
         while True:
             data = await self._page({"owner": owner, "name": name, "first": self.page_size, "after": after})
             if data.get("repository") is None:
-                raise LookupError(f"no repository {repository} (or the token can't see it)")
+                raise PermanentError(f"no repository {repository} (or the token can't see it)")
             connection = data["repository"]["discussions"]
             threads, skipped = [], {"unanswered": 0, "opted out": 0}
             for node in connection.get("nodes") or []:

@@ -96,7 +96,7 @@ def import_github_command(repository: str, page_size: int, as_json: bool) -> Non
             call = await _github_caller(engine.settings.github, session, repository)
             try:
                 return await import_github(engine, repository, call, page_size=page_size)
-            except (PermanentError, TransientError, LookupError) as error:
+            except (PermanentError, TransientError) as error:
                 raise click.ClickException(f"import stopped (run it again to resume): {error}") from None
 
     totals = _with_engine(work)
