@@ -19,7 +19,7 @@ from firstreply.cli import cli
 from firstreply.cli.history import import_github
 from github_app.api import GitHubAPI, PermanentError, TransientError
 from github_app.history import answered_thread, token_caller
-from tests_support import key_with_every_role
+from tests_support import Browser, key_with_every_role
 
 pytestmark = pytest.mark.skipif(not SCHEMA.is_file(), reason="../shared/fixtures/github (GitHub's schema) is absent")
 
@@ -235,6 +235,39 @@ async def test_a_candidate_is_listed_by_the_review_api_accepted_as_a_golden_reco
     assert ("golden", "How do I zoom the camera?\n\nThe scene is too small.".strip()[:300]) in kinds
     assert not any(t == "How do I zoom the camera?" and kind == "past_answer" for kind, t in kinds)
     assert not any("Windows" in h.chunk.title for h in await engine.asearch("Windows wheels sdist", k=10, kb="hist"))
+
+
+async def test_the_review_page_lists_the_candidates_and_accepts_or_rejects_them(hub, engine, caller):
+    from engine.api.app import build_app
+
+    populate(hub)
+    await import_github(engine, REPO, caller, page_size=3)
+    token = await engine.review_service.add_maintainer("ada")
+    async with serve(build_app(engine)) as url:
+        browser = Browser(url)
+        try:
+            await browser.sign_in(token)
+            status, _, page = await browser.get("/review/history")
+            assert status == 200 and "How do I zoom the camera?" in page and "Does it run on Windows?" in page
+            assert f'href="https://github.com/{REPO}/discussions/1"' in page
+            rows, _ = await engine.review_service.past_threads("candidate")
+            ids = {r.title: r.id for r in rows}
+            csrf = await browser.csrf("/review/history")
+            status, location, _ = await browser.post(f"/review/history/{ids['How do I zoom the camera?']}",
+                                                     {"action": "accept", "csrf_token": csrf})
+            assert (status, location) == (303, "/review/history?message=accepted")
+            status, location, _ = await browser.post(f"/review/history/{ids['Does it run on Windows?']}",
+                                                     {"action": "reject", "csrf_token": csrf})
+            assert (status, location) == (303, "/review/history?message=rejected")
+            status, _, page = await browser.get("/review/history?message=rejected")
+            assert "Rejected: it is hidden." in page and "How are colours picked?" in page
+            assert "How do I zoom the camera?" not in page and "Does it run on Windows?" not in page
+            status, _, _ = await browser.post("/review/history/9999", {"action": "accept", "csrf_token": csrf})
+            assert status == 404
+            golden = await engine.review_service.all_golden_records()
+            assert [(g.source, g.created_by) for g in golden] == [("history", "ada")]
+        finally:
+            await browser.session.close()
 
 
 def test_which_threads_count_as_answered():
