@@ -137,10 +137,11 @@ class Engine:
 
     async def aingest(self, path: Path, *, repo_url: str | None = None, ref: str | None = None, kb: str | None = None,
                       progress: Progress | None = None) -> IngestReport:
-        """:meth:`ingest`, then the golden records indexed again wherever the index lacks them (a lost store)."""
+        """:meth:`ingest`, then the golden records and past answers indexed again wherever the index lacks them (a lost store)."""
         report = await asyncio.to_thread(self.ingest, path, repo_url=repo_url, ref=ref, kb=kb, progress=progress)
-        if (kb or self.settings.kb) == self.settings.kb:  # golden records belong to the default knowledge base
+        if (kb or self.settings.kb) == self.settings.kb:  # golden records (and past answers) belong to the default one
             await self.sync_golden()
+            await self.sync_past_answers()
         return report
 
     def retriever(self, kb: str | None = None) -> Retriever:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -95,7 +94,7 @@ async def test_an_import_reads_two_pages_and_stores_the_answered_threads_as_cand
     totals = await import_github(engine, REPO, caller, page_size=3)
     assert (totals["pages"], totals["new"], totals["unanswered"], totals["opted out"]) == (2, 3, 1, 1)
     sent = queries(hub)
-    assert [v["after"] for v in sent][0] is None and sent[1]["after"] and sent[1]["first"] == 3
+    assert len(sent) == 2 and sent[0]["after"] is None and sent[1]["after"] and sent[1]["first"] == 3
 
     rows, more = await engine.review_service.past_threads("candidate")
     assert not more
@@ -317,7 +316,7 @@ def test_the_command_refuses_a_bad_repository_and_a_missing_token(tmp_path, monk
 
 
 async def test_the_command_imports_and_reports_its_counts(hub, embedder, tmp_path, monkeypatch):
-    import firstreply.cli.context as context
+    from firstreply.cli import context
 
     populate(hub)
     monkeypatch.chdir(tmp_path)  # no .env from the working tree
