@@ -114,6 +114,7 @@ class CoreSettings(_Part):
         default=None, description="SQLAlchemy URL; SQLite in the data folder when unset, e.g. postgresql://user@host/db."
     )
     user_salt: SecretStr | None = Field(default=None, description="Salt for pseudonymous user ids; generated once and kept in the database when unset.")
+    history_opt_out: str = Field(default="[no-firstreply]", min_length=1, description="A thread holding this text (its question or any reply) is never imported by `firstreply history import`.")
     log_format: Literal["text", "json"] = Field(default="text", description="Log lines as text, or one JSON object each.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
     engine_url: AnyHttpUrl | None = Field(default=None, description="`firstreply discord` and `firstreply github-app` ask this engine over HTTP.")
@@ -377,6 +378,7 @@ class GitHubSettings(_Part):
     app_slug: str | None = Field(default=None, description="The App's slug: `@<slug>` in a comment asks it a follow-up.")
     api_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://api.github.com"), description="REST base (GitHub Enterprise: https://HOST/api/v3).")
     graphql_url: AnyHttpUrl | None = Field(default=None, description="GraphQL endpoint; <api url>/graphql when unset.")
+    token: SecretStr | None = Field(default=None, description="A token for `firstreply history import github` (read access to Discussions); the App's installation token when unset.")
     categories: list[str] = Field(default_factory=lambda: ["q-a"], description="Discussion categories answered (slugs or names); [] for all.")
     opt_in: bool = Field(default=False, description="Answer only when the author ticked the opt-in box in the form.")
     opt_in_text: str = "I want an AI-generated answer as a first response"

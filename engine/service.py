@@ -28,7 +28,7 @@ from engine.answer.model import Answer, Question
 from engine.answer.pipeline import AnswerPipeline, PipelineSettings, pseudonym
 from engine.config import KB_NAME, Settings, load_settings
 from engine.index.embedder import Embedder
-from engine.index.golden import GoldenPair, sync_golden
+from engine.index.golden import GoldenPair, PastAnswer, sync_golden, sync_past_answers
 from engine.index.keywords import KeywordIndex
 from engine.index.retriever import Hit, Retriever
 from engine.index.vectors import Chroma, VectorStore
@@ -39,6 +39,7 @@ from engine.metrics import Metrics
 from engine.protocol import check_channel_settings
 from engine.review.service import ReviewService
 from engine.store.repository import Store
+from engine.store.history import HistoryStore
 from engine.store.review import ReviewStore
 from engine.store.shared_secrets import SharedSecrets
 from engine.store.tuning import TuningStore
@@ -157,10 +158,11 @@ class Engine:
 
     async def aingest(self, path: Path, *, repo_url: str | None = None, ref: str | None = None, kb: str | None = None,
                       progress: Progress | None = None) -> IngestReport:
-        """:meth:`ingest`, then the golden records indexed again wherever the index lacks them (a lost store)."""
+        """:meth:`ingest`, then the golden records and past answers indexed again wherever the index lacks them (a lost store)."""
         report = await asyncio.to_thread(self.ingest, path, repo_url=repo_url, ref=ref, kb=kb, progress=progress)
-        if (kb or self.settings.kb) == self.settings.kb:  # golden records belong to the default knowledge base
+        if (kb or self.settings.kb) == self.settings.kb:  # golden records (and past answers) belong to the default one
             await self.sync_golden()
+            await self.sync_past_answers()
         return report
 
     def retriever(self, kb: str | None = None) -> Retriever:
@@ -281,7 +283,9 @@ class Engine:
             k=s.search_k, history_turns=s.history_turns, user_salt=self._user_salt(),
             redact=Redactor(secrets_of(self.settings)).redact, assist=assist_settings(s))
         review = ReviewService(ReviewStore(store.engine, self.review_extensions), index_golden=self.sync_golden,
-                               extensions=self.review_extensions, quote=strip_markers)
+                               extensions=self.review_extensions, quote=strip_markers,
+                               history=HistoryStore(store.engine, lambda who: pseudonym(who, self._user_salt())),
+                               index_past=self.sync_past_answers)
         tuning = TuningService(TuningStore(store.engine), s, golden_records=review.all_golden_records,
                                audit=review.audit, search=self.answer_search, embedder=lambda: self.embedder,
                                pipeline_settings=pipeline_settings, chain_in_force=self._chain_in_force,
@@ -408,6 +412,19 @@ class Engine:
                      for r in await self.review_service.all_golden_records()]
             kb = self.settings.kb
             changed = await asyncio.to_thread(sync_golden, self.embedder, self.vectors(kb), self.kb_dir(kb) / "keywords", pairs)
+            if any(changed):
+                self._retrievers.pop(kb, None)
+            return changed
+
+    async def sync_past_answers(self) -> tuple[int, int]:
+        """Index the imported past answers still waiting for review, cited by their threads' URLs."""
+        await self.start()
+        async with self._golden_lock:
+            past = [PastAnswer(t.id, t.title, t.question, t.answer, t.url)
+                    for t in await self.review_service.history.searchable()]
+            kb = self.settings.kb
+            changed = await asyncio.to_thread(sync_past_answers, self.embedder, self.vectors(kb),
+                                              self.kb_dir(kb) / "keywords", past)
             if any(changed):
                 self._retrievers.pop(kb, None)
             return changed

@@ -170,20 +170,31 @@ class GitHubClient:
     async def graphql(self, installation_id: int, query: str, **variables) -> dict:
         token = await self.installation_token(installation_id)
         gh = GitHubAPI(self.session, self.requester, oauth_token=token, base_url=self.config.api_url)
-        try:
-            return await gh.graphql(query, endpoint=self.config.graphql_url, **variables)
-        except gidgethub.GraphQLAuthorizationFailure:
-            self.forget_token(installation_id)  # revoked or expired early: the next try gets a fresh one
-            raise TransientError("GraphQL: the installation token was refused", status=401) from None
-        except gidgethub.QueryError as error:
-            errors = error.response.get("errors") or []
-            if any(e.get("type") == "RATE_LIMITED" for e in errors if isinstance(e, dict)):
-                raise TransientError("GraphQL: rate limited") from None
-            messages = "; ".join(str(e.get("message", e)) for e in errors if isinstance(e, dict)) or str(error)
-            if errors and all(isinstance(e, dict) and e.get("type") == "NOT_FOUND" for e in errors):
-                raise NotFound(messages) from None
-            raise PermanentError(f"GraphQL: {messages}") from None
-        except gidgethub.BadGraphQLRequest as error:
-            raise PermanentError(f"GraphQL: HTTP {int(error.status_code)}: {error.response}") from None
-        except gidgethub.GraphQLException as error:
-            raise TransientError(f"GraphQL: unusable response: {error}") from None
+        return await graphql(gh, self.config.graphql_url, query, variables,
+                             on_refused=lambda: self.forget_token(installation_id))
+
+
+async def graphql(gh: GitHubAPI, endpoint: str, query: str, variables: dict, *, on_refused=None) -> dict:
+    """One GraphQL call, its failures sorted: :class:`TransientError` (rate limits, a refused installation token,
+    an unusable answer), :class:`NotFound`, or :class:`PermanentError`. ``on_refused`` runs when the token is
+    refused (an installation token revoked or expired early: the next try gets a fresh one); without it, a refused
+    token is permanent (a personal token won't start working by itself)."""
+    try:
+        return await gh.graphql(query, endpoint=endpoint, **variables)
+    except gidgethub.GraphQLAuthorizationFailure:
+        if on_refused is None:
+            raise PermanentError("GraphQL: the token was refused (check FIRSTREPLY_GITHUB_TOKEN)") from None
+        on_refused()
+        raise TransientError("GraphQL: the installation token was refused", status=401) from None
+    except gidgethub.QueryError as error:
+        errors = error.response.get("errors") or []
+        if any(e.get("type") == "RATE_LIMITED" for e in errors if isinstance(e, dict)):
+            raise TransientError("GraphQL: rate limited") from None
+        messages = "; ".join(str(e.get("message", e)) for e in errors if isinstance(e, dict)) or str(error)
+        if errors and all(isinstance(e, dict) and e.get("type") == "NOT_FOUND" for e in errors):
+            raise NotFound(messages) from None
+        raise PermanentError(f"GraphQL: {messages}") from None
+    except gidgethub.BadGraphQLRequest as error:
+        raise PermanentError(f"GraphQL: HTTP {int(error.status_code)}: {error.response}") from None
+    except gidgethub.GraphQLException as error:
+        raise TransientError(f"GraphQL: unusable response: {error}") from None

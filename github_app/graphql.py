@@ -52,3 +52,35 @@ mutation AddReply($input: AddDiscussionCommentInput!) {
   }
 }
 """
+
+#: A page of a repository's discussions, least recently updated first, so the page cursor only moves forward:
+#: a discussion updated after an import sorts after its cursor and is read again by the next one.
+DISCUSSION_HISTORY = """
+query DiscussionHistory($owner: String!, $name: String!, $first: Int!, $after: String) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    discussions(first: $first, after: $after, orderBy: {field: UPDATED_AT, direction: ASC}) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        id
+        number
+        title
+        body
+        url
+        updatedAt
+        author { __typename login }
+        answer { id body author { __typename login } }
+        comments(first: 50) {
+          nodes {
+            id
+            body
+            authorAssociation
+            author { __typename login }
+            replies(first: 20) { nodes { id body authorAssociation author { __typename login } } }
+          }
+        }
+      }
+    }
+  }
+}
+"""

@@ -32,7 +32,7 @@ def test_the_command_lives_in_the_composition_root(env):
                             timeout=120)
     assert result.returncode == 0, result.stderr
     listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line.strip()}
-    assert listed == {"ask", "discord", "eval", "github", "github-app", "golden", "ingest", "maintainer", "review",
+    assert listed == {"ask", "discord", "eval", "github", "github-app", "golden", "history", "ingest", "maintainer", "review",
                       "search", "secrets", "serve", "tune"}
 
 

@@ -65,6 +65,13 @@ async def restore_golden_records(engine: Engine) -> None:
         return
     if added or removed:
         log.info("golden records brought back into the index: %d added, %d removed", added, removed)
+    try:
+        added, removed = await engine.sync_past_answers()
+    except Exception as error:  # as above: the store may be down; the next import or review syncs them again
+        log.warning("could not check the past answers in the index: %s", (str(error) or type(error).__name__).splitlines()[0])
+        return
+    if added or removed:
+        log.info("past answers brought back into the index: %d added, %d removed", added, removed)
 
 
 def build_app(engine: Engine) -> web.Application:

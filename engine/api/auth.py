@@ -62,6 +62,7 @@ ROUTE_ROLES: tuple[tuple[str, str | None], ...] = (
     ("/api/v1/answers", "review"),
     ("/api/v1/golden-records", "review"),
     ("/api/v1/overview", "review"),
+    ("/api/v1/history", "review"),
     ("/api/v1/github/replies", "review"),
     ("/api/v1/github/jobs", "review"),
     ("/api/v1/", "admin"),  # fine-tuning, activations, switching the GitHub App per repository

@@ -99,6 +99,11 @@ SCHEMAS = {
         "id": INTEGER, "question": STRING, "answer": STRING, "source": STRING, "answer_id": _nullable(STRING)}},
     "GoldenRecordInput": {"type": "object", "required": ["question", "answer"], "properties": {
         "question": _text(20_000, required=True), "answer": _text(20_000, required=True), "by": BY}},
+    "PastThread": {"type": "object", "required": ["id", "source", "url", "title", "answer", "status"], "properties": {
+        "id": INTEGER, "source": STRING, "url": STRING, "title": STRING, "question": STRING, "answer": STRING,
+        "answer_kind": {"enum": ["accepted", "maintainers"]}, "author": _nullable(STRING), "answerer": _nullable(STRING),
+        "status": {"enum": ["candidate", "accepted", "rejected"]}, "golden_record": _nullable(INTEGER),
+        "reviewed_by": _nullable(STRING), "imported_at": STRING}},
     "FineTuning": {"type": "object", "required": ["id", "alias", "status", "base_llm", "created_at"], "properties": {
         "id": STRING, "alias": STRING,
         "status": {"enum": ["queued", "validating_files", "running", "succeeded", "failed", "cancelled"]},
@@ -309,6 +314,14 @@ def _document(with_github: bool, kinds: tuple[ProviderKind, ...]) -> dict[str, A
         "/api/v1/golden-records/{id}": {
             "put": _operation("Edit one", _ref("GoldenRecord"), body=_ref("GoldenRecordInput"), params=[ID], errors=("404",)),
             "delete": _operation("Delete one", OBJECT, params=[ID], errors=("404",))},
+        "/api/v1/history": {"get": _operation("Imported answered threads (candidate golden records)", {
+            "type": "object", "properties": {"threads": {"type": "array", "items": _ref("PastThread")}, "more": BOOLEAN}},
+            params=[_query("status", {"enum": ["candidate", "accepted", "rejected"]}),
+                    _query("page", {"type": "integer", "minimum": 1, "maximum": 10_000})])},  # engine.api.http.MAX_PAGE
+        "/api/v1/history/{id}/accept": {"post": _operation("Make a candidate a golden record", _ref("PastThread"),
+                                                           params=[ID], errors=("404",))},
+        "/api/v1/history/{id}/reject": {"post": _operation("Hide a candidate", _ref("PastThread"), params=[ID],
+                                                           errors=("404",))},
         "/api/v1/overview": {"get": _operation("Figures for the last days", OBJECT,
                                                params=[_query("days", {"type": "integer", "minimum": 1, "maximum": 365})])},
         "/api/v1/finetunings": {

@@ -65,7 +65,8 @@ PAGE_ERRORS = {
     "tuning-form": "Check the job's fields: the alias is short text; epochs, batch size and learning rate are "
                    "numbers, or empty for the provider's default.",
 }
-PAGE_NOTICES = {"added": "Added.", "deleted": "Deleted.", "saved": "Saved.", "imported": "Imported."}
+PAGE_NOTICES = {"added": "Added.", "deleted": "Deleted.", "saved": "Saved.", "imported": "Imported.",
+                "accepted": "Accepted: it is a golden record now.", "rejected": "Rejected: it is hidden."}
 _ERROR_CODES = {text.rstrip(".").lower(): code for code, text in PAGE_ERRORS.items()}
 
 
@@ -440,6 +441,38 @@ async def golden_action(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/review/golden?" + urlencode({"message": "saved"}))
 
 
+async def history_page(request: web.Request) -> web.Response:
+    """The imported answered threads waiting for a maintainer (``firstreply history import``)."""
+    require_maintainer(request)
+    page = page_number(request.query.get("page"))
+    rows, more = await _review(request).past_threads("candidate", page)
+    return render(request, "history.html", rows=rows, message=page_notice(request), error=page_error(request),
+                  previous=f"/review/history?{urlencode({'page': page - 1})}" if page > 1 else None,
+                  next=f"/review/history?{urlencode({'page': page + 1})}" if more else None)
+
+
+async def history_action(request: web.Request) -> web.Response:
+    name = require_maintainer(request)
+    form = await _form(request)
+    thread_id = row_id(request.match_info["id"])
+    if thread_id is None:
+        raise web.HTTPNotFound(text="no such thread")
+    action = form.get("action")
+    review = _review(request)
+    try:
+        if action == "accept":
+            await review.accept_past_thread(thread_id, name)
+        elif action == "reject":
+            await review.reject_past_thread(thread_id, name)
+        else:
+            raise web.HTTPBadRequest(text="the action is accept or reject")
+    except ReviewNotFound:
+        raise web.HTTPNotFound(text="no such thread") from None
+    except ReviewError as error:
+        raise web.HTTPSeeOther(f"/review/history?{urlencode({'error': error_code(error)})}") from None
+    raise web.HTTPSeeOther("/review/history?" + urlencode({"message": "accepted" if action == "accept" else "rejected"}))
+
+
 async def golden_export(request: web.Request) -> web.Response:
     require_maintainer(request)
     fmt = request.query.get("format", "jsonl")
@@ -576,6 +609,8 @@ def mount_pages(app: web.Application, session_secret: str | Callable[[], str], s
     app.router.add_post("/review/golden/import", golden_import)
     app.router.add_get(r"/review/golden/{id:\d+}", golden_record_page)
     app.router.add_post(r"/review/golden/{id:\d+}", golden_action)
+    app.router.add_get("/review/history", history_page)
+    app.router.add_post(r"/review/history/{id:\d+}", history_action)
     app.router.add_get("/review/overview", overview_page)
     app.router.add_get("/review/tuning", tuning_page)
     app.router.add_post("/review/tuning", tuning_create)

@@ -186,6 +186,52 @@ async def import_golden(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+def past_thread_view(row) -> dict:
+    """An imported thread; its people only as pseudonyms."""
+    return {"id": row.id, "source": row.source, "url": row.url, "title": row.title, "question": row.question,
+            "answer": row.answer, "answer_kind": row.answer_kind, "author": row.author_hash,
+            "answerer": row.answerer_hash, "status": row.status, "golden_record": row.golden_record_id,
+            "reviewed_by": row.reviewed_by, "imported_at": row.imported_at.isoformat()}
+
+
+HISTORY_STATUSES = ("candidate", "accepted", "rejected")
+
+
+async def list_history(request: web.Request) -> web.Response:
+    status = request.query.get("status", "candidate")
+    if status not in HISTORY_STATUSES:
+        raise BadRequest(f"'status' must be one of {', '.join(HISTORY_STATUSES)}")
+    rows, more = await _review(request).past_threads(status, int_query(request, "page", 1, 1, MAX_PAGE))
+    return web.json_response({"threads": [past_thread_view(r) for r in rows], "more": more})
+
+
+def _thread_id(request: web.Request) -> int:
+    number = row_id(request.match_info["id"])
+    if number is None:
+        raise web.HTTPNotFound(reason="no such thread")
+    return number
+
+
+async def accept_history(request: web.Request) -> web.Response:
+    try:
+        row, _golden = await _review(request).accept_past_thread(_thread_id(request), actor(request))
+    except ReviewNotFound:
+        return error_response(404, "no such thread")
+    except ReviewError as error:
+        return _bad(str(error))
+    return web.json_response(past_thread_view(row))
+
+
+async def reject_history(request: web.Request) -> web.Response:
+    try:
+        row = await _review(request).reject_past_thread(_thread_id(request), actor(request))
+    except ReviewNotFound:
+        return error_response(404, "no such thread")
+    except ReviewError as error:
+        return _bad(str(error))
+    return web.json_response(past_thread_view(row))
+
+
 async def overview(request: web.Request) -> web.Response:
     return web.json_response(await _review(request).overview(int_query(request, "days", 30, 1, 365)))
 
@@ -201,3 +247,6 @@ def mount_review_api(app: web.Application) -> None:
     app.router.add_put(r"/api/v1/golden-records/{id:\d+}", edit_golden)
     app.router.add_delete(r"/api/v1/golden-records/{id:\d+}", delete_golden)
     app.router.add_get("/api/v1/overview", overview)
+    app.router.add_get("/api/v1/history", list_history)
+    app.router.add_post(r"/api/v1/history/{id:\d+}/accept", accept_history)
+    app.router.add_post(r"/api/v1/history/{id:\d+}/reject", reject_history)

@@ -236,10 +236,11 @@ class IndexBuilder:
         store.delete(obsolete)
         report.chunks_deleted = len(obsolete)
 
-        if replacing:  # the golden records come along, embedded by this model, so none is missing at the switch
-            golden = self.vectors.all_chunks({"source_type": "golden"})
-            if golden:
-                store.upsert(golden, self.embedder.encode([c.embedding_text for c in golden]))
+        if replacing:  # golden records and past answers come along, embedded by this model, so none is missing at the switch
+            for kept in ("golden", "past_answer"):
+                carried = self.vectors.all_chunks({"source_type": kept})
+                if carried:
+                    store.upsert(carried, self.embedder.encode([c.embedding_text for c in carried]))
 
         copies.remove(report.removed)
         known.clear()

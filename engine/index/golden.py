@@ -1,9 +1,14 @@
-"""Golden records as a knowledge source: the maintainers' own answers, retrieved like any page.
+"""Golden records and past answers as knowledge sources: the maintainers' own answers, and the community's
+answered threads (imported by ``firstreply history import``), retrieved like any page.
 
 Each golden record becomes one chunk (source type ``golden``, path ``golden/<id>``, linking
 to its public read-only view, ``/golden/<id>``). :func:`sync_golden` makes the index hold exactly the given records:
 new or edited ones are embedded, deleted ones removed, and the keyword index rebuilt when
 anything changed. Other sources in the knowledge base are left alone.
+
+Each past answer still waiting for review becomes one chunk too (source type ``past_answer``, path
+``past/<id>``, cited by the thread's own URL): the question's title, its text and the answer.
+:func:`sync_past_answers` keeps them in line the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ if TYPE_CHECKING:
     from engine.index.vectors import VectorStore
 
 GOLDEN_PREFIX = "golden/"
+PAST_PREFIX = "past/"
 
 
 @dataclass(frozen=True)
@@ -38,15 +44,42 @@ def golden_chunk(pair: GoldenPair) -> Chunk:
                  source_type="golden", url=pair.url)
 
 
+@dataclass(frozen=True)
+class PastAnswer:
+    id: int
+    title: str
+    question: str
+    answer: str
+    url: str
+
+
+def past_answer_chunk(past: PastAnswer) -> Chunk:
+    text = f"{past.question.strip()}\n\nAnswer:\n{past.answer.strip()}" if past.question.strip() else past.answer.strip()
+    digest = hashlib.sha256(f"{past.title}\0{text}\0{past.url}".encode()).hexdigest()[:16]
+    return Chunk(id=f"past-{past.id}-{digest}", path=f"{PAST_PREFIX}{past.id}", title=past.title.strip()[:300],
+                 heading_path=(), text=text, start_line=1, end_line=max(1, text.count("\n") + 1),
+                 source_type="past_answer", url=past.url)
+
+
 def sync_golden(embedder: Embedder, vectors: VectorStore, keyword_dir: Path, pairs: list[GoldenPair]) -> tuple[int, int]:
+
     """Bring the index in line with ``pairs``; returns (chunks embedded, chunks removed).
 
     Only the golden chunks' ids are read to compare, so a sync with nothing to do is cheap (it runs
     at every start). The revision is stamped before the first write, so a crash part-way leaves the
     keyword index visibly stale and the next sync or ingest rebuilds it.
     """
-    wanted = {c.id: c for c in map(golden_chunk, pairs)}
-    present = vectors.ids({"source_type": "golden"})
+    return _sync(embedder, vectors, keyword_dir, "golden", list(map(golden_chunk, pairs)))
+
+
+def sync_past_answers(embedder, vectors, keyword_dir: Path, past: list[PastAnswer]) -> tuple[int, int]:
+    """As :func:`sync_golden`, for the past answers waiting for review."""
+    return _sync(embedder, vectors, keyword_dir, "past_answer", list(map(past_answer_chunk, past)))
+
+
+def _sync(embedder, vectors, keyword_dir: Path, source_type: str, chunks: list[Chunk]) -> tuple[int, int]:
+    wanted = {c.id: c for c in chunks}
+    present = vectors.ids({"source_type": source_type})
     new = [c for cid, c in wanted.items() if cid not in present]
     obsolete = present - set(wanted)
     if not new and not obsolete:

@@ -4,7 +4,9 @@
 It reads and judges answers, keeps the golden records (each change indexed at once, so searches see
 it), posts the drafts a frontend keeps for review (its :class:`engine.web.ReviewExtension`), and keeps
 the maintainers, their sessions and the audit trail. Its dependencies are given, never looked up: the
-store with the queries, the function that indexes the golden records as they are now, the extensions.
+store with the queries, the function that indexes the golden records as they are now, the extensions; and for
+the community's imported history (``firstreply history import``), its store and the function that indexes the past
+answers still waiting for review (accepting one makes it a golden record, rejecting one hides it).
 Everything it refuses is a :class:`~engine.review.errors.ReviewError`.
 """
 
@@ -14,7 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.review.errors import ReviewConflict
-from engine.store.models import AnswerRecord, AuditEvent, GoldenRecord, Maintainer
+from engine.store.history import AnsweredThread, HistoryStore
+from engine.store.models import AnswerRecord, AuditEvent, GoldenRecord, Maintainer, PastThread
 from engine.store.review import AnswerFilter, ReviewStore
 
 if TYPE_CHECKING:
@@ -23,7 +26,8 @@ if TYPE_CHECKING:
 
 class ReviewService:
     def __init__(self, store: ReviewStore, *, index_golden: Callable[[], Awaitable[object]],
-                 extensions: Sequence[ReviewExtension] = (), quote: Callable[[str], str] = str) -> None:
+                 extensions: Sequence[ReviewExtension] = (), quote: Callable[[str], str] = str, history: HistoryStore | None = None,
+                 index_past: Callable[[], Awaitable[object]] | None = None) -> None:
         """``index_golden``: brings the index in line with the golden records (run after each change to them);
         ``extensions``: the frontends' parts of the review (a live list: one registered later takes part);
         ``quote``: how an approved answer's text becomes a golden record's (the engine strips its [n] markers)."""
@@ -31,6 +35,8 @@ class ReviewService:
         self._index_golden = index_golden
         self.extensions = extensions
         self._quote = quote
+        self.history = history
+        self._index_past = index_past
 
     # -- the answer log -----------------------------------------------------------------------------
 
@@ -111,6 +117,49 @@ class ReviewService:
     async def export_golden(self, fmt: str) -> str:
         """Every golden record as ``jsonl`` or ``csv`` (another format: :class:`~engine.review.errors.ReviewError`)."""
         return ReviewStore.export_golden(await self.store.all_golden_records(), fmt)
+
+    # -- the community's answered history: past threads, candidate golden records -----------------------
+
+    def _history(self) -> HistoryStore:
+        if self.history is None:
+            raise RuntimeError("this review service was built without the history store")
+        return self.history
+
+    async def _reindex_past(self) -> None:
+        if self._index_past is not None:
+            await self._index_past()
+
+    async def history_cursor(self, source: str) -> str | None:
+        """Where the last import of ``source`` (``github:OWNER/NAME``, ``discord:CHANNEL``) stopped."""
+        return await self._history().cursor(source)
+
+    async def save_history_page(self, source: str, threads: list[AnsweredThread], cursor: str | None) -> dict[str, int]:
+        """Store a page of answered threads with the cursor after it (one transaction); not yet indexed:
+        call :meth:`index_past_answers` once the import is done."""
+        return await self._history().save_page(source, threads, cursor)
+
+    async def index_past_answers(self) -> None:
+        await self._reindex_past()
+
+    async def past_threads(self, status: str | None = "candidate", page: int = 1,
+                           per_page: int = 50) -> tuple[list[PastThread], bool]:
+        return await self._history().threads(status, page, per_page)
+
+    async def past_thread(self, thread_id: int) -> PastThread | None:
+        return await self._history().thread(thread_id)
+
+    async def accept_past_thread(self, thread_id: int, by: str) -> tuple[PastThread, GoldenRecord]:
+        """A candidate becomes a golden record (searched as one from now on, no longer as a past answer)."""
+        thread, golden = await self._history().accept(thread_id, by)
+        await self._index_golden()
+        await self._reindex_past()
+        return thread, golden
+
+    async def reject_past_thread(self, thread_id: int, by: str) -> PastThread:
+        """A candidate is hidden: no longer searched, nor listed with the candidates."""
+        thread = await self._history().reject(thread_id, by)
+        await self._reindex_past()
+        return thread
 
     # -- maintainers, their sessions, the audit trail ------------------------------------------------
 

@@ -152,11 +152,47 @@ class GoldenRecord(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     question: Mapped[str] = mapped_column(Text)
     answer: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(String(12))  # review | import | manual
+    source: Mapped[str] = mapped_column(String(12))  # review | import | manual | history
     answer_id: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True)
     created_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     updated_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class PastThread(Base):
+    """An answered thread from the community's history (a GitHub Discussion, a Discord forum post): the question
+    and its answer, searchable as a past answer while a *candidate*; a maintainer accepts it (it becomes a
+    golden record) or rejects it (hidden: no longer searched or listed). Authors are kept only as pseudonyms."""
+
+    __tablename__ = "past_threads"
+    __table_args__ = (UniqueConstraint("source", "thread_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(200))  # github:OWNER/NAME | discord:CHANNEL_ID
+    thread_id: Mapped[str] = mapped_column(String(100))  # the discussion's node id, the Discord thread's id
+    url: Mapped[str] = mapped_column(String(500))
+    title: Mapped[str] = mapped_column(Text)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    author_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    answerer_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    answer_kind: Mapped[str] = mapped_column(String(12))  # accepted | maintainers
+    thread_updated_at: Mapped[str] = mapped_column(String(40))  # as the source gave it (ISO 8601)
+    status: Mapped[str] = mapped_column(String(12), default="candidate", index=True)  # candidate | accepted | rejected
+    golden_record_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class HistoryCursor(Base):
+    """Where an import of a source's history got to: the last page stored (committed with that page's threads)."""
+
+    __tablename__ = "history_cursors"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(String(500), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 

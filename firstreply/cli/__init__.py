@@ -6,6 +6,7 @@
 - :mod:`~firstreply.cli.review`: ``review list|show|approve|correct|reject``, ``golden export|import``
 - :mod:`~firstreply.cli.tuning`: ``tune create|list|status|cancel|grant|evaluate|activate|rollback|export|run``
 - :mod:`~firstreply.cli.github`: ``github jobs|retry|drafts|approve|repos|switch``
+- :mod:`~firstreply.cli.history`: ``history import github``, ``history list|accept|reject``
 - :mod:`~firstreply.cli.secrets`: ``secrets forget``
 
 Every command builds what it needs from validated settings; a bad setting or an engine error ends the command
@@ -18,7 +19,7 @@ import sys
 
 import click
 
-from firstreply.cli import github, knowledge, maintainers, review, secrets, serve, tuning
+from firstreply.cli import github, history, knowledge, maintainers, review, secrets, serve, tuning
 
 
 @click.group()
@@ -28,7 +29,7 @@ def cli() -> None:
 
 
 for command in (knowledge.ingest, knowledge.search, knowledge.ask, knowledge.eval_group, serve.serve,
-                serve.discord_command, serve.github_app_command, secrets.secrets_group, github.github_group,
+                serve.discord_command, serve.github_app_command, secrets.secrets_group, github.github_group, history.history_group,
                 maintainers.maintainer_group, review.review_group, review.golden_group, tuning.tune_group):
     cli.add_command(command)
 

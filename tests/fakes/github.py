@@ -9,8 +9,12 @@
   schema (``../shared/fixtures/github/graphql/schema.graphql``) with graphql-core, refuses
   string literals in documents (values must travel as variables), and executes it with
   graphql-core against in-memory discussions, so results have exactly the schema's shape.
+  ``repository.discussions`` and a discussion's ``comments`` are connections as GitHub's: ``first``/``last``
+  required and at most 100, opaque keyset cursors (``after``/``before``), ``pageInfo``, ``orderBy``; a
+  discussion's ``updatedAt`` moves when it is edited, commented on or answered. ``rateLimit`` reports
+  the GraphQL points left, and a query over them is refused as GitHub refuses it.
 
-Faults can be injected into the ``addDiscussionComment`` mutation (a 502 before or after the
+Faults can be injected into queries (``query_faults``: e.g. a 403 with ``Retry-After``) and into the ``addDiscussionComment`` mutation (a 502 before or after the
 comment is created, a secondary rate limit with or without ``Retry-After``), and a request can be held forever (so a test
 can kill the App while it waits).
 """
@@ -18,6 +22,7 @@ can kill the App while it waits).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import secrets
 import time
@@ -77,6 +82,45 @@ def secondary_limit() -> Fault:
                        "X-RateLimit-Resource": "graphql"}, message=SECONDARY_LIMIT_MESSAGE)
 
 
+def _connection(name: str, items: list, key, *, first=None, last=None, after=None, before=None, **_filters) -> dict:
+    """One page of a GitHub connection over ``items`` (already in order), keyset cursors on ``key(item)``."""
+    if first is None and last is None:
+        raise ValueError(f"You must provide a `first` or `last` value to properly paginate the `{name}` connection.")
+    for value, arg in ((first, "first"), (last, "last")):
+        if value is not None and not 0 <= value <= 100:
+            raise ValueError(f"Requesting {value} records on the `{name}` connection exceeds the `{arg}` limit of 100 records.")
+    keys = [key(item) for item in items]
+
+    def position(cursor: str, arg: str) -> int:
+        try:
+            decoded = json.loads(base64.b64decode(cursor.encode(), validate=True).decode().removeprefix("cursor:v2:"))
+        except (ValueError, UnicodeDecodeError):
+            raise ValueError(f"`{arg}` does not appear to be a valid cursor.") from None
+        # keyset: the first item after the cursor's key (items may have moved since the cursor was made)
+        return next((i for i, k in enumerate(keys) if k > decoded), len(keys)), decoded
+
+    start, end = 0, len(items)
+    if after is not None:
+        start = position(after, "after")[0]
+    if before is not None:
+        _, decoded = position(before, "before")
+        end = next((i for i, k in enumerate(keys) if k >= decoded), len(keys))
+    window = list(range(start, max(start, end)))
+    if first is not None:
+        has_next, window = len(window) > first, window[:first]
+    else:
+        has_next = end < len(items)
+    has_previous = start > 0
+    if last is not None:
+        has_previous, window = len(window) > last or start > 0, window[-last:] if last else []
+    cursor = lambda i: base64.b64encode(("cursor:v2:" + json.dumps(keys[i])).encode()).decode()  # noqa: E731
+    return {"nodes": [items[i] for i in window], "edges": [{"node": items[i], "cursor": cursor(i)} for i in window],
+            "totalCount": len(items),
+            "pageInfo": {"hasNextPage": has_next, "hasPreviousPage": has_previous,
+                         "startCursor": cursor(window[0]) if window else None,
+                         "endCursor": cursor(window[-1]) if window else None}}
+
+
 class FakeGitHub:
     def __init__(self, app_id: int, public_key_pem: bytes, slug: str) -> None:
         self.app_id, self.public_key, self.slug = app_id, public_key_pem, slug
@@ -88,6 +132,10 @@ class FakeGitHub:
         self.comments: dict[str, dict] = {}  # node id -> comment
         self.documents: list[tuple[str, dict]] = []  # every (query, variables) received
         self.mutation_faults: list[Fault] = []
+        self.query_faults: list[Fault] = []
+        self.repositories: set[str] = set()  # owner/name, lower-case: those given a discussion or an installation
+        self.rate_limit = {"limit": 5000, "remaining": 5000, "used": 0, "reset_in": 3600}  # GraphQL points
+        self._clock = 0  # seconds after 2026-01-01: each change to a discussion moves its updatedAt
         self.hold: str | None = None  # "query" or "mutation": never answer such a request
         self.holding = asyncio.Event()  # set once a request is being held
         self.released = asyncio.Event()  # set to let held requests end (so the server can shut down)
@@ -102,18 +150,44 @@ class FakeGitHub:
         self._ids += 1
         return f"{prefix}_{self._ids:06d}"
 
+    def _now(self) -> str:
+        self._clock += 1
+        return (datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=self._clock)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def touch(self, discussion_id: str) -> None:
+        """The discussion changed (edited, commented on, answered): its ``updatedAt`` moves, as on GitHub."""
+        self.discussions[discussion_id]["updatedAt"] = self._now()
+
+    def edit_discussion(self, discussion_id: str, **fields) -> None:
+        self.discussions[discussion_id].update(fields)
+        self.touch(discussion_id)
+
+    def mark_answer(self, comment_id: str) -> None:
+        """The author (or a maintainer) marks a top-level comment as the answer."""
+        comment = self.comments[comment_id]
+        if comment["replyTo"] is not None:
+            raise ValueError("only a top-level comment can be the answer")
+        comment["discussion"]["answer"] = comment
+        comment["discussion"]["answerChosenAt"] = self._now()
+        self.touch(comment["discussion"]["id"])
+
     def add_discussion(self, repository: str, number: int, node_id: str, *, title: str, body: str,
                        category: tuple[str, str] = ("q-a", "Q&A"), author: str = "octocat", author_type: str = "User",
                        locked: bool = False) -> dict:
+        now = self._now()
         discussion = {
             "__typename": "Discussion", "id": node_id, "number": number, "title": title, "body": body,
             "url": f"https://github.com/{repository}/discussions/{number}", "locked": locked,
-            "category": {"slug": category[0], "name": category[1]},
-            "author": {"__typename": author_type, "login": author}, "_comments": [],
+            "category": {"slug": category[0], "name": category[1]}, "createdAt": now, "updatedAt": now,
+            "author": {"__typename": author_type, "login": author}, "_comments": [], "answer": None,
+            "answerChosenAt": None, "_repository": repository,
         }
-        discussion["comments"] = lambda _info, **_kw: {"nodes": list(discussion["_comments"])}
+        discussion["isAnswered"] = lambda _info, **_kw: discussion["answer"] is not None
+        discussion["comments"] = lambda _info, **kw: _connection("comments", list(discussion["_comments"]),
+                                                                 lambda c: c["_seq"], **kw)
         self.discussions[node_id] = discussion
         self.by_number[(repository, number)] = node_id
+        self.repositories.add(repository.lower())
         return discussion
 
     def add_installation(self, installation_id: int, account: str, repositories: list[str] | None = None) -> dict:
@@ -126,6 +200,7 @@ class FakeGitHub:
             "suspended_at": None, "_repositories": repositories,
         }
         self.installations[installation_id] = installation
+        self.repositories.update(r.lower() for r in repositories or [])
         return installation
 
     def _covers(self, installation: dict, full_name: str) -> bool:
@@ -144,16 +219,25 @@ class FakeGitHub:
                                    locked=bool(d.get("locked")))
 
     def add_comment(self, discussion_id: str, body: str, *, author: str = "octocat", author_type: str = "User",
-                    reply_to: str | None = None, node_id: str | None = None) -> dict:
+                    reply_to: str | None = None, node_id: str | None = None, association: str = "NONE") -> dict:
+        """A comment (or, with ``reply_to``, a reply); ``association`` is GitHub's ``authorAssociation`` of its
+        author with the repository (``OWNER``, ``MEMBER``, ``COLLABORATOR``, ``CONTRIBUTOR``, ``NONE``, …)."""
         discussion = self.discussions[discussion_id]
-        comment = {"__typename": "DiscussionComment", "id": node_id or self._next_id("DC"), "body": body,
+        self._ids += 1
+        comment = {"__typename": "DiscussionComment", "id": node_id or f"DC_{self._ids:06d}", "body": body,
                    "author": {"__typename": author_type, "login": author}, "discussion": discussion, "_replies": [],
-                   "replyTo": self.comments[reply_to] if reply_to else None}
+                   "replyTo": self.comments[reply_to] if reply_to else None, "authorAssociation": association,
+                   "_seq": self._ids}
         comment["url"] = f"{discussion['url']}#discussioncomment-{comment['id']}"
-        comment["replies"] = lambda _info, **_kw: {"nodes": list(comment["_replies"])}
+        comment["replies"] = lambda _info, **kw: _connection("replies", list(comment["_replies"]), lambda c: c["_seq"], **kw)
         self.comments[comment["id"]] = comment
         (self.comments[reply_to]["_replies"] if reply_to else discussion["_comments"]).append(comment)
+        self.touch(discussion_id)
         return comment
+
+    def add_token(self, token: str) -> None:
+        """A personal access token GitHub accepts (not tied to an installation)."""
+        self.tokens[token] = 0
 
     def bot_comments(self) -> list[dict]:
         return [c for c in self.comments.values() if c["author"]["login"] == self.slug]
@@ -162,6 +246,8 @@ class FakeGitHub:
 
     def repository(self, _info, owner: str, name: str, **_kw):
         full = f"{owner}/{name}"
+        if full.lower() not in self.repositories:
+            raise NotFound(f"Could not resolve to a Repository with the name '{full}'.")
 
         def discussion(_info, number: int):
             found = self.discussions.get(self.by_number.get((full, number), ""))
@@ -169,7 +255,24 @@ class FakeGitHub:
                 raise NotFound(f"Could not resolve to a Discussion with the number of {number}.")
             return found
 
-        return {"discussion": discussion}
+        def discussions(_info, orderBy: dict | None = None, answered: bool | None = None, categoryId=None,
+                        states=None, **page):
+            order = orderBy or {"field": "UPDATED_AT", "direction": "DESC"}
+            field = "updatedAt" if order["field"] == "UPDATED_AT" else "createdAt"
+            found = [d for d in self.discussions.values() if d["_repository"] == full
+                     and (answered is None or (d["answer"] is not None) == answered)]
+            found.sort(key=lambda d: (d[field], d["id"]), reverse=order["direction"] == "DESC")
+            if order["direction"] == "DESC":  # cursors are positions here (nothing here reads this order page by page)
+                rank = {d["id"]: i for i, d in enumerate(found)}
+                return _connection("discussions", found, lambda d: rank[d["id"]], **page)
+            return _connection("discussions", found, lambda d: [d[field], d["id"]], **page)
+
+        return {"discussion": discussion, "discussions": discussions}
+
+    def rateLimit(self, _info, dryRun: bool = False):  # noqa: N802,N803 - the schema's names
+        reset = (datetime.now(timezone.utc) + timedelta(seconds=self.rate_limit["reset_in"])).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"cost": 1, "limit": self.rate_limit["limit"], "remaining": self.rate_limit["remaining"],
+                "used": self.rate_limit["used"], "resetAt": reset, "nodeCount": 0}
 
     def node(self, _info, id: str):  # noqa: A002 - the schema's argument name
         found = self.discussions.get(id) or self.comments.get(id)
@@ -290,6 +393,14 @@ class FakeGitHub:
             self.holding.set()
             await self.released.wait()
             return self._error(502, "Server Error")
+        if not is_mutation and self.query_faults:
+            fault = self.query_faults.pop(0)
+            return self._error(fault.status, fault.message, fault.headers)
+        if self.rate_limit["remaining"] <= 0:  # GitHub: 200, an error of type RATE_LIMITED
+            return web.json_response({"errors": [{"type": "RATE_LIMITED", "message": "API rate limit exceeded"}]},
+                                     headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Resource": "graphql"})
+        self.rate_limit["remaining"] -= 1
+        self.rate_limit["used"] += 1
         fault = self.mutation_faults.pop(0) if is_mutation and self.mutation_faults else None
         if fault is not None and not fault.after_commit:
             return self._error(fault.status, fault.message, fault.headers)
