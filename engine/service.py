@@ -38,8 +38,8 @@ from engine.logs import Redactor, secrets_of
 from engine.metrics import Metrics
 from engine.protocol import check_channel_settings
 from engine.review.service import ReviewService
-from engine.store.repository import Store
 from engine.store.history import HistoryStore
+from engine.store.repository import Store
 from engine.store.review import ReviewStore
 from engine.store.shared_secrets import SharedSecrets
 from engine.store.tuning import TuningStore
@@ -420,8 +420,9 @@ class Engine:
         """Index the imported past answers still waiting for review, cited by their threads' URLs."""
         await self.start()
         async with self._golden_lock:
-            past = [PastAnswer(t.id, t.title, t.question, t.answer, t.url)
-                    for t in await self.review_service.history.searchable()]
+            history = self.review_service.history
+            past = [] if history is None else [PastAnswer(t.id, t.title, t.question, t.answer, t.url)
+                                               for t in await history.searchable()]
             kb = self.settings.kb
             changed = await asyncio.to_thread(sync_past_answers, self.embedder, self.vectors(kb),
                                               self.kb_dir(kb) / "keywords", past)

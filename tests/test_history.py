@@ -10,15 +10,15 @@ import json
 import aiohttp
 import pytest
 from click.testing import CliRunner
-
-from engine.config import Settings
 from fakes.github import SCHEMA, FakeGitHub, Fault
 from fakes.server import serve
+from tests_support import Browser, key_with_every_role
+
+from engine.config import Settings
 from firstreply.cli import cli
 from firstreply.cli.history import import_github
 from github_app.api import GitHubAPI, PermanentError, TransientError
 from github_app.history import answered_thread, token_caller
-from tests_support import Browser, key_with_every_role
 
 pytestmark = pytest.mark.skipif(not SCHEMA.is_file(), reason="../shared/fixtures/github (GitHub's schema) is absent")
 

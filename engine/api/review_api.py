@@ -25,6 +25,7 @@ from engine.api.review_lists import answer_filter
 from engine.protocol import MAX_ANSWER_CHARS
 from engine.review.errors import ReviewError, ReviewNotFound
 from engine.review.service import ReviewService
+from engine.store.models import PastThread
 from engine.store.review import VERDICTS, AnswerFilter
 
 MAX_REASON_CHARS = 2000  # why a maintainer corrected or rejected an answer
@@ -186,7 +187,7 @@ async def import_golden(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
-def past_thread_view(row) -> dict:
+def past_thread_view(row: PastThread) -> dict[str, Any]:
     """An imported thread; its people only as pseudonyms."""
     return {"id": row.id, "source": row.source, "url": row.url, "title": row.title, "question": row.question,
             "answer": row.answer, "answer_kind": row.answer_kind, "author": row.author_hash,

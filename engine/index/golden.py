@@ -72,12 +72,12 @@ def sync_golden(embedder: Embedder, vectors: VectorStore, keyword_dir: Path, pai
     return _sync(embedder, vectors, keyword_dir, "golden", list(map(golden_chunk, pairs)))
 
 
-def sync_past_answers(embedder, vectors, keyword_dir: Path, past: list[PastAnswer]) -> tuple[int, int]:
+def sync_past_answers(embedder: Embedder, vectors: VectorStore, keyword_dir: Path, past: list[PastAnswer]) -> tuple[int, int]:
     """As :func:`sync_golden`, for the past answers waiting for review."""
     return _sync(embedder, vectors, keyword_dir, "past_answer", list(map(past_answer_chunk, past)))
 
 
-def _sync(embedder, vectors, keyword_dir: Path, source_type: str, chunks: list[Chunk]) -> tuple[int, int]:
+def _sync(embedder: Embedder, vectors: VectorStore, keyword_dir: Path, source_type: str, chunks: list[Chunk]) -> tuple[int, int]:
     wanted = {c.id: c for c in chunks}
     present = vectors.ids({"source_type": source_type})
     new = [c for cid, c in wanted.items() if cid not in present]

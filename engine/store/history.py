@@ -80,11 +80,11 @@ class HistoryStore:
                 else:
                     counts["unchanged"] += 1
             if cursor is not None:
-                row = await session.get(HistoryCursor, source)
-                if row is None:
+                cursor_row = await session.get(HistoryCursor, source)
+                if cursor_row is None:
                     session.add(HistoryCursor(source=source, cursor=cursor))
                 else:
-                    row.cursor, row.updated_at = cursor, utcnow()
+                    cursor_row.cursor, cursor_row.updated_at = cursor, utcnow()
         return counts
 
     async def threads(self, status: str | None = "candidate", page: int = 1,
