@@ -1,0 +1,171 @@
+"""Issue 20, "Always fresh": `firstreply ingest` of a git URL (cloned into the data folder, fetched on later
+runs) and `firstreply ingest --watch`. Remotes are local bare repositories reached through file://; no network."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.ingest.remote import BadGitUrl, GitFailed, RemoteCheckout, parse_git_url
+from firstreply.cli import cli
+
+FIRSTREPLY = str(Path(sys.executable).with_name("firstreply"))
+DATA = Path(__file__).parent / "data"
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env={**os.environ, **GIT_IDENTITY}).stdout.strip()
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    """A working copy of the sample project and the bare repository it pushes to (the "remote")."""
+    work = tmp_path / "work"
+    shutil.copytree(DATA / "sample_project", work)
+    git(work, "init", "-q", "-b", "main")
+    git(work, "add", ".")
+    git(work, "commit", "-qm", "first")
+    bare = tmp_path / "tinyviz.git"
+    git(tmp_path, "clone", "-q", "--bare", str(work), str(bare))
+    git(work, "remote", "add", "origin", str(bare))
+    return work, bare
+
+
+def push_change(work: Path, rel_path: str, text: str) -> str:
+    (work / rel_path).write_text(text)
+    git(work, "add", rel_path)
+    git(work, "commit", "-qm", f"change {rel_path}")
+    git(work, "push", "-q", "origin", "main")
+    return git(work, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FIRSTREPLY_DATA_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("FIRSTREPLY_KB", raising=False)
+    return {**os.environ, "FIRSTREPLY_DATA_DIR": str(tmp_path / "state"), "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+@pytest.mark.parametrize("url", [
+    "ext::sh -c touch% /tmp/pwned", "ext::sh", "fd::17", "-uhttps://example.org/x.git", "--upload-pack=touch x",
+    "http://example.org/x.git", "git://example.org/x.git", "https://user:secret@example.org/x.git",
+    "file://otherhost/srv/x.git", "file:relative.git", "https://-oProxyCommand=x/x.git", "git@-oProxyCommand=x:x.git",
+    "ssh://-oProxyCommand=touch%20x/x.git", "https://example.org/x.git\nmalicious", "gopher://example.org/x.git",
+])
+def test_dangerous_or_unauthenticated_git_urls_are_refused(url):
+    with pytest.raises(BadGitUrl):
+        parse_git_url(url)
+
+
+@pytest.mark.parametrize("url, protocol, name, web", [
+    ("https://github.com/org/tinyviz.git", "https", "tinyviz", "https://github.com/org/tinyviz"),
+    ("https://gitlab.example.org/group/sub/Tiny.Viz", "https", "Tiny-Viz", "https://gitlab.example.org/group/sub/Tiny.Viz"),
+    ("git@github.com:org/tinyviz.git", "ssh", "tinyviz", "https://github.com/org/tinyviz"),
+    ("ssh://git@github.com/org/tinyviz.git", "ssh", "tinyviz", "https://github.com/org/tinyviz"),
+    ("file:///srv/git/tinyviz.git", "file", "tinyviz", None),
+])
+def test_accepted_git_urls_name_their_protocol_kb_and_web_page(url, protocol, name, web):
+    remote = parse_git_url(url)
+    assert (remote.protocol, remote.name, remote.web_url) == (protocol, name, web)
+
+
+def test_a_git_url_is_cloned_into_the_data_folder_then_fetched_and_its_links_go_to_the_commit(env, upstream, tmp_path):
+    work, bare = upstream
+    url = f"file://{bare}"
+    runner = CliRunner()
+    first = runner.invoke(cli, ["ingest", url, "--repo-url", "https://github.com/org/tinyviz", "--json"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["chunks_embedded"] > 0
+    [clone] = (tmp_path / "state" / "sources").iterdir()  # the KB is named after the repository: tinyviz
+    assert clone.name.startswith("tinyviz-") and (tmp_path / "state" / "kb" / "tinyviz" / "manifest.json").is_file()
+    assert not any((clone / ".git" / "hooks").glob("*"))  # no template, so not even the hook samples
+    assert git(clone, "rev-parse", "--is-shallow-repository") == "true"
+
+    commit = push_change(work, "docs/guide/lighting.md",
+                         "# Lighting\n\nAdd a spotlight with `scene.add_spotlight(color='amber')`; it casts soft shadows.\n")
+    second = runner.invoke(cli, ["ingest", url, "--repo-url", "https://github.com/org/tinyviz", "--json"])
+    assert second.exit_code == 0, second.output
+    report = json.loads(second.stdout)
+    assert report["added"] == ["docs/guide/lighting.md"]
+    assert report["chunks_embedded"] == 1  # the rest only moved their links to the new commit
+    assert git(clone, "rev-parse", "HEAD") == commit
+
+    found = runner.invoke(cli, ["search", "amber spotlight soft shadows", "--kb", "tinyviz", "--json", "-k", "1"])
+    [hit] = json.loads(found.stdout)
+    assert hit["url"].startswith(f"https://github.com/org/tinyviz/blob/{commit}/docs/guide/lighting.md"), hit["url"]
+
+
+def test_a_refused_git_url_is_a_usage_error_and_runs_nothing(env, tmp_path):
+    result = CliRunner().invoke(cli, ["ingest", "ext::sh -c 'touch pwned'"])
+    assert result.exit_code == 2
+    assert "transport helpers" in result.output or "spaces" in result.output
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "state" / "sources").exists()
+
+
+def test_an_unreachable_remote_is_one_line_and_leaves_no_partial_clone(env, tmp_path):
+    result = CliRunner().invoke(cli, ["ingest", f"file://{tmp_path}/nowhere.git"])
+    assert result.exit_code == 1
+    assert "git clone of file://" in result.output and "failed" in result.output
+    assert list((tmp_path / "state" / "sources").iterdir()) == []
+
+
+def test_a_clone_larger_than_the_limit_is_stopped_and_removed(upstream, tmp_path):
+    _work, bare = upstream
+    remote = parse_git_url(f"file://{bare}")
+    checkout = RemoteCheckout(remote, tmp_path / "clone", max_bytes=10_000)
+    with pytest.raises(GitFailed, match="larger than 10,000 bytes"):
+        checkout.sync()
+    assert not (tmp_path / "clone").exists()
+
+
+def test_a_clone_of_another_remote_in_the_folder_is_not_reused(upstream, tmp_path):
+    _work, bare = upstream
+    RemoteCheckout(parse_git_url(f"file://{bare}"), tmp_path / "clone").sync()
+    other = tmp_path / "other.git"
+    shutil.copytree(bare, other)
+    with pytest.raises(GitFailed, match="holds a clone of"):
+        RemoteCheckout(parse_git_url(f"file://{other}"), tmp_path / "clone").sync()
+
+
+@pytest.mark.subprocess
+def test_watch_ingests_only_when_the_folder_changes_and_stops_cleanly_on_ctrl_c(env, sample_project):
+    process = subprocess.Popen([FIRSTREPLY, "ingest", str(sample_project), "--kb", "watched", "--watch",
+                                "--interval", "0.3"], env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        def next_summary() -> str:
+            deadline = time.monotonic() + 240  # a bound for a stuck test, not a timing assert
+            while time.monotonic() < deadline:
+                line = process.stdout.readline()
+                assert line, process.stderr.read()
+                lines.append(line)
+                if line.startswith("watched: "):
+                    return line
+            raise AssertionError(lines)
+
+        assert "7 added" in next_summary()
+        time.sleep(1.5)  # several looks at an unchanged folder: nothing ingested, nothing printed
+        (sample_project / "docs" / "guide" / "lighting.md").write_text("# Lighting\n\nSpotlights cast soft shadows.\n")
+        changed = next_summary()
+        assert "1 added, 0 updated, 0 removed, 7 unchanged" in changed and "1 embedded" in changed
+        process.send_signal(signal.SIGINT)
+        _rest, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "stopped watching" in stderr and "Traceback" not in stderr
+    assert sum(line.startswith("watched: ") for line in lines) == 2  # the unchanged looks ingested nothing
