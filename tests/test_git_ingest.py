@@ -17,38 +17,18 @@ from click.testing import CliRunner
 
 from engine.ingest.remote import BadGitUrl, GitFailed, RemoteCheckout, parse_git_url
 from firstreply.cli import cli
+from tests_support import git, git_upstream, push_change
 
 FIRSTREPLY = str(Path(sys.executable).with_name("firstreply"))
 DATA = Path(__file__).parent / "data"
-GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
-                "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_CONFIG_NOSYSTEM": "1"}
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                          env={**os.environ, **GIT_IDENTITY}).stdout.strip()
 
 
 @pytest.fixture
 def upstream(tmp_path):
-    """A working copy of the sample project and the bare repository it pushes to (the "remote")."""
-    work = tmp_path / "work"
-    shutil.copytree(DATA / "sample_project", work)
-    git(work, "init", "-q", "-b", "main")
-    git(work, "add", ".")
-    git(work, "commit", "-qm", "first")
-    bare = tmp_path / "tinyviz.git"
-    git(tmp_path, "clone", "-q", "--bare", str(work), str(bare))
-    git(work, "remote", "add", "origin", str(bare))
-    return work, bare
-
-
-def push_change(work: Path, rel_path: str, text: str) -> str:
-    (work / rel_path).write_text(text)
-    git(work, "add", rel_path)
-    git(work, "commit", "-qm", f"change {rel_path}")
-    git(work, "push", "-q", "origin", "main")
-    return git(work, "rev-parse", "HEAD")
+    """A working copy of the sample project and the bare repository ``tinyviz.git`` it pushes to."""
+    project = tmp_path / "tinyviz"
+    shutil.copytree(DATA / "sample_project", project)
+    return git_upstream(project, tmp_path)
 
 
 @pytest.fixture
