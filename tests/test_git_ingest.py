@@ -149,3 +149,25 @@ def test_watch_ingests_only_when_the_folder_changes_and_stops_cleanly_on_ctrl_c(
     assert process.returncode == 0, stderr
     assert "stopped watching" in stderr and "Traceback" not in stderr
     assert sum(line.startswith("watched: ") for line in lines) == 2  # the unchanged looks ingested nothing
+
+
+def test_a_release_tag_is_its_own_knowledge_base_beside_the_default_branch_with_links_at_the_tag(env, upstream):
+    work, bare = upstream
+    url = f"file://{bare}"
+    push_change(work, "docs/guide/lighting.md", "# Lighting\n\nIn 1.0 a spotlight is `scene.spot(amber=True)`.\n")
+    git(work, "tag", "v1.0")
+    git(work, "push", "-q", "origin", "v1.0")
+    push_change(work, "docs/guide/lighting.md", "# Lighting\n\nSince 2.0 a spotlight is `scene.add_spotlight(color='amber')`.\n")
+    runner = CliRunner()
+    for args in (["--ref", "v1.0"], []):
+        result = runner.invoke(cli, ["ingest", url, "--repo-url", "https://github.com/org/tinyviz", *args])
+        assert result.exit_code == 0, result.output
+
+    def lighting(kb: str) -> dict:
+        hits = json.loads(runner.invoke(cli, ["search", "spotlight amber", "--kb", kb, "--json", "-k", "3"]).stdout)
+        return next(h for h in hits if h["path"] == "docs/guide/lighting.md")
+
+    tagged, current = lighting("tinyviz-v1-0"), lighting("tinyviz")
+    assert tagged["url"].startswith("https://github.com/org/tinyviz/blob/v1.0/docs/guide/lighting.md")
+    assert "scene.spot(amber=True)" in tagged["text"] and "add_spotlight" in current["text"]
+    assert "/blob/v1.0/" not in current["url"]

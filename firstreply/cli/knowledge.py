@@ -19,7 +19,8 @@ from firstreply.cli.context import _engine, _settings
 @click.option("--repo-url", help="Repository web URL, so chunks link to …/blob/<ref>/<path>#L<a>-L<b>.")
 @click.option("--ref", help="Git ref (tag, branch or commit) for links; read from the checkout when omitted. "
                             "With a git URL, the branch or tag to clone (default: the default branch).")
-@click.option("--kb", help="Knowledge base name (default: the repository's name for a git URL, else FIRSTREPLY_KB).")
+@click.option("--kb", help="Knowledge base name (default: for a git URL the repository's name, and with --ref "
+                            "<name>-<ref>, e.g. tinyviz-v1-2-0; else FIRSTREPLY_KB).")
 @click.option("--watch", is_flag=True, help="Keep running: look for changes every --interval seconds and ingest "
                                             "what changed (a folder's files, or new commits of a git URL).")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
@@ -31,15 +32,19 @@ def ingest(source: str, repo_url: str | None, ref: str | None, kb: str | None, w
 
     A git URL (https://…, ssh://…, git@host:path or file://…) is cloned into the data folder, shallow, the
     first time, and fetched on later runs; its chunks link to the repository at the commit it holds."""
+    from engine.config import versioned_kb_name
     from engine.ingest.remote import BadGitUrl, looks_like_git_url, parse_git_url
 
     url = source if looks_like_git_url(source) or source.startswith("-") else None
     if url is not None:
         try:
-            kb = kb or parse_git_url(url).name
+            name = parse_git_url(url).name
         except BadGitUrl as error:
             raise click.BadParameter(str(error), param_hint="PATH_OR_GIT_URL") from None
         path = None
+        # A release tag (or another branch) is a knowledge base of its own beside the default branch's, its
+        # links at the tag, so an answer from it says which version it applies to.
+        kb = kb or (versioned_kb_name(name, ref) if ref else name)
     else:
         path = Path(source)
         if not path.is_dir():
