@@ -17,6 +17,7 @@ stopped, and a partial clone is removed, so the next run starts clean.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -194,7 +195,14 @@ class RemoteCheckout:
             return None
 
     def sync(self) -> Checkout:
-        """Clone the remote (first run) or fetch it and reset the checkout to what it fetched."""
+        """Clone the remote (first run) or fetch it and reset the checkout to what it fetched. One sync of a
+        folder at a time (``ingest --watch`` and a push's re-ingest may meet): the others wait for its lock."""
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.folder.with_name(self.folder.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._sync()
+
+    def _sync(self) -> Checkout:
         before = self.head()
         if before is None:
             self._clone()
