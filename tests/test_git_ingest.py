@@ -69,7 +69,8 @@ def test_a_git_url_is_cloned_into_the_data_folder_then_fetched_and_its_links_go_
     first = runner.invoke(cli, ["ingest", url, "--repo-url", "https://github.com/org/tinyviz", "--json"])
     assert first.exit_code == 0, first.output
     assert json.loads(first.stdout)["chunks_embedded"] > 0
-    [clone] = (tmp_path / "state" / "sources").iterdir()  # the KB is named after the repository: tinyviz
+    [clone] = [p for p in (tmp_path / "state" / "sources").iterdir() if p.is_dir()]  # beside it, its lock file
+    # the knowledge base is named after the repository: tinyviz
     assert clone.name.startswith("tinyviz-") and (tmp_path / "state" / "kb" / "tinyviz" / "manifest.json").is_file()
     assert not any((clone / ".git" / "hooks").glob("*"))  # no template, so not even the hook samples
     assert git(clone, "rev-parse", "--is-shallow-repository") == "true"
