@@ -10,7 +10,7 @@ GitHub for a reply it may have posted just before a crash (every reply carries a
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from engine.protocol import EngineError, EngineUnavailable, Question
 from github_app import graphql, sansio

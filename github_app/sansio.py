@@ -10,8 +10,8 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from gidgethub.sansio import Event
 from markdown_it import MarkdownIt

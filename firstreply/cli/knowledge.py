@@ -62,10 +62,11 @@ def ingest(source: str, repo_url: str | None, ref: str | None, kb: str | None, w
 
 async def _ingest_once(settings: Settings, path: Path | None, url: str | None, repo_url: str | None, ref: str | None,
                        progress, engine=None):
-    """One ingest of the folder, or of the git URL's clone after bringing it up to date."""
+    """One ingest of the folder, or of the git URL's clone after bringing it up to date (with ``engine``, started,
+    or one started for this run)."""
     if engine is None:
-        async with _engine(settings) as engine:  # the golden records, in the database, are indexed too
-            return await _ingest_once(settings, path, url, repo_url, ref, progress, engine)
+        async with _engine(settings) as started:  # the golden records, in the database, are indexed too
+            return await _ingest_once(settings, path, url, repo_url, ref, progress, started)
     if url is not None:
         path = (await _sync(engine, url, ref)).path
     report = await engine.aingest(path, repo_url=repo_url, ref=ref, progress=progress)
@@ -125,7 +126,7 @@ def _watch(settings: Settings, path: Path | None, url: str | None, repo_url: str
                     err.print(f"[yellow]ingest failed[/] ({error}); trying again in {interval:g} s", soft_wrap=True)
                 try:
                     await asyncio.wait_for(stop.wait(), interval)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         err.print("stopped watching", highlight=False)
 
