@@ -112,6 +112,12 @@ def test_a_clone_larger_than_the_limit_is_stopped_and_removed(upstream, tmp_path
     assert not (tmp_path / "clone").exists()
 
 
+@pytest.mark.parametrize("ref", ["-uevil", "main:refs/heads/x", "+main", "refs/*", "v1 v2", ""])
+def test_a_ref_that_is_an_option_or_a_refspec_is_refused(tmp_path, ref):
+    with pytest.raises(BadGitUrl):
+        RemoteCheckout(parse_git_url("file:///srv/x.git"), tmp_path / "clone", ref=ref)
+
+
 def test_a_clone_of_another_remote_in_the_folder_is_not_reused(upstream, tmp_path):
     _work, bare = upstream
     RemoteCheckout(parse_git_url(f"file://{bare}"), tmp_path / "clone").sync()

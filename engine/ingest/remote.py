@@ -35,6 +35,7 @@ DEFAULT_MAX_BYTES = 2_000_000_000  # the checkout and its objects together
 
 _HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _USER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}")
 _SCP_LIKE = re.compile(r"^(?P<user>[^@/:]+)@(?P<host>[^@/:]+):(?P<path>[^:].*)$")
 
 
@@ -139,8 +140,8 @@ class RemoteCheckout:
 
     def __init__(self, remote: GitRemote, folder: Path, *, ref: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT_SECONDS, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        if ref is not None and (not ref or ref.startswith("-") or any(c.isspace() or ord(c) < 0x20 for c in ref)):
-            raise BadGitUrl(f"not a usable git ref: {ref!r}")
+        if ref is not None and not _REF.fullmatch(ref):  # a name, never an option or a refspec ("a:b", "+x", "*")
+            raise BadGitUrl(f"not a usable git ref (a branch, tag or commit name): {ref!r}")
         self.remote = remote
         self.folder = folder
         self.ref = ref
