@@ -178,3 +178,35 @@ def test_a_release_tag_is_its_own_knowledge_base_beside_the_default_branch_with_
     assert tagged["url"].startswith("https://github.com/org/tinyviz/blob/v1.0/docs/guide/lighting.md")
     assert "scene.spot(amber=True)" in tagged["text"] and "add_spotlight" in current["text"]
     assert "/blob/v1.0/" not in current["url"]
+
+
+@pytest.mark.subprocess
+def test_watch_of_a_git_url_ingests_each_new_commit_once(env, upstream):
+    work, bare = upstream
+    process = subprocess.Popen([FIRSTREPLY, "ingest", f"file://{bare}", "--watch", "--interval", "0.3"],
+                               env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    summaries: list[str] = []
+    try:
+        def next_summary() -> str:
+            deadline = time.monotonic() + 240  # a bound for a stuck test, not a timing assert
+            while time.monotonic() < deadline:
+                line = process.stdout.readline()
+                assert line, process.stderr.read()
+                if line.startswith("tinyviz: "):
+                    summaries.append(line)
+                    return line
+            raise AssertionError(summaries)
+
+        assert "7 added" in next_summary()
+        time.sleep(1.5)  # several fetches that bring nothing new: nothing ingested, nothing printed
+        push_change(work, "docs/guide/lighting.md", "# Lighting\n\nSpotlights cast soft shadows.\n")
+        assert "1 added" in next_summary()
+        process.send_signal(signal.SIGINT)
+        rest, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "stopped watching" in stderr and not [line for line in rest.splitlines() if line.startswith("tinyviz: ")]
+    assert len(summaries) == 2
