@@ -54,6 +54,14 @@ SHARED_SECRET_MIN = 32
 KB_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}[a-zA-Z0-9]$|^[a-zA-Z0-9]$")
 
 
+def versioned_kb_name(kb: str, ref: str) -> str:
+    """The knowledge base a release tag (or a branch other than the default) of ``kb``'s repository is ingested
+    into, beside the default branch's: ``tinyviz`` at ``v1.2.0`` is ``tinyviz-v1-2-0`` (letters, digits, '-' and
+    '_' only, at most 64), so an answer from it can say which version it applies to."""
+    tail = re.sub(r"[^A-Za-z0-9_-]+", "-", ref.removeprefix("refs/tags/").removeprefix("refs/heads/")).strip("-_")
+    return f"{kb[:40]}-{tail}"[:64].strip("-_") if tail else kb
+
+
 class ConfigError(Exception):
     """A setting is missing or invalid; ``str(error)`` is one line naming it."""
 
@@ -366,6 +374,24 @@ class DiscordSettings(_Part):
         return [int(part) for part in parts]
 
 
+class RepositorySource(BaseModel):
+    """One entry of ``FIRSTREPLY_GITHUB_SOURCES``: the knowledge base a repository's pushes re-ingest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kb: str = Field(description="The knowledge base ingested from the repository's default branch.")
+    url: str | None = Field(default=None, description="Clone URL (default: the push's repository.clone_url).")
+    branches: list[str] = Field(default_factory=list, description="Other branches re-ingested, each into <kb>-<branch>.")
+    tags: bool = Field(default=False, description="Ingest each pushed tag into its own knowledge base, <kb>-<tag>.")
+
+    @field_validator("kb")
+    @classmethod
+    def _kb_name(cls, value: str) -> str:
+        if not KB_NAME.match(value):
+            raise ValueError("must be 1-64 letters, digits, '-' or '_', starting and ending with a letter or digit")
+        return value
+
+
 class GitHubSettings(_Part):
     """The GitHub App answering Discussions (``FIRSTREPLY_GITHUB_*``)."""
 
@@ -393,6 +419,17 @@ class GitHubSettings(_Part):
     lease_seconds: Annotated[float, Field(gt=0, le=3600)] = 120.0
     poll_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
     max_payload_bytes: Annotated[int, Field(ge=1024, le=26_214_400)] = 5 * 1024 * 1024
+    sources: dict[str, RepositorySource] = Field(
+        default_factory=dict, description="Repositories (owner/name) whose pushes to the default branch re-ingest a "
+        "knowledge base: {\"org/project\": {\"kb\": \"project\"}}; other branches and tags only when listed.")
+
+    @field_validator("sources")
+    @classmethod
+    def _repositories(cls, value: dict[str, RepositorySource]) -> dict[str, RepositorySource]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", name):
+                raise ValueError(f"{name!r} is not a repository's owner/name")
+        return {name.lower(): source for name, source in value.items()}  # GitHub's names ignore case
 
     @field_validator("app_slug")
     @classmethod

@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # ingesting is imported when it is used: a cold `firstreply a
     from engine.index.build import IngestReport
     from engine.ingest.reader import Progress
     from engine.web import ReviewExtension
+    from engine.ingest.remote import Checkout
 
 
 LOCAL_REFRESH_SECONDS = 1.0  # how often a server on an embedded store looks for an ingest another process finished
@@ -164,6 +165,15 @@ class Engine:
             await self.sync_golden()
             await self.sync_past_answers()
         return report
+
+    def sync_remote(self, url: str, *, ref: str | None = None) -> Checkout:
+        """The git repository at ``url`` (at ``ref``, else its default branch) cloned into ``data_dir/sources`` the
+        first time and fetched and reset later (:mod:`engine.ingest.remote`: ``BadGitUrl`` for a URL it refuses,
+        ``GitFailed`` when git can't); ingest ``Checkout.path`` then, and its links go to the repository at the commit."""
+        from engine.ingest.remote import RemoteCheckout, parse_git_url
+
+        remote = parse_git_url(url)
+        return RemoteCheckout(remote, self.settings.data_dir / "sources" / remote.folder_name(ref), ref=ref).sync()
 
     def retriever(self, kb: str | None = None) -> Retriever:
         kb = kb or self.settings.kb

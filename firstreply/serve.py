@@ -42,10 +42,30 @@ def _mount_github_app(app: web.Application, engine):
     from github_app.config import app_config
     from github_app.routes import mount
 
-    github = GitHubApp(app_config(engine.settings.github), engine)
+    github = GitHubApp(app_config(engine.settings.github), engine, reingest=reingest_with(engine))
     mount(app, github)
     app[GITHUB] = github
     return github
+
+
+def reingest_with(engine):
+    """The GitHub App's re-ingest after a push (``FIRSTREPLY_GITHUB_SOURCES``), done by the engine in this process:
+    the repository's clone in the data folder fetched and reset (cloned the first time), then ingested
+    incrementally; servers on this data folder pick the new index up as after any ``firstreply ingest``."""
+    from engine.ingest.remote import BadGitUrl, GitFailed
+    from github_app.api import PermanentError, TransientError
+
+    async def reingest(update) -> str:
+        try:
+            checkout = await asyncio.to_thread(engine.sync_remote, update.url, ref=update.ref)
+        except BadGitUrl as error:
+            raise PermanentError(f"{update.repository}: {error}") from None
+        except GitFailed as error:  # unreachable, or too slow: the worker tries again later
+            raise TransientError(str(error)) from None
+        report = await engine.aingest(checkout.path, ref=update.ref, kb=update.kb)
+        return f"{update.kb} at {checkout.commit[:12]}: {report.summary()}"
+
+    return reingest
 
 
 async def _frontends_running(app: web.Application):

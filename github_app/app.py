@@ -15,7 +15,7 @@ from engine.metrics import Metrics
 from github_app import sansio
 from github_app.api import GitHubClient
 from github_app.config import AppConfig
-from github_app.handlers import Handlers
+from github_app.handlers import Handlers, Reingest
 from github_app.metrics import GitHubMetrics
 from github_app.models import GitHubReply
 from github_app.review import GitHubReview
@@ -29,11 +29,13 @@ BURST_DEFER_SECONDS = 5.0  # …or after this long at most
 
 
 class GitHubApp:
-    def __init__(self, config: AppConfig, answerer, metrics: Metrics | None = None) -> None:
+    def __init__(self, config: AppConfig, answerer, metrics: Metrics | None = None, reingest: Reingest | None = None) -> None:
         """``metrics``: the engine's, when it runs in this process (the default: the in-process engine's); the App
-        adds its ``firstreply_github_*`` series to that registry, or keeps them in its own."""
+        adds its ``firstreply_github_*`` series to that registry, or keeps them in its own. ``reingest``: what
+        brings a knowledge base up to date after a push (given by whoever holds the engine: ``firstreply serve``)."""
         self.config = config
         self.answerer = answerer
+        self.reingest = reingest
         # None for a remote engine (EngineClient): the App keeps its series in its own registry then
         self.engine_metrics = metrics if metrics is not None else answerer.metrics
         self.metrics = GitHubMetrics.on(self.engine_metrics.registry if self.engine_metrics is not None else None)
@@ -49,7 +51,7 @@ class GitHubApp:
         self.store = store
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS))
         self.client = GitHubClient(self.config, self._session)
-        self.handlers = Handlers(self.config, store, self.client, self.answerer)
+        self.handlers = Handlers(self.config, store, self.client, self.answerer, self.reingest)
         if self.engine_metrics is not None:
             self.engine_metrics.on_scrape(self.count_queue)
         if workers:
@@ -117,7 +119,7 @@ class GitHubApp:
             label = "unverified" if rejected.status == 401 else sansio.event_label(headers.get("x-github-event"))
             self.metrics.webhook_deliveries.labels(label, f"rejected_{rejected.status}").inc()
             return rejected.status, {"error": rejected.reason}
-        routed = sansio.route(event.event, event.data, self.config.slug)
+        routed = sansio.route(event.event, event.data, self.config.slug, self.config.sources)
         if routed.kind is None:
             self.metrics.webhook_deliveries.labels(sansio.event_label(event.event), "ignored").inc()
             return 200, {"status": "pong" if event.event == "ping" else "ignored", "reason": routed.reason}

@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from engine.config import ConfigError, GitHubSettings
+from engine.config import ConfigError, GitHubSettings, RepositorySource
 
 #: The settings the App can't run without (besides its private key, given one way or the other).
 REQUIRED = ("app_id", "webhook_secret", "app_slug")
@@ -65,6 +65,7 @@ class AppConfig:
     lease_seconds: float = _DEFAULT("lease_seconds")
     poll_seconds: float = _DEFAULT("poll_seconds")
     max_payload_bytes: int = _DEFAULT("max_payload_bytes")
+    sources: dict[str, RepositorySource] = field(default_factory=dict)  # owner/name (lower case) -> what pushes re-ingest
 
     def __repr__(self) -> str:  # never print the key or the secret
         return f"AppConfig(app_id={self.app_id}, slug={self.slug!r}, api_url={self.api_url!r})"
@@ -117,4 +118,5 @@ def app_config(github: GitHubSettings) -> AppConfig:
         lease_seconds=github.lease_seconds,
         poll_seconds=github.poll_seconds,
         max_payload_bytes=github.max_payload_bytes,
+        sources=dict(github.sources),
     )

@@ -10,6 +10,7 @@ GitHub for a reply it may have posted just before a crash (every reply carries a
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from engine.protocol import EngineError, EngineUnavailable, Question
 from github_app import graphql, sansio
@@ -22,12 +23,19 @@ log = logging.getLogger(__name__)
 SETTLED = {"posted", "draft", "approved", "abstained", "skipped"}  # nothing more for a first-reply job to do
 
 
+#: Brings a knowledge base up to date with a repository after a push and says what it did in one line; raises
+#: TransientError (the remote is unreachable: retried) or PermanentError (the URL is refused).
+Reingest = Callable[[sansio.SourceUpdate], Awaitable[str]]
+
+
 class Handlers:
-    def __init__(self, config: AppConfig, store: GitHubStore, client: GitHubClient, answerer) -> None:
+    def __init__(self, config: AppConfig, store: GitHubStore, client: GitHubClient, answerer,
+                 reingest: Reingest | None = None) -> None:
         self.config = config
         self.store = store
         self.client = client
         self.answerer = answerer
+        self.reingest = reingest
 
     async def run(self, job: Job) -> str:
         handler = {
@@ -37,6 +45,7 @@ class Handlers:
             "discussion_answered": self.discussion_answered,
             "installation": self.installation,
             "installation_repositories": self.installation_repositories,
+            "reingest": self.reingest_source,
         }.get(job.kind)
         if handler is None:
             raise PermanentError(f"unknown job kind {job.kind!r}")
@@ -46,6 +55,16 @@ class Handlers:
             raise PermanentError(f"the payload lacks {error}") from None
         except (TypeError, AttributeError, ValueError) as error:  # a value of the wrong shape: no retry will fix it
             raise PermanentError(f"malformed payload: {type(error).__name__}: {error}") from None
+
+    async def reingest_source(self, job: Job) -> str:
+        """A push to a bound repository: re-ingest its knowledge base (decided again from the settings now, so a
+        source unbound since the delivery is left alone)."""
+        update = sansio.source_update(job.payload, self.config.sources)
+        if isinstance(update, str):
+            return f"skipped: {update}"
+        if self.reingest is None:
+            raise PermanentError("this process has no engine to ingest with: run the App inside `firstreply serve`")
+        return await self.reingest(update)
 
     # -- helpers --------------------------------------------------------------------------------
 

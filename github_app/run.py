@@ -13,14 +13,16 @@ from engine.database import create_engine, migrate
 from engine.protocol import Answerer
 from github_app.app import GitHubApp
 from github_app.config import app_config
+from github_app.handlers import Reingest
 from github_app.routes import mount
 from github_app.store import GitHubStore
 
 
-def build_standalone(settings: GitHubSettings, database_url: str, answerer: Answerer) -> web.Application:
+def build_standalone(settings: GitHubSettings, database_url: str, answerer: Answerer,
+                     reingest: Reingest | None = None) -> web.Application:
     """The App as its own web application, its queue in ``database_url``; raises ConfigError at once if a setting
-    is missing or bad."""
-    github = GitHubApp(app_config(settings), answerer)
+    is missing or bad. ``reingest``: how pushes re-ingest a knowledge base, when the engine is in this process."""
+    github = GitHubApp(app_config(settings), answerer, reingest=reingest)
     app = web.Application()
     mount(app, github, admin=False)  # no API keys are checked here: maintainers use the engine's routes
 

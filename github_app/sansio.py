@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -17,6 +18,7 @@ from gidgethub.sansio import Event
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from engine.config import KB_NAME, RepositorySource, versioned_kb_name
 from engine.protocol import MAX_QUESTION_CHARS, Answer
 from github_app.config import ReplyPolicy
 
@@ -75,7 +77,7 @@ def parse_delivery(headers: Mapping[str, str], body: bytes, secret: str) -> Even
 
 #: Event names a metric may carry (what the App subscribes to, and what every App gets); any other is "other".
 KNOWN_EVENTS = frozenset({"ping", "discussion", "discussion_comment", "installation", "installation_repositories",
-                          "installation_target", "github_app_authorization", "meta"})
+                          "installation_target", "github_app_authorization", "meta", "push"})
 
 
 def event_label(event: str | None) -> str:
@@ -106,11 +108,17 @@ def _object(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def route(event: str, payload: dict[str, Any], slug: str) -> Route:
-    """Decide from the delivery alone what work it asks for (the worker decides the rest with fresh data)."""
+def route(event: str, payload: dict[str, Any], slug: str, sources: Mapping[str, RepositorySource] | None = None) -> Route:
+    """Decide from the delivery alone what work it asks for (the worker decides the rest with fresh data).
+    ``sources``: the repositories whose pushes re-ingest a knowledge base (``FIRSTREPLY_GITHUB_SOURCES``)."""
     action = payload.get("action")
     if event == "ping":
         return Route(None, "pong")
+    if event == "push":
+        update = source_update(payload, sources or {})
+        if isinstance(update, str):
+            return Route(None, update)
+        return Route("reingest", f"a push to {update.ref or 'the default branch'} of {update.repository}")
     if event == "discussion":
         if action == "created":
             return Route("discussion_created", "a new discussion")
@@ -135,9 +143,52 @@ def route(event: str, payload: dict[str, Any], slug: str) -> Route:
     return Route(None, f"event {event!r} is not handled")
 
 
+@dataclass(frozen=True)
+class SourceUpdate:
+    """What a push asks for: bring knowledge base ``kb`` up to date with ``url`` at ``ref`` (None: the default branch)."""
+
+    repository: str  # owner/name, as the push names it
+    kb: str
+    url: str
+    ref: str | None
+
+
+def source_update(payload: dict[str, Any], sources: Mapping[str, RepositorySource]) -> SourceUpdate | str:
+    """The re-ingest a ``push`` delivery asks for, or why it asks for none (a string). A push to the default
+    branch of a bound repository re-ingests its knowledge base; one to a listed branch, or a tag when tags are
+    on, ingests that ref into its own versioned knowledge base (``<kb>-<ref>``); a deleted ref, anything else."""
+    repository = _object(payload.get("repository"))
+    full_name = str(repository.get("full_name") or "")
+    source = sources.get(full_name.lower())
+    if source is None:
+        return f"pushes to {full_name or 'this repository'} re-ingest nothing (not in FIRSTREPLY_GITHUB_SOURCES)"
+    ref = payload.get("ref")
+    if not isinstance(ref, str) or not ref.startswith(("refs/heads/", "refs/tags/")):
+        return f"push to {ref!r}: not a branch or tag"
+    if payload.get("deleted"):
+        return f"{ref} was deleted: nothing to ingest"
+    url = source.url or repository.get("clone_url")
+    if not isinstance(url, str) or not url:
+        return f"the push names no clone_url for {full_name}; set its url in FIRSTREPLY_GITHUB_SOURCES"
+    name = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
+    if ref.startswith("refs/heads/"):
+        if name == repository.get("default_branch"):
+            return SourceUpdate(full_name, source.kb, url, None)
+        if name not in source.branches:
+            return f"pushes to branch {name!r} are ignored (only the default branch, and those listed, are ingested)"
+    elif not source.tags:
+        return f"tag {name!r} ignored (tags are ingested only when the repository's source has tags on)"
+    kb = versioned_kb_name(source.kb, name)
+    if not KB_NAME.match(kb):
+        return f"{ref} gives no usable knowledge base name"
+    return SourceUpdate(full_name, kb, url, name)
+
+
 def job_key(event: str, payload: dict[str, Any]) -> str | None:
-    """Work on one discussion, or one installation, is done in order: this names which one."""
+    """Work on one discussion, one installation, or one repository's pushes is done in order: this names which one."""
     discussion, installation = _object(payload.get("discussion")), _object(payload.get("installation"))
+    if event == "push" and _object(payload.get("repository")).get("full_name"):
+        return f"source:{str(payload['repository']['full_name']).lower()}"[:200]
     if event in ("discussion", "discussion_comment") and discussion.get("node_id"):
         return f"discussion:{discussion['node_id']}"[:200]
     if event.startswith("installation") and installation.get("id") is not None:

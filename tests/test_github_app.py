@@ -663,3 +663,67 @@ async def test_installation_tokens_are_cached_until_shortly_before_they_expire_a
             wrong_app = GitHubClient(app_config(GitHubSettings(api_url=other_url, **settings)), session)
             with pytest.raises(PermanentError, match="token exchange refused: HTTP 401"):
                 await wrong_app.installation_token(1)
+
+
+def push_delivery(ref: str, after: str, **changes) -> dict:
+    """A `push` delivery for the fixture's repository (the shape of octokit/webhooks' push examples)."""
+    data = {"ref": ref, "before": "0" * 40, "after": after, "created": False, "deleted": False, "forced": False,
+            "base_ref": None, "commits": [], "head_commit": None,
+            "repository": {"id": 186853002, "name": "Hello-World", "full_name": REPO, "default_branch": "main",
+                           "clone_url": f"https://github.com/{REPO}.git"},
+            "pusher": {"name": "Codertocat"}, "sender": {"login": "Codertocat", "type": "User"},
+            "installation": {"id": 1}}
+    data.update(changes)
+    return data
+
+
+async def test_a_push_to_the_default_branch_re_ingests_the_bound_knowledge_base_and_the_server_answers_from_it(
+        tmp_path, embedder, rsa_key, sample_project):
+    """Issue 20: the App's `push` webhook (signed like every delivery) queues a re-ingest of the knowledge base
+    bound to the repository; the running server searches the new index. Other branches and tags change nothing."""
+    from engine.config import Settings
+    from engine.service import Engine
+    from tests_support import git_upstream, push_change
+
+    work, bare = git_upstream(sample_project, tmp_path / "upstream")
+    key_file = tmp_path / "app.pem"
+    key_file.write_bytes(rsa_key.private_pem)
+    github = FakeGitHub(APP_ID, rsa_key.public_pem, SLUG)
+    engine = Engine(Settings(
+        data_dir=tmp_path / "state", kb="default", user_salt="pepper-pepper-pepper-pepper-pepper", _env_file=None,
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite", api_keys=[key_with_every_role(KEY)],
+        github_app_id=APP_ID, github_private_key_file=key_file, github_webhook_secret=SECRET, github_app_slug=SLUG,
+        github_poll_seconds=0.05, github_retry_base_seconds=0.05,
+        github_sources={REPO: {"kb": "hello", "url": f"file://{bare}"}}))
+    engine.__dict__["embedder"] = embedder
+    async with serve(github.app()) as github.url, serve(build_app(engine)) as url, aiohttp.ClientSession() as session:
+        harness = Harness(url, engine, github, session)
+
+        async def search(query: str) -> list[dict]:
+            async with session.get(f"{url}/v1/search", params={"q": query, "k": "1", "kb": "hello"},
+                                   headers={"Authorization": f"Bearer {KEY}"}) as response:
+                assert response.status == 200, await response.text()
+                return (await response.json())["hits"]
+
+        status, body = await harness.deliver("push", push_delivery("refs/heads/main", "1" * 40),
+                                             signature="sha256=" + "0" * 64)
+        assert status == 401 and not await harness.store.jobs()  # a forged push queues nothing
+
+        assert (await harness.deliver("push", push_delivery("refs/heads/main", "1" * 40)))[0] == 202
+        [job] = await harness.settle(timeout=300)
+        assert (job.kind, job.status) == ("reingest", "done"), job.summary()
+        assert job.outcome.startswith("hello at ") and "7 added" in job.outcome
+
+        commit = push_change(work, "docs/guide/lighting.md",
+                             "# Lighting\n\nAdd a spotlight with `scene.add_spotlight(color='amber')`; it casts soft shadows.\n")
+        for ignored in (push_delivery("refs/heads/feature", commit), push_delivery("refs/tags/v2.0.0", commit)):
+            status, body = await harness.deliver("push", ignored)
+            assert (status, body["status"]) == (200, "ignored"), body
+        [before] = await search("amber spotlight soft shadows")
+        assert before["path"] != "docs/guide/lighting.md"
+
+        assert (await harness.deliver("push", push_delivery("refs/heads/main", commit)))[0] == 202
+        jobs = await harness.settle(timeout=300)
+        assert [j.status for j in jobs] == ["done", "done"] and "1 added" in jobs[0].outcome, [j.summary() for j in jobs]
+        [hit] = await search("amber spotlight soft shadows")
+        assert hit["path"] == "docs/guide/lighting.md"

@@ -346,3 +346,48 @@ def test_any_answer_makes_a_reply_within_githubs_limit_that_carries_its_marker_a
     rendered, html = _rendered(body)
     assert all(h == sansio.marker(trigger) for h in html), (body, html)  # nothing but the marker is HTML
     assert "AI-generated first reply" in rendered
+
+
+def push(ref: str = "refs/heads/main", repo: str = "Codertocat/Hello-World", **changes) -> dict:
+    """A `push` delivery as GitHub sends it (the fields octokit/webhooks' push example has that routing reads)."""
+    data = {"ref": ref, "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+            "after": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c", "created": False, "deleted": False, "forced": False,
+            "base_ref": None, "commits": [], "head_commit": None,
+            "repository": {"id": 186853002, "name": repo.split("/")[1], "full_name": repo, "default_branch": "main",
+                           "clone_url": f"https://github.com/{repo}.git", "ssh_url": f"git@github.com:{repo}.git"},
+            "pusher": {"name": "Codertocat"}, "sender": {"login": "Codertocat", "type": "User"},
+            "installation": {"id": 1}}
+    data.update(changes)
+    return data
+
+
+def test_a_push_to_a_bound_repositorys_default_branch_re_ingests_its_knowledge_base():
+    sources = GitHubSettings(sources={"codertocat/hello-world": {"kb": "hello"}}, _env_file=None).sources
+    update = sansio.source_update(push(), sources)
+    assert update == sansio.SourceUpdate("Codertocat/Hello-World", "hello", "https://github.com/Codertocat/Hello-World.git", None)
+    routed = sansio.route("push", push(), SLUG, sources)
+    assert routed.kind == "reingest" and sansio.job_key("push", push()) == "source:codertocat/hello-world"
+
+    for ignored, why in [(push("refs/heads/feature"), "ignored"), (push("refs/tags/v1.2.0"), "tag"),
+                         (push(deleted=True), "deleted"), (push(repo="other/repo"), "not in FIRSTREPLY_GITHUB_SOURCES"),
+                         (push("refs/pull/3/head"), "not a branch or tag")]:
+        routed = sansio.route("push", ignored, SLUG, sources)
+        assert routed.kind is None and why in routed.reason, (ignored["ref"], routed)
+    assert sansio.route("push", push(), SLUG).kind is None  # nothing bound: pushes are acknowledged, nothing more
+
+
+def test_listed_branches_and_tags_go_to_their_own_versioned_knowledge_base_from_the_configured_url():
+    sources = GitHubSettings(sources={"Codertocat/Hello-World": {
+        "kb": "hello", "url": "git@github.com:Codertocat/Hello-World.git", "branches": ["next"], "tags": True}},
+        _env_file=None).sources
+    assert sansio.source_update(push("refs/tags/v1.2.0"), sources) == sansio.SourceUpdate(
+        "Codertocat/Hello-World", "hello-v1-2-0", "git@github.com:Codertocat/Hello-World.git", "v1.2.0")
+    assert sansio.source_update(push("refs/heads/next"), sources).kb == "hello-next"
+    assert isinstance(sansio.source_update(push("refs/heads/other"), sources), str)
+
+
+@pytest.mark.parametrize("bad", [{"Hello-World": {"kb": "hello"}}, {"a/b": {"kb": "bad name"}},
+                                 {"a/b": {"kb": "x", "command": "rm"}}])
+def test_a_bad_sources_setting_is_refused_at_start(bad):
+    with pytest.raises(ValueError):
+        GitHubSettings(sources=bad, _env_file=None)

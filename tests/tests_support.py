@@ -1,7 +1,11 @@
 """Small builders shared by tests (plain data), and a cookie-keeping HTTP client that acts like a browser."""
 
 import json
+import os
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import aiohttp
 
@@ -67,3 +71,35 @@ class Browser:
 def key_with_every_role(key: str, name: str = "tests") -> dict:
     """An ``FIRSTREPLY_API_KEYS`` entry that may answer, review and administer (a plain key may only answer)."""
     return {"key": key, "name": name, "roles": ["answer", "review", "admin"]}
+
+
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env={**os.environ, **GIT_IDENTITY}).stdout.strip()
+
+
+def git_upstream(project: Path, folder: Path) -> tuple[Path, Path]:
+    """A working copy of ``project`` in ``folder/work`` and the bare repository it pushes to (a "remote" that
+    ``file://`` reaches, no network), ``folder/<name>.git`` named after the project's folder."""
+    work = folder / "work"
+    shutil.copytree(project, work)
+    git(work, "init", "-q", "-b", "main")
+    git(work, "add", ".")
+    git(work, "commit", "-qm", "first")
+    bare = folder / f"{project.name}.git"
+    git(folder, "clone", "-q", "--bare", str(work), str(bare))
+    git(work, "remote", "add", "origin", str(bare))
+    return work, bare
+
+
+def push_change(work: Path, rel_path: str, text: str, branch: str = "main") -> str:
+    """Commit ``text`` as ``rel_path`` and push it; the new commit's id."""
+    (work / rel_path).write_text(text)
+    git(work, "add", rel_path)
+    git(work, "commit", "-qm", f"change {rel_path}")
+    git(work, "push", "-q", "origin", f"HEAD:{branch}")
+    return git(work, "rev-parse", "HEAD")

@@ -14,6 +14,7 @@ git itself runs with every command a checkout's own config could name switched o
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import stat
@@ -302,6 +303,20 @@ def discover(root: Path, repo_url: str | None = None, ref: str | None = None) ->
         files.sort()
     return SourceInfo(root=root, files=files, repo_url=repo_url, ref=ref, repo_prefix=repo_prefix,
                       skipped=sorted(skipped))
+
+
+def snapshot(root: Path) -> str:
+    """A cheap fingerprint of the files :func:`discover` would read (names, sizes, modification times, and the
+    commit of a checkout): it changes when any of them does, without reading a file (``ingest --watch`` polls it)."""
+    info = discover(root)
+    digest = hashlib.sha256(f"{info.ref}\0".encode())
+    for rel_path in info.files:
+        try:
+            status = (info.root / rel_path).stat()
+        except OSError:
+            continue
+        digest.update(f"{rel_path}\0{status.st_size}\0{status.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
 
 
 def read_bytes(root: Path, rel_path: str, limit: int | None = None) -> bytes:

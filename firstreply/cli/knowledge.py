@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,33 +15,122 @@ from firstreply.cli.context import _engine, _settings
 
 
 @click.command()
-@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("source", metavar="PATH_OR_GIT_URL")
 @click.option("--repo-url", help="Repository web URL, so chunks link to …/blob/<ref>/<path>#L<a>-L<b>.")
-@click.option("--ref", help="Git ref (tag, branch or commit) for links; read from the checkout when omitted.")
-@click.option("--kb", help="Knowledge base name (default: FIRSTREPLY_KB).")
+@click.option("--ref", help="Git ref (tag, branch or commit) for links; read from the checkout when omitted. "
+                            "With a git URL, the branch or tag to clone (default: the default branch).")
+@click.option("--kb", help="Knowledge base name (default: for a git URL the repository's name, and with --ref "
+                            "<name>-<ref>, e.g. tinyviz-v1-2-0; else FIRSTREPLY_KB).")
+@click.option("--watch", is_flag=True, help="Keep running: look for changes every --interval seconds and ingest "
+                                            "what changed (a folder's files, or new commits of a git URL).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+              help="Seconds between looks, with --watch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def ingest(path: Path, repo_url: str | None, ref: str | None, kb: str | None, as_json: bool) -> None:
-    """Index the docs, examples and source under PATH (incrementally), repairing whatever the index lacks."""
-    import asyncio
+def ingest(source: str, repo_url: str | None, ref: str | None, kb: str | None, watch: bool, interval: float,
+           as_json: bool) -> None:
+    """Index the docs, examples and source under PATH (incrementally), repairing whatever the index lacks.
 
+    A git URL (https://…, ssh://…, git@host:path or file://…) is cloned into the data folder, shallow, the
+    first time, and fetched on later runs; its chunks link to the repository at the commit it holds."""
+    from engine.config import versioned_kb_name
+    from engine.ingest.remote import BadGitUrl, looks_like_git_url, parse_git_url
+
+    url = source if looks_like_git_url(source) or source.startswith("-") else None
+    if url is not None:
+        try:
+            name = parse_git_url(url).name
+        except BadGitUrl as error:
+            raise click.BadParameter(str(error), param_hint="PATH_OR_GIT_URL") from None
+        path = None
+        # A release tag (or another branch) is a knowledge base of its own beside the default branch's, its
+        # links at the tag, so an answer from it says which version it applies to.
+        kb = kb or (versioned_kb_name(name, ref) if ref else name)
+    else:
+        path = Path(source)
+        if not path.is_dir():
+            why = "is not a folder" if path.exists() else "does not exist"
+            raise click.BadParameter(f"Directory {source!r} {why}.", param_hint="PATH_OR_GIT_URL")
     settings = _settings(kb=kb)
+    with _failures_as_messages(settings.data_dir):
+        if watch:
+            _watch(settings, path, url, repo_url, ref, interval, as_json)
+            return
+        with _progress(not as_json and err.is_terminal) as progress:
+            report = asyncio.run(_ingest_once(settings, path, url, repo_url, ref, progress))
+    _print_report(settings, report, as_json)
 
-    async def run(progress):
-        async with _engine(settings) as engine:  # the golden records, in the database, are indexed too
-            report = await engine.aingest(path, repo_url=repo_url, ref=ref, progress=progress)
-            if settings.query_encoder != "torch":  # export and verify the question graph now, once, so `ask` needs no torch
-                await asyncio.to_thread(engine.embedder.use_onnx_for_queries, settings.data_dir / "onnx",
-                                        settings.query_encoder == "onnx-int8")
-            return report
 
-    with _failures_as_messages(settings.data_dir), _progress(not as_json and err.is_terminal) as progress:
-        report = asyncio.run(run(progress))
+async def _ingest_once(settings: Settings, path: Path | None, url: str | None, repo_url: str | None, ref: str | None,
+                       progress, engine=None):
+    """One ingest of the folder, or of the git URL's clone after bringing it up to date (with ``engine``, started,
+    or one started for this run)."""
+    if engine is None:
+        async with _engine(settings) as started:  # the golden records, in the database, are indexed too
+            return await _ingest_once(settings, path, url, repo_url, ref, progress, started)
+    if url is not None:
+        path = (await _sync(engine, url, ref)).path
+    report = await engine.aingest(path, repo_url=repo_url, ref=ref, progress=progress)
+    if settings.query_encoder != "torch":  # export and verify the question graph now, once, so `ask` needs no torch
+        await asyncio.to_thread(engine.embedder.use_onnx_for_queries, settings.data_dir / "onnx",
+                                settings.query_encoder == "onnx-int8")
+    return report
+
+
+async def _sync(engine, url: str, ref: str | None):
+    from engine.ingest.remote import GitFailed
+
+    try:
+        return await asyncio.to_thread(engine.sync_remote, url, ref=ref)
+    except GitFailed as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _print_report(settings: Settings, report, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return
     out.print(f"[bold]{settings.kb}[/]: {report.summary()}", soft_wrap=True)  # one line, however narrow
     for rel_path, reason in report.unreadable:
         err.print(f"[yellow]unreadable[/] {rel_path}: {reason}")
+
+
+def _watch(settings: Settings, path: Path | None, url: str | None, repo_url: str | None, ref: str | None,
+           interval: float, as_json: bool) -> None:
+    """Ingest, then every ``interval`` seconds look for a change (a folder's files by name, size and time; a git
+    URL by fetching it) and ingest again only when there is one, until Ctrl-C or SIGTERM. A run under way
+    finishes first, so the index is never left half-written; a failed look or run is reported and retried."""
+    import signal
+
+    from engine.ingest.remote import GitFailed
+    from engine.ingest.sources import snapshot
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        async with _engine(settings) as engine:
+            seen: str | None = None
+            while not stop.is_set():
+                try:
+                    if url is not None:
+                        checkout = await asyncio.to_thread(engine.sync_remote, url, ref=ref)
+                        current, folder = checkout.commit, checkout.path
+                    else:
+                        current, folder = await asyncio.to_thread(snapshot, path), path
+                    if current != seen:
+                        report = await _ingest_once(settings, folder, None, repo_url, ref, None, engine)
+                        _print_report(settings, report, as_json)
+                        seen = current
+                except (GitFailed, OSError, ValueError) as error:  # the remote or disk may be back next time
+                    err.print(f"[yellow]ingest failed[/] ({error}); trying again in {interval:g} s", soft_wrap=True)
+                try:
+                    await asyncio.wait_for(stop.wait(), interval)
+                except TimeoutError:
+                    pass
+        err.print("stopped watching", highlight=False)
+
+    asyncio.run(main())
 
 
 @click.command()

@@ -122,14 +122,18 @@ def github_app_command(host: str | None, port: int | None) -> None:
 
     settings = _settings(host=host, port=port)
     configure_logging(settings)
+    reingest = None
     if settings.core.engine_url:
         key = settings.core.engine_api_key.get_secret_value() if settings.core.engine_api_key else None
         answerer = EngineClient(str(settings.core.engine_url), key)
     else:
+        from firstreply.serve import reingest_with
+
         answerer = _engine(settings)
+        reingest = reingest_with(answerer)  # pushes re-ingest with the engine in this process
     with _failures_as_messages():
         try:
-            app = build_standalone(settings.github, settings.database, answerer)
+            app = build_standalone(settings.github, settings.database, answerer, reingest)
             web.run_app(app, host=settings.web.host, port=settings.web.port, access_log=None,
                         print=lambda _: out.print(f"firstreply GitHub App on http://{settings.web.host}:{settings.web.port}/github/webhook"))
         except ConfigError as error:
