@@ -48,8 +48,8 @@ from engine.tuning.service import TuningService
 if TYPE_CHECKING:  # ingesting is imported when it is used: a cold `firstreply ask` reads no sources
     from engine.index.build import IngestReport
     from engine.ingest.reader import Progress
-    from engine.web import ReviewExtension
     from engine.ingest.remote import Checkout
+    from engine.web import ReviewExtension
 
 
 LOCAL_REFRESH_SECONDS = 1.0  # how often a server on an embedded store looks for an ingest another process finished

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tests_support import git, git_upstream, push_change
 
 from engine.ingest.remote import BadGitUrl, GitFailed, RemoteCheckout, parse_git_url
 from firstreply.cli import cli
-from tests_support import git, git_upstream, push_change
 
 FIRSTREPLY = str(Path(sys.executable).with_name("firstreply"))
 DATA = Path(__file__).parent / "data"

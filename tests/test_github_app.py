@@ -681,9 +681,10 @@ async def test_a_push_to_the_default_branch_re_ingests_the_bound_knowledge_base_
         tmp_path, embedder, rsa_key, sample_project):
     """Issue 20: the App's `push` webhook (signed like every delivery) queues a re-ingest of the knowledge base
     bound to the repository; the running server searches the new index. Other branches and tags change nothing."""
+    from tests_support import git_upstream, push_change
+
     from engine.config import Settings
     from engine.service import Engine
-    from tests_support import git_upstream, push_change
 
     work, bare = git_upstream(sample_project, tmp_path / "upstream")
     key_file = tmp_path / "app.pem"
