@@ -20,6 +20,7 @@ This module is the frontends' one import for all of it: the data (:class:`Questi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping, Protocol, runtime_checkable
 
 from engine.answer.model import Answer, Citation, Question
@@ -52,6 +53,23 @@ def check_channel_settings(changes: Mapping[str, object]) -> None:
     unknown = set(changes) - set(CHANNEL_SETTINGS)
     if unknown:
         raise ValueError(f"unknown channel settings: {', '.join(sorted(unknown))}")
+
+
+@dataclass(frozen=True)
+class AnsweredThread:
+    """One answered thread of a community's history, as an importer (``github_app.history``) read it and the
+    engine's history store keeps it. ``author`` and ``answerer`` are the people's ids on the source
+    (``github:octocat``); the store keeps only their pseudonyms."""
+
+    thread_id: str
+    url: str
+    title: str
+    question: str
+    answer: str
+    answer_kind: str  # accepted | maintainers
+    updated_at: str
+    author: str | None = None
+    answerer: str | None = None
 
 
 class EngineUnavailable(RuntimeError):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import AsyncIterator, Awaitable, Callable
 
+from engine.protocol import AnsweredThread
 from github_app.api import GitHubAPI, PermanentError, TransientError, graphql
 from github_app.graphql import DISCUSSION_HISTORY
 
@@ -27,19 +28,7 @@ PAGE_SIZE = 50
 RESERVE = 100  # points of GraphQL rate limit left for everything else (the App answering) before waiting
 
 
-@dataclass(frozen=True)
-class PastDiscussion:
-    """An answered discussion. ``author``/``answerer`` are ``github:<login>`` (the engine keeps only pseudonyms)."""
-
-    thread_id: str
-    url: str
-    title: str
-    question: str
-    answer: str
-    answer_kind: str  # accepted | maintainers
-    updated_at: str
-    author: str | None = None
-    answerer: str | None = None
+PastDiscussion = AnsweredThread  # what the engine's history store takes, defined once in engine.protocol
 
 
 def _login(node: dict | None) -> str | None:

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from engine.protocol import AnsweredThread
 from engine.review.errors import ReviewConflict
-from engine.store.history import AnsweredThread, HistoryStore
+from engine.store.history import HistoryStore
 from engine.store.models import AnswerRecord, AuditEvent, GoldenRecord, Maintainer, PastThread
 from engine.store.review import AnswerFilter, ReviewStore
 

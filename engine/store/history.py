@@ -7,12 +7,12 @@ stopped part-way resumes after the last page it stored, and a page stored twice 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from engine.protocol import AnsweredThread
 from engine.review.errors import ReviewError, ReviewNotFound
 from engine.store.database import sessions
 from engine.store.models import AuditEvent, GoldenRecord, HistoryCursor, PastThread, utcnow
@@ -20,22 +20,6 @@ from engine.store.text import text_problem
 
 STATUSES = ("candidate", "accepted", "rejected")
 MAX_FIELD = 20_000
-
-
-@dataclass(frozen=True)
-class AnsweredThread:
-    """One answered thread as an importer read it. ``author`` and ``answerer`` are the people's ids on the source
-    (``github:octocat``); the store keeps only their pseudonyms."""
-
-    thread_id: str
-    url: str
-    title: str
-    question: str
-    answer: str
-    answer_kind: str  # accepted | maintainers
-    updated_at: str
-    author: str | None = None
-    answerer: str | None = None
 
 
 def _clean(text: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import asdict
 
 import click
 
@@ -57,7 +56,6 @@ async def _github_caller(github, session, repository: str):
 async def import_github(engine, repository: str, call, *, page_size: int = 50, sleep=None) -> Counter:
     """Import ``repository``'s answered discussions into the engine's review store, from where the last run
     stopped; the past answers are indexed at the end (also when the import stops part-way)."""
-    from engine.store.history import AnsweredThread
     from github_app.history import DiscussionHistory
 
     review = engine.review_service
@@ -67,7 +65,7 @@ async def import_github(engine, repository: str, call, *, page_size: int = 50, s
     totals: Counter = Counter(new=0, updated=0, unchanged=0, unanswered=0, **{"opted out": 0})
     try:
         async for page in reader.pages(repository, await review.history_cursor(source)):
-            counts = await review.save_history_page(source, [AnsweredThread(**asdict(t)) for t in page.threads],
+            counts = await review.save_history_page(source, list(page.threads),
                                                     page.cursor)
             totals.update(counts)
             totals.update(page.skipped)
