@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -61,6 +62,16 @@ def versioned_kb_name(kb: str, ref: str) -> str:
     tail = re.sub(r"[^A-Za-z0-9_-]+", "-", ref.removeprefix("refs/tags/").removeprefix("refs/heads/")).strip("-_")
     return f"{kb[:40]}-{tail}"[:64].strip("-_") if tail else kb
 
+
+
+def checked_kb_name(value: str) -> str:
+    """A knowledge base's name as every setting that names one accepts it."""
+    if not KB_NAME.match(value):
+        raise ValueError("must be 1-64 letters, digits, '-' or '_', starting and ending with a letter or digit")
+    return value
+
+
+KbName = Annotated[str, AfterValidator(checked_kb_name)]
 
 class ConfigError(Exception):
     """A setting is missing or invalid; ``str(error)`` is one line naming it."""
@@ -117,7 +128,7 @@ class CoreSettings(_Part):
         default=Path(".firstreply"),
         description="Where indexes and the database live.",
     )
-    kb: str = Field(default="default", description="Knowledge base used when a command names none.")
+    kb: KbName = Field(default="default", description="Knowledge base used when a command names none.")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; SQLite in the data folder when unset, e.g. postgresql://user@host/db."
     )
@@ -127,13 +138,6 @@ class CoreSettings(_Part):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
     engine_url: AnyHttpUrl | None = Field(default=None, description="`firstreply discord` and `firstreply github-app` ask this engine over HTTP.")
     engine_api_key: SecretStr | None = None
-
-    @field_validator("kb")
-    @classmethod
-    def _kb_name(cls, value: str) -> str:
-        if not KB_NAME.match(value):
-            raise ValueError("must be 1-64 letters, digits, '-' or '_', starting and ending with a letter or digit")
-        return value
 
     @field_validator("user_salt")
     @classmethod
@@ -379,17 +383,10 @@ class RepositorySource(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kb: str = Field(description="The knowledge base ingested from the repository's default branch.")
+    kb: KbName = Field(description="The knowledge base ingested from the repository's default branch.")
     url: str | None = Field(default=None, description="Clone URL (default: the push's repository.clone_url).")
     branches: list[str] = Field(default_factory=list, description="Other branches re-ingested, each into <kb>-<branch>.")
     tags: bool = Field(default=False, description="Ingest each pushed tag into its own knowledge base, <kb>-<tag>.")
-
-    @field_validator("kb")
-    @classmethod
-    def _kb_name(cls, value: str) -> str:
-        if not KB_NAME.match(value):
-            raise ValueError("must be 1-64 letters, digits, '-' or '_', starting and ending with a letter or digit")
-        return value
 
 
 class GitHubSettings(_Part):
