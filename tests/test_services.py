@@ -264,3 +264,17 @@ async def test_the_runner_works_from_the_services_dependencies_not_an_engine(dat
     job = await service.job(job.id)
     assert (job.status, job.provider_job_id) == ("validating_files", "ftjob-1")
     assert (await service.dataset_report(job))["train"] == 11
+
+
+async def test_a_reason_longer_than_the_limit_is_refused_whichever_way_it_came(database):
+    # The API checked the reason's length, the review page did not: the limit is the service's now.
+    from engine.review.service import MAX_REASON_CHARS
+
+    index = Calls()
+    review = review_service(database, index)
+    answer_id = await logged_answer(database)
+    with pytest.raises(ReviewError, match=f"at most {MAX_REASON_CHARS}"):
+        await review.review(answer_id, "rejected", "ada", reason="x" * (MAX_REASON_CHARS + 1))
+    assert index.calls == []
+    record, _ = await review.review(answer_id, "rejected", "ada", reason="x" * MAX_REASON_CHARS)
+    assert record.verdict == "rejected"

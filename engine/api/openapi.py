@@ -13,10 +13,11 @@ from functools import lru_cache
 from itertools import combinations
 from typing import Any
 
-from engine.api.review_api import MAX_REASON_CHARS
 from engine.llm import registry
 from engine.llm.registry import ProviderKind
 from engine.protocol import CHANNEL_SETTINGS, MAX_ANSWER_CHARS, MAX_COMMENT_CHARS, MAX_QUESTION_CHARS
+from engine.review.service import MAX_REASON_CHARS
+from engine.store.review import MAX_IMPORT_FIELD
 from engine.tuning.request import INT32_MAX, MODEL_NAME_MAX, PARAMETERS
 
 STRING, BOOLEAN, INTEGER, NUMBER = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}, {"type": "number"}
@@ -98,7 +99,7 @@ SCHEMAS = {
     "GoldenRecord": {"type": "object", "required": ["id", "question", "answer", "source"], "properties": {
         "id": INTEGER, "question": STRING, "answer": STRING, "source": STRING, "answer_id": _nullable(STRING)}},
     "GoldenRecordInput": {"type": "object", "required": ["question", "answer"], "properties": {
-        "question": _text(20_000, required=True), "answer": _text(20_000, required=True), "by": BY}},
+        "question": _text(MAX_IMPORT_FIELD, required=True), "answer": _text(MAX_IMPORT_FIELD, required=True), "by": BY}},
     "PastThread": {"type": "object", "required": ["id", "source", "url", "title", "answer", "status"], "properties": {
         "id": INTEGER, "source": STRING, "url": STRING, "title": STRING, "question": STRING, "answer": STRING,
         "answer_kind": {"enum": ["accepted", "maintainers"]}, "author": _nullable(STRING), "answerer": _nullable(STRING),

@@ -30,7 +30,7 @@ from engine.api.keys import ENGINE, LIMITS, METRICS, SESSION, SESSIONS, TEMPLATE
 from engine.api.sessions import CsrfRefused, Sessions, WebSession, check_csrf
 from engine.protocol import MAX_COMMENT_CHARS, MAX_QUESTION_CHARS
 from engine.review.errors import ReviewError, ReviewNotFound
-from engine.review.service import ReviewService
+from engine.review.service import MAX_REASON_CHARS, ReviewService
 from engine.store.repository import UnknownAnswer
 from engine.store.review import MAX_IMPORT_FIELD, VERDICTS
 from engine.store.text import text_problem
@@ -590,6 +590,8 @@ def mount_pages(app: web.Application, session_secret: str | Callable[[], str], s
                                      autoescape=jinja2.select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
     environment.filters["tojson_pretty"] = lambda value: json.dumps(value, indent=1, ensure_ascii=False)
     environment.filters["safe_href"] = safe_href
+    environment.globals.update(max_question_chars=MAX_QUESTION_CHARS, max_comment_chars=MAX_COMMENT_CHARS,
+                               max_reason_chars=MAX_REASON_CHARS, max_golden_chars=MAX_IMPORT_FIELD)
     environment.filters["answer_html"] = lambda text: markupsafe.Markup(answer_html.render(text))  # sanitised by nh3
     app[TEMPLATES] = environment
     app.router.add_get("/", home)

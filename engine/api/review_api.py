@@ -24,11 +24,9 @@ from engine.api.keys import ENGINE
 from engine.api.review_lists import answer_filter
 from engine.protocol import MAX_ANSWER_CHARS
 from engine.review.errors import ReviewError, ReviewNotFound
-from engine.review.service import ReviewService
+from engine.review.service import MAX_REASON_CHARS, ReviewService
 from engine.store.models import PastThread
-from engine.store.review import VERDICTS, AnswerFilter
-
-MAX_REASON_CHARS = 2000  # why a maintainer corrected or rejected an answer
+from engine.store.review import MAX_IMPORT_FIELD, VERDICTS, AnswerFilter
 
 if TYPE_CHECKING:
     from engine.service import Engine
@@ -136,8 +134,8 @@ async def add_golden(request: web.Request) -> web.Response:
 
 
 def _pair(data: dict[str, Any]) -> tuple[str, str]:
-    return (text_field(data, "question", required=True, limit=20_000) or "",
-            text_field(data, "answer", required=True, limit=20_000) or "")
+    return (text_field(data, "question", required=True, limit=MAX_IMPORT_FIELD) or "",
+            text_field(data, "answer", required=True, limit=MAX_IMPORT_FIELD) or "")
 
 
 def _record_id(request: web.Request) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.protocol import AnsweredThread
-from engine.review.errors import ReviewConflict
+from engine.review.errors import ReviewConflict, ReviewError
 from engine.store.history import HistoryStore
 from engine.store.models import AnswerRecord, AuditEvent, GoldenRecord, Maintainer, PastThread
 from engine.store.review import AnswerFilter, ReviewStore
@@ -24,6 +24,9 @@ from engine.store.review import AnswerFilter, ReviewStore
 if TYPE_CHECKING:
     from engine.web import ReviewExtension
 
+
+#: The longest reason a maintainer may give for a correction or a rejection, in characters.
+MAX_REASON_CHARS = 2000
 
 class ReviewService:
     def __init__(self, store: ReviewStore, *, index_golden: Callable[[], Awaitable[object]],
@@ -59,6 +62,8 @@ class ReviewService:
                      reason: str | None = None) -> tuple[AnswerRecord, GoldenRecord | None]:
         """Approve, correct or reject an answer; approved and corrected ones are retrieved from then on.
         Raises :class:`~engine.review.errors.ReviewNotFound` for an unknown answer."""
+        if reason is not None and len(reason) > MAX_REASON_CHARS:  # the API, the pages and the CLI alike
+            raise ReviewError(f"the reason is at most {MAX_REASON_CHARS} characters")
         record, golden = await self.store.review(answer_id, verdict, by, text=text, reason=reason, quote=self._quote)
         await self._index_golden()
         return record, golden

@@ -16,17 +16,17 @@ from engine.protocol import AnsweredThread
 from engine.review.errors import ReviewError, ReviewNotFound
 from engine.store.database import sessions
 from engine.store.models import AuditEvent, GoldenRecord, HistoryCursor, PastThread, utcnow
+from engine.store.review import MAX_IMPORT_FIELD
 from engine.store.text import text_problem
 
 STATUSES = ("candidate", "accepted", "rejected")
-MAX_FIELD = 20_000
 
 
 def _clean(text: str) -> str:
     text = (text or "").replace("\r\n", "\n").replace("\r", "\n").strip()
     if text_problem(text):  # a NUL or a lone surrogate can't be stored (PostgreSQL refuses it): drop those
         text = "".join(c for c in text if c != "\x00" and not 0xD800 <= ord(c) <= 0xDFFF)
-    return text[:MAX_FIELD]
+    return text[:MAX_IMPORT_FIELD]
 
 
 class HistoryStore:
@@ -102,7 +102,7 @@ class HistoryStore:
             if row.status != "candidate":
                 raise ReviewError(f"this thread was already {row.status}")
             question = f"{row.title}\n\n{row.question}".strip() if row.question else row.title
-            golden = GoldenRecord(question=question[:MAX_FIELD], answer=row.answer, source="history", created_by=by,
+            golden = GoldenRecord(question=question[:MAX_IMPORT_FIELD], answer=row.answer, source="history", created_by=by,
                                   updated_by=by)
             session.add(golden)
             await session.flush()
