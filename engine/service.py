@@ -46,9 +46,12 @@ from engine.store.tuning import TuningStore
 from engine.tuning.service import TuningService
 
 if TYPE_CHECKING:  # ingesting is imported when it is used: a cold `firstreply ask` reads no sources
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from engine.index.build import IngestReport
     from engine.ingest.reader import Progress
     from engine.ingest.remote import Checkout
+    from engine.llm.base import Provider
     from engine.web import ReviewExtension
 
 
@@ -305,6 +308,16 @@ class Engine:
         self._activation_checked = time.monotonic()
         self.chain = build_chain(self.settings, self._chain_specs)
         self.pipeline = AnswerPipeline(self.answer_search, self.chain, self.store, pipeline_settings, metrics=self.metrics)
+
+    @property
+    def database(self) -> AsyncEngine:
+        """The database (SQLAlchemy's async engine) the frontends keep their own tables in, e.g. the GitHub App."""
+        return self._started(self.store).engine
+
+    @property
+    def language_models(self) -> list[Provider]:
+        """The models answering now, without the offline answerer (what model-assisted retrieval may ask)."""
+        return self._started(self.chain).language_models
 
     @staticmethod
     def _started(part: T | None) -> T:

@@ -76,8 +76,7 @@ async def _frontends_running(app: web.Application):
         from github_app.review import GitHubReview
         from github_app.store import GitHubStore
 
-        assert engine.store is not None
-        github_store = GitHubStore(engine.store.engine)  # the GitHub App's tables are in the engine's database
+        github_store = GitHubStore(engine.database)  # the GitHub App's tables are in the engine's database
         if github is not None:  # and its workers run in this process when it is configured
             await github.start(github_store)
         # Its drafts and figures on the review pages, even when its workers run elsewhere (`firstreply github-app`).

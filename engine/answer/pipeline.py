@@ -123,7 +123,7 @@ class AnswerPipeline:
 
     def _assist(self) -> RetrievalAssist:
         """The model-assisted steps over the chain in force (its language models; none with the keyless default)."""
-        return RetrievalAssist(self.chain.providers[:-1], self.settings.assist, self.metrics)
+        return RetrievalAssist(self.chain.language_models, self.settings.assist, self.metrics)
 
     async def _standalone(self, question: Question, history: list[HistoryTurn], assist: RetrievalAssist) -> str:
         previous = [t.text for t in history if t.role == "user"]
@@ -134,7 +134,7 @@ class AnswerPipeline:
         elif previous and self.chain.has_llm:
             conversation = "\n".join(f"{t.role}: {t.text}" for t in history[-6:]) + f"\nuser: {question.text}"
             request = GenerationRequest(REWRITE_SYSTEM, conversation, question.text, max_output_tokens=128, temperature=0)
-            for provider in self.chain.providers[:-1]:
+            for provider in self.chain.language_models:
                 try:
                     generation = await provider.generate(request)
                 except ProviderError as error:

@@ -32,6 +32,11 @@ class ProviderChain:
     def has_llm(self) -> bool:
         return len(self.providers) > 1
 
+    @property
+    def language_models(self) -> list[Provider]:
+        """The configured models, in order: every provider but the offline answerer that always ends the chain."""
+        return self.providers[:-1]
+
     def _retrying(self, provider: Provider) -> Callable[[ProviderError, float], None]:
         def note(error: ProviderError, wait: float) -> None:
             log.warning("provider %s failed (%s); retrying in %.2f s", provider.name, error, wait)

@@ -307,7 +307,7 @@ async def _model_rows(engine, settings: Settings, labelled, candidates: int) -> 
     rows = {}
     async with engine:
         for name, steps in MODEL_ROWS.items():
-            assist = RetrievalAssist(engine.chain.providers[:-1], assist_settings(settings).only(*steps))
+            assist = RetrievalAssist(engine.language_models, assist_settings(settings).only(*steps))
             ranked: dict[str, list[str]] = {}
             for query in labelled:
                 text = await assist.rewrite(query.question) or query.question
