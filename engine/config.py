@@ -25,7 +25,7 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -487,11 +487,13 @@ class Settings(BaseModel):
         super().__init__(**_read_parts(values, _env_file))
         _check_providers(self)
 
-    def __getattr__(self, name: str) -> Any:  # the flat, read-only names: settings.github_app_id
-        where = FLAT.get(name)
-        if where is None:
-            return super().__getattr__(name)  # type: ignore[misc]
-        return getattr(getattr(self, where[0]), where[1])
+    if not TYPE_CHECKING:  # hidden from mypy, so a flat or misspelt name read in checked code is an error
+
+        def __getattr__(self, name: str) -> Any:  # the flat, read-only names (plugins, old callers): github_app_id
+            where = FLAT.get(name)
+            if where is None:
+                return super().__getattr__(name)
+            return getattr(getattr(self, where[0]), where[1])
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (by flat name), checked as on start-up."""

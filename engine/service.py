@@ -105,44 +105,45 @@ class Engine:
 
     @cached_property
     def embedder(self) -> Embedder:
-        s = self.settings
-        return Embedder(s.embedding_model, device=s.embedding_device, batch_size=s.embedding_batch_size,
-                        expected_sha256=s.embedding_sha256, threads=s.embedding_threads)
+        i = self.settings.index
+        return Embedder(i.embedding_model, device=i.embedding_device, batch_size=i.embedding_batch_size,
+                        expected_sha256=i.embedding_sha256, threads=i.embedding_threads)
 
     def prepare_queries(self) -> None:
         """Be ready to encode questions (for serving). With ONNX configured and its graph already verified (an
         ingest or an earlier serve did it), that graph encodes them and torch is loaded only when documents are
         embedded (an ingest, a golden record); otherwise the model is loaded, and with ONNX configured the graph is
         exported and verified for next time."""
-        onnx, quantized = self.settings.data_dir / "onnx", self.settings.query_encoder == "onnx-int8"
-        if self.settings.query_encoder != "torch" and self.embedder.use_cold_queries(onnx, quantized):
+        onnx, quantized = self.settings.core.data_dir / "onnx", self.settings.index.query_encoder == "onnx-int8"
+        if self.settings.index.query_encoder != "torch" and self.embedder.use_cold_queries(onnx, quantized):
             return
         _ = self.embedder.model  # a cached property: reading it loads the model
-        if self.settings.query_encoder != "torch":
+        if self.settings.index.query_encoder != "torch":
             self.embedder.use_onnx_for_queries(onnx, quantized=quantized)
 
     @cached_property
     def chroma(self) -> Chroma:
         """The Chroma client, opened on first use; every call to a server is bounded by ``chroma_timeout_seconds``."""
-        s = self.settings
-        return Chroma(s.data_dir / "chroma", str(s.chroma_url) if s.chroma_url else None, s.chroma_timeout_seconds)
+        i = self.settings.index
+        return Chroma(self.settings.core.data_dir / "chroma", str(i.chroma_url) if i.chroma_url else None,
+                      i.chroma_timeout_seconds)
 
     def served_kbs(self) -> list[str]:
         """The knowledge bases the Ask page offers: the pinned one, else every ingested one (the default first),
         looked up each time so a base ingested while serving appears."""
         if self.pinned_kb:
-            return [self.settings.kb]
+            return [self.settings.core.kb]
         found = ingested_kbs(self.settings)
-        if self.settings.kb in found:
-            found.remove(self.settings.kb)
-        return [self.settings.kb, *found]
+        if self.settings.core.kb in found:
+            found.remove(self.settings.core.kb)
+        return [self.settings.core.kb, *found]
 
     def kb_dir(self, kb: str | None = None) -> Path:
-        return self.settings.kb_dir / (kb or self.settings.kb)
+        return self.settings.kb_dir / (kb or self.settings.core.kb)
 
     def vectors(self, kb: str | None = None) -> VectorStore:
         """The knowledge base's vector store (making it does no I/O, so this is safe on the event loop)."""
-        kb = kb or self.settings.kb
+        kb = kb or self.settings.core.kb
         if kb not in self._vector_stores:
             self._vector_stores[kb] = VectorStore(self.chroma, kb)
         return self._vector_stores[kb]
@@ -152,9 +153,9 @@ class Engine:
         """Index a folder into the vector store and the keyword index (no database needed; see :meth:`aingest`)."""
         from engine.index.build import IndexBuilder
 
-        kb = kb or self.settings.kb
-        ingestor = IndexBuilder(self.embedder, self.vectors(kb), self.kb_dir(kb), max_tokens=self.settings.chunk_max_tokens,
-                                url_map=self.settings.url_map, source_base=f"{self.public_url}/source/{kb}")
+        kb = kb or self.settings.core.kb
+        ingestor = IndexBuilder(self.embedder, self.vectors(kb), self.kb_dir(kb),
+                                max_tokens=self.settings.index.chunk_max_tokens, url_map=self.settings.index.url_map, source_base=f"{self.public_url}/source/{kb}")
         try:
             return ingestor.run(path, repo_url=repo_url, ref=ref, progress=progress)
         finally:  # even an unchanged run may have repaired the keyword index: read it again
@@ -164,7 +165,7 @@ class Engine:
                       progress: Progress | None = None) -> IngestReport:
         """:meth:`ingest`, then the golden records and past answers indexed again wherever the index lacks them (a lost store)."""
         report = await asyncio.to_thread(self.ingest, path, repo_url=repo_url, ref=ref, kb=kb, progress=progress)
-        if (kb or self.settings.kb) == self.settings.kb:  # golden records (and past answers) belong to the default one
+        if (kb or self.settings.core.kb) == self.settings.core.kb:  # golden records (and past answers) belong to the default one
             await self.sync_golden()
             await self.sync_past_answers()
         return report
@@ -176,10 +177,10 @@ class Engine:
         from engine.ingest.remote import RemoteCheckout, parse_git_url
 
         remote = parse_git_url(url)
-        return RemoteCheckout(remote, self.settings.data_dir / "sources" / remote.folder_name(ref), ref=ref).sync()
+        return RemoteCheckout(remote, self.settings.core.data_dir / "sources" / remote.folder_name(ref), ref=ref).sync()
 
     def retriever(self, kb: str | None = None) -> Retriever:
-        kb = kb or self.settings.kb
+        kb = kb or self.settings.core.kb
         retriever = self._retrievers.get(kb)  # read once: the event loop may drop the entry while this thread runs
         if retriever is None:
             keywords = KeywordIndex.load(self.kb_dir(kb) / "keywords")
@@ -187,20 +188,20 @@ class Engine:
         return retriever
 
     def search(self, question: str, *, k: int | None = None, kb: str | None = None, title: str | None = None) -> list[Hit]:
-        return self.retriever(kb).search(question, k=k or self.settings.search_k, title=title)
+        return self.retriever(kb).search(question, k=k or self.settings.index.search_k, title=title)
 
     async def asearch(self, question: str, *, k: int | None = None, kb: str | None = None, title: str | None = None,
                       per_page: int | None = 2) -> list[Hit]:
-        retriever = await self._current_retriever(kb or self.settings.kb)
-        return await retriever.asearch(question, k or self.settings.search_k, per_page, title)
+        retriever = await self._current_retriever(kb or self.settings.core.kb)
+        return await retriever.asearch(question, k or self.settings.index.search_k, per_page, title)
 
     async def answer_search(self, question: str, *, k: int | None = None, kb: str | None = None,
                             title: str | None = None) -> list[Hit]:
         """The evidence an answer is given: ``asearch``'s best hit of each page, widened to its whole section (a list
         of steps, a table, an example whole, not the chunk of it that matched), ``k`` different sections. One per
         page: the best part of the next page is better evidence than a second section of the first."""
-        k = k or self.settings.search_k
-        retriever = await self._current_retriever(kb or self.settings.kb)
+        k = k or self.settings.index.search_k
+        retriever = await self._current_retriever(kb or self.settings.core.kb)
         return retriever.with_sections(await retriever.asearch(question, 2 * k, 1, title), k)
 
     async def _current_retriever(self, kb: str) -> Retriever:
@@ -208,10 +209,10 @@ class Engine:
         retriever = self._retrievers.get(kb)
         if retriever is None:  # first use loads it
             retriever = await asyncio.to_thread(self.retriever, kb)
-        if self.settings.chroma_url is None:
+        if self.settings.index.chroma_url is None:
             return await self._current_local_retriever(kb, retriever)
         now = time.monotonic()
-        if now - self._revision_checked.get(kb, float("-inf")) < self.settings.keyword_refresh_seconds:
+        if now - self._revision_checked.get(kb, float("-inf")) < self.settings.index.keyword_refresh_seconds:
             return retriever
         self._revision_checked[kb] = now
         revision = await asyncio.to_thread(self.vectors(kb).revision)
@@ -266,15 +267,16 @@ class Engine:
         """Each secret a user meets on every replica: configured, or created once in the shared database."""
         s, shared = self.settings, SharedSecrets(store.engine)
         self._shared_secrets = {
-            "user-salt": await shared.agree("user-salt", "FIRSTREPLY_USER_SALT", s.user_salt, s.data_dir / "user-salt", 16),
-            "session-secret": await shared.agree("session-secret", "FIRSTREPLY_SESSION_SECRET", s.session_secret,
-                                                 s.data_dir / "session-secret", 32),
+            "user-salt": await shared.agree("user-salt", "FIRSTREPLY_USER_SALT", s.core.user_salt,
+                                            s.core.data_dir / "user-salt", 16),
+            "session-secret": await shared.agree("session-secret", "FIRSTREPLY_SESSION_SECRET", s.web.session_secret,
+                                                 s.core.data_dir / "session-secret", 32),
         }
 
     @property
     def public_url(self) -> str:
         s = self.settings
-        return str(s.public_url).rstrip("/") if s.public_url else f"http://{s.host}:{s.port}"
+        return str(s.web.public_url).rstrip("/") if s.web.public_url else f"http://{s.web.host}:{s.web.port}"
 
     async def start(self) -> "Engine":
         async with self._start_lock:
@@ -292,8 +294,9 @@ class Engine:
         self.store = store
         s = self.settings
         pipeline_settings = PipelineSettings(
-            thresholds=s.abstain_thresholds, max_output_tokens=s.max_output_tokens, context_window=s.llm_context_window,
-            k=s.search_k, history_turns=s.history_turns, user_salt=self._user_salt(),
+            thresholds=s.answer.abstain_thresholds, max_output_tokens=s.answer.max_output_tokens,
+            context_window=s.answer.llm_context_window,
+            k=s.index.search_k, history_turns=s.answer.history_turns, user_salt=self._user_salt(),
             redact=Redactor(secrets_of(self.settings)).redact, assist=assist_settings(s))
         review = ReviewService(ReviewStore(store.engine, self.review_extensions), index_golden=self.sync_golden,
                                extensions=self.review_extensions, quote=strip_markers,
@@ -351,7 +354,7 @@ class Engine:
 
     def _in_kb(self, question: Question) -> Question:
         """The question with the knowledge base it is answered from, so its log entry says which."""
-        return question if question.kb else dataclasses.replace(question, kb=self.settings.kb)
+        return question if question.kb else dataclasses.replace(question, kb=self.settings.core.kb)
 
     async def answer(self, question: Question) -> Answer:
         await self.start()
@@ -383,7 +386,7 @@ class Engine:
         await self._follow_activation()
         assert self.chain is not None and self.store is not None
         chunks = await asyncio.to_thread(self.index_size)
-        return {"kb": self.settings.kb, "index_chunks": chunks, "model": self.chain.primary.name,
+        return {"kb": self.settings.core.kb, "index_chunks": chunks, "model": self.chain.primary.name,
                 "providers": [p.name for p in self.chain.providers], "answers": await self.store.count_answers()}
 
     async def channel_settings(self, platform: str) -> dict[str, dict[str, bool | None]]:
@@ -433,7 +436,7 @@ class Engine:
             # approval may have kept: they pointed at the sources of the answer it came from.
             pairs = [GoldenPair(r.id, r.question, strip_markers(r.answer), f"{self.public_url}/golden/{r.id}")
                      for r in await self.review_service.all_golden_records()]
-            kb = self.settings.kb
+            kb = self.settings.core.kb
             changed = await asyncio.to_thread(sync_golden, self.embedder, self.vectors(kb), self.kb_dir(kb) / "keywords", pairs)
             if any(changed):
                 self._retrievers.pop(kb, None)
@@ -446,7 +449,7 @@ class Engine:
             history = self.review_service.history
             past = [] if history is None else [PastAnswer(t.id, t.title, t.question, t.answer, t.url)
                                                for t in await history.searchable()]
-            kb = self.settings.kb
+            kb = self.settings.core.kb
             changed = await asyncio.to_thread(sync_past_answers, self.embedder, self.vectors(kb),
                                               self.kb_dir(kb) / "keywords", past)
             if any(changed):
@@ -464,10 +467,10 @@ class Engine:
     async def _follow_activation(self, *, force: bool = False) -> None:
         """Answer with the models in force in the database, wherever they were activated or rolled back: looked
         up at most every ``activation_check_seconds`` (at once with ``force``); the chain is rebuilt on a change."""
-        if not force and time.monotonic() - self._activation_checked < self.settings.activation_check_seconds:
+        if not force and time.monotonic() - self._activation_checked < self.settings.tuning.activation_check_seconds:
             return
         async with self._chain_lock:  # one lookup and one rebuild for all the questions waiting on it
-            if not force and time.monotonic() - self._activation_checked < self.settings.activation_check_seconds:
+            if not force and time.monotonic() - self._activation_checked < self.settings.tuning.activation_check_seconds:
                 return
             assert self._tuning is not None and self.pipeline is not None
             specs = await self._tuning.models_in_force()
@@ -492,8 +495,8 @@ class Engine:
     def ask(self, question: str, *, kb: str | None = None) -> Answer:
         """Answer once from the command line (opens and closes the database around it). The question is encoded
         by the verified ONNX graph when there is one (no torch to load), else by the model."""
-        if self.settings.query_encoder != "torch":
-            self.embedder.use_cold_queries(self.settings.data_dir / "onnx")
+        if self.settings.index.query_encoder != "torch":
+            self.embedder.use_cold_queries(self.settings.core.data_dir / "onnx")
 
         async def once() -> Answer:
             async with self:

@@ -30,7 +30,7 @@ def _last_resort(spec: str) -> bool:
 def build_chain(settings: Settings, first: list[str] | tuple[str, ...] = ()) -> ProviderChain:
     """The configured providers, after ``first`` (an activated tuned model and its fallback), without repeats; a
     model this process has no key or no provider for (activated by another process) is left out, with one warning."""
-    specs = list(dict.fromkeys([*first, *settings.providers]))
+    specs = list(dict.fromkeys([*first, *settings.answer.providers]))
     usable = []
     for spec in specs:
         if _last_resort(spec):  # the chain ends with the offline answerer on its own
@@ -45,4 +45,4 @@ def build_chain(settings: Settings, first: list[str] | tuple[str, ...] = ()) -> 
             continue
         usable.append(spec)
     providers = [build_provider(spec, settings) for spec in usable]
-    return ProviderChain(providers, RetryPolicy(attempts=settings.llm_retries))
+    return ProviderChain(providers, RetryPolicy(attempts=settings.answer.llm_retries))

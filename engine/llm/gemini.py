@@ -145,17 +145,17 @@ class GeminiProvider:
 
 
 def _build(model: str, settings: Settings) -> GeminiProvider:
-    assert settings.gemini_api_key is not None  # checked when settings load
-    return GeminiProvider(model, settings.gemini_api_key.get_secret_value(),
-                          base_url=str(settings.gemini_base_url) if settings.gemini_base_url else None,
-                          timeout=settings.llm_timeout)
+    assert settings.answer.gemini_api_key is not None  # checked when settings load
+    return GeminiProvider(model, settings.answer.gemini_api_key.get_secret_value(),
+                          base_url=str(settings.answer.gemini_base_url) if settings.answer.gemini_base_url else None,
+                          timeout=settings.answer.llm_timeout)
 
 
 def _tuner(settings: Settings, session: aiohttp.ClientSession) -> GeminiTuner:
     from engine.tuning.providers import GeminiTuner
 
-    base = settings.gemini_tuning_base_url or settings.gemini_base_url or DEFAULT_BASE_URL
-    return GeminiTuner(str(base), session, grantee=settings.tuned_model_grantee)
+    base = settings.tuning.gemini_tuning_base_url or settings.answer.gemini_base_url or DEFAULT_BASE_URL
+    return GeminiTuner(str(base), session, grantee=settings.tuning.tuned_model_grantee)
 
 
 def training_rows(examples: list[Example]) -> list[dict[str, str]]:

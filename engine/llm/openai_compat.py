@@ -117,15 +117,16 @@ class OpenAICompatibleProvider:
 
 
 def _build(model: str, settings: Settings) -> OpenAICompatibleProvider:
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    return OpenAICompatibleProvider(model, str(settings.openai_base_url), key, timeout=settings.llm_timeout)
+    key = settings.answer.openai_api_key.get_secret_value() if settings.answer.openai_api_key else None
+    return OpenAICompatibleProvider(model, str(settings.answer.openai_base_url), key,
+                                    timeout=settings.answer.llm_timeout)
 
 
 def _tuner(settings: Settings, session: aiohttp.ClientSession) -> OpenAITuner:
     from engine.tuning.providers import OpenAITuner
 
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    return OpenAITuner(str(settings.openai_base_url), key, session)
+    key = settings.answer.openai_api_key.get_secret_value() if settings.answer.openai_api_key else None
+    return OpenAITuner(str(settings.answer.openai_base_url), key, session)
 
 
 def training_rows(examples: list[Example]) -> list[dict[str, Any]]:

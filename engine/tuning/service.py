@@ -149,7 +149,7 @@ class TuningService:
         """Try the permission grant of a job's tuned model again (after it failed), to the grantee configured now
         (FIRSTREPLY_TUNED_MODEL_GRANTEE, perhaps corrected since); None if none failed."""
         await self._known(job_id)
-        grantee = self.settings.tuned_model_grantee
+        grantee = self.settings.tuning.tuned_model_grantee
         if grantee is None:
             raise TuningError("FIRSTREPLY_TUNED_MODEL_GRANTEE is not set: say who may call the tuned model "
                               "(everyone, user:EMAIL or group:EMAIL), then retry the grant")
@@ -177,8 +177,8 @@ class TuningService:
         spec = f"{job.base_llm['model_provider']}:{job.model_id}"
         require_credentials(spec, self.settings)
         s = self.settings
-        candidate = ProviderChain([self._provider(spec, s)], RetryPolicy(attempts=s.llm_retries))
-        judge = self._provider(s.tuning_judge, s) if s.tuning_judge else None
+        candidate = ProviderChain([self._provider(spec, s)], RetryPolicy(attempts=s.answer.llm_retries))
+        judge = self._provider(s.tuning.tuning_judge, s) if s.tuning.tuning_judge else None
         try:
             current_chain = await self._chain_in_force()  # compared with the model really answering now
             embedder = self._embedder()
@@ -236,7 +236,8 @@ class TuningService:
         if provider not in LIMITS:
             raise TuningError(f"provider must be one of {', '.join(LIMITS)}")
         examples = await build_examples(await self._golden_records(), self._search,
-                                        variant=variant or self.settings.tuning_variant, k=self.settings.search_k)
+                                        variant=variant or self.settings.tuning.tuning_variant,
+                                        k=self.settings.index.search_k)
         kept, dropped = validate(examples, provider)
         return export(kept, provider, fmt), dropped
 
@@ -250,6 +251,6 @@ class TuningService:
 
         s = self.settings
         return TuningRunner(self.store, self.tuners(session), golden_records=self._golden_records, search=self._search,
-                            search_k=s.search_k, redact=Redactor(secrets_of(s)).redact,
-                            poll_seconds=s.tuning_poll_seconds, holdout=s.tuning_holdout_fraction,
-                            variant=s.tuning_variant)
+                            search_k=s.index.search_k, redact=Redactor(secrets_of(s)).redact,
+                            poll_seconds=s.tuning.tuning_poll_seconds, holdout=s.tuning.tuning_holdout_fraction,
+                            variant=s.tuning.tuning_variant)

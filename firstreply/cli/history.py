@@ -61,7 +61,7 @@ async def import_github(engine, repository: str, call, *, page_size: int = 50, s
     review = engine.review_service
     source = f"github:{repository}"
     options = {"sleep": sleep} if sleep is not None else {}
-    reader = DiscussionHistory(call, opt_out=engine.settings.history_opt_out, page_size=page_size, **options)
+    reader = DiscussionHistory(call, opt_out=engine.settings.core.history_opt_out, page_size=page_size, **options)
     totals: Counter = Counter(new=0, updated=0, unchanged=0, unanswered=0, **{"opted out": 0})
     try:
         async for page in reader.pages(repository, await review.history_cursor(source)):

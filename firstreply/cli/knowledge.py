@@ -51,7 +51,7 @@ def ingest(source: str, repo_url: str | None, ref: str | None, kb: str | None, w
             why = "is not a folder" if path.exists() else "does not exist"
             raise click.BadParameter(f"Directory {source!r} {why}.", param_hint="PATH_OR_GIT_URL")
     settings = _settings(kb=kb)
-    with _failures_as_messages(settings.data_dir):
+    with _failures_as_messages(settings.core.data_dir):
         if watch:
             _watch(settings, path, url, repo_url, ref, interval, as_json)
             return
@@ -70,9 +70,9 @@ async def _ingest_once(settings: Settings, path: Path | None, url: str | None, r
     if url is not None:
         path = (await _sync(engine, url, ref)).path
     report = await engine.aingest(path, repo_url=repo_url, ref=ref, progress=progress)
-    if settings.query_encoder != "torch":  # export and verify the question graph now, once, so `ask` needs no torch
-        await asyncio.to_thread(engine.embedder.use_onnx_for_queries, settings.data_dir / "onnx",
-                                settings.query_encoder == "onnx-int8")
+    if settings.index.query_encoder != "torch":  # export and verify the question graph now, once, so `ask` needs no torch
+        await asyncio.to_thread(engine.embedder.use_onnx_for_queries, settings.core.data_dir / "onnx",
+                                settings.index.query_encoder == "onnx-int8")
     return report
 
 
@@ -89,7 +89,7 @@ def _print_report(settings: Settings, report, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return
-    out.print(f"[bold]{settings.kb}[/]: {report.summary()}", soft_wrap=True)  # one line, however narrow
+    out.print(f"[bold]{settings.core.kb}[/]: {report.summary()}", soft_wrap=True)  # one line, however narrow
     for rel_path, reason in report.unreadable:
         err.print(f"[yellow]unreadable[/] {rel_path}: {reason}")
 
@@ -169,7 +169,7 @@ def ask(question: str, kb: str | None, as_json: bool) -> None:
     else:
         with _failures_as_messages(), _collector_paused():
             _import_bm25s_without_scipy()
-            answer = _engine(settings).ask(question, kb=settings.kb)
+            answer = _engine(settings).ask(question, kb=settings.core.kb)
     if as_json:
         click.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
         return
@@ -223,12 +223,12 @@ def _ask_running_server(settings: Settings, question: str) -> dict | None:
     One plain HTTP request: a command answered this way imports no index, store, Chroma, NumPy or aiohttp."""
     from firstreply import local_server
 
-    server = local_server.find(settings.data_dir)
+    server = local_server.find(settings.core.data_dir)
     if server is None:
         return None
-    key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else None
+    key = settings.core.engine_api_key.get_secret_value() if settings.core.engine_api_key else None
     try:
-        return local_server.ask(server, question, kb=settings.kb, api_key=key)
+        return local_server.ask(server, question, kb=settings.core.kb, api_key=key)
     except local_server.ServerDidNotAnswer as error:
         from rich.markup import escape
 
@@ -264,7 +264,7 @@ def eval_retrieval(corpus: Path, queries: Path, qrels: Path, k: int, kb: str | N
 
     kb = kb or f"eval-{corpus.resolve().parent.name}-{corpus.resolve().name}"[:64].strip("-_")
     settings = _settings(kb=kb)
-    if with_model and not settings.providers:
+    if with_model and not settings.answer.providers:
         raise click.UsageError("--with-model needs a model: set FIRSTREPLY_PROVIDERS (and its key)")
     with _failures_as_messages():
         labelled = load_queries(queries, qrels)

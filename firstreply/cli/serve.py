@@ -69,7 +69,7 @@ def serve(host: str | None, port: int | None, kb: str | None) -> None:
 
             def listening(message: str) -> None:
                 bound = _bound(message, settings)
-                announce(settings.data_dir, bound.split(", ")[0], instance)  # `firstreply ask` uses this server now
+                announce(settings.core.data_dir, bound.split(", ")[0], instance)  # `firstreply ask` uses this server now
                 out.print(f"firstreply engine on {bound}", soft_wrap=True)
 
             try:
