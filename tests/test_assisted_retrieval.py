@@ -14,6 +14,8 @@ from engine.answer.assisted_retrieval import (
     HYDE_SYSTEM,
     RERANK_SYSTEM,
     REWRITE_ALL_SYSTEM,
+    AssistSettings,
+    RetrievalAssist,
     fuse_hits,
     parse_ranking,
     rerank_prompt,
@@ -165,9 +167,36 @@ async def test_hyde_searches_the_drafted_answer_as_a_second_query(make_engine, f
         assert steps(engine, "hyde", "used") == 1
     expected = fuse_hits(own, drafted)[:5]
     assert ids(answer.hits) == ids(expected) and ids(expected) != ids(own)
-    assert answer.confidence == pytest.approx(max(h.dense for h in own if h.dense is not None), abs=1e-4)  # the question's own
+    # Which similarity the confidence is (the question's own) is checked exactly below with set similarities: here
+    # the question may be encoded in one micro-batch with the draft, and a padded, quantized batch moves a
+    # similarity by about 0.01 (seen: 0.7057 vs 0.7136), as much as the draft's best differs from the question's.
+    assert answer.confidence is not None
     [prompt] = sent(fake_gemini, HYDE_SYSTEM)
     assert question in prompt
+
+
+async def test_the_confidence_is_the_questions_own_similarity_not_the_drafts():
+    from engine.index.retriever import Hit
+    from engine.ingest.chunking import Chunk
+
+    def hit(name: str, dense: float) -> Hit:
+        chunk = Chunk(id=name, path=f"docs/{name}.md", title=name, heading_path=(), text=name, start_line=1,
+                      end_line=1, source_type="doc", url=f"docs/{name}.md")
+        return Hit(chunk, score=1.0, dense=dense)
+
+    found = {"question": [hit("a", 0.31), hit("b", 0.25)], "draft": [hit("c", 0.93), hit("a", 0.90)]}
+
+    async def search(query: str, k: int) -> list[Hit]:
+        return found[query][:k]
+
+    class Drafting(RetrievalAssist):
+        async def hyde(self, question: str) -> str | None:
+            return "draft"
+
+    assist = Drafting([], AssistSettings().only("hyde"))
+    hits, confidence = await assist.retrieve("question", search, 3)
+    assert [h.chunk.id for h in hits] == ["a", "c", "b"]  # fused: "a" found by both
+    assert confidence == 0.31 and hits[0].dense == 0.31  # the question's own, also for the hit both found
 
 
 async def test_rerank_through_an_openai_compatible_server(make_engine):
