@@ -85,7 +85,8 @@ class Api:
         for _ in range(int(timeout / 0.05)):
             status, job = await self("GET", f"/api/v1/finetunings/{job_id}")
             assert status == 200, job
-            if job["status"] in states:
+            # A job succeeds, then shares its model in a step of its own: until that step is over, it is still moving.
+            if job["status"] in states and (job.get("permission") or {}).get("state") != "pending":
                 return job
             await asyncio.sleep(0.05)
         raise AssertionError(f"job never reached {states}: {job}")
